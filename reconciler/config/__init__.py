@@ -1,0 +1,98 @@
+"""Loading the desired-state file: YAML with positions, the schema, the semantic rules, environment references."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from reconciler.config.accounts import AccountBuilder
+from reconciler.config.schema import schema_problems
+from reconciler.config.yamlpos import YMap, decode, load
+from reconciler.errors import ConfigError, Problem, ReconcilerError
+from reconciler.model import AccountSpec, Desired
+
+__all__ = ["load_config", "config_files"]
+
+
+def config_files(config: str) -> list[Path]:
+    """The files a CONFIG names: the file itself, or a directory's `*.yaml`/`*.yml` sorted by name."""
+    path = Path(config)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and not p.is_dir())
+        if not files:
+            raise ReconcilerError(f"{config}: the directory holds no *.yaml or *.yml file")
+        return files
+    if not path.exists():
+        raise ReconcilerError(f"{config}: no such file or directory")
+    return [path]
+
+
+def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desired:
+    """Read, validate and resolve CONFIG. Raises ConfigError listing every problem found, in one pass."""
+    environ = os.environ if environ is None else environ
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    accounts: dict[str, AccountSpec] = {}
+    digest = hashlib.sha256()
+    files = config_files(config)
+    for path in files:
+        name = str(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            problems.append(Problem(name, 1, 1, f"cannot read the file: {exc.strerror or exc}"))
+            continue
+        digest.update(name.encode() + b"\0" + hashlib.sha256(raw).digest())
+        try:
+            document, duplicates = load(name, decode(name, raw))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        problems.extend(duplicates)
+        if not isinstance(document, YMap):
+            problems.append(Problem(name, 1, 1, "the file must be a mapping with 'version' and 'accounts'"))
+            continue
+        found, bad_paths = schema_problems(name, document)
+        problems.extend(found)
+        _build_accounts(name, document, environ, bad_paths, accounts, problems, warnings)
+    if problems:
+        problems.sort(key=lambda p: (files_index(files, p.file), p.line, p.col))
+        raise ConfigError(problems, warnings)
+    return Desired(accounts=accounts, warnings=warnings, files=[str(p) for p in files],
+                   config_digest=digest.hexdigest())
+
+
+def files_index(files: list[Path], name: str) -> int:
+    for index, path in enumerate(files):
+        if str(path) == name:
+            return index
+    return len(files)
+
+
+def _build_accounts(name: str, document: YMap, environ: Mapping[str, str], bad_paths: set[tuple[Any, ...]],
+                    accounts: dict[str, AccountSpec], problems: list[Problem], warnings: list[Problem]) -> None:
+    declared = document.get("accounts")
+    if not isinstance(declared, YMap):
+        return
+    # Semantic checks run only where the schema found nothing, so one mistake gives one message.
+    if any(path[:1] in (("defaults",), ()) or path == ("accounts",) for path in bad_paths):
+        return
+    builder = AccountBuilder(name, document, environ)
+    for account_id, body in declared.items():
+        key_mark = declared.key_mark(account_id)
+        previous = accounts.get(account_id)
+        if previous is not None:
+            problems.append(Problem(name, key_mark[0], key_mark[1],
+                                    f"account {account_id!r} is also declared in "
+                                    f"{previous.file}:{previous.line}:{previous.col}"))
+            continue
+        if not isinstance(body, YMap) or ("accounts", account_id) in bad_paths:
+            continue
+        spec = builder.build(account_id, body, key_mark)
+        if spec is not None:
+            accounts[account_id] = spec
+    problems.extend(builder.problems)
+    warnings.extend(builder.warnings)

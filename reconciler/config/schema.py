@@ -1,0 +1,142 @@
+"""JSON Schema validation of a loaded file, with every error placed at its line and column."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from collections.abc import Iterable
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from reconciler.config.yamlpos import Mark, YMap, YSeq
+from reconciler.errors import Problem
+
+_TYPE_NAMES = {"integer": "an integer", "string": "a string", "boolean": "true or false", "object": "a mapping",
+               "array": "a list", "number": "a number", "null": "nothing"}
+
+
+@functools.cache
+def accounts_schema() -> dict[str, Any]:
+    """The public JSON Schema of the desired-state file (`schemas/accounts.schema.json`)."""
+    text = resources.files("reconciler").joinpath("schemas/accounts.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@functools.cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = accounts_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "a list"
+
+
+def dotted(path: Iterable[Any]) -> str:
+    return ".".join(str(part) for part in path) or "(document)"
+
+
+def _is_sensitive(path: list[Any]) -> bool:
+    """Values under `proxy` may be secrets: never echo them in a message."""
+    return "proxy" in path
+
+
+def locate(root: Any, path: Iterable[Any]) -> tuple[Mark, Mark]:
+    """The (key, value) marks of the node at `path`; the key mark is the value mark for list items and the root."""
+    node = root
+    key_mark = value_mark = getattr(root, "pos", (1, 1))
+    for part in path:
+        if type(node) is YMap and part in node:
+            key_mark, value_mark = node.key_mark(part), node.value_mark(part)
+        elif type(node) is YSeq and isinstance(part, int):
+            key_mark = value_mark = node.value_mark(part)
+        else:
+            break
+        node = node[part]
+    return key_mark, value_mark
+
+
+def schema_problems(file: str, root: Any) -> tuple[list[Problem], set[tuple[Any, ...]]]:
+    """Every schema violation of one file, each placed at the most useful position.
+
+    Also returns the paths (at most two levels deep, e.g. `("accounts", "acc_1")`) that hold a violation,
+    so later checks can skip what the schema already rejected.
+    """
+    problems: list[Problem] = []
+    bad_paths: set[tuple[Any, ...]] = set()
+    for error in _validator().iter_errors(root):
+        problems.extend(_problems_for(file, root, error))
+        bad_paths.add(tuple(error.absolute_path)[:2])
+    return problems, bad_paths
+
+
+def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> list[Problem]:
+    path = list(error.absolute_path)
+    where = dotted(path)
+    key_mark, value_mark = locate(root, path)
+    kind = error.validator
+    instance = error.instance
+    if kind == "additionalProperties" and isinstance(instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        problems = []
+        for key in instance:
+            if key in allowed:
+                continue
+            line, col = instance.key_mark(key) if isinstance(instance, YMap) else key_mark
+            hint = difflib.get_close_matches(key, allowed, n=1)
+            suggestion = f"; did you mean {hint[0]!r}?" if hint else f" (expected one of: {', '.join(allowed)})"
+            problems.append(Problem(file, line, col, f"unknown key {key!r} in {where}{suggestion}"))
+        return problems
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return [Problem(file, *key_mark, f"{where}: missing required key {missing!r}")]
+    if kind == "propertyNames":
+        name = instance if isinstance(error.instance, str) else str(error.instance)
+        line, col = root_key_mark(root, path, name)
+        return [Problem(file, line, col, f"invalid account id {name[:80]!r}: 1-256 characters, "
+                                         "no whitespace or control characters")]
+    shown = "" if _is_sensitive(path) else f" {instance!r}"
+    if kind == "type":
+        expected = error.validator_value
+        expected_names = " or ".join(_TYPE_NAMES.get(t, t) for t in (expected if isinstance(expected, list) else [expected]))
+        message = f"{where}: expected {expected_names}, got {_describe(instance)}{shown}"
+        if expected == "integer" and isinstance(instance, str) and instance.strip().isdigit():
+            message += "; write the number without quotes"
+        return [Problem(file, *value_mark, message)]
+    if kind == "enum":
+        options = ", ".join(str(option) for option in error.validator_value)
+        return [Problem(file, *value_mark, f"{where}: {shown.strip() or 'value'} is not one of: {options}")]
+    if kind == "const":
+        return [Problem(file, *value_mark, f"{where}: must be {error.validator_value!r}, got{shown or ' another value'}")]
+    if kind in ("minimum", "maximum"):
+        bounds = {"minimum": f"at least {error.validator_value}", "maximum": f"at most {error.validator_value}"}
+        return [Problem(file, *value_mark, f"{where}: must be {bounds[kind]}, got{shown}")]
+    if kind == "pattern" and path and path[-1] == "country":
+        return [Problem(file, *value_mark, f"{where}: {instance!r} is not a two-letter ISO 3166-1 country code")]
+    if kind == "minLength":
+        return [Problem(file, *value_mark, f"{where}: must not be empty")]
+    return [Problem(file, *value_mark, f"{where}: {error.message if not _is_sensitive(path) else 'invalid value'}")]
+
+
+def root_key_mark(root: Any, path: list[Any], name: str) -> Mark:
+    node = root
+    for part in path:
+        node = node[part]
+    return node.key_mark(name) if isinstance(node, YMap) else (1, 1)

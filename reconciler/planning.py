@@ -1,0 +1,108 @@
+"""desired + recorded -> Plan. Pure: no I/O, no network, no clock."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from reconciler.model import AccountSpec, Change, Desired, Plan, Recorded
+from reconciler.secrets import fingerprinted
+
+
+def select_accounts(account_ids: Iterable[str], specs: Mapping[str, AccountSpec], targets: Iterable[str],
+                    selectors: Iterable[tuple[str, str]]) -> set[str]:
+    """The ids that `--target` and `--select` keep (all when neither is given).
+
+    `--target` names ids exactly; `--select KEY=VALUE` keeps declared accounts whose label matches (all
+    selectors must match). An account in the state but no longer declared has no labels: only `--target`
+    reaches it, so a `--select` run never forgets accounts by accident.
+    """
+    targets = set(targets)
+    selectors = list(selectors)
+    chosen = set()
+    for account_id in account_ids:
+        if targets and account_id not in targets:
+            continue
+        if selectors:
+            spec = specs.get(account_id)
+            if spec is None or any(spec.labels.get(key) != value for key, value in selectors):
+                continue
+        chosen.add(account_id)
+    return chosen
+
+
+def desired_digest(desired: Desired, salt: str) -> str:
+    """A digest of everything apply would send: settings (secrets as fingerprints) and resync wishes."""
+    digest = hashlib.sha256()
+    for account_id in sorted(desired.accounts):
+        spec = desired.accounts[account_id]
+        entry = [account_id, fingerprinted(spec.settings, salt), spec.resync.as_dict() if spec.resync else None,
+                 spec.provider]
+        digest.update(json.dumps(entry, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) -> tuple[str, ...]:
+    """Dotted paths of the leaves that differ (`proxy.host`), via deepdiff."""
+    if before is None or after is None:
+        return tuple(sorted(_leaves(after if before is None else before)))
+    diff = DeepDiff(before, after, verbose_level=0)
+    paths = set()
+    for path in diff.affected_paths:
+        parts = [part.strip("'\"") for part in path.removeprefix("root[").rstrip("]").split("][")]
+        paths.add(".".join(parts))
+    return tuple(sorted(paths))
+
+
+def _leaves(settings: dict[str, Any] | None, prefix: str = "") -> list[str]:
+    leaves: list[str] = []
+    for key, value in (settings or {}).items():
+        if isinstance(value, dict):
+            leaves.extend(_leaves(value, f"{prefix}{key}."))
+        else:
+            leaves.append(prefix + key)
+    return leaves
+
+
+def make_plan(desired: Desired, recorded: Recorded, targets: Iterable[str] = (),
+              selectors: Iterable[tuple[str, str]] = ()) -> Plan:
+    """Compare what is declared with what was recorded; one Change per account with something to do."""
+    salt = recorded.salt
+    chosen = select_accounts(desired.accounts.keys() | recorded.accounts.keys(), desired.accounts, targets,
+                             selectors)
+    changes: list[Change] = []
+    unchanged = 0
+    for account_id in sorted(chosen):
+        spec = desired.accounts.get(account_id)
+        record = recorded.accounts.get(account_id)
+        if spec is None:
+            assert record is not None
+            changes.append(Change(account_id, "forget", False, tuple(sorted(_leaves(record.settings))),
+                                  record.settings, None, None, record.resync_generation))
+            continue
+        after = fingerprinted(spec.settings, salt)
+        before = record.settings if record else None
+        recorded_generation = record.resync_generation if record else 0
+        failed_patch = bool(record and record.last_failure and record.last_failure.get("operation") == "patch")
+        if after is None:
+            action = "none"  # resync-only account: nothing to PATCH
+        elif record is None or record.settings is None:
+            action = "create"
+        elif before != after or failed_patch:
+            action = "update"
+        else:
+            action = "none"
+        resync = bool(spec.resync and spec.resync.generation > recorded_generation)
+        if action == "none" and not resync:
+            unchanged += 1
+            continue
+        fields = changed_fields(before, after) if action != "none" else ()
+        changes.append(Change(account_id, action, resync, fields, before, after,
+                              spec.resync.generation if spec.resync else None, recorded_generation))
+    return Plan(changes=changes, unchanged=unchanged, lineage=recorded.lineage, serial=recorded.serial,
+                salt=salt, config_digest=desired.config_digest, desired_digest=desired_digest(desired, salt),
+                files=tuple(desired.files))

@@ -1,0 +1,32 @@
+"""The plan as a pull-request comment: marker, counts first, details folded."""
+
+from __future__ import annotations
+
+from reconciler.model import Plan
+from reconciler.render.changes import change_lines, summary_line
+from reconciler.render.markdown import LIMIT, bounded
+
+MARKER = "<!-- reconciler-plan -->"
+_TITLES = {"create": "to create", "update": "to update", "forget": "to forget", "resync": "to resync"}
+
+
+def render(plan: Plan, config: str = "", state: str = "", limit: int = LIMIT) -> str:
+    counts = plan.summary
+    header = [MARKER, "### reconciler plan", ""]
+    header.append(f"**{summary_line(plan)}** {counts['unchanged']} unchanged.")
+    header.append("")
+    header.append("| create | update | forget | resync | unchanged |")
+    header.append("| ---: | ---: | ---: | ---: | ---: |")
+    header.append(f"| {counts['create']} | {counts['update']} | {counts['forget']} | {counts['resync']} "
+                  f"| {counts['unchanged']} |")
+    if config or state:
+        serial = f"serial {plan.serial}" if plan.lineage else "new state"
+        header.append("")
+        header.append(f"Config `{config}` against state `{state}` ({serial}).")
+    sections = []
+    for action in ("create", "update", "forget"):
+        entries = [change_lines(c) for c in plan.changes if c.action == action]
+        sections.append((f"{len(entries)} {_TITLES[action]}", entries))
+    resync_only = [change_lines(c) for c in plan.changes if c.action == "none"]
+    sections.append((f"{len(resync_only)} to resync only", resync_only))
+    return bounded(header, sections, "changes", limit)

@@ -1,0 +1,16 @@
+"""The Terraform-like text plan."""
+
+from __future__ import annotations
+
+from reconciler.model import Plan
+from reconciler.render.changes import change_lines, summary_line
+
+
+def render(plan: Plan) -> str:
+    if plan.empty:
+        return f"No changes. {plan.unchanged} account(s) match the recorded state.\n"
+    out = ["Reconciler will perform the following actions:", ""]
+    for change in plan.changes:
+        out.extend("  " + line for line in change_lines(change))
+    out.extend(["", summary_line(plan)])
+    return "\n".join(out) + "\n"

@@ -1,0 +1,119 @@
+"""The one place a secret's plaintext is handled: environment references, fingerprints and masking.
+
+A `Secret` holds plaintext in memory between resolving the configuration and building a request body; its
+`repr` and `str` never show it. Everything persisted or printed sees `fingerprint()` or `SENSITIVE`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from typing import Any
+
+SENSITIVE = "(sensitive)"
+FINGERPRINT_PREFIX = "sha256:"
+_FINGERPRINT = re.compile(r"sha256:[0-9a-f]{64}\Z")
+_REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class Secret:
+    """A plaintext value that must never be printed, logged or persisted."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The plaintext, for building a request body and nothing else."""
+        return self._value
+
+    def fingerprint(self, salt: str) -> str:
+        return fingerprint(self._value, salt)
+
+    def __repr__(self) -> str:
+        return f"Secret({SENSITIVE})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and hmac.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> Any:  # pickling would persist plaintext
+        raise TypeError("a Secret cannot be pickled")
+
+
+def fingerprint(value: str, salt: str) -> str:
+    """A salted SHA-256 (HMAC) of `value`: equal for equal values under one salt, useless without it."""
+    digest = hmac.new(salt.encode(), value.encode(), hashlib.sha256).hexdigest()
+    return FINGERPRINT_PREFIX + digest
+
+
+def is_fingerprint(value: object) -> bool:
+    return isinstance(value, str) and _FINGERPRINT.match(value) is not None
+
+
+class ReferenceError_(ValueError):
+    """A `${...}` reference that is malformed or names an unset variable."""
+
+
+def resolve_references(text: str, environ: Mapping[str, str]) -> tuple[str, bool]:
+    """Replace `${NAME}` with the environment's value and `$${` with a literal `${`.
+
+    Returns the resolved text and whether any reference was used (which makes the value a secret).
+    Raises ReferenceError_ naming the first unset variable or malformed reference.
+    """
+    if "$" not in text:
+        return text, False
+    used = False
+    parts: list[str] = []
+    position = 0
+    for match in _REFERENCE.finditer(text):
+        parts.append(text[position:match.start()])
+        position = match.end()
+        token = match.group(0)
+        if token == "$${":
+            parts.append("${")
+            continue
+        name = match.group(1)
+        if name is None:
+            raise ReferenceError_("unterminated '${' (write '$${' for a literal '${')")
+        if not _NAME.match(name):
+            raise ReferenceError_(f"'${{{name}}}' is not a valid environment variable reference")
+        if name not in environ:
+            raise ReferenceError_(f"environment variable {name} is not set")
+        parts.append(environ[name])
+        used = True
+    parts.append(text[position:])
+    return "".join(parts), used
+
+
+def fingerprinted(settings: Mapping[str, Any] | None, salt: str) -> dict[str, Any] | None:
+    """A copy of desired settings with every Secret replaced by its fingerprint: safe to persist."""
+    if settings is None:
+        return None
+    return {key: (fingerprinted(value, salt) if isinstance(value, Mapping)
+                  else value.fingerprint(salt) if isinstance(value, Secret) else value)
+            for key, value in settings.items()}
+
+
+def revealed(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of desired settings with plaintext in place of every Secret: only for a request body."""
+    return {key: (revealed(value) if isinstance(value, Mapping)
+                  else value.reveal() if isinstance(value, Secret) else value)
+            for key, value in settings.items()}
+
+
+def masked(value: Any) -> Any:
+    """A copy of recorded/fingerprinted settings with every fingerprint shown as `(sensitive)`."""
+    if isinstance(value, Mapping):
+        return {key: masked(item) for key, item in value.items()}
+    if isinstance(value, Secret) or is_fingerprint(value):
+        return SENSITIVE
+    return value

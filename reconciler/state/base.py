@@ -1,0 +1,38 @@
+"""What every state backend provides."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from reconciler.model import Recorded
+
+
+class Journal(Protocol):
+    """Durable recording during an apply: each event survives a kill -9 once `append` returned."""
+
+    def append(self, event: dict[str, Any]) -> None: ...
+
+    def flush(self) -> None:
+        """Make everything appended so far durable (fsync / commit)."""
+
+    def close(self) -> Recorded:
+        """Fold the events into the state (serial + 1) and return the new snapshot."""
+
+
+class Backend(Protocol):
+    """A place where the recorded state lives. `describe()` names it for messages, without secrets."""
+
+    def describe(self) -> str: ...
+
+    def read(self) -> Recorded:
+        """A consistent snapshot, including events recorded but not yet folded. Takes no lock."""
+
+    def lock(self, timeout: float = 0.0, command: str = "apply") -> AbstractContextManager[None]:
+        """Hold the exclusive lock; raise LockHeld naming the holder if not acquired within `timeout`."""
+
+    def open_journal(self, salt: str | None = None) -> tuple[Recorded, Journal]:
+        """Under the lock: fold leftovers, create the state if needed, and start recording."""
+
+    def write(self, recorded: Recorded) -> None:
+        """Under the lock: replace the whole state with `recorded` (serial + 1)."""
