@@ -1,0 +1,211 @@
+"""Runs a plan's operations against the API: scheduling, retries, stop-early, resync polling, recording.
+
+Every operation ends as a `Result`. Each success is appended to the journal the moment its answer arrives, so a
+kill -9 loses at most the operations in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.api.catalogue import OUTAGE_CATEGORIES, classify
+from reconciler.api.client import Answer, ApiClient
+from reconciler.model import AccountSpec, Change, Operation, Result
+from reconciler.secrets import revealed
+from reconciler.state import Journal
+from reconciler.state import events as recording
+
+TERMINAL_DONE = ("SYNC_DONE", "CHUNK_DONE")
+TERMINAL_ERROR = "SYNC_ERROR"
+RUNNING = ("SYNC_STARTED", "SYNC_RUNNING")
+#: Consecutive final unavailable/network failures after which the run stops early.
+OUTAGE_RUN = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOptions:
+    concurrency: int = 8
+    max_attempts: int = 4
+    timeout: float = 30.0
+    rate_limit: float | None = None
+    sync_poll_interval: float = 5.0
+    sync_timeout: float = 1800.0
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    seed: int | None = None
+
+
+@dataclass(slots=True)
+class Progress:
+    """Counters the progress display reads."""
+
+    total: int = 0
+    done: int = 0
+    syncs_polling: int = 0
+
+
+class Engine:
+    def __init__(self, client: ApiClient, journal: Journal, desired: dict[str, AccountSpec], options: ApplyOptions,
+                 progress: Progress | None = None) -> None:
+        self.client = client
+        self.journal = journal
+        self.desired = desired
+        self.options = options
+        self.progress = progress or Progress()
+        self.results: list[Result] = []
+        self.stop_reason: str | None = None
+        self._outage_run = 0
+        self._paused_until = 0.0
+        self._next_send = 0.0
+        self._random = random.Random(options.seed)
+
+    # -- the run ---------------------------------------------------------------------------------------------
+    async def run(self, changes: list[Change]) -> list[Result]:
+        self.progress.total = len(changes)
+        admission = asyncio.Semaphore(max(self.options.concurrency * 4, 10_000))
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def admitted(change: Change) -> None:
+            try:
+                await self._account(change)
+            finally:
+                self.progress.done += 1
+                admission.release()
+
+        for change in changes:
+            await admission.acquire()
+            task = asyncio.create_task(admitted(change))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        while tasks:
+            await asyncio.gather(*list(tasks))
+        self.journal.flush()
+        return self.results
+
+    async def _account(self, change: Change) -> None:
+        if change.action == "forget":
+            self.journal.append(recording.forgotten(change.account_id))
+            return
+        spec = self.desired[change.account_id]
+        patched = True
+        if change.patch:
+            if self.stop_reason:
+                self._skip(change.account_id, "patch")
+                patched = False
+            else:
+                patched = await self._patch(change, spec)
+        if change.resync and spec.resync is not None:
+            if not patched:
+                self._skip(change.account_id, "resync", "skipped: the PATCH before it did not succeed")
+            elif self.stop_reason:
+                self._skip(change.account_id, "resync")
+            else:
+                await self._resync(spec)
+
+    # -- operations ------------------------------------------------------------------------------------------
+    async def _patch(self, change: Change, spec: AccountSpec) -> bool:
+        assert spec.settings is not None
+        body = revealed(spec.settings)
+        answer, attempts = await self._with_retries(lambda: self.client.patch_account(spec.account_id, body))
+        if answer.error is None:
+            self.journal.append(recording.applied(spec.account_id, change.after, spec.provider))
+            self.results.append(Result(spec.account_id, "patch", "succeeded", answer.status, attempts=attempts))
+            return True
+        self._fail(spec.account_id, "patch", answer, attempts)
+        return False
+
+    async def _resync(self, spec: AccountSpec) -> None:
+        assert spec.resync is not None
+        params = spec.resync.query()
+        deadline = time.monotonic() + self.options.sync_timeout
+        attempts = 0
+        self.progress.syncs_polling += 1
+        try:
+            while True:
+                answer, used = await self._with_retries(lambda: self.client.sync_account(spec.account_id, params))
+                attempts += used
+                if answer.error is not None:
+                    self._fail(spec.account_id, "resync", answer, attempts)
+                    return
+                status = answer.body["status"]
+                if status in TERMINAL_DONE:
+                    self.journal.append(recording.resynced(spec.account_id, spec.resync.generation))
+                    self.results.append(Result(spec.account_id, "resync", "succeeded", answer.status,
+                                               attempts=attempts, message=status))
+                    return
+                if status == TERMINAL_ERROR:
+                    self._fail(spec.account_id, "resync",
+                               Answer(answer.status, answer.body, classify("sync_error", None),
+                                      "the sync ended in SYNC_ERROR"), attempts)
+                    return
+                if status not in RUNNING:
+                    self._fail(spec.account_id, "resync",
+                               Answer(answer.status, answer.body, classify("unexpected_response", None),
+                                      f"unknown sync status {status[:40]!r}"), attempts)
+                    return
+                if time.monotonic() + self.options.sync_poll_interval > deadline:
+                    self._fail(spec.account_id, "resync",
+                               Answer(None, None, classify("sync_timeout", None),
+                                      f"still {status} after --sync-timeout {self.options.sync_timeout:g}s"),
+                               attempts)
+                    return
+                await asyncio.sleep(self.options.sync_poll_interval)  # holds no concurrency slot
+        finally:
+            self.progress.syncs_polling -= 1
+
+    # -- retries, pacing and stopping ------------------------------------------------------------------------
+    async def _with_retries(self, call: Callable[[], Coroutine[Any, Any, Answer]]) -> tuple[Answer, int]:
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._pace()
+            answer = await call()
+            if answer.error is None:
+                self._outage_run = 0
+                return answer, attempt
+            if answer.retry_after is not None:
+                self._paused_until = max(self._paused_until, time.monotonic() + answer.retry_after)
+            if not answer.error.retryable or attempt >= self.options.max_attempts or self.stop_reason:
+                return answer, attempt
+            if answer.retry_after is not None:
+                delay = answer.retry_after
+            else:
+                ceiling = min(self.options.backoff_cap, self.options.backoff_base * 2 ** (attempt - 1))
+                delay = self._random.uniform(0, ceiling)
+            await asyncio.sleep(delay)
+
+    async def _pace(self) -> None:
+        """Wait for a Retry-After pause shared by all requests, and for the optional rate limit."""
+        while (wait := self._paused_until - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
+        if self.options.rate_limit:
+            now = time.monotonic()
+            slot = max(now, self._next_send)
+            self._next_send = slot + 1.0 / self.options.rate_limit
+            if slot > now:
+                await asyncio.sleep(slot - now)
+
+    def _fail(self, account_id: str, operation: Operation, answer: Answer, attempts: int) -> None:
+        kind = answer.error
+        assert kind is not None
+        self.results.append(Result(account_id, operation, "failed", answer.status, kind.type, kind.category,
+                                   kind.retryable, attempts, answer.message))
+        self.journal.append(recording.failed(account_id, {"operation": operation, "error_type": kind.type,
+                                                          "http_status": answer.status, "message": answer.message}))
+        if kind.stops_run and not self.stop_reason:
+            self.stop_reason = f"{kind.type} is not about one account"
+        if kind.category in OUTAGE_CATEGORIES:
+            self._outage_run += 1
+            if self._outage_run >= OUTAGE_RUN and not self.stop_reason:
+                self.stop_reason = f"{self._outage_run} consecutive {kind.category} failures"
+        else:
+            self._outage_run = 0
+
+    def _skip(self, account_id: str, operation: Operation, message: str | None = None) -> None:
+        reason = message or f"skipped: the run stopped early ({self.stop_reason})"
+        self.results.append(Result(account_id, operation, "skipped", message=reason))

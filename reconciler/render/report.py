@@ -1,0 +1,79 @@
+"""The apply report: JSON (`schemas/report.schema.json`), text and markdown; pure functions of the results."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from typing import Any
+
+from reconciler.api.catalogue import classify
+from reconciler.model import Result
+from reconciler.render.markdown import LIMIT, bounded
+
+MARKER = "<!-- reconciler-report -->"
+
+
+def document(results: list[Result]) -> dict[str, Any]:
+    outcomes = Counter(result.outcome for result in results)
+    by_type = Counter(result.error_type for result in results if result.outcome == "failed")
+    ordered = sorted(results, key=lambda r: (r.account_id, r.operation))
+    return {
+        "format_version": 1,
+        "summary": {"succeeded": outcomes["succeeded"], "failed": outcomes["failed"], "skipped": outcomes["skipped"]},
+        "failures_by_type": dict(sorted(by_type.items())),
+        "results": [result.to_json() for result in ordered],
+    }
+
+
+def render_json(results: list[Result]) -> str:
+    return json.dumps(document(results), indent=2, ensure_ascii=False) + "\n"
+
+
+def _groups(results: list[Result]) -> dict[str, list[Result]]:
+    groups: dict[str, list[Result]] = defaultdict(list)
+    for result in results:
+        if result.outcome == "failed":
+            groups[result.error_type or "unknown"].append(result)
+    return dict(sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])))
+
+
+def _counts_line(results: list[Result]) -> str:
+    summary = document(results)["summary"]
+    syncs = Counter(r.outcome for r in results if r.operation == "resync")
+    line = f"Apply: {summary['succeeded']} succeeded, {summary['failed']} failed, {summary['skipped']} skipped."
+    if syncs:
+        line += (f" Resyncs: {syncs['succeeded']} done, {syncs['failed']} failed, {syncs['skipped']} skipped.")
+    return line
+
+
+def _group_title(error_type: str, group: list[Result]) -> str:
+    statuses = sorted({str(r.http_status) for r in group if r.http_status is not None})
+    status = f"HTTP {', '.join(statuses)}" if statuses else "no HTTP answer"
+    return f"{error_type} ({status}, {len(group)} operation(s))"
+
+
+def render_text(results: list[Result], stop_reason: str | None = None, shown_per_group: int = 20) -> str:
+    out = [_counts_line(results)]
+    if stop_reason:
+        out.append(f"Stopped early: {stop_reason}; the remaining operations were skipped.")
+    for error_type, group in _groups(results).items():
+        out.append("")
+        out.append(_group_title(error_type, group))
+        out.append(f"  what to do: {classify(error_type, group[0].http_status).hint}")
+        for result in group[:shown_per_group]:
+            out.append(f"  {result.account_id} ({result.operation}, {result.attempts} attempt(s)): {result.message}")
+        if len(group) > shown_per_group:
+            out.append(f"  ... and {len(group) - shown_per_group} more")
+    return "\n".join(out) + "\n"
+
+
+def render_markdown(results: list[Result], stop_reason: str | None = None, limit: int = LIMIT) -> str:
+    header = [MARKER, "### reconciler apply", "", f"**{_counts_line(results)}**"]
+    if stop_reason:
+        header += ["", f"Stopped early: {stop_reason}; the remaining operations were skipped."]
+    sections = []
+    for error_type, group in _groups(results).items():
+        hint = classify(error_type, group[0].http_status).hint
+        entries = [[f"- {r.account_id} ({r.operation}, {r.attempts} attempt(s)): {r.message}"] for r in group]
+        sections.append((f"{_group_title(error_type, group)}: {hint}", entries))
+    return bounded(header, sections, "failures", limit)
