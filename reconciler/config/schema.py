@@ -107,7 +107,7 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
     if kind == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return [Problem(file, *key_mark, f"{where}: missing required key {missing!r}")]
-    if kind == "propertyNames":
+    if "propertyNames" in error.schema_path:
         name = instance if isinstance(error.instance, str) else str(error.instance)
         line, col = root_key_mark(root, path, name)
         return [Problem(file, line, col, f"invalid account id {name[:80]!r}: 1-256 characters, "
@@ -127,7 +127,8 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
         return [Problem(file, *value_mark, f"{where}: must be {error.validator_value!r}, got{shown or ' another value'}")]
     if kind in ("minimum", "maximum"):
         bounds = {"minimum": f"at least {error.validator_value}", "maximum": f"at most {error.validator_value}"}
-        return [Problem(file, *value_mark, f"{where}: must be {bounds[kind]}, got{shown}")]
+        got = f", got{shown}" if shown else ""
+        return [Problem(file, *value_mark, f"{where}: must be {bounds[kind]}{got}")]
     if kind == "pattern" and path and path[-1] == "country":
         return [Problem(file, *value_mark, f"{where}: {instance!r} is not a two-letter ISO 3166-1 country code")]
     if kind == "minLength":

@@ -1,0 +1,241 @@
+"""Every rule of contract §2: bad input in, exit 1 with the message and its position out."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reconciler.config import load_config
+from reconciler.config.yamlpos import decode, load
+from reconciler.errors import ConfigError
+from reconciler.secrets import Secret
+
+HEADER = "version: 1\naccounts:\n"
+
+
+def problems_of(write, text: str, name: str = "a.yaml") -> list[str]:
+    path = write(name, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {"SET": "value"})
+    return [str(p) for p in caught.value.problems]
+
+
+def test_the_example_loads(workdir) -> None:
+    from pathlib import Path
+
+    example = Path(__file__).parent.parent / "examples" / "accounts.yaml"
+    desired = load_config(str(example), {"PROXY_PASSWORD": "x"})
+    assert len(desired.accounts) == 4
+    assert desired.accounts["acc_03WHATSAPPSUPPORT"].settings == {"country": "DE"}
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("  a:\n    proxy: {host: h, port: \"8080\"}\n", "a.yaml:4:28: accounts.a.proxy.port: expected an integer, got a string; write the number without quotes"),
+    ("  a:\n    proxy: {host: h, port: 70000}\n", "a.yaml:4:28: accounts.a.proxy.port: must be at most 65535"),
+    ("  a:\n    proxy: {host: h, port: 1, protocl: http}\n", "a.yaml:4:31: unknown key 'protocl' in accounts.a.proxy; did you mean 'protocol'?"),
+    ("  a:\n    proxy: {host: h, port: 1, protocol: ftp}\n", "a.yaml:4:41: accounts.a.proxy.protocol: value is not one of: http, https, socks5"),
+    ("  a:\n    country: uk\n", "a.yaml:4:14: account 'a': country 'uk' is not an ISO 3166-1 alpha-2 code; did you mean 'GB'?"),
+    ("  a:\n    country: USA\n", "a.yaml:4:14: accounts.a.country: 'USA' is not a two-letter ISO 3166-1 country code"),
+    ("  a:\n    ip: 300.1.1.1\n", "a.yaml:4:9: account 'a': ip '300.1.1.1' is not a valid IP address"),
+    ("  a:\n    proxy: {host: h, port: 1}\n    country: US\n", "a.yaml:5:5: account 'a': declares both a custom proxy and a managed one ('country'); keep one"),
+    ("  a:\n    labels: {x: y}\n", "a.yaml:3:3: account 'a': declares nothing; give it a proxy, a country/ip or a resync"),
+    ("  a:\n    proxy: {port: 1}\n", "a.yaml:4:5: account 'a': proxy needs 'host'"),
+    ("  a:\n    proxy: {host: h, port: 1, password: '${UNSET_VAR}'}\n", "a.yaml:4:41: account 'a': proxy.password: environment variable UNSET_VAR is not set"),
+    ("  a:\n    country: US\n    resync: {generation: 1}\n", "a.yaml:5:5: account 'a': resync needs 'provider: LINKEDIN' or 'provider: TELEGRAM'"),
+    ("  a:\n    provider: WHATSAPP\n    resync: {generation: 1}\n", "a.yaml:5:5: account 'a': the sync route does not support WHATSAPP accounts (LinkedIn and Telegram only)"),
+    ("  a:\n    provider: INSTAGRAM\n    resync: {generation: 1}\n", "the sync route does not support INSTAGRAM accounts"),
+    ("  a:\n    provider: TELEGRAM\n    resync: {generation: 1, partial: true}\n", "a.yaml:5:29: account 'a': resync.partial is LinkedIn only"),
+    ("  a:\n    provider: TELEGRAM\n    resync: {generation: 1, linkedin_product: classic}\n", "resync.linkedin_product is LinkedIn only"),
+    ("  a:\n    provider: LINKEDIN\n    resync: {generation: 0}\n", "accounts.a.resync.generation: must be at least 1"),
+    ("  a:\n    provider: LINKEDIN\n    resync: {chunk_size: 5}\n", "accounts.a.resync: missing required key 'generation'"),
+    ("  a:\n    provider: LINKEDIN\n    resync: {generation: 1, after: '2026-01-01T00:00:00'}\n", "has no time zone"),
+    ("  a:\n    provider: LINKEDIN\n    resync: {generation: 1, after: 2026-02-01, before: 2026-01-01}\n", "resync.before must be later than resync.after"),
+    ("  a:\n    provider: LINKEDIN\n    resync: {generation: 1, partial: yes}\n", "accounts.a.resync.partial: expected true or false, got a string 'yes'"),
+    ("  a:\n    provider: NOKIA\n    country: US\n", "accounts.a.provider: 'NOKIA' is not one of"),
+    ("  a:\n    labels: {team: 1}\n    country: US\n", "accounts.a.labels.team: expected a string, got an integer 1"),
+    ("  \"has space\":\n    country: US\n", "a.yaml:3:3: invalid account id 'has space'"),
+])
+def test_each_rule_reports_message_and_position(write, body: str, expected: str) -> None:
+    problems = problems_of(write, HEADER + body)
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_version_must_be_the_integer_1(write) -> None:
+    assert problems_of(write, "version: '1'\naccounts: {}\n") == ["a.yaml:1:10: version: must be 1, got '1'"]
+
+
+def test_unknown_top_level_key_and_missing_accounts(write) -> None:
+    problems = problems_of(write, "version: 1\naccount: {}\n")
+    assert "a.yaml:1:1: (document): missing required key 'accounts'" in problems
+    assert "a.yaml:2:1: unknown key 'account' in (document); did you mean 'accounts'?" in problems
+
+
+def test_duplicate_keys_name_both_lines(write) -> None:
+    problems = problems_of(write, HEADER + "  a:\n    country: US\n    country: DE\n")
+    assert problems == ["a.yaml:5:5: duplicate key 'country' (first defined at line 4, column 5)"]
+
+
+def test_duplicate_account_ids_across_files(write) -> None:
+    write("conf/1.yaml", HEADER + "  a:\n    country: US\n")
+    write("conf/2.yml", HEADER + "  b:\n    country: US\n  a:\n    country: DE\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config("conf", {})
+    assert [str(p) for p in caught.value.problems] == [
+        "conf/2.yml:5:3: account 'a' is also declared in conf/1.yaml:3:3"]
+
+
+def test_all_problems_in_one_pass(write) -> None:
+    problems = problems_of(write, HEADER + "  a:\n    country: XX\n  b:\n    proxy: {host: h, port: '1'}\n"
+                                           "  c:\n    ip: nope\n")
+    assert len(problems) == 3
+    assert [p.split(":")[1] for p in problems] == ["4", "6", "8"]
+
+
+def test_secret_values_are_never_echoed_in_messages(write) -> None:
+    problems = problems_of(write, HEADER + "  a:\n    proxy: {host: h, port: 1, password: 123456789}\n")
+    assert problems and not any("123456789" in p for p in problems)
+
+
+def test_country_is_upper_cased_and_defaults_merged(write) -> None:
+    path = write("a.yaml", """
+        version: 1
+        defaults:
+          proxy: {protocol: socks5, port: 1080, username: u}
+        accounts:
+          a: {country: us}
+          b:
+            proxy: {host: h, port: 9, password: "${SET}"}
+    """)
+    desired = load_config(path, {"SET": "s3"})
+    assert desired.accounts["a"].settings == {"country": "US"}
+    proxy = desired.accounts["b"].settings["proxy"]
+    assert proxy["protocol"] == "socks5" and proxy["port"] == 9 and proxy["username"] == "u"
+    assert isinstance(proxy["password"], Secret) and proxy["password"].reveal() == "s3"
+
+
+def test_literal_dollar_brace_and_reference_in_username(write) -> None:
+    path = write("a.yaml", HEADER + "  a:\n    proxy: {host: 'h$${x}', port: 1, username: '${SET}'}\n")
+    proxy = load_config(path, {"SET": "user"}).accounts["a"].settings["proxy"]
+    assert proxy["host"] == "h${x}"
+    assert isinstance(proxy["username"], Secret)
+
+
+def test_plaintext_password_is_a_warning(write) -> None:
+    path = write("a.yaml", HEADER + "  a:\n    proxy: {host: h, port: 1, password: hunter2}\n")
+    desired = load_config(path, {})
+    assert [str(w) for w in desired.warnings] == [
+        "a.yaml:4:41: warning: account 'a': plaintext proxy password; use ${VAR} instead"]
+    assert "hunter2" not in str(desired.warnings)
+
+
+def test_anchors_aliases_and_merge_keys(write) -> None:
+    path = write("a.yaml", """
+        version: 1
+        accounts:
+          a:
+            proxy: &base {host: h, port: 1, protocol: http}
+          b:
+            proxy:
+              <<: *base
+              port: 2
+          c:
+            proxy: *base
+    """)
+    desired = load_config(path, {})
+    assert desired.accounts["b"].settings["proxy"] == {"protocol": "http", "host": "h", "port": 2}
+    assert desired.accounts["c"].settings == desired.accounts["a"].settings
+
+
+def test_alias_bomb_is_refused_fast(write) -> None:
+    lines = ["version: 1", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 12):
+        previous = f"*a{level - 1}"
+        lines.append(f"a{level}: &a{level} [{', '.join([previous] * 10)}]")
+    lines.append("accounts: {}")
+    started = time.monotonic()
+    problems = problems_of(write, "\n".join(lines) + "\n")
+    assert time.monotonic() - started < 1.0
+    assert "aliases expand past" in problems[0]
+
+
+def test_malformed_yaml_is_one_positioned_line(write) -> None:
+    assert problems_of(write, "version: 1\naccounts: [a,\n") == [
+        "a.yaml:3:1: invalid YAML: did not find expected node content (while parsing a flow node)"]
+
+
+def test_non_utf8_bytes(workdir) -> None:
+    (workdir / "a.yaml").write_bytes(b"version: 1\naccounts:\n  a\xff: {}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config("a.yaml", {})
+    assert str(caught.value.problems[0]) == "a.yaml:3:4: not valid UTF-8 (byte 0xff)"
+
+
+def test_empty_file_and_second_document(write) -> None:
+    assert problems_of(write, "") == ["a.yaml:1:1: the file is empty"]
+    assert problems_of(write, "version: 1\n---\nversion: 1\n")[0].startswith("a.yaml:2:1: a configuration file holds one")
+
+
+def test_deep_nesting_is_refused(write) -> None:
+    assert "nesting deeper than" in problems_of(write, "a: " + "[" * 200 + "]" * 200 + "\n")[0]
+
+
+def test_norway_stays_a_country(write) -> None:
+    path = write("a.yaml", HEADER + "  a: {country: NO}\n")
+    assert load_config(path, {}).accounts["a"].settings == {"country": "NO"}
+
+
+def test_times_become_epoch_milliseconds(write) -> None:
+    path = write("a.yaml", HEADER + "  a:\n    provider: LINKEDIN\n    resync: {generation: 2, after: "
+                                    "2026-01-01T00:00:00Z, before: 1767312000000}\n")
+    resync = load_config(path, {}).accounts["a"].resync
+    assert resync.query() == {"after": "1767225600000", "before": "1767312000000"}
+
+
+def test_validate_command_annotations(run, write, monkeypatch) -> None:
+    write("a.yaml", HEADER + "  a:\n    country: uk\n")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    result = run("validate", "a.yaml")
+    assert result.code == 1
+    assert "a.yaml:4:14: account 'a': country 'uk'" in result.err
+    assert "::error file=a.yaml,line=4,col=14::account 'a': country 'uk'" in result.out
+    assert "Traceback" not in result.err
+
+
+def test_validate_ok_and_missing_file(run, write) -> None:
+    write("a.yaml", HEADER + "  a: {country: US}\n")
+    assert run("validate", "a.yaml").code == 0
+    missing = run("validate", "nope.yaml")
+    assert missing.code == 1 and "nope.yaml: no such file or directory" in missing.err
+
+
+EXAMPLE_LINES = (HEADER + "  a:\n    provider: LINKEDIN\n    proxy: {host: h, port: 8080, password: '${SET}'}\n"
+                 "    resync: {generation: 1, partial: true}\n  b: {country: US, ip: 203.0.113.1}\n")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(max_size=300))
+def test_random_documents_only_raise_config_error(text: str) -> None:
+    try:
+        load("f.yaml", text)
+    except ConfigError:
+        pass
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, len(EXAMPLE_LINES) - 1), st.integers(0, len(EXAMPLE_LINES)), st.text(max_size=8))
+def test_mutated_example_only_raises_config_error(tmp_path_factory, start: int, length: int, insert: str) -> None:
+    mutated = EXAMPLE_LINES[:start] + insert + EXAMPLE_LINES[start + length % 12:]
+    path = tmp_path_factory.mktemp("m") / "m.yaml"
+    path.write_bytes(mutated.encode("utf-8", "surrogatepass"))
+    try:
+        load_config(str(path), {"SET": "v"})
+    except ConfigError as exc:
+        for problem in exc.problems:
+            assert problem.line >= 1 and problem.col >= 1 and "\n" not in problem.message
+
+
+def test_decode_strips_bom() -> None:
+    assert decode("f", b"\xef\xbb\xbfa: 1") == "a: 1"
