@@ -50,7 +50,7 @@ def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) 
     """Dotted paths of the leaves that differ (`proxy.host`), via deepdiff."""
     if before is None or after is None:
         return tuple(sorted(_leaves(after if before is None else before)))
-    diff = DeepDiff(before, after, verbose_level=0)
+    diff = DeepDiff(before, after)
     paths = set()
     for path in diff.affected_paths:
         parts = [part.strip("'\"") for part in path.removeprefix("root[").rstrip("]").split("][")]
