@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.api.catalogue import OUTAGE_CATEGORIES, classify
-from reconciler.api.client import Answer, ApiClient
+from reconciler.api.client import NOT_SENT, Answer, ApiClient
 from reconciler.model import AccountSpec, Change, Operation, Result
 from reconciler.secrets import revealed
 from reconciler.state import Journal
@@ -112,6 +112,9 @@ class Engine:
         assert spec.settings is not None
         body = revealed(spec.settings)
         answer, attempts = await self._with_retries(lambda: self.client.patch_account(spec.account_id, body))
+        if answer is NOT_SENT:
+            self._skip(spec.account_id, "patch")
+            return False
         if answer.error is None:
             self.journal.append(recording.applied(spec.account_id, change.after, spec.provider))
             self.results.append(Result(spec.account_id, "patch", "succeeded", answer.status, attempts=attempts))
@@ -129,6 +132,9 @@ class Engine:
             while True:
                 answer, used = await self._with_retries(lambda: self.client.sync_account(spec.account_id, params))
                 attempts += used
+                if answer is NOT_SENT and attempts == 0:
+                    self._skip(spec.account_id, "resync")
+                    return
                 if answer.error is not None:
                     self._fail(spec.account_id, "resync", answer, attempts)
                     return
@@ -165,6 +171,8 @@ class Engine:
             attempt += 1
             await self._pace()
             answer = await call()
+            if answer is NOT_SENT:
+                return answer, attempt - 1
             if answer.error is None:
                 self._outage_run = 0
                 return answer, attempt
@@ -190,19 +198,25 @@ class Engine:
             if slot > now:
                 await asyncio.sleep(slot - now)
 
+    def _stop(self, reason: str) -> None:
+        if not self.stop_reason:
+            self.stop_reason = reason
+            self.client.stopped = True
+
     def _fail(self, account_id: str, operation: Operation, answer: Answer, attempts: int) -> None:
         kind = answer.error
-        assert kind is not None
+        if kind is None:  # a poll that was not sent because the run stopped
+            kind = classify("unknown", None)
         self.results.append(Result(account_id, operation, "failed", answer.status, kind.type, kind.category,
                                    kind.retryable, attempts, answer.message))
         self.journal.append(recording.failed(account_id, {"operation": operation, "error_type": kind.type,
                                                           "http_status": answer.status, "message": answer.message}))
-        if kind.stops_run and not self.stop_reason:
-            self.stop_reason = f"{kind.type} is not about one account"
+        if kind.stops_run:
+            self._stop(f"{kind.type} is not about one account")
         if kind.category in OUTAGE_CATEGORIES:
             self._outage_run += 1
-            if self._outage_run >= OUTAGE_RUN and not self.stop_reason:
-                self.stop_reason = f"{self._outage_run} consecutive {kind.category} failures"
+            if self._outage_run >= OUTAGE_RUN:
+                self._stop(f"{self._outage_run} consecutive {kind.category} failures")
         else:
             self._outage_run = 0
 

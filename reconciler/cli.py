@@ -17,8 +17,8 @@ from reconciler.model import Desired, Plan, Recorded
 from reconciler.planning import make_plan
 from reconciler.render import plan_json, plan_markdown, plan_text
 from reconciler.secrets import masked
-from reconciler.state import open_backend, resolve_state_location
 from reconciler.state import events as recording
+from reconciler.state import open_backend, resolve_state_location
 
 MAX_WARNINGS_SHOWN = 10
 DEFAULT_CONFIG = "accounts.yaml"

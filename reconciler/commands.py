@@ -15,10 +15,18 @@ from typing import Any
 import click
 
 from reconciler import planfile
-from reconciler.applying import ApplyOptions, Engine, Progress
 from reconciler.api.client import ApiClient
-from reconciler.cli import (config_argument, fail, load_or_exit, parse_selectors, render_plan, select_option,
-                            state_option, target_option)
+from reconciler.applying import ApplyOptions, Engine, Progress
+from reconciler.cli import (
+    config_argument,
+    fail,
+    load_or_exit,
+    parse_selectors,
+    render_plan,
+    select_option,
+    state_option,
+    target_option,
+)
 from reconciler.errors import UnsafePlan, UsageError
 from reconciler.model import Plan, Recorded, Result
 from reconciler.planning import make_plan

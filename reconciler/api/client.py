@@ -65,8 +65,15 @@ def _error_answer(response: httpx.Response) -> Answer:
     return Answer(response.status_code, body, kind, message[:300], parse_retry_after(response.headers.get("retry-after")))
 
 
+#: What a request answers when the run stopped early while it waited for a slot: it was never sent.
+NOT_SENT = Answer(None, None, None, "not sent: the run stopped early")
+
+
 class ApiClient:
-    """A bounded pool of HTTP clients for the postpress API."""
+    """A bounded pool of HTTP clients for the postpress API.
+
+    Setting `stopped` makes every request still waiting for a slot answer `NOT_SENT` instead of being sent.
+    """
 
     def __init__(self, base_url: str, api_key: str, concurrency: int = 8, timeout: float = 30.0,
                  ca_bundle: str | None = None) -> None:
@@ -81,6 +88,7 @@ class ApiClient:
         for client in self._all:
             self._clients.put_nowait(client)
         self.in_flight = 0
+        self.stopped = False
 
     async def close(self) -> None:
         for client in self._all:
@@ -98,6 +106,8 @@ class ApiClient:
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> tuple[httpx.Response | None, Answer | None]:
         async with self._slot() as client:
+            if self.stopped:
+                return None, NOT_SENT
             try:
                 return await client.request(method, url, **kwargs), None
             except httpx.TimeoutException:

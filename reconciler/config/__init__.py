@@ -45,7 +45,8 @@ def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desire
         except OSError as exc:
             problems.append(Problem(name, 1, 1, f"cannot read the file: {exc.strerror or exc}"))
             continue
-        digest.update(name.encode() + b"\0" + hashlib.sha256(raw).digest())
+        # The file's own name, not the path as typed: `apply --plan` reloads it by its absolute path.
+        digest.update(path.name.encode() + b"\0" + hashlib.sha256(raw).digest())
         try:
             document, duplicates = load(name, decode(name, raw))
         except ConfigError as exc:

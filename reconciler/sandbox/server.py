@@ -164,6 +164,7 @@ class Sandbox:
             return error("errors/resource_not_found", "No such route.")
         account_id = unquote(segments[0])
         self.stats.request_times.append((time.monotonic(), route, account_id))
+        (self.stats.patches if route == "patch" else self.stats.sync_calls)[account_id] += 1
         key = headers.get("x-api-key")
         if not key:
             return error("errors/missing_credentials", "Some credentials are necessary to perform the request.")
@@ -209,7 +210,6 @@ class Sandbox:
 
     # -- PATCH -----------------------------------------------------------------------------------------------
     def _patch(self, account_id: str, account: SandboxAccount, body: bytes) -> tuple[int, Any, dict[str, str]]:
-        self.stats.patches[account_id] += 1
         try:
             request = json.loads(body or b"{}")
         except ValueError:
@@ -231,7 +231,6 @@ class Sandbox:
 
     # -- sync ------------------------------------------------------------------------------------------------
     def _sync(self, account_id: str, account: SandboxAccount, params: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
-        self.stats.sync_calls[account_id] += 1
         if account.provider not in SYNC_PROVIDERS:
             return error("errors/feature_not_implemented", f"Sync is not supported for {account.provider}.")
         problem = validate_sync_params(params, account.provider)

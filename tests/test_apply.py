@@ -1,0 +1,298 @@
+"""apply against the sandbox over real HTTP: catalogue, retries, stop-early, recording, locking, safety."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from reconciler.api.catalogue import CATALOGUE
+from reconciler.api.client import ApiClient
+from reconciler.applying import ApplyOptions, Engine
+from reconciler.config import load_config
+from reconciler.planning import make_plan
+from reconciler.sandbox.server import Fault, SandboxAccount
+from reconciler.state.file import FileBackend
+from tests.conftest import SENTINEL_KEY, SENTINEL_PASSWORD
+
+SCHEMAS = Path(__file__).parent.parent / "schemas"
+
+
+def fleet(count: int, prefix: str = "acc_", extra: str = "") -> str:
+    lines = ["version: 1", "accounts:"]
+    lines += [f"  {prefix}{i:04d}: {{country: US, ip: 203.0.113.{i % 250 + 1}{extra}}}" for i in range(count)]
+    return "\n".join(lines) + "\n"
+
+
+def run_engine(workdir: Path, server, config: str, **options) -> tuple[Engine, FileBackend]:
+    """Plan and apply `config` through the engine with fast backoff, over real HTTP."""
+    desired = load_config(config, {"PROXY_PASSWORD": SENTINEL_PASSWORD})
+    backend = FileBackend(workdir / "state.json")
+    with backend.lock():
+        before = backend.read()
+        plan = make_plan(desired, before)
+        recorded, journal = backend.open_journal(salt=before.salt)
+        apply_options = ApplyOptions(backoff_base=0.01, backoff_cap=0.05, sync_poll_interval=0.01, **options)
+
+        async def go() -> Engine:
+            client = ApiClient(server.url, SENTINEL_KEY, apply_options.concurrency, apply_options.timeout)
+            engine = Engine(client, journal, desired.accounts, apply_options)
+            try:
+                await engine.run(plan.changes)
+            finally:
+                await client.close()
+            return engine
+
+        try:
+            engine = asyncio.run(go())
+        finally:
+            journal.close()
+    return engine, backend
+
+
+@pytest.mark.parametrize("error_type", sorted(t for t, row in CATALOGUE.items() if row.status is not None))
+def test_each_catalogue_row(workdir, write, server, error_type) -> None:
+    row = CATALOGUE[error_type]
+    server.sandbox.faults = [Fault.parse(f"{error_type}@acc_0000")]
+    engine, backend = run_engine(workdir, server, write("a.yaml", fleet(2)), max_attempts=3, concurrency=1)
+    failed = [r for r in engine.results if r.outcome == "failed"]
+    assert len(failed) == 1
+    result = failed[0]
+    assert (result.account_id, result.error_type, result.http_status) == ("acc_0000", error_type, row.status)
+    assert (result.category, result.retryable) == (row.category, row.retryable)
+    expected_attempts = 3 if row.retryable else 1
+    assert result.attempts == expected_attempts == server.sandbox.stats.patches["acc_0000"]
+    other = [r for r in engine.results if r.account_id == "acc_0001"]
+    if row.stops_run:
+        assert engine.stop_reason == f"{error_type} is not about one account"
+    if row.stops_run and not row.retryable:
+        assert other[0].outcome == "skipped" and server.sandbox.stats.patches["acc_0001"] == 0
+    else:
+        assert other[0].outcome == "succeeded"
+    recorded = backend.read()
+    assert recorded.accounts["acc_0000"].settings is None
+    assert recorded.accounts["acc_0000"].last_failure["error_type"] == error_type
+
+
+def test_non_envelope_error_keeps_status_as_unknown(workdir, write, server) -> None:
+    server.sandbox.faults = [Fault.parse("garbage@acc_0000")]
+    engine, _ = run_engine(workdir, server, write("a.yaml", fleet(1)), max_attempts=2)
+    result = engine.results[0]
+    assert (result.error_type, result.http_status, result.category, result.retryable) == (
+        "unknown", 502, "proxy_error", True)
+
+
+def test_retry_after_is_honoured(workdir, write, server) -> None:
+    server.sandbox.faults = [Fault.parse("errors/too_many_requests:1.0;retry_after=1")]
+    write("a.yaml", fleet(1))
+    import threading
+
+    def lift() -> None:
+        server.sandbox.faults = []
+
+    timer = threading.Timer(0.5, lift)
+    timer.start()
+    engine, _ = run_engine(workdir, server, "a.yaml", max_attempts=4)
+    timer.join()
+    times = [moment for moment, route, _ in server.sandbox.stats.request_times if route == "patch"]
+    assert engine.results[0].outcome == "succeeded"
+    assert len(times) == 2 and times[1] - times[0] >= 0.99
+
+
+def test_client_timeout_is_retried_then_reported(workdir, write, server) -> None:
+    server.sandbox.faults = [Fault.parse("hang@acc_0000")]
+    server.sandbox.hang_seconds = 2
+    engine, _ = run_engine(workdir, server, write("a.yaml", fleet(1)), max_attempts=2, timeout=0.3)
+    result = engine.results[0]
+    assert (result.error_type, result.category, result.attempts, result.http_status) == (
+        "client_timeout", "timeout", 2, None)
+
+
+def test_network_errors_stop_early(workdir, write, server) -> None:
+    write("a.yaml", fleet(30))
+    server.stop()  # nothing listens any more
+    engine, backend = run_engine(workdir, server, "a.yaml", max_attempts=2, concurrency=1)
+    outcomes = [r.outcome for r in engine.results]
+    assert outcomes.count("failed") == 5 and outcomes.count("skipped") == 25
+    assert {r.error_type for r in engine.results if r.outcome == "failed"} == {"network_error"}
+    assert all(record.settings is None for record in backend.read().accounts.values())
+
+
+def test_concurrency_bound_measured_at_the_server(workdir, write, server) -> None:
+    server.sandbox.latency_ms = 40
+    engine, _ = run_engine(workdir, server, write("a.yaml", fleet(48)), concurrency=4)
+    assert all(r.outcome == "succeeded" for r in engine.results)
+    assert server.sandbox.stats.max_in_flight == 4
+
+
+def test_cli_apply_records_reports_and_converges(run, write, api) -> None:
+    write("a.yaml", """
+        version: 1
+        accounts:
+          "we/ird?id#%..":
+            proxy: {host: h.example, port: 8080, password: "${PROXY_PASSWORD}"}
+          broken:
+            proxy: {host: down.invalid, port: 1}
+          fine: {country: US}
+    """)
+    result = run("apply", "a.yaml", "--yes", "--report", "report.json", "--max-attempts", "1")
+    assert result.code == 3
+    report = json.loads(Path("report.json").read_text())
+    jsonschema.validate(report, json.loads((SCHEMAS / "report.schema.json").read_text()))
+    assert report["summary"] == {"succeeded": 2, "failed": 1, "skipped": 0}
+    assert report["failures_by_type"] == {"errors/proxy_error": 1}
+    assert "errors/proxy_error (HTTP 502, 1 operation(s))" in result.out
+    assert "what to do: The proxy is not working" in result.out
+    assert api.stats.patched["we/ird?id#%.."]["proxy"]["password"] == SENTINEL_PASSWORD
+    plan = run("plan", "a.yaml", "--format", "json").json
+    assert [(c["account_id"], c["action"]) for c in plan["changes"]] == [("broken", "create")]
+
+
+def test_no_api_key_exits_1_before_any_request(run, write, api, monkeypatch) -> None:
+    monkeypatch.delenv("POSTPRESS_API_KEY")
+    write("a.yaml", fleet(1))
+    result = run("apply", "a.yaml", "--yes")
+    assert result.code == 1 and "POSTPRESS_API_KEY" in result.err
+    assert api.stats.requests == 0
+
+
+def test_without_yes_and_no_terminal_refuses(run, write, api) -> None:
+    write("a.yaml", fleet(1))
+    result = run("apply", "a.yaml")
+    assert result.code == 1 and "without --yes" in result.err and api.stats.requests == 0
+
+
+def test_second_apply_refused_while_locked(run, write, api) -> None:
+    write("a.yaml", fleet(1))
+    with FileBackend(Path(".reconciler/state.json")).lock():
+        result = run("apply", "a.yaml", "--yes")
+    assert result.code == 1 and "is locked by apply (pid" in result.err
+    assert api.stats.requests == 0
+
+
+def test_stale_saved_plan_refused(run, write, api, monkeypatch) -> None:
+    write("a.yaml", fleet(2))
+    assert run("plan", "a.yaml", "--out", "p.plan").code == 0
+    assert run("apply", "--plan", "p.plan", "--yes", "--target", "acc_0000").code == 0  # moves the serial
+    result = run("apply", "--plan", "p.plan", "--yes")
+    assert result.code == 1 and "saved plan is stale" in result.err
+    assert run("plan", "a.yaml", "--out", "q.plan").code == 0
+    monkeypatch.setenv("PROXY_PASSWORD", "changed")
+    write("a.yaml", fleet(2))  # same bytes
+    assert run("apply", "--plan", "q.plan", "--yes").code == 0
+
+
+def test_saved_plan_refused_when_secret_changed(run, write, api, monkeypatch) -> None:
+    write("a.yaml", "version: 1\naccounts:\n  a: {proxy: {host: h, port: 1, password: '${PROXY_PASSWORD}'}}\n")
+    run("plan", "a.yaml", "--out", "p.plan")
+    monkeypatch.setenv("PROXY_PASSWORD", "changed")
+    result = run("apply", "--plan", "p.plan", "--yes")
+    assert result.code == 1 and "secrets resolved now differ" in result.err
+    assert api.stats.requests == 0
+
+
+def test_safety_bound(run, write, api) -> None:
+    write("a.yaml", fleet(10))
+    assert run("import", "a.yaml").code == 0
+    write("a.yaml", fleet(10).replace("country: US", "country: DE", 4))
+    result = run("apply", "a.yaml", "--yes")
+    assert result.code == 1 and "40.00% is over 30.00% (4/10); --force required" in result.err
+    assert run("apply", "a.yaml", "--yes", "--max-update-percent", "50").code == 0
+    write("a.yaml", fleet(6))
+    assert "too many forgets" in run("apply", "a.yaml", "--yes", "--max-update-percent", "100").err
+    assert run("apply", "a.yaml", "--yes", "--force").code == 0
+    assert len(run("state", "list").out.splitlines()) == 6
+
+
+RESYNC_CONFIG = """
+version: 1
+accounts:
+  li:
+    provider: LINKEDIN
+    country: US
+    resync: {generation: 1, chunk_size: 10, partial: true, linkedin_product: recruiter,
+             after: 2026-01-01T00:00:00Z, before: 1767312000000}
+  tg:
+    provider: TELEGRAM
+    resync: {generation: 1}
+"""
+
+
+def test_resync_params_polls_and_one_sync_per_account(run, write, api) -> None:
+    api.accounts.update(li=SandboxAccount("LINKEDIN", sync_polls=3), tg=SandboxAccount("TELEGRAM", sync_polls=2))
+    write("a.yaml", RESYNC_CONFIG)
+    result = run("apply", "a.yaml", "--yes", "--sync-poll-interval", "0.01", "--format", "json")
+    assert result.code == 0, result.err
+    report = result.json
+    assert {(r["account_id"], r["operation"], r["message"]) for r in report["results"]} >= {
+        ("li", "resync", "CHUNK_DONE"), ("tg", "resync", "SYNC_DONE")}
+    assert api.stats.sync_params["li"] == {"chunk_size": "10", "partial": "true", "linkedin_product": "recruiter",
+                                           "after": "1767225600000", "before": "1767312000000"}
+    assert api.stats.sync_params["tg"] == {}
+    assert api.stats.sync_calls["li"] == 5 and api.stats.sync_calls["tg"] == 4
+    assert sum(api.stats.after_terminal.values()) == 0
+    assert sum(api.stats.syncs_started.values()) == 2
+    assert run("plan", "a.yaml", "--detailed-exitcode").code == 0
+    write("a.yaml", RESYNC_CONFIG.replace("  tg:\n    provider: TELEGRAM\n    resync: {generation: 1}",
+                                          "  tg:\n    provider: TELEGRAM\n    resync: {generation: 2}"))
+    plan = run("plan", "a.yaml", "--format", "json").json
+    assert plan["changes"] == [{"account_id": "tg", "action": "none", "resync": True, "fields": [],
+                                "before": None, "after": None}]
+    assert run("apply", "a.yaml", "--yes", "--sync-poll-interval", "0.01").code == 0
+    assert api.stats.syncs_started["tg"] == 2 and api.stats.patches["li"] == 1
+
+
+def test_resync_skipped_after_failed_patch_and_errors_replanned(run, write, api) -> None:
+    api.accounts.update(li=SandboxAccount("LINKEDIN"), tg=SandboxAccount("TELEGRAM", sync_result="SYNC_ERROR"))
+    api.faults = [Fault.parse("errors/account_restricted@li")]
+    write("a.yaml", RESYNC_CONFIG)
+    result = run("apply", "a.yaml", "--yes", "--sync-poll-interval", "0.01", "--format", "json")
+    assert result.code == 3
+    outcomes = {(r["account_id"], r["operation"]): (r["outcome"], r["error_type"]) for r in result.json["results"]}
+    assert outcomes == {("li", "patch"): ("failed", "errors/account_restricted"), ("li", "resync"): ("skipped", None),
+                        ("tg", "resync"): ("failed", "sync_error")}
+    assert api.stats.sync_calls["li"] == 0
+    plan = run("plan", "a.yaml", "--format", "json").json
+    assert plan["summary"]["resync"] == 2
+
+
+def test_resync_timeout(run, write, api) -> None:
+    api.accounts["tg"] = SandboxAccount("TELEGRAM", sync_polls=1000)
+    write("a.yaml", RESYNC_CONFIG.split("  li:")[0] + "  tg:\n    provider: TELEGRAM\n    resync: {generation: 1}\n")
+    result = run("apply", "a.yaml", "--yes", "--sync-poll-interval", "0.05", "--sync-timeout", "0.3",
+                 "--format", "json")
+    assert result.code == 3
+    assert result.json["failures_by_type"] == {"sync_timeout": 1}
+    assert sum(api.stats.after_terminal.values()) == 0
+
+
+def test_sentinels_absent_from_apply_outputs(run, write, api, workdir, monkeypatch) -> None:
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(workdir / "summary.md"))
+    write("a.yaml", "version: 1\naccounts:\n  a: {proxy: {host: h, port: 1, password: '${PROXY_PASSWORD}'}}\n"
+                    "  b: {proxy: {host: x.invalid, port: 1, password: '${PROXY_PASSWORD}'}}\n")
+    outcomes = [run("apply", "a.yaml", "--yes", "--report", "r.json", "--max-attempts", "1"),
+                run("apply", "a.yaml", "--yes", "--format", "json", "--max-attempts", "1")]
+    monkeypatch.setenv("POSTPRESS_API_KEY", "wrong-" + SENTINEL_KEY)
+    outcomes.append(run("apply", "a.yaml", "--yes", "--format", "markdown", "--max-attempts", "1"))
+    assert "errors/invalid_credentials" in outcomes[-1].out
+    for outcome in outcomes:
+        for secret in (SENTINEL_PASSWORD, SENTINEL_KEY):
+            assert secret not in outcome.out + outcome.err
+    for path in workdir.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert SENTINEL_KEY.encode() not in content
+            if path.name != "a.yaml":
+                assert SENTINEL_PASSWORD.encode() not in content, path
+    assert "<!-- reconciler-report -->" in (workdir / "summary.md").read_text()
+
+
+def test_sandbox_flag_uses_its_own_state(run, write, monkeypatch) -> None:
+    write("a.yaml", fleet(3))
+    result = run("apply", "--sandbox", "--yes", "a.yaml")
+    assert result.code == 0, result.err
+    assert Path(".reconciler/sandbox-state.json").exists()
+    assert not Path(".reconciler/state.json").exists()
