@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,44 +51,48 @@ def raise_if_unsafe(plan: Plan, recorded: Recorded, max_update_percent: float, m
 
 
 @contextlib.contextmanager
-def progress_display(progress: Progress, client_ref: list[ApiClient]) -> Iterator[None]:
-    """A rich progress bar on a terminal; elsewhere a line to stderr every few seconds."""
+def _ticking(interval: float, tick: Callable[[], None]) -> Iterator[None]:
+    """Call `tick` every `interval` seconds from a background thread while the block runs."""
     stop = threading.Event()
-    if sys.stderr.isatty():
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-        from rich.progress import Progress as Bar
 
-        with Bar(TextColumn("apply"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
-                 TimeElapsedColumn(), transient=True) as bar:
-            task = bar.add_task("apply", total=progress.total or None, detail="")
+    def loop() -> None:
+        while not stop.wait(interval):
+            tick()
 
-            def refresh() -> None:
-                while not stop.wait(0.2):
-                    in_flight = client_ref[0].in_flight if client_ref else 0
-                    bar.update(task, total=progress.total, completed=progress.done,
-                               detail=f"{in_flight} in flight, {progress.syncs_polling} syncs polling")
-
-            thread = threading.Thread(target=refresh, daemon=True)
-            thread.start()
-            try:
-                yield
-            finally:
-                stop.set()
-                thread.join()
-        return
-
-    def lines() -> None:
-        while not stop.wait(5.0):
-            click.echo(f"apply: {progress.done}/{progress.total} accounts done, "
-                       f"{progress.syncs_polling} syncs polling", err=True)
-
-    thread = threading.Thread(target=lines, daemon=True)
+    thread = threading.Thread(target=loop, daemon=True)
     thread.start()
     try:
         yield
     finally:
         stop.set()
         thread.join()
+
+
+@contextlib.contextmanager
+def progress_display(progress: Progress, client_ref: list[ApiClient]) -> Iterator[None]:
+    """A rich progress bar on a terminal; elsewhere a line to stderr every few seconds."""
+    if not sys.stderr.isatty():
+        def line() -> None:
+            click.echo(f"apply: {progress.done}/{progress.total} accounts done, "
+                       f"{progress.syncs_polling} syncs polling", err=True)
+
+        with _ticking(5.0, line):
+            yield
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
+
+    with Bar(TextColumn("apply"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
+             TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("apply", total=progress.total or None, detail="")
+
+        def refresh() -> None:
+            in_flight = client_ref[0].in_flight if client_ref else 0
+            bar.update(task, total=progress.total, completed=progress.done,
+                       detail=f"{in_flight} in flight, {progress.syncs_polling} syncs polling")
+
+        with _ticking(0.2, refresh):
+            yield
 
 
 async def _run_engine(plan: Plan, desired: Any, journal: Any, api_url: str, api_key: str, options: ApplyOptions,

@@ -12,7 +12,7 @@ import contextlib
 import email.utils
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -115,9 +115,10 @@ class ApiClient:
             except httpx.HTTPError as exc:
                 return None, Answer(None, None, classify("network_error", None), _network_message(exc))
 
-    async def patch_account(self, account_id: str, body: dict[str, Any]) -> Answer:
-        url = f"{self.base_url}/accounts/{account_path(account_id)}"
-        response, failure = await self._send("PATCH", url, json=body)
+    async def _call(self, method: str, url: str, success_object: str,
+                    is_success: Callable[[dict[str, Any]], bool], **kwargs: Any) -> Answer:
+        """Send one request; a 2xx counts only when its JSON body is the documented `success_object`."""
+        response, failure = await self._send(method, url, **kwargs)
         if failure:
             return failure
         assert response is not None
@@ -127,30 +128,21 @@ class ApiClient:
             payload = response.json()
         except ValueError:
             payload = None
-        if not (isinstance(payload, dict) and payload.get("object") == "AccountPatched"
-                and payload.get("account_id") == account_id):
+        if not (isinstance(payload, dict) and payload.get("object") == success_object and is_success(payload)):
             return Answer(response.status_code, payload, classify("unexpected_response", None),
-                          f"HTTP {response.status_code} without the AccountPatched answer for this account")
+                          f"HTTP {response.status_code} without the documented {success_object} answer")
         return Answer(response.status_code, payload, None)
+
+    async def patch_account(self, account_id: str, body: dict[str, Any]) -> Answer:
+        url = f"{self.base_url}/accounts/{account_path(account_id)}"
+        return await self._call("PATCH", url, "AccountPatched",
+                                lambda payload: payload.get("account_id") == account_id, json=body)
 
     async def sync_account(self, account_id: str, params: dict[str, str]) -> Answer:
         """One call of the sync route; on success `body["status"]` is the sync status."""
         url = f"{self.base_url}/accounts/{account_path(account_id)}/sync"
-        response, failure = await self._send("GET", url, params=params)
-        if failure:
-            return failure
-        assert response is not None
-        if not response.is_success:
-            return _error_answer(response)
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if not (isinstance(payload, dict) and payload.get("object") == "AccountResync"
-                and isinstance(payload.get("status"), str)):
-            return Answer(response.status_code, payload, classify("unexpected_response", None),
-                          f"HTTP {response.status_code} without an AccountResync status")
-        return Answer(response.status_code, payload, None)
+        return await self._call("GET", url, "AccountResync",
+                                lambda payload: isinstance(payload.get("status"), str), params=params)
 
 
 def _network_message(exc: httpx.HTTPError) -> str:

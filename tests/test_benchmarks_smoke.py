@@ -1,0 +1,21 @@
+"""Small runs of each benchmark so they cannot rot (the real figures come from running them by hand)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+
+import bench_apply  # noqa: E402
+import bench_plan  # noqa: E402
+
+
+def test_plan_benchmark_smoke() -> None:
+    result = bench_plan.bench(200)
+    assert result["accounts"] == 200 and result["plan_s"] > 0 and result["floor_rss_mib"] > 0
+
+
+def test_apply_benchmark_smoke() -> None:
+    result = bench_apply.bench(200, latency_ms=5, concurrency=8)
+    assert result["patched"] == 200 and result["max_in_flight"] <= 8
