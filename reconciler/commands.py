@@ -225,10 +225,12 @@ def apply(config: str, plan_path: str | None, state_location: str | None, api_ur
               help="TYPE[:RATE][@ID,...][;retry_after=N][;route=patch|sync]; TYPE is an error type or `hang`.")
 @click.option("--rate-limit", type=click.FloatRange(0.1), default=None, help="429 above this many requests/s.")
 @click.option("--sync-polls", type=click.IntRange(0), default=2, show_default=True)
+@click.option("--unsupported-providers", default="MAIL,GOOGLE_OAUTH,ICLOUD,OUTLOOK,EXCHANGE", show_default=True,
+              help="Comma-separated providers whose proxy update answers 501.")
 @click.option("--seed", type=int, default=None)
 def sandbox_command(host: str, port: int, accounts_file: str | None, accept_any_account: bool, api_key: str | None,
                     latency_ms: float, jitter_ms: float, faults: tuple[str, ...], rate_limit: float | None,
-                    sync_polls: int, seed: int | None) -> None:
+                    sync_polls: int, unsupported_providers: str, seed: int | None) -> None:
     """Serve a local postpress API for trying the tool and for tests."""
     try:
         from reconciler.sandbox.server import Fault, Sandbox, ServerThread, load_accounts_file, random_api_key
@@ -243,10 +245,12 @@ def sandbox_command(host: str, port: int, accounts_file: str | None, accept_any_
         key = random_api_key()
         click.echo(f"API key: {key}", err=True)
     accounts = load_accounts_file(accounts_file) if accounts_file else {}
+    unsupported = frozenset(name.strip().upper() for name in unsupported_providers.split(",") if name.strip())
     sandbox = Sandbox(key, accounts, accept_any_account, latency_ms, jitter_ms, parsed_faults, rate_limit, seed,
-                      sync_polls)
+                      sync_polls, unsupported)
     server = ServerThread(sandbox, host, port).start()
     click.echo(f"Sandbox listening on {server.url}", err=True)
+    sys.stderr.flush()
     try:
         while server.thread.is_alive():
             server.thread.join(0.5)

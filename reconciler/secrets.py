@@ -110,10 +110,14 @@ def revealed(settings: Mapping[str, Any]) -> dict[str, Any]:
             for key, value in settings.items()}
 
 
+SECRET_KEYS = frozenset(("password",))
+
+
 def masked(value: Any) -> Any:
-    """A copy of recorded/fingerprinted settings with every fingerprint shown as `(sensitive)`."""
+    """A copy of settings with every fingerprint, Secret or password shown as `(sensitive)`."""
     if isinstance(value, Mapping):
-        return {key: masked(item) for key, item in value.items()}
+        return {key: SENSITIVE if key in SECRET_KEYS and value[key] is not None else masked(item)
+                for key, item in value.items()}
     if isinstance(value, Secret) or is_fingerprint(value):
         return SENSITIVE
     return value

@@ -35,7 +35,8 @@ def run_engine(workdir: Path, server, config: str, **options) -> tuple[Engine, F
         before = backend.read()
         plan = make_plan(desired, before)
         recorded, journal = backend.open_journal(salt=before.salt)
-        apply_options = ApplyOptions(backoff_base=0.01, backoff_cap=0.05, sync_poll_interval=0.01, **options)
+        options.setdefault("sync_poll_interval", 0.01)
+        apply_options = ApplyOptions(backoff_base=0.01, backoff_cap=0.05, **options)
 
         async def go() -> Engine:
             client = ApiClient(server.url, SENTINEL_KEY, apply_options.concurrency, apply_options.timeout)
@@ -296,3 +297,25 @@ def test_sandbox_flag_uses_its_own_state(run, write, monkeypatch) -> None:
     assert result.code == 0, result.err
     assert Path(".reconciler/sandbox-state.json").exists()
     assert not Path(".reconciler/state.json").exists()
+
+
+def test_dropped_connection_is_retried_as_network_error(workdir, write, server) -> None:
+    server.sandbox.faults = [Fault.parse("drop@acc_0000")]
+    engine, _ = run_engine(workdir, server, write("a.yaml", fleet(2)), max_attempts=2)
+    failed = [r for r in engine.results if r.outcome == "failed"]
+    assert [(r.account_id, r.error_type, r.attempts) for r in failed] == [("acc_0000", "network_error", 2)]
+
+
+def test_many_syncs_poll_without_holding_slots(workdir, write, server) -> None:
+    server.sandbox.latency_ms = 5
+    server.sandbox.sync_polls = 5
+    lines = ["version: 1", "accounts:"] + [f"  t{i:03d}: {{provider: TELEGRAM, resync: {{generation: 1}}}}"
+                                           for i in range(120)]
+    engine, _ = run_engine(workdir, server, write("a.yaml", "\n".join(lines) + "\n"), concurrency=4,
+                           sync_poll_interval=0.2)
+    assert all(r.outcome == "succeeded" for r in engine.results) and len(engine.results) == 120
+    assert server.sandbox.stats.max_in_flight <= 4
+    assert sum(server.sandbox.stats.after_terminal.values()) == 0
+    # 120 syncs x 7 calls; polling 4 at a time while holding a slot would take at least 120/4 x 5 x 0.2 s = 30 s.
+    first, last = server.sandbox.stats.request_times[0][0], server.sandbox.stats.request_times[-1][0]
+    assert last - first < 10

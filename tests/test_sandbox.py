@@ -99,3 +99,43 @@ def test_rate_limit_answers_429_with_retry_after(http, server) -> None:
     server.sandbox.rate_limit = 2
     codes = [http.patch("/accounts/a", json={"country": "US"}).status_code for _ in range(4)]
     assert codes[:2] == [200, 200] and 429 in codes[2:]
+
+
+def test_introspection_routes(http, server) -> None:
+    http.patch("/accounts/acc%2F1", json={"proxy": {"host": "h", "port": 1, "password": "pw"}})
+    for _ in range(4):
+        http.get("/accounts/acc%2F1/sync")
+    account = httpx.get(server.url.replace("/api/v1", "/_sandbox/accounts/acc%2F1")).json()
+    assert account["current"] == {"proxy": {"host": "h", "port": 1, "password": "(sensitive)"}}
+    assert (account["patches"], account["syncs_started"], account["requests_after_terminal"]) == (1, 2, 1)
+    log = httpx.get(server.url.replace("/api/v1", "/_sandbox/requests")).json()["requests"]
+    assert [(r["method"], r["status"]) for r in log] == [("PATCH", 200)] + [("GET", 200)] * 4
+    assert httpx.post(server.url.replace("/api/v1", "/_sandbox/reset")).json() == {"reset": True}
+    assert httpx.get(server.url.replace("/api/v1", "/_sandbox/requests")).json()["requests"] == []
+
+
+def test_dropped_connection_is_a_network_error(server) -> None:
+    server.sandbox.faults = [Fault.parse("drop")]
+    with pytest.raises(httpx.HTTPError):
+        httpx.patch(f"{server.url}/accounts/a", json={"country": "US"}, headers={"X-API-KEY": SENTINEL_KEY})
+
+
+def test_sandbox_command_serves(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "accounts.yaml").write_text("accounts:\n  known: {provider: MAIL}\n  t: {provider: TELEGRAM}\n")
+    process = subprocess.Popen([sys.executable, "-m", "reconciler", "sandbox", "--port", "0", "--api-key", "k",
+                                "--accounts", str(tmp_path / "accounts.yaml"), "--unsupported-providers", "SLACK"],
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stderr.readline()
+        url = line.rsplit(" ", 1)[-1].strip()
+        assert url.startswith("http://127.0.0.1:")
+        headers = {"X-API-KEY": "k"}
+        assert httpx.patch(f"{url}/accounts/known", json={"country": "US"}, headers=headers).status_code == 200
+        assert httpx.patch(f"{url}/accounts/other", json={"country": "US"}, headers=headers).status_code == 404
+    finally:
+        process.terminate()
+        process.wait()
+        process.stderr.close()

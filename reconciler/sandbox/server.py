@@ -20,8 +20,11 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from reconciler.api.catalogue import CATALOGUE
+from reconciler.secrets import masked
 
 API_PREFIX = "/api/v1/accounts/"
+INTROSPECTION_PREFIX = "/_sandbox/"
+DROP = object()  # a handler's payload meaning "close the connection mid-answer"
 MAIL_PROVIDERS = frozenset(("MAIL", "GOOGLE_OAUTH", "ICLOUD", "OUTLOOK", "EXCHANGE"))
 SYNC_PROVIDERS = frozenset(("LINKEDIN", "TELEGRAM"))
 PROTOCOLS = frozenset(("http", "https", "socks5"))
@@ -46,7 +49,11 @@ class Fault:
 
     @classmethod
     def parse(cls, spec: str) -> Fault:
-        """`TYPE[:RATE][@ID,ID...][;retry_after=N][;route=patch|sync]`; TYPE may be `hang`."""
+        """`TYPE[:RATE][@ID,ID...][;retry_after=N][;route=patch|sync]`.
+
+        TYPE is a catalogued error type, `hang` (no answer for a long time), `drop` (the connection closes
+        mid-answer) or `garbage` (a 502 whose body is not the error envelope).
+        """
         head, *options = spec.split(";")
         accounts: frozenset[str] = frozenset()
         if "@" in head:
@@ -62,7 +69,7 @@ class Fault:
                 fault.route = value
             else:
                 raise ValueError(f"unknown fault option {key!r}")
-        if fault.error_type != "hang" and fault.error_type not in CATALOGUE and fault.error_type != "garbage":
+        if fault.error_type not in CATALOGUE and fault.error_type not in ("hang", "drop", "garbage"):
             raise ValueError(f"unknown error type {fault.error_type!r}")
         return fault
 
@@ -86,6 +93,7 @@ class Stats:
     after_terminal: Counter[str] = field(default_factory=Counter)
     sync_params: dict[str, dict[str, str]] = field(default_factory=dict)
     request_times: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic, route, account)
+    log: list[dict[str, Any]] = field(default_factory=list)  # every request: method, path, account, status
 
 
 class Sandbox:
@@ -140,6 +148,14 @@ class Sandbox:
             status, payload, headers = await self.handle(scope, body)
         finally:
             stats.in_flight -= 1
+        path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        if not path.startswith(INTROSPECTION_PREFIX):
+            stats.log.append({"method": scope["method"], "path": path, "status": status})
+        if payload is DROP:
+            # Promise a body, then end the response early: the server closes the connection mid-answer.
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]})
+            await send({"type": "http.response.body", "body": b"{"})
+            return
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         header_list = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
         header_list += [(name.encode(), value.encode()) for name, value in headers.items()]
@@ -153,6 +169,8 @@ class Sandbox:
         path = raw_path.decode("latin-1").split("?", 1)[0]
         method = scope["method"]
         headers = {name.decode().lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        if path.startswith(INTROSPECTION_PREFIX):
+            return self._introspect(method, path[len(INTROSPECTION_PREFIX):])
         if not path.startswith(API_PREFIX):
             return error("errors/resource_not_found", "No such route.")
         segments = path[len(API_PREFIX):].split("/")
@@ -176,6 +194,8 @@ class Sandbox:
         if fault is not None:
             if fault.error_type == "hang":
                 await asyncio.sleep(self.hang_seconds)
+            elif fault.error_type == "drop":
+                return 200, DROP, {}
             elif fault.error_type == "garbage":
                 return 502, b"<html>bad gateway</html>", {}
             else:
@@ -190,6 +210,26 @@ class Sandbox:
             return self._patch(account_id, account, body)
         query = parse_qs(scope.get("query_string", b"").decode(), keep_blank_values=True)
         return self._sync(account_id, account, {name: values[-1] for name, values in query.items()})
+
+    # -- introspection (no API key: a local test server's own counters) --------------------------------------
+    def _introspect(self, method: str, rest: str) -> tuple[int, Any, dict[str, str]]:
+        if method == "GET" and rest == "requests":
+            return 200, {"requests": self.stats.log}, {}
+        if method == "POST" and rest == "reset":
+            self.reset_stats()
+            self._syncs.clear()
+            return 200, {"reset": True}, {}
+        if method == "GET" and rest.startswith("accounts/"):
+            account_id = unquote(rest[len("accounts/"):])
+            patched = self.stats.patched.get(account_id)
+            sync = self._syncs.get(account_id)
+            return 200, {"account_id": account_id, "known": account_id in self.accounts,
+                         "current": masked(patched) if patched else None,
+                         "patches": self.stats.patches[account_id],
+                         "sync_status": sync[0] if sync else None,
+                         "syncs_started": self.stats.syncs_started[account_id],
+                         "requests_after_terminal": self.stats.after_terminal[account_id]}, {}
+        return error("errors/resource_not_found", "No such sandbox route.")
 
     def _over_rate(self) -> bool:
         now = time.monotonic()
@@ -319,6 +359,9 @@ class ServerThread:
         self.sandbox = sandbox
         self.socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit this: without it, the response's headers and body go out as two
+        # segments and the second waits ~40 ms for the client's delayed ACK (Nagle), capping throughput.
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.socket.bind((host, port))
         self.port = self.socket.getsockname()[1]
         self.host = host
