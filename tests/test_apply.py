@@ -267,6 +267,8 @@ def test_resync_timeout(run, write, api) -> None:
                  "--format", "json")
     assert result.code == 3
     assert result.json["failures_by_type"] == {"sync_timeout": 1}
+    text = run("apply", "a.yaml", "--yes", "--sync-poll-interval", "0.05", "--sync-timeout", "0.2")
+    assert "Resyncs: 0 done, 0 failed, 1 still running at the timeout, 0 skipped." in text.out
     assert sum(api.stats.after_terminal.values()) == 0
 
 

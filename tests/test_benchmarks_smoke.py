@@ -19,3 +19,9 @@ def test_plan_benchmark_smoke() -> None:
 def test_apply_benchmark_smoke() -> None:
     result = bench_apply.bench(200, latency_ms=5, concurrency=8)
     assert result["patched"] == 200 and result["max_in_flight"] <= 8
+
+
+def test_sandbox_benchmark_smoke() -> None:
+    import bench_sandbox
+
+    assert bench_sandbox.run(0, 4, 0.5) > 50

@@ -42,7 +42,9 @@ def _counts_line(results: list[Result]) -> str:
     syncs = Counter(r.outcome for r in results if r.operation == "resync")
     line = f"Apply: {summary['succeeded']} succeeded, {summary['failed']} failed, {summary['skipped']} skipped."
     if syncs:
-        line += (f" Resyncs: {syncs['succeeded']} done, {syncs['failed']} failed, {syncs['skipped']} skipped.")
+        running = sum(1 for r in results if r.error_type == "sync_timeout")
+        line += (f" Resyncs: {syncs['succeeded']} done, {syncs['failed'] - running} failed, {running} still running"
+                 f" at the timeout, {syncs['skipped']} skipped.")
     return line
 
 
