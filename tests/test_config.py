@@ -58,6 +58,7 @@ def test_the_example_loads(workdir) -> None:
     ("  a:\n    provider: NOKIA\n    country: US\n", "accounts.a.provider: 'NOKIA' is not one of"),
     ("  a:\n    labels: {team: 1}\n    country: US\n", "accounts.a.labels.team: expected a string, got an integer 1"),
     ("  \"has space\":\n    country: US\n", "a.yaml:3:3: invalid account id 'has space'"),
+    ("  \"newline\\n\":\n    country: US\n", "a.yaml:3:3: invalid account id 'newline\\n'"),
 ])
 def test_each_rule_reports_message_and_position(write, body: str, expected: str) -> None:
     problems = problems_of(write, HEADER + body)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.config.accounts import AccountBuilder
+from reconciler.config.fastcheck import ACCOUNT_ID, document_certainly_valid
 from reconciler.config.schema import schema_problems
 from reconciler.config.yamlpos import YMap, decode, load
 from reconciler.errors import ConfigError, Problem, ReconcilerError
@@ -56,7 +57,7 @@ def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desire
         if not isinstance(document, YMap):
             problems.append(Problem(name, 1, 1, "the file must be a mapping with 'version' and 'accounts'"))
             continue
-        found, bad_paths = schema_problems(name, document)
+        found, bad_paths = ([], set()) if document_certainly_valid(document) else schema_problems(name, document)
         problems.extend(found)
         _build_accounts(name, document, environ, bad_paths, accounts, problems, warnings)
     if problems:
@@ -91,6 +92,10 @@ def _build_accounts(name: str, document: YMap, environ: Mapping[str, str], bad_p
                                     f"{previous.file}:{previous.line}:{previous.col}"))
             continue
         if not isinstance(body, YMap) or ("accounts", account_id) in bad_paths:
+            continue
+        if not ACCOUNT_ID.fullmatch(account_id):  # the schema's `$` lets a trailing newline through
+            problems.append(Problem(name, key_mark[0], key_mark[1], f"invalid account id {account_id[:80]!r}: "
+                                    "1-256 characters, no whitespace or control characters"))
             continue
         spec = builder.build(account_id, body, key_mark)
         if spec is not None:
