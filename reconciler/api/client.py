@@ -1,8 +1,8 @@
 """The postpress HTTP client: one request in, one `Answer` out, never an exception for an API failure.
 
 Concurrency: findings.md measured one shared httpx.AsyncClient pool collapsing under concurrency (11x under the
-ideal at 64 in flight), while separate clients of one connection each came close to it. So the client keeps a
-pool of N single-connection httpx clients; taking a client from the pool *is* taking a concurrency slot.
+ideal at 64 in flight), and httpx over the aiohttp transport near the latency bound. So requests go through
+httpx's API on aiohttp's pool, and a queue of N slots bounds what is in flight.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from reconciler.api.catalogue import ErrorKind, classify
 
@@ -81,17 +82,14 @@ class ApiClient:
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
         headers = {"X-API-KEY": api_key, "accept": "application/json", "content-type": "application/json"}
         self._clients: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
-        self._all = [httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(timeout), verify=verify,
-                                       limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-                                       follow_redirects=False)
-                     for _ in range(concurrency)]
-        for client in self._all:
-            self._clients.put_nowait(client)
+        self._all = _make_clients(concurrency, headers, timeout, verify)
+        for index in range(concurrency):
+            self._clients.put_nowait(self._all[index % len(self._all)])
         self.in_flight = 0
         self.stopped = False
 
     async def close(self) -> None:
-        for client in self._all:
+        for client in set(self._all):
             await client.aclose()
 
     @contextlib.asynccontextmanager
@@ -110,8 +108,11 @@ class ApiClient:
                 return None, NOT_SENT
             try:
                 return await client.request(method, url, **kwargs), None
-            except httpx.TimeoutException:
-                return None, Answer(None, None, classify("client_timeout", None), "no answer within --timeout")
+            except httpx.TimeoutException as exc:
+                # The aiohttp transport reports a refused connection as ConnectTimeout: trust the cause.
+                if exc.__cause__ is None or isinstance(exc.__cause__, TimeoutError):
+                    return None, Answer(None, None, classify("client_timeout", None), "no answer within --timeout")
+                return None, Answer(None, None, classify("network_error", None), _network_message(exc.__cause__))
             except httpx.HTTPError as exc:
                 return None, Answer(None, None, classify("network_error", None), _network_message(exc))
 
@@ -145,7 +146,20 @@ class ApiClient:
                                 lambda payload: isinstance(payload.get("status"), str), params=params)
 
 
-def _network_message(exc: httpx.HTTPError) -> str:
+def _make_clients(concurrency: int, headers: dict[str, str], timeout: float,
+                  verify: ssl.SSLContext | bool) -> list[httpx.AsyncClient]:
+    """One httpx client over aiohttp's connection pool.
+
+    It keeps httpx's API; a single stock httpx pool collapses under concurrency while the aiohttp transport
+    measured near the latency bound (shared/findings.md). The slot queue enforces the concurrency bound.
+    """
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    transport = AiohttpTransport(verify=verify, limits=limits)
+    return [httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(timeout), transport=transport,
+                              follow_redirects=False)]
+
+
+def _network_message(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     if "CERTIFICATE_VERIFY_FAILED" in text:
         return "TLS certificate verification failed (use --ca-bundle for a private CA)"
