@@ -19,6 +19,7 @@ def test_plan_benchmark_smoke() -> None:
 def test_apply_benchmark_smoke() -> None:
     result = bench_apply.bench(200, latency_ms=5, concurrency=8)
     assert result["patched"] == 200 and result["max_in_flight"] <= 8
+    assert bench_apply.sequential_loop(200, latency_ms=1, sample=20) > 0
 
 
 def test_sandbox_benchmark_smoke() -> None:
