@@ -353,7 +353,9 @@ def load_accounts_file(path: str) -> dict[str, SandboxAccount]:
 class ServerThread:
     """Runs a Sandbox under uvicorn in a background thread on a loopback port (0 = ephemeral)."""
 
-    def __init__(self, sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0,
+                 tls: tuple[str, str] | None = None) -> None:
+        """`tls` is (certificate file, key file) to serve HTTPS."""
         import uvicorn
 
         self.sandbox = sandbox
@@ -365,14 +367,16 @@ class ServerThread:
         self.socket.bind((host, port))
         self.port = self.socket.getsockname()[1]
         self.host = host
+        certfile, keyfile = tls or (None, None)
         config = uvicorn.Config(sandbox, log_level="warning", lifespan="off", access_log=False,
-                                timeout_keep_alive=30)
+                                timeout_keep_alive=30, ssl_certfile=certfile, ssl_keyfile=keyfile)
+        self.scheme = "https" if tls else "http"
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True, name="reconciler-sandbox")
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/api/v1"
+        return f"{self.scheme}://{self.host}:{self.port}/api/v1"
 
     def _run(self) -> None:
         asyncio.run(self.server.serve(sockets=[self.socket]))
