@@ -152,6 +152,10 @@ def apply(config: str, plan_path: str | None, state_location: str | None, api_ur
           output_format: str, targets: tuple[str, ...], selects: tuple[str, ...]) -> None:
     """Apply CONFIG (or a saved plan) to the postpress API; exit 0 all done, 3 some failed, 1 nothing attempted."""
     selectors = parse_selectors(selects)
+    context = click.get_current_context()
+    config_given = context.get_parameter_source("config") is not click.core.ParameterSource.DEFAULT
+    if plan_path and (config_given or targets or selects):
+        raise UsageError("--plan applies exactly the saved plan: give no CONFIG, --target or --select with it")
     saved = planfile.load(plan_path) if plan_path else None
     if saved:
         config = saved["config"]

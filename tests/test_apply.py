@@ -177,13 +177,22 @@ def test_second_apply_refused_while_locked(run, write, api) -> None:
 def test_stale_saved_plan_refused(run, write, api, monkeypatch) -> None:
     write("a.yaml", fleet(2))
     assert run("plan", "a.yaml", "--out", "p.plan").code == 0
-    assert run("apply", "--plan", "p.plan", "--yes", "--target", "acc_0000").code == 0  # moves the serial
+    assert run("apply", "a.yaml", "--yes", "--target", "acc_0000").code == 0  # moves the serial
     result = run("apply", "--plan", "p.plan", "--yes")
     assert result.code == 1 and "saved plan is stale" in result.err
     assert run("plan", "a.yaml", "--out", "q.plan").code == 0
     monkeypatch.setenv("PROXY_PASSWORD", "changed")
     write("a.yaml", fleet(2))  # same bytes
     assert run("apply", "--plan", "q.plan", "--yes").code == 0
+
+
+def test_plan_file_excludes_config_and_targets(run, write, api) -> None:
+    write("a.yaml", fleet(1))
+    run("plan", "a.yaml", "--out", "p.plan")
+    for extra in (["a.yaml"], ["--target", "acc_0000"]):
+        result = run("apply", "--plan", "p.plan", "--yes", *extra)
+        assert result.code == 1 and "--plan applies exactly the saved plan" in result.err
+    assert api.stats.requests == 0
 
 
 def test_saved_plan_refused_when_secret_changed(run, write, api, monkeypatch) -> None:
