@@ -63,6 +63,14 @@ def load_or_exit(config: str) -> Desired:
     return desired
 
 
+def write_github_outputs(outputs: dict[str, str]) -> None:
+    """Append `key=value` lines to $GITHUB_OUTPUT when running in GitHub Actions."""
+    path = os.environ.get("GITHUB_OUTPUT")
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.writelines(f"{key}={value}\n" for key, value in outputs.items())
+
+
 def parse_selectors(values: tuple[str, ...]) -> list[tuple[str, str]]:
     selectors = []
     for value in values:
@@ -124,6 +132,8 @@ def plan(config: str, state_location: str | None, output_format: str, out_path: 
     click.echo(render_plan(the_plan, output_format, config, location), nl=False)
     if out_path:
         planfile.save(the_plan, config, list(targets), selectors, out_path)
+    write_github_outputs({"changes": "true" if not the_plan.empty else "false",
+                          **{key: str(value) for key, value in the_plan.summary.items()}})
     if detailed_exitcode and not the_plan.empty:
         sys.exit(2)
 
