@@ -65,6 +65,14 @@ def test_each_rule_reports_message_and_position(write, body: str, expected: str)
     assert any(expected in problem for problem in problems), problems
 
 
+@pytest.mark.parametrize("where", ["defaults:\n  proxy: {protocol: {}}\naccounts: {}\n",
+                                   "accounts:\n  a: {provider: [x], country: US}\n",
+                                   "accounts:\n  a: {provider: LINKEDIN, resync: {generation: 1, linkedin_product: {}}}\n"])
+def test_unhashable_values_are_errors_not_crashes(write, where: str) -> None:
+    problems = problems_of(write, "version: 1\n" + where)
+    assert len(problems) == 1 and "is not one of" in problems[0]
+
+
 def test_version_must_be_the_integer_1(write) -> None:
     assert problems_of(write, "version: '1'\naccounts: {}\n") == ["a.yaml:1:10: version: must be 1, got '1'"]
 

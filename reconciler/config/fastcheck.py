@@ -32,13 +32,17 @@ _PROXY_KEYS = frozenset(("host", "port", "protocol", "username", "password"))
 _RESYNC_KEYS = frozenset(("generation", "chunk_size", "partial", "linkedin_product", "after", "before"))
 
 
+def _one_of(value: Any, options: frozenset[str]) -> bool:
+    return type(value) is str and value in options  # a mapping or list value is unhashable: test type first
+
+
 def _proxy_ok(proxy: Any, host_min_length: int) -> bool:
     if not isinstance(proxy, dict) or not proxy.keys() <= _PROXY_KEYS:
         return False
     host = proxy.get("host", "x")
     port = proxy.get("port", 1)
     return (type(host) is str and len(host) >= host_min_length and type(port) is int and 1 <= port <= 65535
-            and proxy.get("protocol", "http") in _PROTOCOLS
+            and _one_of(proxy.get("protocol", "http"), _PROTOCOLS)
             and type(proxy.get("username", "")) is str and type(proxy.get("password", "")) is str)
 
 
@@ -49,7 +53,7 @@ def _resync_ok(resync: Any) -> bool:
     chunk_size = resync.get("chunk_size", 1)
     return (type(generation) is int and generation >= 1 and type(chunk_size) is int and chunk_size >= 1
             and type(resync.get("partial", True)) is bool
-            and resync.get("linkedin_product", "classic") in _PRODUCTS
+            and _one_of(resync.get("linkedin_product", "classic"), _PRODUCTS)
             and type(resync.get("after", "")) in (str, int) and type(resync.get("before", "")) in (str, int))
 
 
@@ -58,7 +62,7 @@ def _account_ok(account_id: Any, body: Any) -> bool:
         return False
     if not isinstance(body, dict) or not body.keys() <= _ACCOUNT_KEYS:
         return False
-    if "provider" in body and not (type(body["provider"]) is str and body["provider"] in _PROVIDERS):
+    if "provider" in body and not _one_of(body["provider"], _PROVIDERS):
         return False
     labels = body.get("labels", {})
     if not isinstance(labels, dict) or not all(type(value) is str for value in labels.values()):
