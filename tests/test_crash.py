@@ -1,4 +1,4 @@
-"""kill -9 in the middle of an apply: the state loads, nothing recorded is lost, a re-run converges."""
+"""kill -9 in the middle of an apply, for every backend: the state loads, nothing recorded is lost, a re-run converges."""
 
 from __future__ import annotations
 
@@ -7,20 +7,19 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from reconciler.state.file import FileBackend
+from reconciler.state import open_backend
 from tests.conftest import SENTINEL_KEY
 from tests.test_apply import fleet
 
 CONCURRENCY = 4
 
 
-def test_kill_9_mid_apply_then_converge(run, write, api, server, workdir) -> None:
+def test_kill_9_mid_apply_then_converge(run, write, api, server, workdir, state_url) -> None:
     api.latency_ms = 15
     write("a.yaml", fleet(400))
     env = {**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url}
-    process = subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "a.yaml", "--yes",
+    process = subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "a.yaml", "--yes", "--state", state_url,
                                 "--concurrency", str(CONCURRENCY)], cwd=workdir, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
@@ -31,16 +30,16 @@ def test_kill_9_mid_apply_then_converge(run, write, api, server, workdir) -> Non
     succeeded_at_server = set(api.stats.patched)
     assert 100 <= len(succeeded_at_server) < 400, "the kill must land mid-run"
 
-    recorded = FileBackend(Path(workdir / ".reconciler/state.json")).read()
+    recorded = open_backend(state_url).read()
     recorded_ok = {i for i, r in recorded.accounts.items() if r.settings is not None}
     assert recorded_ok <= succeeded_at_server
     assert len(succeeded_at_server - recorded_ok) <= CONCURRENCY  # at most the in-flight ones lost their record
 
-    plan = run("plan", "a.yaml", "--format", "json").json
+    plan = run("plan", "a.yaml", "--format", "json", "--state", state_url).json
     assert {c["account_id"] for c in plan["changes"]} == {f"acc_{i:04d}" for i in range(400)} - recorded_ok
 
     api.latency_ms = 0
-    assert run("apply", "a.yaml", "--yes").code == 0
-    assert run("plan", "a.yaml", "--detailed-exitcode").code == 0
+    assert run("apply", "a.yaml", "--yes", "--state", state_url).code == 0
+    assert run("plan", "a.yaml", "--detailed-exitcode", "--state", state_url).code == 0
     assert max(api.stats.patches.values()) <= 2
     assert set(api.stats.patched) == {f"acc_{i:04d}" for i in range(400)}

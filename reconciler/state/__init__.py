@@ -26,7 +26,9 @@ def resolve_state_location(option: str | None, sandbox: bool = False) -> str:
 def open_backend(location: str) -> Backend:
     """A backend for a path, a `file://` URL or a `postgresql://` URL."""
     if location.startswith(("postgresql://", "postgres://")):
-        raise UsageError("the PostgreSQL state backend is not available in this version; use a file path")
+        from reconciler.state.postgres import PostgresBackend
+
+        return PostgresBackend(location)
     if location.startswith("file://"):
         location = location[len("file://"):]
     if "://" in location:

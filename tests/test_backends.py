@@ -1,0 +1,79 @@
+"""One behaviour suite for every state backend (file and PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.errors import LockHeld
+from reconciler.state import events as recording
+from reconciler.state import open_backend
+from tests.conftest import PG_URL
+from tests.test_apply import fleet
+
+
+def test_apply_plan_state_commands(run, write, api, state_url) -> None:
+    write("a.yaml", fleet(5))
+    assert run("apply", "a.yaml", "--yes", "--state", state_url).code == 0
+    assert run("plan", "a.yaml", "--state", state_url, "--detailed-exitcode").code == 0
+    assert len(run("state", "list", "--state", state_url).out.splitlines()) == 5
+    assert run("state", "show", "acc_0001", "--state", state_url).json["settings"] == {
+        "country": "US", "ip": "203.0.113.2"}
+    assert run("state", "forget", "acc_0001", "--state", state_url).code == 0
+    plan = run("plan", "a.yaml", "--state", state_url, "--format", "json").json
+    assert [(c["account_id"], c["action"]) for c in plan["changes"]] == [("acc_0001", "create")]
+
+
+def test_serial_lineage_and_recording(state_url) -> None:
+    backend = open_backend(state_url)
+    assert not backend.read().exists
+    with backend.lock():
+        recorded, journal = backend.open_journal(salt="s")
+        lineage = recorded.lineage
+        journal.append(recording.applied("a", {"country": "US"}, "LINKEDIN"))
+        journal.append(recording.failed("b", {"operation": "patch", "error_type": "errors/proxy_error"}))
+        journal.append(recording.resynced("a", 3))
+        journal.close()
+    snapshot = backend.read()
+    assert (snapshot.lineage, snapshot.serial, snapshot.salt) == (lineage, 1, "s")
+    assert snapshot.accounts["a"].settings == {"country": "US"} and snapshot.accounts["a"].resync_generation == 3
+    assert snapshot.accounts["b"].settings is None and snapshot.accounts["b"].last_failure["error_type"]
+    with backend.lock():
+        recorded, journal = backend.open_journal()
+        journal.append(recording.forgotten("b"))
+        journal.close()
+    assert set(backend.read().accounts) == {"a"} and backend.read().serial == 2
+
+
+def test_lock_is_exclusive_and_names_the_holder(state_url) -> None:
+    with open_backend(state_url).lock(command="apply"), pytest.raises(LockHeld) as caught, \
+            open_backend(state_url).lock(timeout=0.2):
+        pass
+    assert "apply" in str(caught.value) and "pid" in str(caught.value)
+    with open_backend(state_url).lock():
+        pass  # released
+
+
+def test_stale_plan_refused(run, write, api, state_url) -> None:
+    write("a.yaml", fleet(2))
+    run("plan", "a.yaml", "--state", state_url, "--out", "p.plan")
+    assert run("apply", "a.yaml", "--yes", "--state", state_url, "--target", "acc_0000").code == 0
+    result = run("apply", "--plan", "p.plan", "--yes", "--state", state_url)
+    assert result.code == 1 and "saved plan is stale" in result.err
+
+
+def test_postgres_workspaces_are_independent(run, write, api, state_url) -> None:
+    if not state_url.startswith("postgresql://"):
+        pytest.skip("PostgreSQL only")
+    other = state_url.replace("workspace=test", "workspace=other")
+    write("a.yaml", fleet(2))
+    assert run("apply", "a.yaml", "--yes", "--state", state_url).code == 0
+    assert run("plan", "a.yaml", "--state", other, "--format", "json").json["summary"]["create"] == 2
+
+
+def test_postgres_connection_failure_is_one_line_without_password(run, write) -> None:
+    write("a.yaml", fleet(1))
+    result = run("plan", "a.yaml", "--state", "postgresql://postgres:hunter2-SECRET@127.0.0.1:1/test")
+    assert result.code == 1
+    assert result.err.startswith("Error: cannot connect to PostgreSQL at 127.0.0.1:1/test:")
+    assert "hunter2-SECRET" not in result.err and len(result.err.strip().splitlines()) == 1
+    assert PG_URL  # the suite's server is configurable with RECONCILER_TEST_PG
