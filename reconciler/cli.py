@@ -201,6 +201,27 @@ def state_forget(account_ids: tuple[str, ...], state_location: str | None) -> No
     click.echo(f"Forgot {len(account_ids)} account(s).", err=True)
 
 
+@state.command("migrate")
+@click.option("--from", "source", required=True, help="The state to copy (path, file:// or postgresql:// URL).")
+@click.option("--to", "target", required=True, help="Where to copy it.")
+@click.option("--force", is_flag=True, help="Overwrite a target that already holds accounts.")
+def state_migrate(source: str, target: str, force: bool) -> None:
+    """Copy a state between backends, keeping its lineage and salt (so fingerprints stay valid)."""
+    source_backend, target_backend = open_backend(source), open_backend(target)
+    with source_backend.lock(command="state migrate"), target_backend.lock(command="state migrate"):
+        snapshot = source_backend.read()
+        if not snapshot.exists:
+            fail(f"{source_backend.describe()} holds no state")
+        existing = target_backend.read()
+        if existing.accounts and not force:
+            fail(f"{target_backend.describe()} already holds {len(existing.accounts)} account(s); --force overwrites")
+        _, journal = target_backend.open_journal(salt=snapshot.salt)
+        journal.close()
+        snapshot.serial = max(snapshot.serial, existing.serial)
+        target_backend.write(snapshot)
+    click.echo(f"Copied {len(snapshot.accounts)} account(s) to {target_backend.describe()}.", err=True)
+
+
 @cli.command("import")
 @config_argument
 @state_option

@@ -77,3 +77,21 @@ def test_postgres_connection_failure_is_one_line_without_password(run, write) ->
     assert result.err.startswith("Error: cannot connect to PostgreSQL at 127.0.0.1:1/test:")
     assert "hunter2-SECRET" not in result.err and len(result.err.strip().splitlines()) == 1
     assert PG_URL  # the suite's server is configurable with RECONCILER_TEST_PG
+
+
+def test_state_migrate_round_trip(run, write, api, state_url, workdir) -> None:
+    write("a.yaml", "version: 1\naccounts:\n  a: {proxy: {host: h, port: 1, password: '${PROXY_PASSWORD}'}}\n"
+                    "  b: {country: US}\n")
+    source = str(workdir / "source.json")
+    assert run("apply", "a.yaml", "--yes", "--state", source).code == 0
+    assert run("state", "migrate", "--from", source, "--to", state_url).code == 0
+    migrated, original = open_backend(state_url).read(), open_backend(source).read()
+    assert migrated.lineage == original.lineage and migrated.salt == original.salt
+    assert migrated.accounts == original.accounts
+    assert run("plan", "a.yaml", "--state", state_url, "--detailed-exitcode").code == 0
+    refused = run("state", "migrate", "--from", source, "--to", state_url)
+    assert refused.code == 1 and "already holds 2 account(s); --force overwrites" in refused.err
+    back = str(workdir / "back.json")
+    assert run("state", "migrate", "--from", state_url, "--to", back).code == 0
+    assert open_backend(back).read().accounts == original.accounts
+    assert run("state", "migrate", "--from", source, "--to", state_url, "--force").code == 0
