@@ -29,12 +29,20 @@ from reconciler.cli import (
 )
 from reconciler.errors import UnsafePlan, UsageError
 from reconciler.model import Plan, Recorded, Result
-from reconciler.planning import make_plan
+from reconciler.planning import make_plan, shard_of
 from reconciler.render import report
 from reconciler.state import open_backend, resolve_state_location
 
 DEFAULT_API_URL = "https://api.postpress.ai/api/v1"
 MIN_EXISTING_RECORDS = 10
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`K/N` with 1 <= K <= N."""
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise UsageError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. 2/4")
+    return int(index), int(count)
 
 
 def raise_if_unsafe(plan: Plan, recorded: Recorded, max_update_percent: float, max_forget_percent: float) -> None:
@@ -139,6 +147,8 @@ def _emit_report(results: list[Result], stop_reason: str | None, output_format: 
 @click.option("--max-forget-percent", type=click.FloatRange(0, 100), default=30.0, show_default=True)
 @click.option("--ca-bundle", default=None, type=click.Path(exists=True, dir_okay=False),
               help="PEM file of CA certificates to trust for the API.")
+@click.option("--shard", default=None, metavar="K/N",
+              help="Apply only shard K of N (PostgreSQL state): N runners can apply shards 1..N at once.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Apply even past the safety bounds.")
 @click.option("--report", "report_path", default=None, metavar="FILE", help="Write the JSON report here.")
@@ -148,14 +158,16 @@ def _emit_report(results: list[Result], stop_reason: str | None, output_format: 
 def apply(config: str, plan_path: str | None, state_location: str | None, api_url: str | None, sandbox: bool,
           concurrency: int, max_attempts: int, timeout: float, rate_limit: float | None,
           sync_poll_interval: float, sync_timeout: float, lock_timeout: float, max_update_percent: float,
-          max_forget_percent: float, ca_bundle: str | None, yes: bool, force: bool, report_path: str | None,
+          max_forget_percent: float, ca_bundle: str | None, shard: str | None, yes: bool, force: bool,
+          report_path: str | None,
           output_format: str, targets: tuple[str, ...], selects: tuple[str, ...]) -> None:
     """Apply CONFIG (or a saved plan) to the postpress API; exit 0 all done, 3 some failed, 1 nothing attempted."""
     selectors = parse_selectors(selects)
     context = click.get_current_context()
     config_given = context.get_parameter_source("config") is not click.core.ParameterSource.DEFAULT
-    if plan_path and (config_given or targets or selects):
-        raise UsageError("--plan applies exactly the saved plan: give no CONFIG, --target or --select with it")
+    if plan_path and (config_given or targets or selects or shard):
+        raise UsageError("--plan applies exactly the saved plan: give no CONFIG, --target, --select or --shard")
+    shard_spec = parse_shard(shard) if shard else None
     saved = planfile.load(plan_path) if plan_path else None
     if saved:
         config = saved["config"]
@@ -182,16 +194,18 @@ def apply(config: str, plan_path: str | None, state_location: str | None, api_ur
     options = ApplyOptions(concurrency=concurrency, max_attempts=max_attempts, timeout=timeout, rate_limit=rate_limit,
                            sync_poll_interval=sync_poll_interval, sync_timeout=sync_timeout)
     try:
-        with backend.lock(timeout=lock_timeout, command="apply"):
+        with backend.lock(timeout=lock_timeout, command="apply", shard=shard_spec):
             before = backend.read()
-            plan = make_plan(desired, before, targets, selectors)
+            plan = make_plan(desired, before, targets, selectors, shard_spec)
             if saved:
                 planfile.check_fresh(saved, plan)
             if plan.empty:
                 click.echo("No changes. Nothing to apply.", err=True)
                 return
             if not force:
-                raise_if_unsafe(plan, before, max_update_percent, max_forget_percent)
+                in_scope = before if shard_spec is None else Recorded(before.lineage, before.serial, before.salt, {
+                    i: r for i, r in before.accounts.items() if shard_of(i, shard_spec[1]) == shard_spec[0]})
+                raise_if_unsafe(plan, in_scope, max_update_percent, max_forget_percent)
             if not yes:
                 click.echo(render_plan(plan, "text", config, location), nl=False, err=True)
                 if not sys.stdin.isatty():

@@ -35,6 +35,12 @@ def select_accounts(account_ids: Iterable[str], specs: Mapping[str, AccountSpec]
     return chosen
 
 
+def shard_of(account_id: str, shard_count: int) -> int:
+    """The shard (1..shard_count) an account belongs to: a stable hash of its id, the same on every runner."""
+    digest = hashlib.sha256(account_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shard_count + 1
+
+
 def desired_digest(desired: Desired, salt: str) -> str:
     """A digest of everything apply would send: settings (secrets as fingerprints) and resync wishes."""
     digest = hashlib.sha256()
@@ -69,11 +75,16 @@ def _leaves(settings: dict[str, Any] | None, prefix: str = "") -> list[str]:
 
 
 def make_plan(desired: Desired, recorded: Recorded, targets: Iterable[str] = (),
-              selectors: Iterable[tuple[str, str]] = ()) -> Plan:
-    """Compare what is declared with what was recorded; one Change per account with something to do."""
+              selectors: Iterable[tuple[str, str]] = (), shard: tuple[int, int] | None = None) -> Plan:
+    """Compare what is declared with what was recorded; one Change per account with something to do.
+
+    With `shard=(K, N)`, only the accounts of shard K of N are considered.
+    """
     salt = recorded.salt
     chosen = select_accounts(desired.accounts.keys() | recorded.accounts.keys(), desired.accounts, targets,
                              selectors)
+    if shard is not None:
+        chosen = {account_id for account_id in chosen if shard_of(account_id, shard[1]) == shard[0]}
     changes: list[Change] = []
     unchanged = 0
     for account_id in sorted(chosen):

@@ -95,3 +95,34 @@ def test_state_migrate_round_trip(run, write, api, state_url, workdir) -> None:
     assert run("state", "migrate", "--from", state_url, "--to", back).code == 0
     assert open_backend(back).read().accounts == original.accounts
     assert run("state", "migrate", "--from", source, "--to", state_url, "--force").code == 0
+
+
+def test_two_shards_apply_at_once_and_a_whole_apply_is_refused(run, write, api, server, state_url, workdir) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import SENTINEL_KEY
+
+    if not state_url.startswith("postgresql://"):
+        write("a.yaml", fleet(2))
+        result = run("apply", "a.yaml", "--yes", "--state", state_url, "--shard", "1/2")
+        assert result.code == 1 and "--shard needs the PostgreSQL state backend" in result.err
+        return
+    api.latency_ms = 20
+    write("a.yaml", fleet(120))
+    env = {**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url}
+    shards = [subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "a.yaml", "--yes", "--state", state_url,
+                                "--shard", f"{k}/2", "--concurrency", "2"], cwd=workdir, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for k in (1, 2)]
+    deadline = time.monotonic() + 20
+    while not api.stats.patched and time.monotonic() < deadline:
+        time.sleep(0.01)
+    whole = run("apply", "a.yaml", "--yes", "--state", state_url)
+    assert whole.code == 1 and "is locked by apply shard" in whole.err
+    assert [process.wait(timeout=60) for process in shards] == [0, 0]
+    assert set(api.stats.patched) == {f"acc_{i:04d}" for i in range(120)}
+    assert max(api.stats.patches.values()) == 1
+    assert run("plan", "a.yaml", "--state", state_url, "--detailed-exitcode").code == 0
+    assert run("apply", "a.yaml", "--yes", "--state", state_url, "--shard", "3/2").code == 1

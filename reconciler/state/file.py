@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import LockHeld, StateError
+from reconciler.errors import LockHeld, StateError, UsageError
 from reconciler.model import AccountRecord, Recorded
 from reconciler.state.events import fold
 
@@ -125,7 +125,9 @@ class FileBackend:
 
     # -- locking ---------------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self, timeout: float = 0.0, command: str = "apply") -> Iterator[None]:
+    def lock(self, timeout: float = 0.0, command: str = "apply", shard: tuple[int, int] | None = None) -> Iterator[None]:
+        if shard is not None:
+            raise UsageError("--shard needs the PostgreSQL state backend (shards apply at once on several runners)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         deadline = time.monotonic() + max(timeout, 0.0)

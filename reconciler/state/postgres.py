@@ -110,28 +110,37 @@ class PostgresBackend:
 
     # -- locking ---------------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self, timeout: float = 0.0, command: str = "apply") -> Iterator[None]:
+    def lock(self, timeout: float = 0.0, command: str = "apply", shard: tuple[int, int] | None = None) -> Iterator[None]:
+        """A whole apply locks the workspace exclusively; shard K of N locks it shared plus shard K exclusively."""
         since = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        holder = f"reconciler {command} pid {os.getpid()} on {socket.gethostname()} since {since}"
+        what = f"{command} shard {shard[0]}/{shard[1]}" if shard else command
+        holder = f"reconciler {what} pid {os.getpid()} on {socket.gethostname()} since {since}"
         connection = self.connect(holder)
         connection.autocommit = True
         deadline = time.monotonic() + max(timeout, 0.0)
+        wanted = [("pg_try_advisory_lock", self.lock_key)] if shard is None else [
+            ("pg_try_advisory_lock_shared", self.lock_key), ("pg_try_advisory_lock", self._shard_key(shard))]
         try:
-            while not connection.execute("select pg_try_advisory_lock(%s)", (self.lock_key,)).fetchone()[0]:
-                if time.monotonic() >= deadline:
-                    raise LockHeld(f"the state {self.describe()} is locked by {self._holder(connection)}")
-                time.sleep(0.1)
+            for function, key in wanted:
+                while not connection.execute(f"select {function}(%s)", (key,)).fetchone()[0]:
+                    if time.monotonic() >= deadline:
+                        raise LockHeld(f"the state {self.describe()} is locked by {self._holder(connection, key)}")
+                    time.sleep(0.1)
             self._lock_connection = connection
             yield
         finally:
             self._lock_connection = None
             connection.close()  # ending the session releases the advisory lock
 
-    def _holder(self, connection: psycopg.Connection[Any]) -> str:
+    def _shard_key(self, shard: tuple[int, int]) -> int:
+        digest = hashlib.sha256(f"{self.schema}\0{self.workspace}\0shard {shard[0]}/{shard[1]}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") & ((1 << 62) - 1)
+
+    def _holder(self, connection: psycopg.Connection[Any], key: int) -> str:
         row = connection.execute(
             "select a.application_name from pg_locks l join pg_stat_activity a on a.pid = l.pid "
-            "where l.locktype = 'advisory' and l.granted and ((l.classid::bigint << 32) | l.objid::bigint) = %s",
-            (self.lock_key,)).fetchone()
+            "where l.locktype = 'advisory' and l.granted and ((l.classid::bigint << 32) | l.objid::bigint) = %s "
+            "and a.pid <> pg_backend_pid()", (key,)).fetchone()
         name = row[0] if row else ""
         return name.removeprefix("reconciler ") if name else "another session (no details)"
 
@@ -147,9 +156,11 @@ class PostgresBackend:
         if not recorded.exists:
             recorded.lineage = str(uuid.uuid4())
             recorded.salt = salt or recorded.salt
-            with connection.transaction():
-                connection.execute(sql.SQL("insert into {} values (%s, %s, %s, %s)").format(self._table("workspaces")),
+            with connection.transaction():  # shards may race to create it: the first one wins
+                connection.execute(sql.SQL("insert into {} values (%s, %s, %s, %s) on conflict do nothing")
+                                   .format(self._table("workspaces")),
                                    (self.workspace, recorded.lineage, recorded.serial, recorded.salt))
+            recorded = self._read(connection)
         return recorded, PostgresJournal(self, connection, recorded)
 
     def write(self, recorded: Recorded) -> None:
@@ -195,10 +206,10 @@ class PostgresJournal:
                    for i in self._dirty if i in self.recorded.accounts]
         deletes = [(workspace, i) for i in self._dirty if i not in self.recorded.accounts]
         with self.connection.transaction(), self.connection.cursor() as cursor:
-            if not self._serial_moved:
-                self.recorded.serial += 1
-                cursor.execute(sql.SQL("update {} set serial = %s where workspace = %s")
-                               .format(self.backend._table("workspaces")), (self.recorded.serial, workspace))
+            if not self._serial_moved:  # `serial + 1` in SQL: shards applying at once each move it
+                cursor.execute(sql.SQL("update {} set serial = serial + 1 where workspace = %s returning serial")
+                               .format(self.backend._table("workspaces")), (workspace,))
+                self.recorded.serial = cursor.fetchone()[0]
             if upserts:
                 cursor.executemany(sql.SQL("insert into {} values (%s, %s, %s) on conflict (workspace, account_id) "
                                            "do update set record = excluded.record").format(table), upserts)
