@@ -26,3 +26,10 @@ def test_sandbox_benchmark_smoke() -> None:
     import bench_sandbox
 
     assert bench_sandbox.run(0, 4, 0.5) > 50
+
+
+def test_resync_benchmark_smoke() -> None:
+    import bench_resync
+
+    result = bench_resync.bench(50, polls=3, latency_ms=1, concurrency=8, interval=0.05)
+    assert result["syncs"] == 50 and result["after_terminal"] == 0 and result["max_in_flight"] <= 8

@@ -5,8 +5,9 @@
 * Tables are created on first use and versioned in `schema_version`.
 * The lock is a session-level advisory lock held by a dedicated connection whose `application_name` names the
   holder; PostgreSQL releases it when that session ends, so a killed apply leaves no stale lock.
-* During an apply, results are committed in small batches (at most every 50 ms); the workspace's serial moves at
-  the first commit, so a plan saved before the apply is refused afterwards even if the apply was killed.
+* During an apply, results are group-committed by a writer thread as they arrive (see PostgresJournal); the
+  workspace's serial moves at the first commit, so a plan saved before the apply is refused afterwards even if
+  the apply was killed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,8 +34,6 @@ from reconciler.state.events import fold
 from reconciler.state.file import new_salt
 
 SCHEMA_VERSION = 1
-FLUSH_INTERVAL = 0.05
-FLUSH_EVENTS = 500
 
 
 def _split_url(url: str) -> tuple[str, str, str]:
@@ -180,32 +180,81 @@ class PostgresBackend:
 
 
 class PostgresJournal:
-    """Commits recorded results in small batches; see the module docstring."""
+    """Group commit: a writer thread with its own connection commits whatever results have arrived since its
+    last commit, continuously. A result is durable one commit round-trip after it arrives, and the event loop
+    never waits for the database.
+    """
 
     def __init__(self, backend: PostgresBackend, connection: psycopg.Connection[Any], recorded: Recorded) -> None:
         self.backend = backend
-        self.connection = connection
         self.recorded = recorded
-        self._dirty: set[str] = set()
+        self._writer = backend.connect("reconciler apply (recording)")
+        self._condition = threading.Condition()
+        self._pending: dict[str, dict[str, Any] | None] = {}  # account id -> record to write, None to delete
+        self._appended = 0
+        self._committed = 0
+        self._closing = False
+        self._failure: BaseException | None = None
         self._serial_moved = False
-        self._last_flush = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="reconciler-pg-recording", daemon=True)
+        self._thread.start()
 
     def append(self, event: dict[str, Any]) -> None:
         fold(self.recorded, event)
-        self._dirty.add(event["id"])
-        if len(self._dirty) >= FLUSH_EVENTS or time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
-            self.flush()
+        record = self.recorded.accounts.get(event["id"])
+        with self._condition:
+            if self._failure is not None:
+                raise StateError(f"recording to {self.backend.describe()} failed: {self._failure}")
+            self._pending[event["id"]] = record.to_json() if record else None
+            self._appended += 1
+            self._condition.notify()
 
     def flush(self) -> None:
-        self._last_flush = time.monotonic()
-        if not self._dirty:
-            return
+        """Wait until everything appended so far is committed."""
+        with self._condition:
+            target = self._appended
+            while self._committed < target and self._failure is None:
+                self._condition.wait(0.5)
+            if self._failure is not None:
+                raise StateError(f"recording to {self.backend.describe()} failed: {self._failure}")
+
+    def close(self) -> Recorded:
+        try:
+            self.flush()
+        finally:
+            with self._condition:
+                self._closing = True
+                self._condition.notify()
+            self._thread.join()
+            self._writer.close()
+        return self.recorded
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._pending and not self._closing:
+                    self._condition.wait()
+                if not self._pending:
+                    return
+                batch, self._pending = self._pending, {}
+                count = self._appended
+            try:
+                self._commit(batch)
+            except BaseException as exc:  # reported by the next append/flush/close
+                with self._condition:
+                    self._failure = exc
+                    self._condition.notify_all()
+                return
+            with self._condition:
+                self._committed = count
+                self._condition.notify_all()
+
+    def _commit(self, batch: dict[str, dict[str, Any] | None]) -> None:
         table = self.backend._table("accounts")
         workspace = self.backend.workspace
-        upserts = [(workspace, i, json.dumps(self.recorded.accounts[i].to_json()))
-                   for i in self._dirty if i in self.recorded.accounts]
-        deletes = [(workspace, i) for i in self._dirty if i not in self.recorded.accounts]
-        with self.connection.transaction(), self.connection.cursor() as cursor:
+        upserts = [(workspace, i, json.dumps(record)) for i, record in batch.items() if record is not None]
+        deletes = [(workspace, i) for i, record in batch.items() if record is None]
+        with self._writer.transaction(), self._writer.cursor() as cursor:
             if not self._serial_moved:  # `serial + 1` in SQL: shards applying at once each move it
                 cursor.execute(sql.SQL("update {} set serial = serial + 1 where workspace = %s returning serial")
                                .format(self.backend._table("workspaces")), (workspace,))
@@ -217,8 +266,3 @@ class PostgresJournal:
                 cursor.executemany(sql.SQL("delete from {} where workspace = %s and account_id = %s").format(table),
                                    deletes)
         self._serial_moved = True
-        self._dirty.clear()
-
-    def close(self) -> Recorded:
-        self.flush()
-        return self.recorded
