@@ -43,3 +43,32 @@ def test_kill_9_mid_apply_then_converge(run, write, api, server, workdir, state_
     assert run("plan", "a.yaml", "--detailed-exitcode", "--state", state_url).code == 0
     assert max(api.stats.patches.values()) <= 2
     assert set(api.stats.patched) == {f"acc_{i:04d}" for i in range(400)}
+
+
+def test_api_stopped_mid_run_stops_early_and_records_only_successes(run, write, api, server, workdir) -> None:
+    import json
+    import threading
+
+    api.latency_ms = 10
+    write("a.yaml", fleet(300))
+
+    def stop_after_some() -> None:
+        deadline = time.monotonic() + 30
+        while len(api.stats.patched) < 60 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        server.stop()
+
+    stopper = threading.Thread(target=stop_after_some)
+    stopper.start()
+    result = run("apply", "a.yaml", "--yes", "--concurrency", "4", "--max-attempts", "2", "--report", "r.json")
+    stopper.join()
+    assert result.code == 3
+    report = json.loads((workdir / "r.json").read_text())
+    assert "Stopped early: 5 consecutive network failures" in result.out
+    assert report["summary"]["skipped"] > 0
+    assert set(report["failures_by_type"]) == {"network_error"}
+    recorded = open_backend(str(workdir / ".reconciler/state.json")).read()
+    recorded_ok = {i for i, r in recorded.accounts.items() if r.settings is not None}
+    assert recorded_ok <= set(api.stats.patched)  # nothing recorded falsely
+    succeeded = {r["account_id"] for r in report["results"] if r["outcome"] == "succeeded"}
+    assert succeeded == recorded_ok
