@@ -128,16 +128,19 @@ class Engine:
         deadline = time.monotonic() + self.options.sync_timeout
         attempts = 0
         self.progress.syncs_polling += 1
+        started = False
         try:
             while True:
-                answer, used = await self._with_retries(lambda: self.client.sync_account(spec.account_id, params))
+                answer, used = await self._with_retries(
+                    lambda poll=started: self.client.sync_account(spec.account_id, params, poll=poll))
                 attempts += used
-                if answer is NOT_SENT and attempts == 0:
+                if answer is NOT_SENT:  # only a first call can be held back by a stop
                     self._skip(spec.account_id, "resync")
                     return
                 if answer.error is not None:
                     self._fail(spec.account_id, "resync", answer, attempts)
                     return
+                started = True
                 status = answer.body["status"]
                 if status in TERMINAL_DONE:
                     self.journal.append(recording.resynced(spec.account_id, spec.resync.generation))
@@ -205,8 +208,7 @@ class Engine:
 
     def _fail(self, account_id: str, operation: Operation, answer: Answer, attempts: int) -> None:
         kind = answer.error
-        if kind is None:  # a poll that was not sent because the run stopped
-            kind = classify("unknown", None)
+        assert kind is not None
         self.results.append(Result(account_id, operation, "failed", answer.status, kind.type, kind.category,
                                    kind.retryable, attempts, answer.message))
         self.journal.append(recording.failed(account_id, {"operation": operation, "error_type": kind.type,

@@ -330,3 +330,18 @@ def test_many_syncs_poll_without_holding_slots(workdir, write, server) -> None:
     # 120 syncs x 7 calls; polling 4 at a time while holding a slot would take at least 120/4 x 5 x 0.2 s = 30 s.
     first, last = server.sandbox.stats.request_times[0][0], server.sandbox.stats.request_times[-1][0]
     assert last - first < 10
+
+
+def test_started_syncs_keep_polling_after_the_run_stops_early(workdir, write, server) -> None:
+    server.sandbox.accounts.update(a_sync=SandboxAccount("TELEGRAM", sync_polls=8))
+    server.sandbox.accept_any_account = True
+    server.sandbox.faults = [Fault.parse("errors/insufficient_privileges@b_patch")]
+    server.sandbox.latency_ms = 5
+    write("a.yaml", "version: 1\naccounts:\n  a_sync: {provider: TELEGRAM, resync: {generation: 1}}\n"
+                    "  b_patch: {country: US}\n  c_patch: {country: US}\n")
+    engine, _ = run_engine(workdir, server, "a.yaml", concurrency=1, sync_poll_interval=0.05)
+    outcomes = {(r.account_id, r.operation): r.outcome for r in engine.results}
+    assert engine.stop_reason == "errors/insufficient_privileges is not about one account"
+    assert outcomes == {("a_sync", "resync"): "succeeded", ("b_patch", "patch"): "failed",
+                        ("c_patch", "patch"): "skipped"}
+    assert server.sandbox.stats.sync_calls["a_sync"] == 10 and server.sandbox.stats.patches["c_patch"] == 0

@@ -73,7 +73,9 @@ NOT_SENT = Answer(None, None, None, "not sent: the run stopped early")
 class ApiClient:
     """A bounded pool of HTTP clients for the postpress API.
 
-    Setting `stopped` makes every request still waiting for a slot answer `NOT_SENT` instead of being sent.
+    Setting `stopped` makes every request that would start an operation, still waiting for a slot, answer
+    `NOT_SENT` instead of being sent. Polls of a sync already started are always sent: stopping them would
+    lose track of a sync running upstream.
     """
 
     def __init__(self, base_url: str, api_key: str, concurrency: int = 8, timeout: float = 30.0,
@@ -102,9 +104,10 @@ class ApiClient:
             self.in_flight -= 1
             self._clients.put_nowait(client)
 
-    async def _send(self, method: str, url: str, **kwargs: Any) -> tuple[httpx.Response | None, Answer | None]:
+    async def _send(self, method: str, url: str, starts: bool,
+                    **kwargs: Any) -> tuple[httpx.Response | None, Answer | None]:
         async with self._slot() as client:
-            if self.stopped:
+            if starts and self.stopped:
                 return None, NOT_SENT
             try:
                 return await client.request(method, url, **kwargs), None
@@ -117,9 +120,9 @@ class ApiClient:
                 return None, Answer(None, None, classify("network_error", None), _network_message(exc))
 
     async def _call(self, method: str, url: str, success_object: str,
-                    is_success: Callable[[dict[str, Any]], bool], **kwargs: Any) -> Answer:
+                    is_success: Callable[[dict[str, Any]], bool], starts: bool = True, **kwargs: Any) -> Answer:
         """Send one request; a 2xx counts only when its JSON body is the documented `success_object`."""
-        response, failure = await self._send(method, url, **kwargs)
+        response, failure = await self._send(method, url, starts, **kwargs)
         if failure:
             return failure
         assert response is not None
@@ -139,11 +142,12 @@ class ApiClient:
         return await self._call("PATCH", url, "AccountPatched",
                                 lambda payload: payload.get("account_id") == account_id, json=body)
 
-    async def sync_account(self, account_id: str, params: dict[str, str]) -> Answer:
-        """One call of the sync route; on success `body["status"]` is the sync status."""
+    async def sync_account(self, account_id: str, params: dict[str, str], poll: bool = False) -> Answer:
+        """One call of the sync route (`poll` once the sync started); on success `body["status"]` is its status."""
         url = f"{self.base_url}/accounts/{account_path(account_id)}/sync"
         return await self._call("GET", url, "AccountResync",
-                                lambda payload: isinstance(payload.get("status"), str), params=params)
+                                lambda payload: isinstance(payload.get("status"), str), starts=not poll,
+                                params=params)
 
 
 def _make_clients(concurrency: int, headers: dict[str, str], timeout: float,
