@@ -119,14 +119,15 @@ def validate(config: str) -> None:
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text")
 @click.option("--out", "out_path", default=None, metavar="PLANFILE", help="Save the plan for apply --plan.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when no changes, 2 when changes.")
+@click.option("--sandbox", is_flag=True, help="Plan against the sandbox's own state (as apply --sandbox records it).")
 @target_option
 @select_option
 def plan(config: str, state_location: str | None, output_format: str, out_path: str | None,
-         detailed_exitcode: bool, targets: tuple[str, ...], selects: tuple[str, ...]) -> None:
+         detailed_exitcode: bool, sandbox: bool, targets: tuple[str, ...], selects: tuple[str, ...]) -> None:
     """Show what apply would change. Needs no network, no API key and no lock."""
     selectors = parse_selectors(selects)
     desired = load_or_exit(config)
-    location = resolve_state_location(state_location)
+    location = resolve_state_location(state_location, sandbox=sandbox)
     recorded = open_backend(location).read()
     the_plan = make_plan(desired, recorded, targets, selectors)
     click.echo(render_plan(the_plan, output_format, config, location), nl=False)

@@ -201,6 +201,7 @@ def apply(config: str, plan_path: str | None, state_location: str | None, api_ur
                 planfile.check_fresh(saved, plan)
             if plan.empty:
                 click.echo("No changes. Nothing to apply.", err=True)
+                _emit_report([], None, output_format, report_path)
                 return
             if not force:
                 in_scope = before if shard_spec is None else Recorded(before.lineage, before.serial, before.salt, {

@@ -304,10 +304,23 @@ def test_sentinels_absent_from_apply_outputs(run, write, api, workdir, monkeypat
 
 def test_sandbox_flag_uses_its_own_state(run, write, monkeypatch) -> None:
     write("a.yaml", fleet(3))
+    assert run("plan", "--sandbox", "a.yaml", "--detailed-exitcode").code == 2
     result = run("apply", "--sandbox", "--yes", "a.yaml")
     assert result.code == 0, result.err
     assert Path(".reconciler/sandbox-state.json").exists()
     assert not Path(".reconciler/state.json").exists()
+    assert run("plan", "--sandbox", "a.yaml", "--detailed-exitcode").code == 0
+    assert run("plan", "a.yaml", "--detailed-exitcode").code == 2
+
+
+def test_report_written_when_nothing_to_do(run, write, api, workdir) -> None:
+    write("a.yaml", fleet(2))
+    assert run("apply", "a.yaml", "--yes").code == 0
+    result = run("apply", "a.yaml", "--yes", "--report", "r.json", "--format", "json")
+    assert result.code == 0
+    empty = {"format_version": 1, "summary": {"succeeded": 0, "failed": 0, "skipped": 0},
+             "failures_by_type": {}, "results": []}
+    assert json.loads((workdir / "r.json").read_text()) == empty and result.json == empty
 
 
 def test_dropped_connection_is_retried_as_network_error(workdir, write, server) -> None:

@@ -126,3 +126,26 @@ def test_two_shards_apply_at_once_and_a_whole_apply_is_refused(run, write, api, 
     assert max(api.stats.patches.values()) == 1
     assert run("plan", "a.yaml", "--state", state_url, "--detailed-exitcode").code == 0
     assert run("apply", "a.yaml", "--yes", "--state", state_url, "--shard", "3/2").code == 1
+
+
+def test_no_secret_reaches_any_backend(run, write, api, state_url, workdir) -> None:
+    import psycopg
+
+    from tests.conftest import SENTINEL_KEY, SENTINEL_PASSWORD
+
+    write("a.yaml", "version: 1\naccounts:\n  a: {proxy: {host: h, port: 1, password: '${PROXY_PASSWORD}'}}\n"
+                    "  b: {proxy: {host: x.invalid, port: 1, password: '${PROXY_PASSWORD}'}}\n")
+    outcome = run("apply", "a.yaml", "--yes", "--state", state_url, "--max-attempts", "1")
+    assert outcome.code == 3 and api.stats.patched["a"]["proxy"]["password"] == SENTINEL_PASSWORD
+    for secret in (SENTINEL_PASSWORD, SENTINEL_KEY):
+        assert secret not in outcome.out + outcome.err
+    if state_url.startswith("postgresql://"):
+        schema = state_url.split("schema=")[1].split("&")[0]
+        with psycopg.connect(PG_URL) as connection:
+            stored = " ".join(str(row) for table in ("accounts", "workspaces") for row in
+                              connection.execute(f'select * from "{schema}".{table}').fetchall())
+        assert "sha256:" in stored
+    else:
+        stored = "".join(p.read_text() for p in (workdir / "state").iterdir() if p.is_file())
+    for secret in (SENTINEL_PASSWORD, SENTINEL_KEY):
+        assert secret not in stored
