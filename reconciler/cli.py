@@ -174,13 +174,13 @@ def state_show(account_id: str, state_location: str | None) -> None:
 
 
 def _edit_state(state_location: str | None, edit: Callable[[Recorded], Any]) -> Any:
-    """Run `edit` on the state under its lock and write the result (serial + 1)."""
+    """Run `edit` on the state under its lock and write the result (serial + 1); nothing is written if it raises."""
     location = resolve_state_location(state_location)
     backend = open_backend(location)
     with backend.lock(command="state edit"):
         recorded, journal = backend.open_journal()
-        outcome = edit(recorded)
         journal.close()
+        outcome = edit(recorded)
         backend.write(recorded)
     return outcome
 
@@ -190,11 +190,11 @@ def _edit_state(state_location: str | None, edit: Callable[[Recorded], Any]) -> 
 @state_option
 def state_forget(account_ids: tuple[str, ...], state_location: str | None) -> None:
     """Remove accounts from the state without any API call."""
-    missing = [account_id for account_id in account_ids if account_id not in _read_state(state_location)[1].accounts]
-    if missing:
-        fail(f"not in the state: {', '.join(missing)}")
 
     def edit(recorded: Recorded) -> None:
+        missing = [account_id for account_id in account_ids if account_id not in recorded.accounts]
+        if missing:
+            raise ReconcilerError(f"not in the state: {', '.join(missing)}")
         for account_id in account_ids:
             recording.fold(recorded, recording.forgotten(account_id))
 

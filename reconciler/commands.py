@@ -27,14 +27,13 @@ from reconciler.cli import (
     state_option,
     target_option,
 )
-from reconciler.errors import UnsafePlan, UsageError
+from reconciler.errors import UsageError
 from reconciler.model import Plan, Recorded, Result
-from reconciler.planning import make_plan, shard_of
+from reconciler.planning import make_plan, raise_if_unsafe, shard_of
 from reconciler.render import report
 from reconciler.state import open_backend, resolve_state_location
 
 DEFAULT_API_URL = "https://api.postpress.ai/api/v1"
-MIN_EXISTING_RECORDS = 10
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -43,19 +42,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
         raise UsageError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. 2/4")
     return int(index), int(count)
-
-
-def raise_if_unsafe(plan: Plan, recorded: Recorded, max_update_percent: float, max_forget_percent: float) -> None:
-    """Refuse a plan that updates or forgets too large a share of a state of 10 or more accounts."""
-    existing = len(recorded.accounts)
-    if existing < MIN_EXISTING_RECORDS:
-        return
-    for action, bound in (("update", max_update_percent), ("forget", max_forget_percent)):
-        count = plan.count(action)
-        percent = 100.0 * count / existing
-        if percent > bound:
-            raise UnsafePlan(f"too many {action}s: {percent:.2f}% is over {bound:.2f}% ({count}/{existing}); "
-                             "--force required")
 
 
 @contextlib.contextmanager

@@ -9,8 +9,12 @@ from typing import Any
 
 from deepdiff import DeepDiff
 
+from reconciler.errors import UnsafePlan
 from reconciler.model import AccountSpec, Change, Desired, Plan, Recorded
 from reconciler.secrets import fingerprinted
+
+#: Below this many recorded accounts the safety bounds do not apply (as octoDNS's MIN_EXISTING_RECORDS).
+MIN_EXISTING_RECORDS = 10
 
 
 def select_accounts(account_ids: Iterable[str], specs: Mapping[str, AccountSpec], targets: Iterable[str],
@@ -41,12 +45,12 @@ def shard_of(account_id: str, shard_count: int) -> int:
     return int.from_bytes(digest[:8], "big") % shard_count + 1
 
 
-def desired_digest(desired: Desired, salt: str) -> str:
+def desired_digest(desired: Desired, fingerprinted_settings: dict[str, dict[str, Any] | None]) -> str:
     """A digest of everything apply would send: settings (secrets as fingerprints) and resync wishes."""
     digest = hashlib.sha256()
     for account_id in sorted(desired.accounts):
         spec = desired.accounts[account_id]
-        entry = [account_id, fingerprinted(spec.settings, salt), spec.resync.as_dict() if spec.resync else None,
+        entry = [account_id, fingerprinted_settings[account_id], spec.resync.as_dict() if spec.resync else None,
                  spec.provider]
         digest.update(json.dumps(entry, sort_keys=True).encode())
     return digest.hexdigest()
@@ -85,6 +89,8 @@ def make_plan(desired: Desired, recorded: Recorded, targets: Iterable[str] = (),
                              selectors)
     if shard is not None:
         chosen = {account_id for account_id in chosen if shard_of(account_id, shard[1]) == shard[0]}
+    desired_settings = {account_id: fingerprinted(spec.settings, salt)
+                        for account_id, spec in desired.accounts.items()}
     changes: list[Change] = []
     unchanged = 0
     for account_id in sorted(chosen):
@@ -95,7 +101,7 @@ def make_plan(desired: Desired, recorded: Recorded, targets: Iterable[str] = (),
             changes.append(Change(account_id, "forget", False, tuple(sorted(_leaves(record.settings))),
                                   record.settings, None, None, record.resync_generation))
             continue
-        after = fingerprinted(spec.settings, salt)
+        after = desired_settings[account_id]
         before = record.settings if record else None
         recorded_generation = record.resync_generation if record else 0
         failed_patch = bool(record and record.last_failure and record.last_failure.get("operation") == "patch")
@@ -115,5 +121,18 @@ def make_plan(desired: Desired, recorded: Recorded, targets: Iterable[str] = (),
         changes.append(Change(account_id, action, resync, fields, before, after,
                               spec.resync.generation if spec.resync else None, recorded_generation))
     return Plan(changes=changes, unchanged=unchanged, lineage=recorded.lineage, serial=recorded.serial,
-                salt=salt, config_digest=desired.config_digest, desired_digest=desired_digest(desired, salt),
+                salt=salt, config_digest=desired.config_digest, desired_digest=desired_digest(desired, desired_settings),
                 files=tuple(desired.files))
+
+
+def raise_if_unsafe(plan: Plan, recorded: Recorded, max_update_percent: float, max_forget_percent: float) -> None:
+    """Refuse a plan that updates or forgets too large a share of a state of 10 or more accounts."""
+    existing = len(recorded.accounts)
+    if existing < MIN_EXISTING_RECORDS:
+        return
+    for action, bound in (("update", max_update_percent), ("forget", max_forget_percent)):
+        count = plan.count(action)
+        percent = 100.0 * count / existing
+        if percent > bound:
+            raise UnsafePlan(f"too many {action}s: {percent:.2f}% is over {bound:.2f}% ({count}/{existing}); "
+                             "--force required")

@@ -13,13 +13,17 @@ from reconciler.render.markdown import LIMIT, bounded
 MARKER = "<!-- reconciler-report -->"
 
 
-def document(results: list[Result]) -> dict[str, Any]:
+def summary(results: list[Result]) -> dict[str, int]:
     outcomes = Counter(result.outcome for result in results)
+    return {"succeeded": outcomes["succeeded"], "failed": outcomes["failed"], "skipped": outcomes["skipped"]}
+
+
+def document(results: list[Result]) -> dict[str, Any]:
     by_type = Counter(result.error_type for result in results if result.outcome == "failed")
     ordered = sorted(results, key=lambda r: (r.account_id, r.operation))
     return {
         "format_version": 1,
-        "summary": {"succeeded": outcomes["succeeded"], "failed": outcomes["failed"], "skipped": outcomes["skipped"]},
+        "summary": summary(results),
         "failures_by_type": dict(sorted(by_type.items())),
         "results": [result.to_json() for result in ordered],
     }
@@ -38,9 +42,9 @@ def _groups(results: list[Result]) -> dict[str, list[Result]]:
 
 
 def _counts_line(results: list[Result]) -> str:
-    summary = document(results)["summary"]
+    counts = summary(results)
     syncs = Counter(r.outcome for r in results if r.operation == "resync")
-    line = f"Apply: {summary['succeeded']} succeeded, {summary['failed']} failed, {summary['skipped']} skipped."
+    line = f"Apply: {counts['succeeded']} succeeded, {counts['failed']} failed, {counts['skipped']} skipped."
     if syncs:
         running = sum(1 for r in results if r.error_type == "sync_timeout")
         line += (f" Resyncs: {syncs['succeeded']} done, {syncs['failed'] - running} failed, {running} still running"

@@ -53,6 +53,7 @@ class PostgresBackend:
         key = hashlib.sha256(f"{self.schema}\0{self.workspace}".encode()).digest()
         self.lock_key = int.from_bytes(key[:8], "big") & ((1 << 62) - 1)
         self._lock_connection: psycopg.Connection[Any] | None = None
+        self._tables_ready = False
 
     def describe(self) -> str:
         return f"postgresql://{self._where}?schema={self.schema}&workspace={self.workspace}"
@@ -64,7 +65,9 @@ class PostgresBackend:
         except psycopg.Error as exc:
             message = " ".join(str(exc).split()) or type(exc).__name__
             raise StateError(f"cannot connect to PostgreSQL at {self._where}: {message}") from None
-        self._ensure_tables(connection)
+        if not self._tables_ready:
+            self._ensure_tables(connection)
+            self._tables_ready = True
         return connection
 
     def _ensure_tables(self, connection: psycopg.Connection[Any]) -> None:
