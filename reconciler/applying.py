@@ -11,14 +11,17 @@ import random
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from reconciler.api.answer import NOT_SENT, Answer
 from reconciler.api.catalogue import OUTAGE_CATEGORIES, classify
-from reconciler.api.client import NOT_SENT, Answer, ApiClient
 from reconciler.model import AccountSpec, Change, Operation, Result
 from reconciler.secrets import revealed
 from reconciler.state import Journal
 from reconciler.state import events as recording
+
+if TYPE_CHECKING:
+    from reconciler.api.client import ApiClient
 
 TERMINAL_DONE = ("SYNC_DONE", "CHUNK_DONE")
 TERMINAL_ERROR = "SYNC_ERROR"
@@ -77,11 +80,15 @@ class Engine:
                 self.progress.done += 1
                 admission.release()
 
-        for change in changes:
+        for index, change in enumerate(changes):
             await admission.acquire()
             task = asyncio.create_task(admitted(change))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
+            if index % self.options.concurrency == 0:
+                # acquire() does not yield while permits remain: let the first requests go out now rather
+                # than after thousands of tasks are created (measured: 0.3 s at 10,000 accounts).
+                await asyncio.sleep(0)
         while tasks:
             await asyncio.gather(*list(tasks))
         self.journal.flush()

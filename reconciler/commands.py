@@ -10,12 +10,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler import planfile
-from reconciler.api.client import ApiClient
 from reconciler.applying import ApplyOptions, Engine, Progress
 from reconciler.cli import (
     config_argument,
@@ -32,6 +31,9 @@ from reconciler.model import Plan, Recorded, Result
 from reconciler.planning import make_plan, raise_if_unsafe, shard_of
 from reconciler.render import report
 from reconciler.state import open_backend, resolve_state_location
+
+if TYPE_CHECKING:
+    from reconciler.api.client import ApiClient
 
 DEFAULT_API_URL = "https://api.postpress.ai/api/v1"
 
@@ -91,6 +93,8 @@ def progress_display(progress: Progress, client_ref: list[ApiClient]) -> Iterato
 
 async def _run_engine(plan: Plan, desired: Any, journal: Any, api_url: str, api_key: str, options: ApplyOptions,
                       ca_bundle: str | None, progress: Progress, client_ref: list[ApiClient]) -> Engine:
+    from reconciler.api.client import ApiClient  # aiohttp: imported only by the command that sends requests
+
     client = ApiClient(api_url, api_key, options.concurrency, options.timeout, ca_bundle)
     client_ref.append(client)
     engine = Engine(client, journal, desired.accounts, options, progress)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from reconciler.api.answer import account_path
 from reconciler.api.catalogue import CATALOGUE
-from reconciler.api.client import account_path
 from reconciler.sandbox.server import Fault, SandboxAccount, ServerThread
 from tests.conftest import SENTINEL_KEY
 

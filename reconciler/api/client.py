@@ -1,77 +1,33 @@
 """The postpress HTTP client: one request in, one `Answer` out, never an exception for an API failure.
 
-Concurrency: findings.md measured one shared httpx.AsyncClient pool collapsing under concurrency (11x under the
-ideal at 64 in flight), and httpx over the aiohttp transport near the latency bound. So requests go through
-httpx's API on aiohttp's pool, and a queue of N slots bounds what is in flight.
+Why aiohttp and not httpx here: shared/findings.md measured one shared httpx.AsyncClient pool collapsing under
+concurrency (11x under the ideal at 64 in flight), and httpx's API over the aiohttp transport near the bound but
+CPU-bound at ~1,900 requests/s in this engine: httpx's request and response model (headers, URL parsing) cost as
+much again as aiohttp's own work (BENCHMARKS.md, issue 8). This module is the only place that speaks HTTP, so it
+uses aiohttp's session directly; a queue of N slots bounds what is in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import email.utils
+import json
 import ssl
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-import httpx
-from httpx_aiohttp import AiohttpTransport
+import aiohttp
+from yarl import URL
 
-from reconciler.api.catalogue import ErrorKind, classify
+from reconciler.api.answer import NOT_SENT, Answer, Reply, account_path, error_answer
+from reconciler.api.catalogue import classify
 
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """One HTTP exchange's outcome. `error` is None on success."""
-
-    status: int | None
-    body: Any
-    error: ErrorKind | None
-    message: str | None = None
-    retry_after: float | None = None
-
-
-def account_path(account_id: str) -> str:
-    """The account id as one percent-encoded path segment (dots too, so `..` can never climb)."""
-    return quote(account_id, safe="").replace(".", "%2E")
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())
-
-
-def _error_answer(response: httpx.Response) -> Answer:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    error_type = body.get("type") if isinstance(body, dict) and isinstance(body.get("type"), str) else None
-    kind = classify(error_type, response.status_code)
-    detail = None
-    if isinstance(body, dict):
-        detail = body.get("detail") or body.get("title")
-    message = f"HTTP {response.status_code}" + (f": {detail}" if isinstance(detail, str) else "")
-    return Answer(response.status_code, body, kind, message[:300], parse_retry_after(response.headers.get("retry-after")))
-
-
-#: What a request answers when the run stopped early while it waited for a slot: it was never sent.
-NOT_SENT = Answer(None, None, None, "not sent: the run stopped early")
+#: The largest answer body read; a bigger one is an unexpected answer, never buffered whole.
+MAX_BODY_BYTES = 1 << 20
 
 
 class ApiClient:
-    """A bounded pool of HTTP clients for the postpress API.
+    """A bounded connection pool for the postpress API.
 
     Setting `stopped` makes every request that would start an operation, still waiting for a slot, answer
     `NOT_SENT` instead of being sent. Polls of a sync already started are always sent: stopping them would
@@ -81,90 +37,94 @@ class ApiClient:
     def __init__(self, base_url: str, api_key: str, concurrency: int = 8, timeout: float = 30.0,
                  ca_bundle: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
-        headers = {"X-API-KEY": api_key, "accept": "application/json", "content-type": "application/json"}
-        self._clients: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
-        self._all = _make_clients(concurrency, headers, timeout, verify)
-        for index in range(concurrency):
-            self._clients.put_nowait(self._all[index % len(self._all)])
+        self._headers = {"X-API-KEY": api_key, "Accept": "application/json"}
+        self._ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+        self._concurrency = concurrency
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._slots = asyncio.Semaphore(concurrency)
         self.in_flight = 0
         self.stopped = False
 
+    def _open(self) -> aiohttp.ClientSession:
+        # Created on first use, inside the running loop (aiohttp binds a session to its loop).
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._concurrency, ssl=self._ssl, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers=self._headers, timeout=aiohttp.ClientTimeout(total=self._timeout),
+                auto_decompress=True, raise_for_status=False, skip_auto_headers=("User-Agent",),
+                cookie_jar=aiohttp.DummyCookieJar())
+        return self._session
+
     async def close(self) -> None:
-        for client in set(self._all):
-            await client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
-    @contextlib.asynccontextmanager
-    async def _slot(self) -> AsyncIterator[httpx.AsyncClient]:
-        client = await self._clients.get()
-        self.in_flight += 1
-        try:
-            yield client
-        finally:
-            self.in_flight -= 1
-            self._clients.put_nowait(client)
-
-    async def _send(self, method: str, url: str, starts: bool,
-                    **kwargs: Any) -> tuple[httpx.Response | None, Answer | None]:
-        async with self._slot() as client:
+    async def _send(self, method: str, url: str, starts: bool, body: bytes | None) -> Reply | Answer:
+        async with self._slots:
             if starts and self.stopped:
-                return None, NOT_SENT
+                return NOT_SENT
+            self.in_flight += 1
             try:
-                return await client.request(method, url, **kwargs), None
-            except httpx.TimeoutException as exc:
-                # The aiohttp transport reports a refused connection as ConnectTimeout: trust the cause.
-                if exc.__cause__ is None or isinstance(exc.__cause__, TimeoutError):
-                    return None, Answer(None, None, classify("client_timeout", None), "no answer within --timeout")
-                return None, Answer(None, None, classify("network_error", None), _network_message(exc.__cause__))
-            except httpx.HTTPError as exc:
-                return None, Answer(None, None, classify("network_error", None), _network_message(exc))
+                return await self._exchange(method, url, body)
+            except TimeoutError:
+                return Answer(None, None, classify("client_timeout", None), "no answer within --timeout")
+            except aiohttp.ClientError as exc:
+                return Answer(None, None, classify("network_error", None), _network_message(exc))
+            finally:
+                self.in_flight -= 1
+
+    async def _exchange(self, method: str, url: str, body: bytes | None) -> Reply:
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        async with self._open().request(method, URL(url, encoded=True), data=body, headers=headers,
+                                        allow_redirects=False) as response:
+            raw = await response.content.read(MAX_BODY_BYTES + 1)
+            while len(raw) <= MAX_BODY_BYTES and (more := await response.content.read(MAX_BODY_BYTES + 1 - len(raw))):
+                raw += more
+            retry_after = response.headers.get("Retry-After")
+            if len(raw) > MAX_BODY_BYTES:
+                return Reply(response.status, None, retry_after, oversized=True)
+            try:
+                decoded = json.loads(raw) if raw else None
+            except ValueError:  # also UnicodeDecodeError
+                decoded = None
+            return Reply(response.status, decoded, retry_after)
 
     async def _call(self, method: str, url: str, success_object: str,
-                    is_success: Callable[[dict[str, Any]], bool], starts: bool = True, **kwargs: Any) -> Answer:
+                    is_success: Callable[[dict[str, Any]], bool], starts: bool = True,
+                    body: bytes | None = None) -> Answer:
         """Send one request; a 2xx counts only when its JSON body is the documented `success_object`."""
-        response, failure = await self._send(method, url, starts, **kwargs)
-        if failure:
-            return failure
-        assert response is not None
-        if not response.is_success:
-            return _error_answer(response)
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
+        reply = await self._send(method, url, starts, body)
+        if isinstance(reply, Answer):
+            return reply
+        if reply.oversized:
+            return Answer(reply.status, None, classify("unexpected_response", None),
+                          f"HTTP {reply.status} with an answer larger than {MAX_BODY_BYTES} bytes")
+        if not 200 <= reply.status < 300:
+            return error_answer(reply)
+        payload = reply.body
         if not (isinstance(payload, dict) and payload.get("object") == success_object and is_success(payload)):
-            return Answer(response.status_code, payload, classify("unexpected_response", None),
-                          f"HTTP {response.status_code} without the documented {success_object} answer")
-        return Answer(response.status_code, payload, None)
+            return Answer(reply.status, payload, classify("unexpected_response", None),
+                          f"HTTP {reply.status} without the documented {success_object} answer")
+        return Answer(reply.status, payload, None)
 
     async def patch_account(self, account_id: str, body: dict[str, Any]) -> Answer:
         url = f"{self.base_url}/accounts/{account_path(account_id)}"
         return await self._call("PATCH", url, "AccountPatched",
-                                lambda payload: payload.get("account_id") == account_id, json=body)
+                                lambda payload: payload.get("account_id") == account_id,
+                                body=json.dumps(body, separators=(",", ":")).encode())
 
     async def sync_account(self, account_id: str, params: dict[str, str], poll: bool = False) -> Answer:
         """One call of the sync route (`poll` once the sync started); on success `body["status"]` is its status."""
         url = f"{self.base_url}/accounts/{account_path(account_id)}/sync"
+        if params:
+            url += "?" + urlencode(params, quote_via=quote)
         return await self._call("GET", url, "AccountResync",
-                                lambda payload: isinstance(payload.get("status"), str), starts=not poll,
-                                params=params)
-
-
-def _make_clients(concurrency: int, headers: dict[str, str], timeout: float,
-                  verify: ssl.SSLContext | bool) -> list[httpx.AsyncClient]:
-    """One httpx client over aiohttp's connection pool.
-
-    It keeps httpx's API; a single stock httpx pool collapses under concurrency while the aiohttp transport
-    measured near the latency bound (shared/findings.md). The slot queue enforces the concurrency bound.
-    """
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    transport = AiohttpTransport(verify=verify, limits=limits)
-    return [httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(timeout), transport=transport,
-                              follow_redirects=False)]
+                                lambda payload: isinstance(payload.get("status"), str), starts=not poll)
 
 
 def _network_message(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    if "CERTIFICATE_VERIFY_FAILED" in text:
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError) or "CERTIFICATE_VERIFY_FAILED" in text:
         return "TLS certificate verification failed (use --ca-bundle for a private CA)"
     return f"{type(exc).__name__}: {text}"[:300]

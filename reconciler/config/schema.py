@@ -7,12 +7,13 @@ import functools
 import json
 from collections.abc import Iterable
 from importlib import resources
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from reconciler.config.yamlpos import Mark, YMap, YSeq
 from reconciler.errors import Problem
+
+if TYPE_CHECKING:
+    import jsonschema
 
 _TYPE_NAMES = {"integer": "an integer", "string": "a string", "boolean": "true or false", "object": "a mapping",
                "array": "a list", "number": "a number", "null": "nothing"}
@@ -27,6 +28,10 @@ def accounts_schema() -> dict[str, Any]:
 
 @functools.cache
 def _validator() -> jsonschema.protocols.Validator:
+    # Imported here: valid documents never reach jsonschema (fastcheck.py), and importing it costs ~45 ms
+    # of every command's start-up.
+    import jsonschema
+
     schema = accounts_schema()
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -379,7 +380,8 @@ class ServerThread:
         return f"{self.scheme}://{self.host}:{self.port}/api/v1"
 
     def _run(self) -> None:
-        asyncio.run(self.server.serve(sockets=[self.socket]))
+        with asyncio.Runner(loop_factory=_fastest_loop()) as runner:
+            runner.run(self.server.serve(sockets=[self.socket]))
 
     def start(self) -> ServerThread:
         self.thread.start()
@@ -394,6 +396,15 @@ class ServerThread:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.socket.close()
+
+
+def _fastest_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (the sandbox extra brings it on Linux and macOS), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def random_api_key() -> str:

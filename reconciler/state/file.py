@@ -104,10 +104,7 @@ class FileBackend:
         self._write_file(recorded)
 
     def _write_file(self, recorded: Recorded) -> None:
-        document = {"format_version": FORMAT_VERSION, "lineage": recorded.lineage, "serial": recorded.serial,
-                    "salt": recorded.salt,
-                    "accounts": {key: recorded.accounts[key].to_json() for key in sorted(recorded.accounts)}}
-        payload = json.dumps(document, indent=1, sort_keys=False).encode() + b"\n"
+        payload = _serialise(recorded)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -206,6 +203,21 @@ class FileJournal:
         with contextlib.suppress(FileNotFoundError):
             self.backend.journal_path.unlink()
         return self.recorded
+
+
+def _serialise(recorded: Recorded) -> bytes:
+    """The state document, one account per line (sorted), so a state kept in git diffs by account.
+
+    Written by hand around the C JSON encoder: `json.dumps(indent=...)` takes the pure-Python encoder, which
+    measured 0.44 s for 10,000 accounts (issue 8), against ~0.05 s this way.
+    """
+    head = json.dumps({"format_version": FORMAT_VERSION, "lineage": recorded.lineage, "serial": recorded.serial,
+                       "salt": recorded.salt})
+    encode = json.JSONEncoder(separators=(",", ":")).encode
+    rows = ",\n".join(f"  {encode(key)}: {encode(recorded.accounts[key].to_json())}"
+                       for key in sorted(recorded.accounts))
+    body = f'{head[:-1]},\n "accounts": {{\n{rows}\n }}\n}}\n' if rows else f'{head[:-1]}, "accounts": {{}}}}\n'
+    return body.encode()
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -1,0 +1,68 @@
+"""What one HTTP exchange with the API came to: the `Answer` the engine acts on, and how an error answer is read.
+
+Kept apart from the transport (client.py) so that planning-only commands never import aiohttp.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from reconciler.api.catalogue import ErrorKind, classify
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One HTTP exchange's outcome. `error` is None on success."""
+
+    status: int | None
+    body: Any
+    error: ErrorKind | None
+    message: str | None = None
+    retry_after: float | None = None
+
+
+def account_path(account_id: str) -> str:
+    """The account id as one percent-encoded path segment (dots too, so `..` can never climb)."""
+    return quote(account_id, safe="").replace(".", "%2E")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An HTTP answer as read off the wire, before it is judged."""
+
+    status: int
+    body: Any  # the decoded JSON, or None when the body was not JSON
+    retry_after: str | None
+    oversized: bool = False
+
+
+def error_answer(reply: Reply) -> Answer:
+    body = reply.body
+    error_type = body.get("type") if isinstance(body, dict) and isinstance(body.get("type"), str) else None
+    kind = classify(error_type, reply.status)
+    detail = None
+    if isinstance(body, dict):
+        detail = body.get("detail") or body.get("title")
+    message = f"HTTP {reply.status}" + (f": {detail}" if isinstance(detail, str) else "")
+    return Answer(reply.status, body, kind, message[:300], parse_retry_after(reply.retry_after))
+
+
+#: What a request answers when the run stopped early while it waited for a slot: it was never sent.
+NOT_SENT = Answer(None, None, None, "not sent: the run stopped early")
