@@ -20,6 +20,9 @@ def test_apply_benchmark_smoke() -> None:
     result = bench_apply.bench(200, latency_ms=5, concurrency=8)
     assert result["patched"] == 200 and result["max_in_flight"] <= 8
     assert bench_apply.sequential_loop(200, latency_ms=1, sample=20) > 0
+    assert bench_apply.transport_floor(200, latency_ms=1, concurrency=8)[1] >= 0.001
+    rss = bench_apply.peak_rss(200, concurrency=8)
+    assert rss["patched"] == 200 and rss["apply_rss_mib"] > 0 and rss["plan_rss_mib"] > 0
 
 
 def test_sandbox_benchmark_smoke() -> None:
