@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import secrets
 import socket
@@ -29,6 +30,8 @@ DROP = object()  # a handler's payload meaning "close the connection mid-answer"
 MAIL_PROVIDERS = frozenset(("MAIL", "GOOGLE_OAUTH", "ICLOUD", "OUTLOOK", "EXCHANGE"))
 SYNC_PROVIDERS = frozenset(("LINKEDIN", "TELEGRAM"))
 PROTOCOLS = frozenset(("http", "https", "socks5"))
+#: Faults that are not an error envelope: the network or a broken API answering something undocumented.
+BAD_ANSWERS = ("hang", "drop", "garbage", "html", "truncated", "huge", "wrong_account", "wrong_object")
 
 
 @dataclass(slots=True)
@@ -52,8 +55,10 @@ class Fault:
     def parse(cls, spec: str) -> Fault:
         """`TYPE[:RATE][@ID,ID...][;retry_after=N][;route=patch|sync]`.
 
-        TYPE is a catalogued error type, `hang` (no answer for a long time), `drop` (the connection closes
-        mid-answer) or `garbage` (a 502 whose body is not the error envelope).
+        TYPE is a catalogued error type or one of BAD_ANSWERS: `hang` (no answer for a long time), `drop` (the
+        connection closes mid-answer), `garbage` (a 502 whose body is an HTML page), `html` (a 200 HTML page, as
+        from a captive portal), `truncated` (a 200 whose JSON is cut short), `huge` (a 200 of 4 MiB),
+        `wrong_account` (a 200 naming another account), `wrong_object` (a 200 with another `object`).
         """
         head, *options = spec.split(";")
         accounts: frozenset[str] = frozenset()
@@ -70,9 +75,24 @@ class Fault:
                 fault.route = value
             else:
                 raise ValueError(f"unknown fault option {key!r}")
-        if fault.error_type not in CATALOGUE and fault.error_type not in ("hang", "drop", "garbage"):
+        if fault.error_type not in CATALOGUE and fault.error_type not in BAD_ANSWERS:
             raise ValueError(f"unknown error type {fault.error_type!r}")
         return fault
+
+
+def _bad_answer(kind: str, route: str, account_id: str) -> bytes:
+    """A 200 body that is not the documented success for `route`; the request changes nothing."""
+    success: dict[str, str] = ({"object": "AccountPatched", "account_id": account_id} if route == "patch"
+                               else {"object": "AccountResync", "status": "SYNC_DONE"})
+    if kind == "html":
+        return b"<!doctype html><html><body>Sign in to continue</body></html>"
+    if kind == "truncated":
+        return json.dumps(success).encode()[:-7]
+    if kind == "huge":
+        return json.dumps({**success, "padding": "x" * (4 << 20)}).encode()
+    if kind == "wrong_account" and route == "patch":  # a sync answer names no account
+        return json.dumps({**success, "account_id": account_id + "_other"}).encode()
+    return json.dumps({**success, "object": "Account"}).encode()  # wrong_object
 
 
 def _split_rate(head: str) -> tuple[str, str, str]:
@@ -193,12 +213,15 @@ class Sandbox:
             return error("errors/too_many_requests", "Too many requests.", {"retry-after": "1"})
         fault = self._fault(route, account_id)
         if fault is not None:
-            if fault.error_type == "hang":
+            if fault.error_type == "hang":  # a gateway that gives up: nothing is applied
                 await asyncio.sleep(self.hang_seconds)
-            elif fault.error_type == "drop":
+                return error("errors/request_timeout", "Injected by the sandbox: the request hung.")
+            if fault.error_type == "drop":
                 return 200, DROP, {}
             elif fault.error_type == "garbage":
                 return 502, b"<html>bad gateway</html>", {}
+            elif fault.error_type in BAD_ANSWERS:
+                return 200, _bad_answer(fault.error_type, route, account_id), {}
             else:
                 extra = {"retry-after": fault.retry_after} if fault.retry_after else {}
                 return error(fault.error_type, "Injected by the sandbox.", extra)
@@ -405,6 +428,17 @@ def _fastest_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
     except ImportError:
         return None
     return uvloop.new_event_loop
+
+
+class _QuietDrops(logging.Filter):
+    """Hide uvicorn's error log for the `drop` fault: ending a response early is what the fault is for."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, RuntimeError) and "shorter than Content-Length" in str(error))
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
 
 
 def random_api_key() -> str:

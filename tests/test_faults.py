@@ -1,0 +1,93 @@
+"""Random faults of every kind against a fleet: the recorded state stays exactly what the API accepted.
+
+CI runs 1,000 accounts under one seed; RECONCILER_SOAK=1 runs 10,000 accounts under five seeds (RELIABILITY.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import pytest
+
+from reconciler.api.catalogue import CATALOGUE
+from reconciler.sandbox.server import BAD_ANSWERS, Fault
+from reconciler.state import open_backend
+
+SOAK = os.environ.get("RECONCILER_SOAK") == "1"
+ACCOUNTS = 10_000 if SOAK else 1_000
+SEEDS = [11, 12, 13, 14, 15] if SOAK else [11]
+FAULT_SHARE = 0.20
+MAX_ATTEMPTS = 3
+
+#: Every documented error type except those that stop a whole run (tested one by one in test_apply.py), and
+#: every undocumented answer the sandbox can give.
+FAULT_TYPES = sorted(t for t, row in CATALOGUE.items() if row.status is not None and not row.stops_run)
+FAULT_TYPES += list(BAD_ANSWERS)
+
+
+def fault_mix(seed: int) -> list[Fault]:
+    """One fault per type, in a seeded order, with rates that together hit FAULT_SHARE of the requests."""
+    kinds = list(FAULT_TYPES)
+    random.Random(seed).shuffle(kinds)
+    # Each fault is drawn in turn: n rates r with 1 - (1 - r)^n = FAULT_SHARE.
+    rate = 1 - (1 - FAULT_SHARE) ** (1 / len(kinds))
+    return [Fault(kind, rate, route=None) for kind in kinds]
+
+
+def resync_fleet(count: int) -> str:
+    lines = ["version: 1", "accounts:"]
+    for i in range(count):
+        resync = ", resync: {generation: 1}" if i % 10 == 0 else ""
+        lines.append(f"  acc_{i:05d}: {{provider: LINKEDIN, country: US, ip: 198.51.100.{i % 250 + 1}{resync}}}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.timeout(600 if SOAK else 120)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_faults_state_equals_what_the_api_accepted(run, write, api, workdir, seed) -> None:
+    api.faults = fault_mix(seed)
+    api.random = random.Random(seed)
+    api.hang_seconds = 1.5
+    write("a.yaml", resync_fleet(ACCOUNTS))
+    every_id = {f"acc_{i:05d}" for i in range(ACCOUNTS)}
+    state = str(workdir / "state.json")
+    first = run("apply", "a.yaml", "--yes", "--state", state, "--concurrency", "32", "--max-attempts",
+                str(MAX_ATTEMPTS), "--timeout", "0.5", "--sync-poll-interval", "0.01", "--report", "r1.json")
+    report = json.loads((workdir / "r1.json").read_text())
+    assert first.code == 3, first.err  # some failed: 20% faults over three attempts leave a few
+
+    # The run did not stop early: these faults are about single accounts.
+    assert "Stopped early" not in first.out + first.err
+    outcomes = [r["outcome"] for r in report["results"]]
+    assert outcomes.count("skipped") == sum(1 for r in report["results"] if r["outcome"] == "skipped"
+                                            and r["operation"] == "resync")  # only resyncs after a failed PATCH
+    failed_types = {r["error_type"] for r in report["results"] if r["outcome"] == "failed"}
+    assert failed_types <= set(CATALOGUE) | {"unknown"}, failed_types - set(CATALOGUE)
+
+    # Recorded == exactly the accounts the sandbox saw succeed, for PATCHes and for resyncs.
+    recorded = open_backend(state).read()
+    recorded_patched = {i for i, r in recorded.accounts.items() if r.settings is not None}
+    assert recorded_patched == set(api.stats.patched)
+    recorded_resynced = {i for i, r in recorded.accounts.items() if r.resync_generation == 1}
+    finished_syncs = {i for i in every_id if api.stats.syncs_started[i] and
+                      api._syncs.get(i, [None])[0] in ("SYNC_DONE", "CHUNK_DONE")}
+    assert recorded_resynced <= finished_syncs
+    # A resync is recorded unless a poll's answer was lost to a fault after the sync finished upstream.
+    assert len(finished_syncs - recorded_resynced) <= len(finished_syncs) * FAULT_SHARE
+
+    # No account received more PATCHes than attempts allow, and no second sync was started.
+    assert max(api.stats.patches.values()) <= MAX_ATTEMPTS
+    assert max(api.stats.syncs_started.values()) <= 1
+    patches_after_first = dict(api.stats.patches)
+
+    # Faults off: the re-run sends only what is not recorded, and converges.
+    api.faults = []
+    second = run("apply", "a.yaml", "--yes", "--state", state, "--concurrency", "32",
+                 "--sync-poll-interval", "0.01")
+    assert second.code == 0, second.err
+    assert run("plan", "a.yaml", "--state", state, "--detailed-exitcode").code == 0
+    assert set(api.stats.patched) == every_id
+    for account_id in recorded_patched:  # nothing applied twice needlessly
+        assert api.stats.patches[account_id] == patches_after_first[account_id]
