@@ -66,6 +66,9 @@ class Engine:
         self._paused_until = 0.0
         self._next_send = 0.0
         self._random = random.Random(options.seed)
+        # An operation holds a permit from sending a request until its success is durably recorded (or its
+        # answer is a failure): so however the process dies, at most `concurrency` successes lack a record.
+        self._unrecorded = asyncio.Semaphore(options.concurrency)
 
     # -- the run ---------------------------------------------------------------------------------------------
     async def run(self, changes: list[Change]) -> list[Result]:
@@ -123,7 +126,7 @@ class Engine:
             self._skip(spec.account_id, "patch")
             return False
         if answer.error is None:
-            self.journal.append(recording.applied(spec.account_id, change.after, spec.provider))
+            await self._record(recording.applied(spec.account_id, change.after, spec.provider))
             self.results.append(Result(spec.account_id, "patch", "succeeded", answer.status, attempts=attempts))
             return True
         self._fail(spec.account_id, "patch", answer, attempts)
@@ -150,10 +153,11 @@ class Engine:
                 started = True
                 status = answer.body["status"]
                 if status in TERMINAL_DONE:
-                    self.journal.append(recording.resynced(spec.account_id, spec.resync.generation))
+                    await self._record(recording.resynced(spec.account_id, spec.resync.generation))
                     self.results.append(Result(spec.account_id, "resync", "succeeded", answer.status,
                                                attempts=attempts, message=status))
                     return
+                self._unrecorded.release()  # a poll's answer with nothing to record
                 if status == TERMINAL_ERROR:
                     self._fail(spec.account_id, "resync",
                                Answer(answer.status, answer.body, classify("sync_error", None),
@@ -176,16 +180,24 @@ class Engine:
 
     # -- retries, pacing and stopping ------------------------------------------------------------------------
     async def _with_retries(self, call: Callable[[], Coroutine[Any, Any, Answer]]) -> tuple[Answer, int]:
+        """Send until success or give up. A success returns holding an `_unrecorded` permit: the caller
+        releases it through `_record`, or at once when the answer has nothing to record."""
         attempt = 0
         while True:
             attempt += 1
-            await self._pace()
-            answer = await call()
-            if answer is NOT_SENT:
-                return answer, attempt - 1
-            if answer.error is None:
+            await self._unrecorded.acquire()
+            try:
+                await self._pace()  # after the wait for a permit, so a pause that began meanwhile holds too
+                answer = await call()
+            except BaseException:
+                self._unrecorded.release()
+                raise
+            if answer.error is None and answer is not NOT_SENT:
                 self._outage_run = 0
                 return answer, attempt
+            self._unrecorded.release()
+            if answer is NOT_SENT:
+                return answer, attempt - 1
             if answer.retry_after is not None:
                 self._paused_until = max(self._paused_until, time.monotonic() + answer.retry_after)
             if not answer.error.retryable or attempt >= self.options.max_attempts or self.stop_reason:
@@ -207,6 +219,14 @@ class Engine:
             self._next_send = slot + 1.0 / self.options.rate_limit
             if slot > now:
                 await asyncio.sleep(slot - now)
+
+    async def _record(self, event: dict[str, Any]) -> None:
+        """Record a success durably, then give back the permit its request held."""
+        try:
+            self.journal.append(event)
+            await self.journal.durable()
+        finally:
+            self._unrecorded.release()
 
     def _stop(self, reason: str) -> None:
         if not self.stop_reason:

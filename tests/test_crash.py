@@ -72,3 +72,101 @@ def test_api_stopped_mid_run_stops_early_and_records_only_successes(run, write, 
     assert recorded_ok <= set(api.stats.patched)  # nothing recorded falsely
     succeeded = {r["account_id"] for r in report["results"] if r["outcome"] == "succeeded"}
     assert succeeded == recorded_ok
+
+
+def _start_apply(workdir, server, state_url: str, *extra: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url}
+    return subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "a.yaml", "--yes", "--state", state_url,
+                             "--concurrency", str(CONCURRENCY), *extra], cwd=workdir, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _recorded_ok(state_url: str) -> set[str]:
+    recorded = open_backend(state_url).read()  # must load after every kill
+    return {i for i, r in recorded.accounts.items() if r.settings is not None}
+
+
+KILLS = 10
+
+
+def test_kill_9_at_ten_seeded_moments(run, write, api, server, workdir, state_url) -> None:
+    """Ten applies of one fleet, each killed at a seeded point of the run; the state stays true throughout."""
+    import random
+
+    count = 600
+    api.latency_ms = 8
+    write("a.yaml", fleet(count))
+    every_id = {f"acc_{i:04d}" for i in range(count)}
+    moments = sorted(random.Random(2026).sample(range(20, count - 20), KILLS))
+    for moment in moments:
+        patches_before = dict(api.stats.patches)
+        process = _start_apply(workdir, server, state_url)
+        deadline = time.monotonic() + 60
+        while len(api.stats.patched) < moment and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert len(api.stats.patched) < count, "the kill must land mid-run"
+
+        recorded_ok = _recorded_ok(state_url)
+        assert recorded_ok <= set(api.stats.patched)  # nothing recorded that the API did not accept
+        sent_this_run = {i for i in api.stats.patched if api.stats.patches[i] > patches_before.get(i, 0)}
+        assert len(sent_this_run - recorded_ok) <= CONCURRENCY  # at most the in-flight ones lost their record
+        plan = run("plan", "a.yaml", "--format", "json", "--state", state_url).json
+        assert {c["account_id"] for c in plan["changes"]} == every_id - recorded_ok
+
+    api.latency_ms = 0
+    assert run("apply", "a.yaml", "--yes", "--state", state_url).code == 0
+    assert run("plan", "a.yaml", "--detailed-exitcode", "--state", state_url).code == 0
+    assert set(api.stats.patched) == every_id
+    # An account is sent again only when a kill took its record: at most once per kill.
+    assert sum(api.stats.patches.values()) - count <= CONCURRENCY * KILLS
+
+
+def test_kill_9_during_the_state_file_write(run, write, api, server, workdir) -> None:
+    """A kill while the state file itself is written leaves the old file and the journal: nothing is lost."""
+    import json
+    import uuid
+
+    from reconciler.secrets import fingerprinted
+    from tests.conftest import SENTINEL_PASSWORD
+
+    state = workdir / "state.json"
+    big = 30_000  # recorded accounts, so that writing the state takes long enough to be caught
+    write("a.yaml", fleet(big))
+    from reconciler.config import load_config
+
+    desired = load_config("a.yaml", {"PROXY_PASSWORD": SENTINEL_PASSWORD})
+    salt = "00" * 16
+    changed = {f"acc_{i:04d}" for i in range(0, big, 3000)}  # ten accounts to apply
+    document = {"format_version": 1, "lineage": str(uuid.uuid4()), "serial": 7, "salt": salt, "accounts": {
+        i: {"settings": {"country": "ZZ"} if i in changed else fingerprinted(spec.settings, salt),
+            "applied_at": None, "resync_generation": 0, "resynced_at": None, "last_failure": None,
+            "provider": None} for i, spec in desired.accounts.items()}}
+    original = json.dumps(document).encode()
+
+    caught = False
+    for _attempt in range(8):  # the first attempt catches it in practice; a torn file from a miss stays put
+        state.write_bytes(original)
+        api.stats.patched.clear()
+        process = _start_apply(workdir, server, str(state), "--max-update-percent", "100")
+        while process.poll() is None:
+            if next(workdir.glob(".state.json.*.tmp"), None) is not None:
+                process.send_signal(signal.SIGKILL)
+                caught = True
+                break
+        process.wait()
+        if caught and process.returncode == -signal.SIGKILL:
+            break
+        caught = False
+    assert caught, "no kill landed during the state file write in 8 attempts"
+    assert list(workdir.glob(".state.json.*.tmp")), "the torn temporary file is left behind"
+    # The old state file is intact, and the journal holds what the killed apply recorded.
+    assert state.read_bytes() == original
+    assert set(api.stats.patched) == changed
+    recorded = open_backend(str(state)).read()  # the old file plus the journal's events
+    assert all(recorded.accounts[i].settings != {"country": "ZZ"} for i in changed)
+    plan = run("plan", "a.yaml", "--format", "json", "--state", str(state)).json
+    assert plan["changes"] == []
+    assert run("apply", "a.yaml", "--yes", "--state", str(state)).code == 0  # nothing to do, copes with leftovers
+    assert not list(workdir.glob(".state.json.*.tmp"))

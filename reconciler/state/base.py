@@ -9,9 +9,12 @@ from reconciler.model import Recorded
 
 
 class Journal(Protocol):
-    """Durable recording during an apply: each event survives a kill -9 once `append` returned."""
+    """Durable recording during an apply: each event survives a kill -9 once `durable()` returned after it."""
 
     def append(self, event: dict[str, Any]) -> None: ...
+
+    async def durable(self) -> None:
+        """Return once every event appended so far survives a kill -9 of this process."""
 
     def flush(self) -> None:
         """Make everything appended so far durable (fsync / commit)."""

@@ -144,12 +144,19 @@ class FileBackend:
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(holder).encode(), 0)
             self._lock_fd = fd
+            self._remove_torn_writes()
             yield
         finally:
             self._lock_fd = None
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
             os.close(fd)  # closing releases the flock
+
+    def _remove_torn_writes(self) -> None:
+        """Delete temporary files of state writes killed before their rename (only the lock holder writes)."""
+        for temporary in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
 
     def _require_lock(self) -> None:
         if self._lock_fd is None:
@@ -189,6 +196,10 @@ class FileJournal:
         self._events += 1
         if time.monotonic() - self._last_sync >= FSYNC_INTERVAL:
             self.flush()
+
+    async def durable(self) -> None:
+        """Nothing to wait for: `append` wrote the event to the kernel, which keeps it when the process dies
+        (fsync, for power loss, follows within FSYNC_INTERVAL)."""
 
     def flush(self) -> None:
         os.fsync(self._fd)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -199,6 +200,7 @@ class PostgresJournal:
         self._closing = False
         self._failure: BaseException | None = None
         self._serial_moved = False
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []  # (appended count, future) of durable()
         self._thread = threading.Thread(target=self._run, name="reconciler-pg-recording", daemon=True)
         self._thread.start()
 
@@ -211,6 +213,29 @@ class PostgresJournal:
             self._pending[event["id"]] = record.to_json() if record else None
             self._appended += 1
             self._condition.notify()
+
+    async def durable(self) -> None:
+        """Wait, without blocking the event loop, for the commit that holds everything appended so far."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._condition:
+            if self._failure is not None:
+                raise StateError(f"recording to {self.backend.describe()} failed: {self._failure}")
+            if self._committed >= self._appended:
+                return
+            self._waiters.append((self._appended, future))
+        await future
+
+    def _wake(self) -> None:
+        """Settle the durable() waiters the last commit (or failure) answers; called holding the condition."""
+        still_waiting = []
+        for target, future in self._waiters:
+            if self._failure is None and target > self._committed:
+                still_waiting.append((target, future))
+                continue
+            outcome = (StateError(f"recording to {self.backend.describe()} failed: {self._failure}")
+                       if self._failure is not None else None)
+            future.get_loop().call_soon_threadsafe(_settle, future, outcome)
+        self._waiters = still_waiting
 
     def flush(self) -> None:
         """Wait until everything appended so far is committed."""
@@ -246,10 +271,12 @@ class PostgresJournal:
             except BaseException as exc:  # reported by the next append/flush/close
                 with self._condition:
                     self._failure = exc
+                    self._wake()
                     self._condition.notify_all()
                 return
             with self._condition:
                 self._committed = count
+                self._wake()
                 self._condition.notify_all()
 
     def _commit(self, batch: dict[str, dict[str, Any] | None]) -> None:
@@ -269,3 +296,12 @@ class PostgresJournal:
                 cursor.executemany(sql.SQL("delete from {} where workspace = %s and account_id = %s").format(table),
                                    deletes)
         self._serial_moved = True
+
+
+def _settle(future: asyncio.Future[None], failure: BaseException | None) -> None:
+    if future.done():  # the waiting task was cancelled
+        return
+    if failure is None:
+        future.set_result(None)
+    else:
+        future.set_exception(failure)
