@@ -118,7 +118,7 @@ class PostgresBackend:
         """A whole apply locks the workspace exclusively; shard K of N locks it shared plus shard K exclusively."""
         since = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         what = f"{command} shard {shard[0]}/{shard[1]}" if shard else command
-        holder = f"reconciler {what} pid {os.getpid()} on {socket.gethostname()} since {since}"
+        holder = f"reconciler {what} (pid {os.getpid()} on {socket.gethostname()}) since {since}"  # as the file lock
         connection = self.connect(holder)
         connection.autocommit = True
         deadline = time.monotonic() + max(timeout, 0.0)

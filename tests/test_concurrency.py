@@ -1,0 +1,103 @@
+"""Several processes at once on one state, and an API that pushes back: locks, snapshots, Retry-After storms."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from reconciler.state import open_backend
+from tests.conftest import SENTINEL_KEY
+from tests.test_apply import fleet
+
+
+def _apply_process(workdir, server, state_url: str, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url}
+    return subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "a.yaml", "--yes", "--state", state_url,
+                             "--concurrency", "4", *extra], cwd=workdir, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_patches(api, count: int, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while len(api.stats.patched) < count and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert process.poll() is None, "the first apply ended before the test could act"
+
+
+def test_two_applies_at_once_one_is_refused(write, api, server, workdir, state_url) -> None:
+    api.latency_ms = 10
+    write("a.yaml", fleet(200))
+    first = _apply_process(workdir, server, state_url)
+    _wait_for_patches(api, 10, first)
+    second = _apply_process(workdir, server, state_url)
+    _, second_err = second.communicate(timeout=60)
+    assert second.returncode == 1
+    assert "is locked by apply (pid" in second_err and "Traceback" not in second_err
+    _, first_err = first.communicate(timeout=60)
+    assert first.returncode == 0, first_err
+    assert api.stats.requests == 200  # every request came from the first apply: the second sent none
+    assert max(api.stats.patches.values()) == 1
+
+
+def test_kill_of_the_lock_holder_frees_the_lock_at_once(run, write, api, server, workdir, state_url) -> None:
+    api.latency_ms = 10
+    write("a.yaml", fleet(200))
+    holder = _apply_process(workdir, server, state_url)
+    _wait_for_patches(api, 10, holder)
+    holder.send_signal(signal.SIGKILL)
+    holder.communicate()
+    started = time.monotonic()
+    result = run("apply", "a.yaml", "--yes", "--state", state_url, "--lock-timeout", "0")
+    assert result.code == 0, result.err
+    assert time.monotonic() - started < 10  # no waiting for a stale lock to expire: there is none
+    assert run("plan", "a.yaml", "--detailed-exitcode", "--state", state_url).code == 0
+
+
+def test_plan_during_apply_sees_a_consistent_snapshot(run, write, api, server, workdir, state_url) -> None:
+    api.latency_ms = 10
+    count = 300
+    write("a.yaml", fleet(count))
+    every_id = {f"acc_{i:04d}" for i in range(count)}
+    applying = _apply_process(workdir, server, state_url)
+    _wait_for_patches(api, 30, applying)
+    for _ in range(3):  # plans taken at different points of the run, without the lock
+        accepted_before = set(api.stats.patched)
+        plan = run("plan", "a.yaml", "--format", "json", "--state", state_url)
+        accepted_after = set(api.stats.patched)
+        assert plan.code == 0, plan.err
+        planned = {change["account_id"] for change in plan.json["changes"]}
+        # Each planned account was unrecorded at one moment: everything the API had not yet accepted when the
+        # plan ended is planned, and of what it had accepted when the plan began, at most the 4 in flight are.
+        assert every_id - accepted_after <= planned
+        assert len(planned & accepted_before) <= 4
+        assert all(change["action"] == "create" for change in plan.json["changes"])
+        time.sleep(0.1)
+    _, err = applying.communicate(timeout=60)
+    assert applying.returncode == 0, err
+    assert open_backend(state_url).read().serial >= 1
+
+
+def test_retry_after_storm_pauses_every_request(run, write, api, workdir) -> None:
+    """Above 40 requests/s the sandbox answers 429 with Retry-After: 1. After each 429 the client sends
+    nothing for a second (but for requests already on their way), and every account ends applied."""
+    api.rate_limit = 40
+    write("a.yaml", fleet(120))
+    result = run("apply", "a.yaml", "--yes", "--concurrency", "16", "--max-attempts", "10", "--report", "r.json")
+    assert result.code == 0, result.out
+    log = api.stats.log
+    times = [moment for moment, _, _ in api.stats.request_times]
+    assert len(times) == len(log)
+    refused = [moment for moment, entry in zip(times, log, strict=True) if entry["status"] == 429]
+    assert refused, "the storm must have happened"
+    for moment in refused:
+        # Requests already sent when the 429 arrived land within a few ms; none may start later in the second.
+        early = [t for t in times if moment + 0.05 < t < moment + 0.99]
+        assert not early, f"{len(early)} request(s) inside a Retry-After pause"
+    assert len(refused) < 120  # it slowed down rather than hammering
+    assert set(api.stats.patched) == {f"acc_{i:04d}" for i in range(120)}
+    report = json.loads((workdir / "r.json").read_text())
+    assert report["summary"]["succeeded"] == 120
