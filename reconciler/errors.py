@@ -9,6 +9,16 @@ class ReconcilerError(Exception):
     """Base of every error the CLI turns into one line and exit code 1."""
 
 
+#: A message about hostile input (a 50 MB key, say) stays one readable line.
+MESSAGE_LIMIT = 400
+
+
+def brief(value: object, limit: int = 60) -> str:
+    """A value's repr cut to `limit` characters, so a huge value never floods a message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One positioned finding in a configuration file."""
@@ -21,7 +31,8 @@ class Problem:
 
     def __str__(self) -> str:
         prefix = "warning: " if self.severity == "warning" else ""
-        return f"{self.file}:{self.line}:{self.col}: {prefix}{self.message}"
+        message = self.message if len(self.message) <= MESSAGE_LIMIT else self.message[:MESSAGE_LIMIT] + "…"
+        return f"{self.file}:{self.line}:{self.col}: {prefix}{message}"
 
 
 class ConfigError(ReconcilerError):

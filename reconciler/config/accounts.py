@@ -10,7 +10,7 @@ from importlib import resources
 from typing import Any
 
 from reconciler.config.yamlpos import YMap
-from reconciler.errors import Problem
+from reconciler.errors import Problem, brief
 from reconciler.model import SYNC_PROVIDERS, AccountSpec, ResyncSpec
 from reconciler.secrets import ReferenceError_, Secret, resolve_references
 
@@ -99,13 +99,13 @@ class AccountBuilder:
                 hint = _COUNTRY_HINTS.get(code)
                 suggestion = f"; did you mean {hint!r}?" if hint else ""
                 self.error(body.value_mark("country"),
-                           f"{where}: country {body['country']!r} is not an ISO 3166-1 alpha-2 code{suggestion}")
+                           f"{where}: country {brief(body['country'])} is not an ISO 3166-1 alpha-2 code{suggestion}")
             settings["country"] = code
         if "ip" in body:
             try:
                 settings["ip"] = str(ipaddress.ip_address(body["ip"]))
             except ValueError:
-                self.error(body.value_mark("ip"), f"{where}: ip {body['ip']!r} is not a valid IP address")
+                self.error(body.value_mark("ip"), f"{where}: ip {brief(body['ip'])} is not a valid IP address")
         return settings
 
     def _resync(self, where: str, body: YMap, provider: str | None) -> ResyncSpec | None:
@@ -147,9 +147,9 @@ def epoch_milliseconds(text: str) -> int:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not an ISO 8601 time or epoch milliseconds") from None
+        raise ValueError(f"{brief(text)} is not an ISO 8601 time or epoch milliseconds") from None
     if len(text) == 10:
         moment = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
     elif moment.tzinfo is None:
-        raise ValueError(f"{text!r} has no time zone; add 'Z' or an offset such as '+02:00'")
+        raise ValueError(f"{brief(text)} has no time zone; add 'Z' or an offset such as '+02:00'")
     return int(moment.timestamp() * 1000)

@@ -57,7 +57,8 @@ def _resync_ok(resync: Any) -> bool:
             and type(resync.get("after", "")) in (str, int) and type(resync.get("before", "")) in (str, int))
 
 
-def _account_ok(account_id: Any, body: Any) -> bool:
+def account_certainly_valid(account_id: Any, body: Any) -> bool:
+    """True only if the schema accepts this entry of `accounts` (no rule of the schema spans accounts)."""
     if type(account_id) is not str or not ACCOUNT_ID.fullmatch(account_id):
         return False
     if not isinstance(body, dict) or not body.keys() <= _ACCOUNT_KEYS:
@@ -92,4 +93,4 @@ def document_certainly_valid(document: Any) -> bool:
     accounts = document.get("accounts")
     if not isinstance(accounts, dict):
         return False
-    return all(_account_ok(account_id, body) for account_id, body in accounts.items())
+    return all(account_certainly_valid(account_id, body) for account_id, body in accounts.items())

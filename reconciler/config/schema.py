@@ -10,7 +10,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from reconciler.config.yamlpos import Mark, YMap, YSeq
-from reconciler.errors import Problem
+from reconciler.errors import Problem, brief
 
 if TYPE_CHECKING:
     import jsonschema
@@ -107,7 +107,7 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
             line, col = instance.key_mark(key) if isinstance(instance, YMap) else key_mark
             hint = difflib.get_close_matches(key, allowed, n=1)
             suggestion = f"; did you mean {hint[0]!r}?" if hint else f" (expected one of: {', '.join(allowed)})"
-            problems.append(Problem(file, line, col, f"unknown key {key!r} in {where}{suggestion}"))
+            problems.append(Problem(file, line, col, f"unknown key {brief(key)} in {where}{suggestion}"))
         return problems
     if kind == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
@@ -115,9 +115,10 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
     if "propertyNames" in error.schema_path:
         name = instance if isinstance(error.instance, str) else str(error.instance)
         line, col = root_key_mark(root, path, name)
-        return [Problem(file, line, col, f"invalid account id {name[:80]!r}: 1-256 characters, "
+        return [Problem(file, line, col, f"invalid account id {brief(name)}: 1-256 characters, "
                                          "no whitespace or control characters")]
-    shown = "" if _is_sensitive(path) else f" {instance!r}"
+    # Scalars only: a mapping or list given in the wrong place may hold anything, a password included.
+    shown = "" if _is_sensitive(path) or isinstance(instance, dict | list) else f" {brief(instance)}"
     if kind == "type":
         expected = error.validator_value
         expected_names = " or ".join(_TYPE_NAMES.get(t, t) for t in (expected if isinstance(expected, list) else [expected]))
@@ -135,7 +136,7 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
         got = f", got{shown}" if shown else ""
         return [Problem(file, *value_mark, f"{where}: must be {bounds[kind]}{got}")]
     if kind == "pattern" and path and path[-1] == "country":
-        return [Problem(file, *value_mark, f"{where}: {instance!r} is not a two-letter ISO 3166-1 country code")]
+        return [Problem(file, *value_mark, f"{where}: {brief(instance)} is not a two-letter ISO 3166-1 country code")]
     if kind == "minLength":
         return [Problem(file, *value_mark, f"{where}: must not be empty")]
     return [Problem(file, *value_mark, f"{where}: {error.message if not _is_sensitive(path) else 'invalid value'}")]
