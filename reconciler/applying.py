@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from reconciler import logs
 from reconciler.api.answer import NOT_SENT, Answer
 from reconciler.api.catalogue import OUTAGE_CATEGORIES, classify
 from reconciler.model import AccountSpec, Change, Operation, Result
@@ -22,6 +23,8 @@ from reconciler.state import events as recording
 
 if TYPE_CHECKING:
     from reconciler.api.client import ApiClient
+
+log = logs.get("engine")
 
 TERMINAL_DONE = ("SYNC_DONE", "CHUNK_DONE")
 TERMINAL_ERROR = "SYNC_ERROR"
@@ -121,7 +124,8 @@ class Engine:
     async def _patch(self, change: Change, spec: AccountSpec) -> bool:
         assert spec.settings is not None
         body = revealed(spec.settings)
-        answer, attempts = await self._with_retries(lambda: self.client.patch_account(spec.account_id, body))
+        answer, attempts = await self._with_retries(lambda: self.client.patch_account(spec.account_id, body),
+                                                    f"PATCH {spec.account_id}")
         if answer is NOT_SENT:
             self._skip(spec.account_id, "patch")
             return False
@@ -142,7 +146,8 @@ class Engine:
         try:
             while True:
                 answer, used = await self._with_retries(
-                    lambda poll=started: self.client.sync_account(spec.account_id, params, poll=poll))
+                    lambda poll=started: self.client.sync_account(spec.account_id, params, poll=poll),
+                    f"sync {spec.account_id}")
                 attempts += used
                 if answer is NOT_SENT:  # only a first call can be held back by a stop
                     self._skip(spec.account_id, "resync")
@@ -179,7 +184,8 @@ class Engine:
             self.progress.syncs_polling -= 1
 
     # -- retries, pacing and stopping ------------------------------------------------------------------------
-    async def _with_retries(self, call: Callable[[], Coroutine[Any, Any, Answer]]) -> tuple[Answer, int]:
+    async def _with_retries(self, call: Callable[[], Coroutine[Any, Any, Answer]],
+                            what: str) -> tuple[Answer, int]:
         """Send until success or give up. A success returns holding an `_unrecorded` permit: the caller
         releases it through `_record`, or at once when the answer has nothing to record."""
         attempt = 0
@@ -207,6 +213,8 @@ class Engine:
             else:
                 ceiling = min(self.options.backoff_cap, self.options.backoff_base * 2 ** (attempt - 1))
                 delay = self._random.uniform(0, ceiling)
+            log.info("%s: %s (attempt %d of %d); retrying in %.2f s", what, answer.message, attempt,
+                     self.options.max_attempts, delay)
             await asyncio.sleep(delay)
 
     async def _pace(self) -> None:
@@ -230,6 +238,7 @@ class Engine:
 
     def _stop(self, reason: str) -> None:
         if not self.stop_reason:
+            log.warning("stopping early: %s", reason)
             self.stop_reason = reason
             self.client.stopped = True
 

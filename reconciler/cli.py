@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
 
-from reconciler import planfile
+from reconciler import logs, planfile
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem, ReconcilerError
 from reconciler.model import Desired, Plan, Recorded
@@ -42,9 +43,13 @@ def show_warnings(warnings: list[Problem]) -> None:
         click.echo(f"... and {len(warnings) - MAX_WARNINGS_SHOWN} more warnings", err=True)
 
 
+log = logs.get("cli")
+
+
 def load_or_exit(config: str) -> Desired:
     """Load the configuration, or print every problem (one line each) and exit 1."""
     annotate = os.environ.get("GITHUB_ACTIONS") == "true"
+    started = time.monotonic()
     try:
         desired = load_config(config)
     except ConfigError as exc:
@@ -56,6 +61,8 @@ def load_or_exit(config: str) -> Desired:
                 click.echo(github_annotation(problem))
         click.echo(f"{len(exc.problems)} error(s) in {config}", err=True)
         sys.exit(1)
+    log.debug("loaded %d account(s) from %s in %.2f s", len(desired.accounts), ", ".join(desired.files),
+              time.monotonic() - started)
     show_warnings(desired.warnings)
     if annotate:
         for warning in desired.warnings:
@@ -101,8 +108,11 @@ config_argument = click.argument("config", required=False, default=DEFAULT_CONFI
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="reconciler")
-def cli() -> None:
+@click.option("-v", "--verbose", is_flag=True, envvar="RECONCILER_VERBOSE",
+              help="Debug log on stderr: files, state, each request and retry (secrets redacted).")
+def cli(verbose: bool) -> None:
     """Declare postpress account proxies in YAML; plan and apply them."""
+    logs.configure(verbose)
 
 
 @cli.command()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler import planfile
+from reconciler import logs, planfile, secrets
 from reconciler.applying import ApplyOptions, Engine, Progress
 from reconciler.cli import (
     config_argument,
@@ -34,6 +34,8 @@ from reconciler.state import open_backend, resolve_state_location
 
 if TYPE_CHECKING:
     from reconciler.api.client import ApiClient
+
+log = logs.get("apply")
 
 DEFAULT_API_URL = "https://api.postpress.ai/api/v1"
 
@@ -179,13 +181,20 @@ def apply(config: str, plan_path: str | None, state_location: str | None, api_ur
         api_url = api_url or os.environ.get("POSTPRESS_API_URL") or DEFAULT_API_URL
         if not api_key:
             raise UsageError("POSTPRESS_API_KEY is not set; the API key is read from the environment only")
+    secrets.register(api_key)
+    log.debug("API %s, concurrency %d, up to %d attempt(s), timeout %g s", api_url, concurrency, max_attempts,
+              timeout)
     location = resolve_state_location(state_location, sandbox=sandbox)
     backend = open_backend(location)
     options = ApplyOptions(concurrency=concurrency, max_attempts=max_attempts, timeout=timeout, rate_limit=rate_limit,
                            sync_poll_interval=sync_poll_interval, sync_timeout=sync_timeout)
     try:
         with backend.lock(timeout=lock_timeout, command="apply", shard=shard_spec):
+            log.debug("locked the state %s", backend.describe())
             before = backend.read()
+            log.debug("read %d recorded account(s), serial %d", len(before.accounts), before.serial)
+            if saved and not before.exists:
+                before.salt = saved["salt"]  # a first apply keeps the salt its saved plan fingerprinted with
             plan = make_plan(desired, before, targets, selectors, shard_spec)
             if saved:
                 planfile.check_fresh(saved, plan)

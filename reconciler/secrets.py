@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 SENSITIVE = "(sensitive)"
@@ -19,6 +20,28 @@ _REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
+#: Distinct secret values, kept only while verbose logging is on (logs.py redacts them); None otherwise.
+_registry: set[str] | None = None
+#: Shorter values would redact ordinary words from log lines; such a secret is weak anyway.
+MIN_REDACTED_LENGTH = 4
+
+
+def start_registry() -> None:
+    global _registry
+    _registry = set() if _registry is None else _registry
+
+
+def register(value: str) -> None:
+    """Note a plaintext secret (the API key, a password) so that any log line holding it is redacted."""
+    if _registry is not None and len(value) >= MIN_REDACTED_LENGTH:
+        _registry.add(value)
+
+
+def registered() -> AbstractSet[str]:
+    """The registered values (read only: the set itself, so a log line costs no copy)."""
+    return _registry if _registry is not None else frozenset()
+
+
 class Secret:
     """A plaintext value that must never be printed, logged or persisted."""
 
@@ -26,6 +49,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
+        register(value)
 
     def reveal(self) -> str:
         """The plaintext, for building a request body and nothing else."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -19,8 +21,11 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from yarl import URL
 
+from reconciler import logs
 from reconciler.api.answer import NOT_SENT, Answer, Reply, account_path, error_answer
 from reconciler.api.catalogue import classify
+
+log = logs.get("http")
 
 #: The largest answer body read; a bigger one is an unexpected answer, never buffered whole.
 MAX_BODY_BYTES = 1 << 20
@@ -65,14 +70,20 @@ class ApiClient:
             if starts and self.stopped:
                 return NOT_SENT
             self.in_flight += 1
+            sent = time.monotonic()
             try:
-                return await self._exchange(method, url, body)
+                outcome: Reply | Answer = await self._exchange(method, url, body)
             except TimeoutError:
-                return Answer(None, None, classify("client_timeout", None), "no answer within --timeout")
+                outcome = Answer(None, None, classify("client_timeout", None), "no answer within --timeout")
             except aiohttp.ClientError as exc:
-                return Answer(None, None, classify("network_error", None), _network_message(exc))
+                outcome = Answer(None, None, classify("network_error", None), _network_message(exc))
             finally:
                 self.in_flight -= 1
+            if log.isEnabledFor(logging.DEBUG):  # the route and the outcome; never headers or bodies
+                status = outcome.status if isinstance(outcome, Reply) else outcome.message
+                log.debug("%s %s -> %s in %.0f ms", method, url.removeprefix(self.base_url), status,
+                          (time.monotonic() - sent) * 1000)
+            return outcome
 
     async def _exchange(self, method: str, url: str, body: bytes | None) -> Reply:
         headers = {"Content-Type": "application/json"} if body is not None else None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
+import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from reconciler.config.schema import schema_problems
 from reconciler.config.yamlpos import YMap, decode, load
 from reconciler.errors import ConfigError, Problem, ReconcilerError
 from reconciler.model import AccountSpec, Desired
+from reconciler.secrets import MIN_REDACTED_LENGTH, SENSITIVE
 
 __all__ = ["load_config", "config_files"]
 
@@ -42,6 +45,7 @@ def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desire
     accounts: dict[str, AccountSpec] = {}
     digest = hashlib.sha256()
     files = config_files(config)
+    documents: list[YMap] = []
     from_directory = Path(config).is_dir()
     for path in files:
         name = str(path)
@@ -61,15 +65,53 @@ def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desire
         if not isinstance(document, YMap):
             problems.append(Problem(name, 1, 1, "the file must be a mapping with 'version' and 'accounts'"))
             continue
+        documents.append(document)
         found, bad_paths = (([], set()) if document_certainly_valid(document)
                             else schema_problems(name, _schema_subject(document)))
         problems.extend(found)
         _build_accounts(name, document, environ, bad_paths, accounts, problems, warnings)
     if problems:
         problems.sort(key=lambda p: (files_index(files, p.file), p.line, p.col))
-        raise ConfigError(problems, warnings)
+        raise ConfigError(_redacted(problems, documents, environ), warnings)
     return Desired(accounts=accounts, warnings=warnings, files=[str(p) for p in files],
                    config_digest=digest.hexdigest())
+
+
+def _redacted(problems: list[Problem], documents: list[YMap], environ: Mapping[str, str]) -> list[Problem]:
+    """Problems with every secret value the files hold replaced by SENSITIVE.
+
+    A message may quote a value (`country: 'hunter2' is not ...`): when that value is also a proxy password,
+    or what a `${VAR}` in a proxy reads (README: any such value is secret), it is a secret wherever it was
+    written.
+    """
+    values: set[str] = set()
+    for proxy in _proxies(documents):
+        for key, value in proxy.items():
+            if not isinstance(value, str):
+                continue
+            if key == "password":
+                values.add(value)
+            values.update(environ[name] for name in _REFERENCE_NAME.findall(value) if name in environ)
+    ordered = sorted((v for v in values if len(v) >= MIN_REDACTED_LENGTH), key=len, reverse=True)
+    if not ordered:
+        return problems
+    pattern = re.compile("|".join(re.escape(value) for value in ordered))
+    return [dataclasses.replace(p, message=pattern.sub(SENSITIVE, p.message)) for p in problems]
+
+
+_REFERENCE_NAME = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _proxies(documents: list[YMap]) -> Iterator[dict[str, Any]]:
+    """Every proxy mapping of the files: the defaults' and each account's."""
+    for document in documents:
+        defaults = document.get("defaults")
+        if isinstance(defaults, dict) and isinstance(defaults.get("proxy"), dict):
+            yield defaults["proxy"]
+        accounts = document.get("accounts")
+        for body in accounts.values() if isinstance(accounts, dict) else ():
+            if isinstance(body, dict) and isinstance(body.get("proxy"), dict):
+                yield body["proxy"]
 
 
 def _schema_subject(document: YMap) -> YMap:

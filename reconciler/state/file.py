@@ -23,9 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reconciler import logs
 from reconciler.errors import LockHeld, StateError, UsageError
 from reconciler.model import AccountRecord, Recorded
 from reconciler.state.events import fold
+
+log = logs.get("state")
 
 FORMAT_VERSION = 1
 FSYNC_INTERVAL = 0.05  # seconds between journal fsyncs during an apply
@@ -119,6 +122,7 @@ class FileBackend:
             os.close(fd)
         os.replace(temporary, self.path)
         _fsync_directory(self.path.parent)
+        log.debug("wrote %s: %d account(s), serial %d", self.path, len(recorded.accounts), recorded.serial)
 
     # -- locking ---------------------------------------------------------------------------------------------
     @contextlib.contextmanager

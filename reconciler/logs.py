@@ -1,0 +1,68 @@
+"""`--verbose`: debug logging to stderr, with every known secret value redacted as a last line of defence.
+
+What is logged never includes a secret by construction (request bodies and headers are not logged; messages
+name accounts, routes, statuses, durations and state locations). The redacting filter covers what a future
+log line, or a library's, might let through: the API key and each distinct secret resolved from the config
+are registered (only while verbose logging is on) and replaced by `***` in every record.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+from reconciler import secrets
+
+LOGGER_NAME = "reconciler"
+REDACTED = "***"
+_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
+
+
+class RedactingFilter(logging.Filter):
+    """Replace every registered secret value in a record's final message (and drop its arguments)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pattern: re.Pattern[str] | None = None
+        self._pattern_size = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info or record.exc_text:  # the traceback too, then no handler formats it again
+            message += "\n" + (record.exc_text or logging.Formatter().formatException(record.exc_info))
+        if record.stack_info:
+            message += "\n" + record.stack_info
+        record.msg = self._redact(message)
+        record.args = record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+    def _redact(self, message: str) -> str:
+        known = secrets.registered()
+        if not known:
+            return message
+        if self._pattern is None or self._pattern_size != len(known):
+            # Longest first, so a secret that contains another is replaced whole.
+            alternatives = sorted(known, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(value) for value in alternatives))
+            self._pattern_size = len(known)
+        return self._pattern.sub(REDACTED, message)
+
+
+def configure(verbose: bool) -> None:
+    """Send reconciler's debug log, and warnings from the libraries it uses, to stderr."""
+    if not verbose:
+        return
+    secrets.start_registry()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger(LOGGER_NAME).setLevel(logging.DEBUG)
+
+
+def get(name: str) -> logging.Logger:
+    """The logger of one of reconciler's modules (`reconciler.<name>`)."""
+    return logging.getLogger(f"{LOGGER_NAME}.{name}")

@@ -1,0 +1,144 @@
+"""A sentinel password (given as ${VAR}, and as a plaintext next to a config error) and a sentinel API key,
+through every command with --verbose on, and through the error paths: never in stdout, stderr (the log),
+the state (file or PostgreSQL rows), the journal, saved plans or reports."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+
+import pytest
+
+from reconciler import logs, secrets
+from tests.conftest import PG_URL, SENTINEL_KEY, SENTINEL_PASSWORD
+
+SENTINELS = (SENTINEL_PASSWORD, SENTINEL_KEY)
+CONFIG = """\
+version: 1
+accounts:
+  a: {provider: LINKEDIN, proxy: {host: h.example, port: 8080, username: "${PROXY_PASSWORD}",
+      password: "${PROXY_PASSWORD}"}, resync: {generation: 1}}
+  b: {proxy: {host: x.example, port: 1, password: "${PROXY_PASSWORD}"}}
+  c: {country: US}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging():
+    """--verbose installs a handler on the root logger: remove it after each test."""
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    secrets._registry = None
+
+
+def assert_clean(outcomes, workdir, state_url: str | None = None) -> None:
+    for outcome in outcomes:
+        for secret in SENTINELS:
+            assert secret not in outcome.out + outcome.err, outcome.err[-800:]
+    for path in workdir.rglob("*"):
+        if path.is_file() and path.suffix not in (".yaml",):
+            content = path.read_bytes()
+            for secret in SENTINELS:
+                assert secret.encode() not in content, path
+    if state_url and state_url.startswith("postgresql://"):
+        import psycopg
+
+        schema = state_url.split("schema=")[1].split("&")[0]
+        with psycopg.connect(PG_URL) as connection:
+            for table in ("accounts", "workspaces"):
+                rows = connection.execute(f'select * from "{schema}".{table}').fetchall()
+                for secret in SENTINELS:
+                    assert secret not in repr(rows)
+
+
+def test_every_command_verbose(run, write, api, workdir, state_url, monkeypatch) -> None:
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(workdir / "summary.md"))
+    api.faults = []
+    from reconciler.sandbox.server import Fault
+
+    api.faults = [Fault.parse("errors/service_unavailable:0.5")]  # retries, so the retry log lines appear
+    write("a.yaml", CONFIG)
+    state = ["--state", state_url]
+    outcomes = [
+        run("-v", "validate", "a.yaml"),
+        run("-v", "plan", "a.yaml", *state, "--out", "p.plan"),
+        run("-v", "plan", "a.yaml", *state, "--format", "json"),
+        run("-v", "plan", "a.yaml", *state, "--format", "markdown"),
+        run("-v", "apply", "--plan", "p.plan", "--yes", *state, "--report", "r.json", "--max-attempts", "8",
+            "--sync-poll-interval", "0.01"),
+        run("-v", "state", "list", *state),
+        run("-v", "state", "show", "a", *state),
+        run("-v", "state", "forget", "c", *state),
+        run("-v", "import", "a.yaml", *state),
+        run("-v", "apply", "a.yaml", "--yes", *state, "--format", "json"),
+    ]
+    assert [o.code for o in outcomes] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [o.err[-300:] for o in outcomes]
+    log = "".join(o.err for o in outcomes)
+    assert "DEBUG reconciler.http: PATCH /accounts/a -> 200" in log  # the log was on, and detailed
+    assert "retrying in" in log
+    assert json.loads((workdir / "r.json").read_text())["summary"]["failed"] == 0
+    assert_clean(outcomes, workdir, state_url)
+
+
+def test_error_paths_verbose(run, write, api, server, workdir, monkeypatch) -> None:
+    write("a.yaml", CONFIG)
+    outcomes = []
+    # A 401: the API refuses the sentinel key.
+    api.api_key = "another-key"
+    outcomes.append(run("-v", "apply", "a.yaml", "--yes", "--report", "r401.json", "--max-attempts", "1"))
+    assert outcomes[-1].code == 3 and "errors/invalid_credentials" in outcomes[-1].out
+    # A network error: nothing listens there.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    monkeypatch.setenv("POSTPRESS_API_URL", f"http://127.0.0.1:{closed_port}/api/v1")
+    outcomes.append(run("-v", "apply", "a.yaml", "--yes", "--report", "rnet.json", "--max-attempts", "1"))
+    assert outcomes[-1].code == 3 and "network_error" in outcomes[-1].out
+    # Config errors on the secret's own line and next to it, with the secret written in plaintext.
+    for broken in (f'  d: {{proxy: {{host: h, port: "x", password: {SENTINEL_PASSWORD}}}}}\n',
+                   f'  d: {{proxy: {{host: h, port: 1, password: [{SENTINEL_PASSWORD}]}}}}\n',
+                   f'  d: {{proxy: {{host: h, port: 1, password: "{SENTINEL_PASSWORD}}}}}\n',
+                   f'  d: {{country: {SENTINEL_PASSWORD}, proxy: {{password: {SENTINEL_PASSWORD}}}}}\n',
+                   f'  d: {{proxy: {{host: h, port: 1, password: {SENTINEL_PASSWORD}, pasword: x}}}}\n'):
+        write("bad.yaml", CONFIG + broken)
+        for command in (["validate"], ["plan"], ["apply", "--yes"]):
+            outcome = run("-v", *command, "bad.yaml")
+            assert outcome.code == 1 and "bad.yaml:" in outcome.err, outcome.err
+            outcomes.append(outcome)
+    # An unset variable names the variable, never a value.
+    monkeypatch.delenv("PROXY_PASSWORD")
+    outcomes.append(run("-v", "plan", "a.yaml"))
+    assert outcomes[-1].code == 1 and "PROXY_PASSWORD is not set" in outcomes[-1].err
+    assert_clean(outcomes, workdir)
+
+
+def test_api_key_only_from_the_environment(run, write, api, monkeypatch) -> None:
+    write("a.yaml", CONFIG)
+    monkeypatch.delenv("POSTPRESS_API_KEY")
+    for flag in ("--api-key", "--key", "--token"):
+        result = run("apply", "a.yaml", "--yes", flag, SENTINEL_KEY)
+        assert result.code == 1 and "No such option" in result.err
+        assert SENTINEL_KEY not in result.err
+    result = run("apply", "a.yaml", "--yes")
+    assert result.code == 1 and "POSTPRESS_API_KEY is not set" in result.err
+    assert api.stats.requests == 0
+
+
+def test_the_redacting_filter_is_the_last_line_of_defence(capsys) -> None:
+    """Even a log line that carried a secret (none does) would be redacted."""
+    logs.configure(True)
+    secrets.register(SENTINEL_KEY)
+    secrets.Secret(SENTINEL_PASSWORD)
+    logs.get("test").warning("key=%s password=%s", SENTINEL_KEY, SENTINEL_PASSWORD)
+    try:
+        raise ValueError(SENTINEL_PASSWORD)
+    except ValueError:
+        logs.get("test").exception("failed")
+    err = capsys.readouterr().err
+    assert "key=*** password=***" in err and "ValueError: ***" in err
+    assert SENTINEL_KEY not in err and SENTINEL_PASSWORD not in err
