@@ -13,6 +13,7 @@ from reconciler.config import load_config
 from reconciler.config.yamlpos import decode, load
 from reconciler.errors import ConfigError
 from reconciler.secrets import Secret
+from tests.soak import scale
 
 HEADER = "version: 1\naccounts:\n"
 
@@ -225,14 +226,14 @@ EXAMPLE_LINES = (HEADER + "  a:\n    provider: LINKEDIN\n    proxy: {host: h, po
                  "    resync: {generation: 1, partial: true}\n  b: {country: US, ip: 203.0.113.1}\n")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=scale(150, 3000), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(max_size=300))
 def test_random_documents_only_raise_config_error(text: str) -> None:
     with contextlib.suppress(ConfigError):
         load("f.yaml", text)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=scale(200, 4000), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.integers(0, len(EXAMPLE_LINES) - 1), st.integers(0, len(EXAMPLE_LINES)), st.text(max_size=8))
 def test_mutated_example_only_raises_config_error(tmp_path_factory, start: int, length: int, insert: str) -> None:
     mutated = EXAMPLE_LINES[:start] + insert + EXAMPLE_LINES[start + length % 12:]

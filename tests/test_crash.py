@@ -8,8 +8,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from reconciler.state import open_backend
 from tests.conftest import SENTINEL_KEY
+from tests.soak import scale
 from tests.test_apply import fleet
 
 CONCURRENCY = 4
@@ -86,14 +89,15 @@ def _recorded_ok(state_url: str) -> set[str]:
     return {i for i, r in recorded.accounts.items() if r.settings is not None}
 
 
-KILLS = 10
+KILLS = scale(10, 50)
 
 
+@pytest.mark.timeout(scale(120, 1800))
 def test_kill_9_at_ten_seeded_moments(run, write, api, server, workdir, state_url) -> None:
     """Ten applies of one fleet, each killed at a seeded point of the run; the state stays true throughout."""
     import random
 
-    count = 600
+    count = scale(600, 3000)
     api.latency_ms = 8
     write("a.yaml", fleet(count))
     every_id = {f"acc_{i:04d}" for i in range(count)}

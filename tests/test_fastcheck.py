@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from reconciler.config.fastcheck import document_certainly_valid
 from reconciler.config.schema import accounts_schema
+from tests.soak import scale
 
 VALIDATOR = jsonschema.Draft202012Validator(accounts_schema())
 
@@ -26,7 +27,7 @@ documents = st.fixed_dictionaries(
               "extra": scalars})
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=scale(3000, 30000), deadline=None)
 @given(documents)
 def test_fast_check_is_sound(document) -> None:
     if document_certainly_valid(document):

@@ -6,7 +6,6 @@ CI runs 1,000 accounts under one seed; RECONCILER_SOAK=1 runs 10,000 accounts un
 from __future__ import annotations
 
 import json
-import os
 import random
 
 import pytest
@@ -14,9 +13,9 @@ import pytest
 from reconciler.api.catalogue import CATALOGUE
 from reconciler.sandbox.server import BAD_ANSWERS, Fault
 from reconciler.state import open_backend
+from tests.soak import SOAK, scale
 
-SOAK = os.environ.get("RECONCILER_SOAK") == "1"
-ACCOUNTS = 10_000 if SOAK else 1_000
+ACCOUNTS = scale(1_000, 10_000)
 SEEDS = [11, 12, 13, 14, 15] if SOAK else [11]
 FAULT_SHARE = 0.20
 MAX_ATTEMPTS = 3

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-SOAK = os.environ.get("RECONCILER_SOAK") == "1"
+from tests.soak import SOAK, scale
+
 POSITIONED = re.compile(r"^[^\s:][^:]*:\d+:\d+: \S", re.MULTILINE)
 FIFTY_MB = 50 * 1024 * 1024
 
@@ -61,7 +62,7 @@ def test_hostile_file_is_refused_by_every_command(run, workdir, api, name) -> No
     assert api.stats.requests == 0
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=scale(60, 2000), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=400))
 def test_random_bytes_after_a_valid_head(run, workdir, data: bytes) -> None:
     (workdir / "bad.yaml").write_bytes(b"version: 1\naccounts:\n  a: {country: US}\n" + data)
