@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jsonschema
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +28,7 @@ documents = st.fixed_dictionaries(
               "extra": scalars})
 
 
+@pytest.mark.timeout(scale(120, 1800))
 @settings(max_examples=scale(3000, 30000), deadline=None)
 @given(documents)
 def test_fast_check_is_sound(document) -> None:
