@@ -41,11 +41,16 @@ def bench(count: int, latency_ms: float, concurrency: int) -> dict[str, float]:
                             str(Path(scratch) / "state.json"), "--concurrency", str(concurrency)],
                            env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             elapsed = time.perf_counter() - started
+            ended = time.monotonic()
     finally:
         server.stop()
     ideal = count * latency_ms / 1000 / concurrency
+    arrivals = [moment for moment, _, _ in sandbox.stats.request_times]
     return {"accounts": count, "seconds": elapsed, "ideal": ideal, "per_second": count / elapsed,
-            "max_in_flight": sandbox.stats.max_in_flight, "patched": len(sandbox.stats.patched)}
+            "max_in_flight": sandbox.stats.max_in_flight, "patched": len(sandbox.stats.patched),
+            # where the time went: start-up to the first request, the requests, the last request to the end
+            "before_first": min(arrivals) - (ended - elapsed), "window": max(arrivals) - min(arrivals),
+            "after_last": ended - max(arrivals)}
 
 
 def sequential_loop(count: int, latency_ms: float, sample: int = 500) -> float:
@@ -127,7 +132,9 @@ def main() -> None:
     r = bench(count, latency_ms, concurrency)
     ratio = f", {r['seconds'] / r['ideal']:.2f}x the ideal {r['ideal']:.2f} s" if r["ideal"] else ""
     print(f"apply {count} accounts at {latency_ms:g} ms, concurrency {concurrency}: {r['seconds']:.2f} s "
-          f"({r['per_second']:.0f} PATCH/s{ratio}); max in flight at the server {r['max_in_flight']}")
+          f"({r['per_second']:.0f} PATCH/s{ratio}); max in flight at the server {r['max_in_flight']}; "
+          f"{r['before_first']:.2f} s to the first request, {r['window']:.2f} s of requests, "
+          f"{r['after_last']:.2f} s after the last")
     if "--floor" in sys.argv:
         floor, median = transport_floor(count, latency_ms, concurrency)
         ideal = f" = {floor / r['ideal']:.2f}x the ideal" if r["ideal"] else ""

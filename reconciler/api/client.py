@@ -9,7 +9,6 @@ uses aiohttp's session directly; a queue of N slots bounds what is in flight.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import ssl
@@ -34,9 +33,10 @@ MAX_BODY_BYTES = 1 << 20
 class ApiClient:
     """A bounded connection pool for the postpress API.
 
-    Setting `stopped` makes every request that would start an operation, still waiting for a slot, answer
-    `NOT_SENT` instead of being sent. Polls of a sync already started are always sent: stopping them would
-    lose track of a sync running upstream.
+    At most `concurrency` connections, so at most that many requests in flight (the engine admits no more than
+    that, so none waits inside aiohttp for a connection; `--timeout` counts from the send). Setting `stopped`
+    makes every request that would start an operation answer `NOT_SENT` instead of being sent. Polls of a sync
+    already started are always sent: stopping them would lose track of a sync running upstream.
     """
 
     def __init__(self, base_url: str, api_key: str, concurrency: int = 8, timeout: float = 30.0,
@@ -47,7 +47,6 @@ class ApiClient:
         self._concurrency = concurrency
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
-        self._slots = asyncio.Semaphore(concurrency)
         self.in_flight = 0
         self.stopped = False
 
@@ -66,24 +65,23 @@ class ApiClient:
             await self._session.close()
 
     async def _send(self, method: str, url: str, starts: bool, body: bytes | None) -> Reply | Answer:
-        async with self._slots:
-            if starts and self.stopped:
-                return NOT_SENT
-            self.in_flight += 1
-            sent = time.monotonic()
-            try:
-                outcome: Reply | Answer = await self._exchange(method, url, body)
-            except TimeoutError:
-                outcome = Answer(None, None, classify("client_timeout", None), "no answer within --timeout")
-            except aiohttp.ClientError as exc:
-                outcome = Answer(None, None, classify("network_error", None), _network_message(exc))
-            finally:
-                self.in_flight -= 1
-            if log.isEnabledFor(logging.DEBUG):  # the route and the outcome; never headers or bodies
-                status = outcome.status if isinstance(outcome, Reply) else outcome.message
-                log.debug("%s %s -> %s in %.0f ms", method, url.removeprefix(self.base_url), status,
-                          (time.monotonic() - sent) * 1000)
-            return outcome
+        if starts and self.stopped:
+            return NOT_SENT
+        self.in_flight += 1
+        sent = time.monotonic()
+        try:
+            outcome: Reply | Answer = await self._exchange(method, url, body)
+        except TimeoutError:
+            outcome = Answer(None, None, classify("client_timeout", None), "no answer within --timeout")
+        except aiohttp.ClientError as exc:
+            outcome = Answer(None, None, classify("network_error", None), _network_message(exc))
+        finally:
+            self.in_flight -= 1
+        if log.isEnabledFor(logging.DEBUG):  # the route and the outcome; never headers or bodies
+            status = outcome.status if isinstance(outcome, Reply) else outcome.message
+            log.debug("%s %s -> %s in %.0f ms", method, url.removeprefix(self.base_url), status,
+                      (time.monotonic() - sent) * 1000)
+        return outcome
 
     async def _exchange(self, method: str, url: str, body: bytes | None) -> Reply:
         headers = {"Content-Type": "application/json"} if body is not None else None
