@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from reconciler.api.client import ApiClient
 
 log = logs.get("apply")
+#: Without a terminal (CI logs), a progress line this often.
+PROGRESS_LINE_SECONDS = 5.0
 
 DEFAULT_API_URL = "https://api.postpress.ai/api/v1"
 
@@ -74,14 +76,16 @@ def progress_display(progress: Progress, client_ref: list[ApiClient]) -> Iterato
             click.echo(f"apply: {progress.done}/{progress.total} accounts done, "
                        f"{progress.syncs_polling} syncs polling", err=True)
 
-        with _ticking(5.0, line):
+        with _ticking(PROGRESS_LINE_SECONDS, line):
             yield
         return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
     from rich.progress import Progress as Bar
 
+    # On stderr, as the line above: stdout carries the report (JSON with --format json).
     with Bar(TextColumn("apply"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
-             TimeElapsedColumn(), transient=True) as bar:
+             TimeElapsedColumn(), transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("apply", total=progress.total or None, detail="")
 
         def refresh() -> None:

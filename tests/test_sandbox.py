@@ -139,3 +139,37 @@ def test_sandbox_command_serves(tmp_path) -> None:
         process.terminate()
         process.wait()
         process.stderr.close()
+
+
+def _fault_pattern(seed: int) -> list[int]:
+    from reconciler.sandbox.server import Sandbox
+
+    sandbox = Sandbox(SENTINEL_KEY, accept_any_account=True, faults=[Fault.parse("errors/unexpected_error:0.3")],
+                      seed=seed)
+    thread = ServerThread(sandbox).start()
+    try:
+        with httpx.Client(base_url=thread.url, headers={"X-API-KEY": SENTINEL_KEY}) as client:
+            return [client.patch(f"/accounts/a{i}", json={"country": "US"}).status_code for i in range(60)]
+    finally:
+        thread.stop()
+
+
+def test_seed_makes_faults_reproducible() -> None:
+    first, again, other = _fault_pattern(7), _fault_pattern(7), _fault_pattern(8)
+    assert first == again
+    assert first != other
+    assert 5 <= first.count(500) <= 35  # about 30% of 60
+
+
+def test_latency_and_jitter_bound_each_answer(http, server) -> None:
+    import time
+
+    server.sandbox.latency_ms, server.sandbox.jitter_ms = 20, 30
+    durations = []
+    for i in range(15):
+        started = time.perf_counter()
+        assert http.patch(f"/accounts/j{i}", json={"country": "US"}).status_code == 200
+        durations.append(time.perf_counter() - started)
+    assert min(durations) >= 0.020
+    assert max(durations) < 0.050 + 0.040  # latency + jitter, and some slack for the machine
+    assert max(durations) - min(durations) > 0.005  # jitter varies them
