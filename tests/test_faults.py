@@ -48,12 +48,12 @@ def resync_fleet(count: int) -> str:
 def test_random_faults_state_equals_what_the_api_accepted(run, write, api, workdir, seed) -> None:
     api.faults = fault_mix(seed)
     api.random = random.Random(seed)
-    api.hang_seconds = 1.5
+    api.hang_seconds = 2
     write("a.yaml", resync_fleet(ACCOUNTS))
     every_id = {f"acc_{i:05d}" for i in range(ACCOUNTS)}
     state = str(workdir / "state.json")
     first = run("apply", "a.yaml", "--yes", "--state", state, "--concurrency", "32", "--max-attempts",
-                str(MAX_ATTEMPTS), "--timeout", "0.5", "--sync-poll-interval", "0.01", "--report", "r1.json")
+                str(MAX_ATTEMPTS), "--timeout", "1", "--sync-poll-interval", "0.01", "--report", "r1.json")
     report = json.loads((workdir / "r1.json").read_text())
     assert first.code == 3, first.err  # some failed: 20% faults over three attempts leave a few
 
@@ -68,7 +68,13 @@ def test_random_faults_state_equals_what_the_api_accepted(run, write, api, workd
     # Recorded == exactly the accounts the sandbox saw succeed, for PATCHes and for resyncs.
     recorded = open_backend(state).read()
     recorded_patched = {i for i, r in recorded.accounts.items() if r.settings is not None}
-    assert recorded_patched == set(api.stats.patched)
+    assert recorded_patched <= set(api.stats.patched)
+    # The one exception: a request the sandbox answered after the client had given up (--timeout) landed,
+    # but its answer was lost; it stays planned and is sent again. Only a slow machine produces these.
+    answer_lost = {r["account_id"] for r in report["results"]
+                   if r["operation"] == "patch" and r["error_type"] == "client_timeout"}
+    assert set(api.stats.patched) - recorded_patched <= answer_lost
+    assert len(set(api.stats.patched) - recorded_patched) <= ACCOUNTS // 100
     recorded_resynced = {i for i, r in recorded.accounts.items() if r.resync_generation == 1}
     finished_syncs = {i for i in every_id if api.stats.syncs_started[i] and
                       api._syncs.get(i, [None])[0] in ("SYNC_DONE", "CHUNK_DONE")}
