@@ -43,3 +43,32 @@ def test_fast_check_accepts_a_typical_document() -> None:
                                    "resync": {"generation": 1, "partial": True, "after": 5}},
                              "b": {"country": "us", "ip": "1.2.3.4"}}}
     assert document_certainly_valid(document) and VALIDATOR.is_valid(document)
+
+
+def _positioned(node, line=[0]):  # noqa: B006 - a counter shared across one conversion
+    """The plain document as the loader's YMap tree, each node at its own line."""
+    from reconciler.config.yamlpos import YMap
+
+    if not isinstance(node, dict):
+        return node
+    line[0] += 1
+    mapping = YMap((line[0], 1))
+    for key, value in node.items():
+        line[0] += 1
+        mapping[key] = _positioned(value, line)
+        mapping.marks[key] = (line[0], 1, line[0], 5)
+    return mapping
+
+
+@settings(max_examples=scale(500, 5000), deadline=None)
+@given(documents)
+def test_validating_only_suspect_accounts_reports_the_same_problems(document) -> None:
+    """The loader validates only the accounts the fast check cannot vouch for: same messages, same places."""
+    from reconciler.config import _schema_subject
+    from reconciler.config.schema import schema_problems
+
+    tree = _positioned(document)
+    whole, whole_paths = schema_problems("f.yaml", tree)
+    subject, subject_paths = schema_problems("f.yaml", _schema_subject(tree))
+    assert sorted(map(str, subject)) == sorted(map(str, whole))
+    assert subject_paths == whole_paths
