@@ -82,6 +82,9 @@ class Engine:
         async def admitted(change: Change) -> None:
             try:
                 await self._account(change)
+            except BaseException as exc:  # recording failed, say: send nothing more while the run unwinds
+                self._stop(f"{type(exc).__name__}: {exc}"[:300])
+                raise
             finally:
                 self.progress.done += 1
                 admission.release()

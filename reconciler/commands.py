@@ -26,7 +26,7 @@ from reconciler.cli import (
     state_option,
     target_option,
 )
-from reconciler.errors import UsageError
+from reconciler.errors import ReconcilerError, UsageError
 from reconciler.model import Plan, Recorded, Result
 from reconciler.planning import make_plan, raise_if_unsafe, shard_of
 from reconciler.render import report
@@ -223,8 +223,11 @@ def apply(config: str, plan_path: str | None, state_location: str | None, api_ur
                 with progress_display(progress, client_ref):
                     engine = asyncio.run(_run_engine(plan, desired, journal, api_url, api_key, options, ca_bundle,
                                                      progress, client_ref))
-            finally:
-                journal.close()
+            except BaseException:
+                with contextlib.suppress(ReconcilerError, OSError):  # report the first failure, not this one
+                    journal.close()
+                raise
+            journal.close()
             click.echo(f"Applied in {time.monotonic() - started:.1f}s; state {location}.", err=True)
     finally:
         if server is not None:

@@ -174,3 +174,35 @@ def test_kill_9_during_the_state_file_write(run, write, api, server, workdir) ->
     assert plan["changes"] == []
     assert run("apply", "a.yaml", "--yes", "--state", str(state)).code == 0  # nothing to do, copes with leftovers
     assert not list(workdir.glob(".state.json.*.tmp"))
+
+
+@pytest.mark.parametrize(("size", "message"), [
+    ("200k", "cannot write the state: No space left on device; every result is kept in"),  # the journal fits
+    ("48k", "cannot record a result: No space left on device; the results recorded before it are kept"),
+])
+def test_disk_full_keeps_every_recorded_result(run, write, api, workdir, size, message) -> None:
+    """The state's disk fills up, at the final state write or mid-run in the journal: exit 1 with one line;
+    once there is room, the next apply sends only what has no record and converges."""
+    mount_point = workdir / "small"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        write("a.yaml", fleet(1000))  # ~130 KB of journal, then ~150 KB of state file
+        state = str(mount_point / "state.json")
+        result = run("apply", "a.yaml", "--yes", "--state", state, "--concurrency", str(CONCURRENCY))
+        assert result.code == 1 and "Traceback" not in result.err
+        assert message in result.err, result.err
+        recorded_ok = _recorded_ok(state)  # the journal is read as part of the state
+        assert recorded_ok <= set(api.stats.patched)
+        assert len(set(api.stats.patched) - recorded_ok) <= CONCURRENCY
+        subprocess.run(["mount", "-o", "remount,size=10m", str(mount_point)], check=True)
+        assert run("apply", "a.yaml", "--yes", "--state", state).code == 0
+        assert run("plan", "a.yaml", "--state", state, "--detailed-exitcode").code == 0
+        assert set(api.stats.patched) == {f"acc_{i:04d}" for i in range(1000)}
+        assert all(api.stats.patches[i] == 1 for i in recorded_ok)  # nothing recorded was sent again
+        assert not list(mount_point.glob(".state.json.*.tmp"))
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False)

@@ -110,18 +110,23 @@ class FileBackend:
         payload = _serialise(recorded)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(payload)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, self.path)
-        _fsync_directory(self.path.parent)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.fchmod(fd, 0o600)
+                view = memoryview(payload)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temporary, self.path)
+            _fsync_directory(self.path.parent)
+        except OSError as exc:  # a full disk, say: the old state file stays as it was
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise StateError(f"{self.path}: cannot write the state: {exc.strerror or exc}") from None
         log.debug("wrote %s: %d account(s), serial %d", self.path, len(recorded.accounts), recorded.serial)
 
     # -- locking ---------------------------------------------------------------------------------------------
@@ -195,7 +200,13 @@ class FileJournal:
         self._last_sync = time.monotonic()
 
     def append(self, event: dict[str, Any]) -> None:
-        os.write(self._fd, json.dumps(event, separators=(",", ":")).encode() + b"\n")
+        line = memoryview(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+        try:
+            while line:  # a nearly full disk takes part of a line, then refuses the rest
+                line = line[os.write(self._fd, line):]
+        except OSError as exc:
+            raise StateError(f"{self.backend.journal_path}: cannot record a result: {exc.strerror or exc}; "
+                             "the results recorded before it are kept") from None
         fold(self.recorded, event)
         self._events += 1
         if time.monotonic() - self._last_sync >= FSYNC_INTERVAL:
@@ -214,7 +225,11 @@ class FileJournal:
         os.close(self._fd)
         if self._events:
             self.recorded.serial += 1
-            self.backend._write_file(self.recorded)
+            try:
+                self.backend._write_file(self.recorded)
+            except StateError as exc:
+                raise StateError(f"{exc}; every result is kept in {self.backend.journal_path}, which the next "
+                                 "plan or apply reads") from None
         with contextlib.suppress(FileNotFoundError):
             self.backend.journal_path.unlink()
         return self.recorded
