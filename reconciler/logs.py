@@ -49,6 +49,11 @@ class RedactingFilter(logging.Filter):
         return self._pattern.sub(REDACTED, message)
 
 
+# Without --verbose nothing of ours is logged: not even warnings through logging's last-resort handler (the
+# CLI prints what the user needs as its own one-line messages).
+logging.getLogger(LOGGER_NAME).addHandler(logging.NullHandler())
+
+
 def configure(verbose: bool) -> None:
     """Send reconciler's debug log, and warnings from the libraries it uses, to stderr."""
     if not verbose:

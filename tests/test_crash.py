@@ -206,3 +206,37 @@ def test_disk_full_keeps_every_recorded_result(run, write, api, workdir, size, m
         assert not list(mount_point.glob(".state.json.*.tmp"))
     finally:
         subprocess.run(["umount", str(mount_point)], check=False)
+
+
+def test_postgres_connection_lost_mid_apply(run, write, api, server, workdir, state_url) -> None:
+    """The database drops the recording connection mid-run: exit 1 with one line, nothing recorded falsely, at
+    most the in-flight results unrecorded, and the next apply converges."""
+    if not state_url.startswith("postgresql://"):
+        pytest.skip("PostgreSQL only")
+    import psycopg
+
+    from tests.conftest import PG_URL
+
+    api.latency_ms = 10
+    write("a.yaml", fleet(400))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "apply", "a.yaml", "--yes", "--state", state_url,
+         "--concurrency", str(CONCURRENCY)], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url})
+    deadline = time.monotonic() + 30
+    while len(api.stats.patched) < 60 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    with psycopg.connect(PG_URL, autocommit=True) as connection:
+        killed = connection.execute("select pg_terminate_backend(pid) from pg_stat_activity "
+                                    "where application_name = 'reconciler apply (recording)'").fetchall()
+    _, err = process.communicate(timeout=60)
+    assert killed and process.returncode == 1, err
+    assert "recording to postgresql://" in err and "failed" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    recorded_ok = _recorded_ok(state_url)
+    assert recorded_ok <= set(api.stats.patched)
+    assert len(set(api.stats.patched) - recorded_ok) <= CONCURRENCY
+    assert len(api.stats.patched) < 400  # it stopped sending
+    assert run("apply", "a.yaml", "--yes", "--state", state_url).code == 0
+    assert run("plan", "a.yaml", "--state", state_url, "--detailed-exitcode").code == 0
+    assert all(api.stats.patches[i] == 1 for i in recorded_ok)
