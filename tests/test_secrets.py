@@ -61,7 +61,7 @@ def test_every_command_verbose(run, write, api, workdir, state_url, monkeypatch)
     api.faults = []
     from reconciler.sandbox.server import Fault
 
-    api.faults = [Fault.parse("errors/service_unavailable:0.5")]  # retries, so the retry log lines appear
+    api.faults = [Fault.parse("errors/service_unavailable:0.3;retry_after=0")]  # retries: their log lines
     write("a.yaml", CONFIG)
     state = ["--state", state_url]
     outcomes = [
@@ -69,7 +69,7 @@ def test_every_command_verbose(run, write, api, workdir, state_url, monkeypatch)
         run("-v", "plan", "a.yaml", *state, "--out", "p.plan"),
         run("-v", "plan", "a.yaml", *state, "--format", "json"),
         run("-v", "plan", "a.yaml", *state, "--format", "markdown"),
-        run("-v", "apply", "--plan", "p.plan", "--yes", *state, "--report", "r.json", "--max-attempts", "8",
+        run("-v", "apply", "--plan", "p.plan", "--yes", *state, "--report", "r.json", "--max-attempts", "12",
             "--sync-poll-interval", "0.01"),
         run("-v", "state", "list", *state),
         run("-v", "state", "show", "a", *state),
