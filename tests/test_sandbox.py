@@ -171,5 +171,5 @@ def test_latency_and_jitter_bound_each_answer(http, server) -> None:
         assert http.patch(f"/accounts/j{i}", json={"country": "US"}).status_code == 200
         durations.append(time.perf_counter() - started)
     assert min(durations) >= 0.020
-    assert max(durations) < 0.050 + 0.040  # latency + jitter, and some slack for the machine
+    assert max(durations) < 0.25  # latency + jitter (50 ms), with room for a loaded machine
     assert max(durations) - min(durations) > 0.005  # jitter varies them
