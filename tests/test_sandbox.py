@@ -173,3 +173,10 @@ def test_latency_and_jitter_bound_each_answer(http, server) -> None:
     assert min(durations) >= 0.020
     assert max(durations) < 0.25  # latency + jitter (50 ms), with room for a loaded machine
     assert max(durations) - min(durations) > 0.005  # jitter varies them
+
+
+def test_fault_times_answers_only_the_first_requests(http, server) -> None:
+    server.sandbox.faults = [Fault.parse("errors/service_unavailable@t;times=2;retry_after=0")]
+    statuses = [http.patch("/accounts/t", json={"country": "US"}).status_code for _ in range(4)]
+    assert statuses == [503, 503, 200, 200]
+    assert http.patch("/accounts/other", json={"country": "US"}).status_code == 200

@@ -61,7 +61,7 @@ def test_every_command_verbose(run, write, api, workdir, state_url, monkeypatch)
     api.faults = []
     from reconciler.sandbox.server import Fault
 
-    api.faults = [Fault.parse("errors/service_unavailable:0.3;retry_after=0")]  # retries: their log lines
+    api.faults = [Fault.parse("errors/service_unavailable@a,b;times=3;retry_after=0")]  # retried
     write("a.yaml", CONFIG)
     state = ["--state", state_url]
     outcomes = [

@@ -50,10 +50,11 @@ class Fault:
     accounts: frozenset[str] = frozenset()
     retry_after: str | None = None
     route: str | None = None  # "patch", "sync" or None for both
+    times: int | None = None  # answer only this many matching requests, then let them through
 
     @classmethod
     def parse(cls, spec: str) -> Fault:
-        """`TYPE[:RATE][@ID,ID...][;retry_after=N][;route=patch|sync]`.
+        """`TYPE[:RATE][@ID,ID...][;retry_after=N][;route=patch|sync][;times=N]`.
 
         TYPE is a catalogued error type or one of BAD_ANSWERS: `hang` (no answer for a long time), `drop` (the
         connection closes mid-answer), `garbage` (a 502 whose body is an HTML page), `html` (a 200 HTML page, as
@@ -73,6 +74,8 @@ class Fault:
                 fault.retry_after = value
             elif key == "route":
                 fault.route = value
+            elif key == "times" and value.isdigit():
+                fault.times = int(value)
             else:
                 raise ValueError(f"unknown fault option {key!r}")
         if fault.error_type not in CATALOGUE and fault.error_type not in BAD_ANSWERS:
@@ -263,12 +266,11 @@ class Sandbox:
 
     def _fault(self, route: str, account_id: str) -> Fault | None:
         for fault in self.faults:
-            if fault.route and fault.route != route:
+            if (fault.route and fault.route != route) or fault.times == 0:
                 continue
-            if fault.accounts:
-                if account_id in fault.accounts:
-                    return fault
-            elif self.random.random() < fault.rate:
+            if account_id in fault.accounts if fault.accounts else self.random.random() < fault.rate:
+                if fault.times is not None:
+                    fault.times -= 1
                 return fault
         return None
 
