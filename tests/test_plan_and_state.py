@@ -197,3 +197,17 @@ def test_recorded_fold_is_idempotent() -> None:
     first = dict(recorded.accounts)
     recording.fold(recorded, event)
     assert recorded.accounts == first
+
+
+def test_plan_of_a_valid_file_imports_no_http_client_nor_jsonschema(write, workdir) -> None:
+    """Start-up cost (BENCHMARKS.md): aiohttp, jsonschema and deepdiff load only where they are used."""
+    import subprocess
+    import sys
+
+    from tests.test_apply import fleet
+
+    write("a.yaml", fleet(3))
+    probe = ("import sys\nfrom reconciler.cli import main\ntry:\n    main(['plan', 'a.yaml'])\nexcept SystemExit:\n"
+             "    pass\nprint(sorted(m for m in ('aiohttp', 'jsonschema', 'deepdiff') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=workdir, capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
