@@ -127,13 +127,13 @@ class Engine:
     async def _patch(self, change: Change, spec: AccountSpec) -> bool:
         assert spec.settings is not None
         body = revealed(spec.settings)
-        answer, attempts = await self._with_retries(lambda: self.client.patch_account(spec.account_id, body),
-                                                    f"PATCH {spec.account_id}")
+        answer, attempts = await self._with_retries(
+            lambda: self.client.patch_account(spec.account_id, body), f"PATCH {spec.account_id}",
+            lambda _: recording.applied(spec.account_id, change.after, spec.provider))
         if answer is NOT_SENT:
             self._skip(spec.account_id, "patch")
             return False
         if answer.error is None:
-            await self._record(recording.applied(spec.account_id, change.after, spec.provider))
             self.results.append(Result(spec.account_id, "patch", "succeeded", answer.status, attempts=attempts))
             return True
         self._fail(spec.account_id, "patch", answer, attempts)
@@ -142,6 +142,7 @@ class Engine:
     async def _resync(self, spec: AccountSpec) -> None:
         assert spec.resync is not None
         params = spec.resync.query()
+        done = recording.resynced(spec.account_id, spec.resync.generation)
         deadline = time.monotonic() + self.options.sync_timeout
         attempts = 0
         self.progress.syncs_polling += 1
@@ -150,7 +151,7 @@ class Engine:
             while True:
                 answer, used = await self._with_retries(
                     lambda poll=started: self.client.sync_account(spec.account_id, params, poll=poll),
-                    f"sync {spec.account_id}")
+                    f"sync {spec.account_id}", lambda answer: done if answer.body["status"] in TERMINAL_DONE else None)
                 attempts += used
                 if answer is NOT_SENT:  # only a first call can be held back by a stop
                     self._skip(spec.account_id, "resync")
@@ -160,12 +161,10 @@ class Engine:
                     return
                 started = True
                 status = answer.body["status"]
-                if status in TERMINAL_DONE:
-                    await self._record(recording.resynced(spec.account_id, spec.resync.generation))
+                if status in TERMINAL_DONE:  # recorded by _with_retries
                     self.results.append(Result(spec.account_id, "resync", "succeeded", answer.status,
                                                attempts=attempts, message=status))
                     return
-                self._unrecorded.release()  # a poll's answer with nothing to record
                 if status == TERMINAL_ERROR:
                     self._fail(spec.account_id, "resync",
                                Answer(answer.status, answer.body, classify("sync_error", None),
@@ -187,24 +186,23 @@ class Engine:
             self.progress.syncs_polling -= 1
 
     # -- retries, pacing and stopping ------------------------------------------------------------------------
-    async def _with_retries(self, call: Callable[[], Coroutine[Any, Any, Answer]],
-                            what: str) -> tuple[Answer, int]:
-        """Send until success or give up. A success returns holding an `_unrecorded` permit: the caller
-        releases it through `_record`, or at once when the answer has nothing to record."""
+    async def _with_retries(self, call: Callable[[], Coroutine[Any, Any, Answer]], what: str,
+                            record: Callable[[Answer], dict[str, Any] | None]) -> tuple[Answer, int]:
+        """Send until success or give up. A success's event (`record`, None for nothing) is durable before the
+        request's permit is given back."""
         attempt = 0
         while True:
             attempt += 1
-            await self._unrecorded.acquire()
-            try:
+            async with self._unrecorded:
                 await self._pace()  # after the wait for a permit, so a pause that began meanwhile holds too
                 answer = await call()
-            except BaseException:
-                self._unrecorded.release()
-                raise
-            if answer.error is None and answer is not NOT_SENT:
-                self._outage_run = 0
-                return answer, attempt
-            self._unrecorded.release()
+                if answer.error is None and answer is not NOT_SENT:
+                    self._outage_run = 0
+                    event = record(answer)
+                    if event is not None:
+                        self.journal.append(event)
+                        await self.journal.durable()
+                    return answer, attempt
             if answer is NOT_SENT:
                 return answer, attempt - 1
             if answer.retry_after is not None:
@@ -230,14 +228,6 @@ class Engine:
             self._next_send = slot + 1.0 / self.options.rate_limit
             if slot > now:
                 await asyncio.sleep(slot - now)
-
-    async def _record(self, event: dict[str, Any]) -> None:
-        """Record a success durably, then give back the permit its request held."""
-        try:
-            self.journal.append(event)
-            await self.journal.durable()
-        finally:
-            self._unrecorded.release()
 
     def _stop(self, reason: str) -> None:
         if not self.stop_reason:

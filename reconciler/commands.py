@@ -247,8 +247,8 @@ def apply(config: str, plan_path: str | None, state_location: str | None, api_ur
 @click.option("--latency-ms", type=click.FloatRange(0), default=0.0)
 @click.option("--jitter-ms", type=click.FloatRange(0), default=0.0)
 @click.option("--fault", "faults", multiple=True, metavar="SPEC",
-              help="TYPE[:RATE][@ID,...][;retry_after=N][;route=patch|sync][;times=N]; TYPE is an error type, or hang, "
-                   "drop, garbage, html, truncated, huge, wrong_account or wrong_object.")
+              help="TYPE[:RATE][@ID,...][;retry_after=N][;route=patch|sync][;times=N]; TYPE is an error type, "
+                   "or hang, drop, garbage, html, truncated, huge, wrong_account or wrong_object.")
 @click.option("--rate-limit", type=click.FloatRange(0.1), default=None, help="429 above this many requests/s.")
 @click.option("--sync-polls", type=click.IntRange(0), default=2, show_default=True)
 @click.option("--unsupported-providers", default="MAIL,GOOGLE_OAUTH,ICLOUD,OUTLOOK,EXCHANGE", show_default=True,

@@ -25,7 +25,7 @@ class RedactingFilter(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self._pattern: re.Pattern[str] | None = None
-        self._pattern_size = 0
+        self._pattern_size = -1
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -39,14 +39,10 @@ class RedactingFilter(logging.Filter):
 
     def _redact(self, message: str) -> str:
         known = secrets.registered()
-        if not known:
-            return message
-        if self._pattern is None or self._pattern_size != len(known):
-            # Longest first, so a secret that contains another is replaced whole.
-            alternatives = sorted(known, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(value) for value in alternatives))
+        if self._pattern_size != len(known):  # the registry only grows
+            self._pattern = secrets.redaction_pattern(known)
             self._pattern_size = len(known)
-        return self._pattern.sub(REDACTED, message)
+        return self._pattern.sub(REDACTED, message) if self._pattern else message
 
 
 # Without --verbose nothing of ours is logged: not even warnings through logging's last-resort handler (the

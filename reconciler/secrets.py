@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -40,6 +40,19 @@ def register(value: str) -> None:
 def registered() -> AbstractSet[str]:
     """The registered values (read only: the set itself, so a log line costs no copy)."""
     return _registry if _registry is not None else frozenset()
+
+
+def redaction_pattern(values: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern for every value long enough to redact, longest first (a secret holding another is replaced
+    whole); None when there is none."""
+    ordered = sorted({value for value in values if len(value) >= MIN_REDACTED_LENGTH}, key=len, reverse=True)
+    return re.compile("|".join(re.escape(value) for value in ordered)) if ordered else None
+
+
+def referenced_names(text: str) -> list[str]:
+    """The NAMEs of the well-formed `${NAME}` references in `text` (`$${` is a literal, not a reference)."""
+    return [match.group(1) for match in _REFERENCE.finditer(text)
+            if match.group(1) is not None and _NAME.match(match.group(1))]
 
 
 class Secret:

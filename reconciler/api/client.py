@@ -4,7 +4,7 @@ Why aiohttp and not httpx here: shared/findings.md measured one shared httpx.Asy
 concurrency (11x under the ideal at 64 in flight), and httpx's API over the aiohttp transport near the bound but
 CPU-bound at ~1,900 requests/s in this engine: httpx's request and response model (headers, URL parsing) cost as
 much again as aiohttp's own work (BENCHMARKS.md, issue 8). This module is the only place that speaks HTTP, so it
-uses aiohttp's session directly; a queue of N slots bounds what is in flight.
+uses aiohttp's session directly; its connector holds at most N connections.
 """
 
 from __future__ import annotations
@@ -87,9 +87,9 @@ class ApiClient:
         headers = {"Content-Type": "application/json"} if body is not None else None
         async with self._open().request(method, URL(url, encoded=True), data=body, headers=headers,
                                         allow_redirects=False) as response:
-            raw = await response.content.read(MAX_BODY_BYTES + 1)
-            while len(raw) <= MAX_BODY_BYTES and (more := await response.content.read(MAX_BODY_BYTES + 1 - len(raw))):
-                raw += more
+            raw = b""  # read at most one byte past the limit
+            while len(raw) <= MAX_BODY_BYTES and (chunk := await response.content.read(MAX_BODY_BYTES + 1 - len(raw))):
+                raw += chunk
             retry_after = response.headers.get("Retry-After")
             if len(raw) > MAX_BODY_BYTES:
                 return Reply(response.status, None, retry_after, oversized=True)

@@ -6,7 +6,6 @@ import dataclasses
 import errno
 import hashlib
 import os
-import re
 import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -18,7 +17,7 @@ from reconciler.config.schema import schema_problems
 from reconciler.config.yamlpos import YMap, decode, load
 from reconciler.errors import ConfigError, Problem, ReconcilerError
 from reconciler.model import AccountSpec, Desired
-from reconciler.secrets import MIN_REDACTED_LENGTH, SENSITIVE
+from reconciler.secrets import SENSITIVE, redaction_pattern, referenced_names
 
 __all__ = ["load_config", "config_files"]
 
@@ -91,15 +90,11 @@ def _redacted(problems: list[Problem], documents: list[YMap], environ: Mapping[s
                 continue
             if key == "password":
                 values.add(value)
-            values.update(environ[name] for name in _REFERENCE_NAME.findall(value) if name in environ)
-    ordered = sorted((v for v in values if len(v) >= MIN_REDACTED_LENGTH), key=len, reverse=True)
-    if not ordered:
+            values.update(environ[name] for name in referenced_names(value) if name in environ)
+    pattern = redaction_pattern(values)
+    if pattern is None:
         return problems
-    pattern = re.compile("|".join(re.escape(value) for value in ordered))
     return [dataclasses.replace(p, message=pattern.sub(SENSITIVE, p.message)) for p in problems]
-
-
-_REFERENCE_NAME = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def _proxies(documents: list[YMap]) -> Iterator[dict[str, Any]]:

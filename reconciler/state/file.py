@@ -114,10 +114,7 @@ class FileBackend:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 os.fchmod(fd, 0o600)
-                view = memoryview(payload)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                _write_all(fd, payload)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -200,10 +197,8 @@ class FileJournal:
         self._last_sync = time.monotonic()
 
     def append(self, event: dict[str, Any]) -> None:
-        line = memoryview(json.dumps(event, separators=(",", ":")).encode() + b"\n")
         try:
-            while line:  # a nearly full disk takes part of a line, then refuses the rest
-                line = line[os.write(self._fd, line):]
+            _write_all(self._fd, json.dumps(event, separators=(",", ":")).encode() + b"\n")
         except OSError as exc:
             raise StateError(f"{self.backend.journal_path}: cannot record a result: {exc.strerror or exc}; "
                              "the results recorded before it are kept") from None
@@ -233,6 +228,13 @@ class FileJournal:
         with contextlib.suppress(FileNotFoundError):
             self.backend.journal_path.unlink()
         return self.recorded
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte or raise: a nearly full disk takes part of a write, then refuses the rest."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _serialise(recorded: Recorded) -> bytes:

@@ -209,7 +209,7 @@ class PostgresJournal:
         record = self.recorded.accounts.get(event["id"])
         with self._condition:
             if self._failure is not None:
-                raise StateError(f"recording to {self.backend.describe()} failed: {self._failure}")
+                raise self._failed()
             self._pending[event["id"]] = record.to_json() if record else None
             self._appended += 1
             self._condition.notify()
@@ -219,7 +219,7 @@ class PostgresJournal:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         with self._condition:
             if self._failure is not None:
-                raise StateError(f"recording to {self.backend.describe()} failed: {self._failure}")
+                raise self._failed()
             if self._committed >= self._appended:
                 return
             self._waiters.append((self._appended, future))
@@ -232,10 +232,12 @@ class PostgresJournal:
             if self._failure is None and target > self._committed:
                 still_waiting.append((target, future))
                 continue
-            outcome = (StateError(f"recording to {self.backend.describe()} failed: {self._failure}")
-                       if self._failure is not None else None)
+            outcome = self._failed() if self._failure is not None else None
             future.get_loop().call_soon_threadsafe(_settle, future, outcome)
         self._waiters = still_waiting
+
+    def _failed(self) -> StateError:
+        return StateError(f"recording to {self.backend.describe()} failed: {self._failure}")
 
     def flush(self) -> None:
         """Wait until everything appended so far is committed."""
@@ -244,7 +246,7 @@ class PostgresJournal:
             while self._committed < target and self._failure is None:
                 self._condition.wait(0.5)
             if self._failure is not None:
-                raise StateError(f"recording to {self.backend.describe()} failed: {self._failure}")
+                raise self._failed()
 
     def close(self) -> Recorded:
         try:
