@@ -37,20 +37,42 @@ def bench(count: int, latency_ms: float, concurrency: int) -> dict[str, float]:
             config.write_text("\n".join(lines) + "\n")
             env = {**os.environ, "POSTPRESS_API_KEY": KEY, "POSTPRESS_API_URL": server.url}
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "reconciler", "apply", str(config), "--yes", "--state",
-                            str(Path(scratch) / "state.json"), "--concurrency", str(concurrency)],
-                           env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "reconciler",
+                    "apply",
+                    str(config),
+                    "--yes",
+                    "--state",
+                    str(Path(scratch) / "state.json"),
+                    "--concurrency",
+                    str(concurrency),
+                ],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             elapsed = time.perf_counter() - started
             ended = time.monotonic()
     finally:
         server.stop()
     ideal = count * latency_ms / 1000 / concurrency
     arrivals = [moment for moment, _, _ in sandbox.stats.request_times]
-    return {"accounts": count, "seconds": elapsed, "ideal": ideal, "per_second": count / elapsed,
-            "max_in_flight": sandbox.stats.max_in_flight, "patched": len(sandbox.stats.patched),
-            # where the time went: start-up to the first request, the requests, the last request to the end
-            "before_first": min(arrivals) - (ended - elapsed), "window": max(arrivals) - min(arrivals),
-            "after_last": ended - max(arrivals)}
+    return {
+        "accounts": count,
+        "seconds": elapsed,
+        "ideal": ideal,
+        "per_second": count / elapsed,
+        "max_in_flight": sandbox.stats.max_in_flight,
+        "patched": len(sandbox.stats.patched),
+        # where the time went: start-up to the first request, the requests, the last request to the end
+        "before_first": min(arrivals) - (ended - elapsed),
+        "window": max(arrivals) - min(arrivals),
+        "after_last": ended - max(arrivals),
+    }
 
 
 def sequential_loop(count: int, latency_ms: float, sample: int = 500) -> float:
@@ -93,13 +115,18 @@ asyncio.run(main())
 
 
 def transport_floor(count: int, latency_ms: float, concurrency: int) -> tuple[float, float]:
-    """Seconds, and the median round trip in seconds, for the same PATCHes from a bare aiohttp loop (no start-up, no plan, no recording, no retries):
-    what this client library, this sandbox and this machine allow, before anything reconciler does."""
+    """Seconds, and the median round trip in seconds, for the same PATCHes from a bare aiohttp loop (no
+    start-up, no plan, no recording, no retries): what this client library, this sandbox and this machine
+    allow, before anything reconciler does."""
     sandbox = Sandbox(KEY, accept_any_account=True, latency_ms=latency_ms)
     server = ServerThread(sandbox).start()
     try:
-        output = subprocess.run([sys.executable, "-c", FLOOR_LOOP, server.url, KEY, str(count), str(concurrency)],
-                                check=True, capture_output=True, text=True).stdout
+        output = subprocess.run(
+            [sys.executable, "-c", FLOOR_LOOP, server.url, KEY, str(count), str(concurrency)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     finally:
         server.stop()
     seconds, median = output.split()
@@ -116,39 +143,78 @@ def peak_rss(count: int, concurrency: int) -> dict[str, float]:
             write_config(count, config)
             env = {**os.environ, **PASSWORD_ENV, "POSTPRESS_API_KEY": KEY, "POSTPRESS_API_URL": server.url}
             state = str(Path(scratch) / "state.json")
-            plan_s, plan_rss = measure([sys.executable, "-m", "reconciler", "plan", str(config), "--state", state,
-                                        "--format", "json"], env)
-            apply_s, apply_rss = measure([sys.executable, "-m", "reconciler", "apply", str(config), "--yes",
-                                          "--state", state, "--concurrency", str(concurrency),
-                                          "--sync-poll-interval", "0.05"], env)
+            plan_s, plan_rss = measure(
+                [
+                    sys.executable,
+                    "-m",
+                    "reconciler",
+                    "plan",
+                    str(config),
+                    "--state",
+                    state,
+                    "--format",
+                    "json",
+                ],
+                env,
+            )
+            apply_s, apply_rss = measure(
+                [
+                    sys.executable,
+                    "-m",
+                    "reconciler",
+                    "apply",
+                    str(config),
+                    "--yes",
+                    "--state",
+                    state,
+                    "--concurrency",
+                    str(concurrency),
+                    "--sync-poll-interval",
+                    "0.05",
+                ],
+                env,
+            )
     finally:
         server.stop()
-    return {"plan_s": plan_s, "plan_rss_mib": plan_rss, "apply_s": apply_s, "apply_rss_mib": apply_rss,
-            "patched": len(sandbox.stats.patched)}
+    return {
+        "plan_s": plan_s,
+        "plan_rss_mib": plan_rss,
+        "apply_s": apply_s,
+        "apply_rss_mib": apply_rss,
+        "patched": len(sandbox.stats.patched),
+    }
 
 
 def main() -> None:
     count, latency_ms, concurrency = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
     r = bench(count, latency_ms, concurrency)
     ratio = f", {r['seconds'] / r['ideal']:.2f}x the ideal {r['ideal']:.2f} s" if r["ideal"] else ""
-    print(f"apply {count} accounts at {latency_ms:g} ms, concurrency {concurrency}: {r['seconds']:.2f} s "
-          f"({r['per_second']:.0f} PATCH/s{ratio}); max in flight at the server {r['max_in_flight']}; "
-          f"{r['before_first']:.2f} s to the first request, {r['window']:.2f} s of requests, "
-          f"{r['after_last']:.2f} s after the last")
+    print(
+        f"apply {count} accounts at {latency_ms:g} ms, concurrency {concurrency}: {r['seconds']:.2f} s "
+        f"({r['per_second']:.0f} PATCH/s{ratio}); max in flight at the server {r['max_in_flight']}; "
+        f"{r['before_first']:.2f} s to the first request, {r['window']:.2f} s of requests, "
+        f"{r['after_last']:.2f} s after the last"
+    )
     if "--floor" in sys.argv:
         floor, median = transport_floor(count, latency_ms, concurrency)
         ideal = f" = {floor / r['ideal']:.2f}x the ideal" if r["ideal"] else ""
-        print(f"bare aiohttp loop, same requests, no start-up: {floor:.2f} s{ideal}, median round trip "
-              f"{median * 1000:.1f} ms; apply is {r['seconds'] / floor:.2f}x that")
+        print(
+            f"bare aiohttp loop, same requests, no start-up: {floor:.2f} s{ideal}, median round trip "
+            f"{median * 1000:.1f} ms; apply is {r['seconds'] / floor:.2f}x that"
+        )
     if "--sequential" in sys.argv:
         loop = sequential_loop(count, latency_ms)
-        print(f"sequential httpx loop over 500 accounts, scaled to {count}: {loop:.1f} s "
-              f"(apply is {loop / r['seconds']:.0f}x faster)")
+        print(
+            f"sequential httpx loop over 500 accounts, scaled to {count}: {loop:.1f} s "
+            f"(apply is {loop / r['seconds']:.0f}x faster)"
+        )
     if "--rss" in sys.argv:
         m = peak_rss(count, concurrency)
-        print(f"peak RSS on the generated config of {count}: apply {m['apply_rss_mib']:.0f} MiB "
-              f"({m['apply_s']:.1f} s, {m['patched']} patched), plan {m['plan_rss_mib']:.0f} MiB: "
-              f"{m['apply_rss_mib'] / m['plan_rss_mib']:.2f}x")
+        print(
+            f"peak RSS on the generated config of {count}: apply {m['apply_rss_mib']:.0f} MiB "
+            f"({m['apply_s']:.1f} s, {m['patched']} patched), plan {m['plan_rss_mib']:.0f} MiB: "
+            f"{m['apply_rss_mib'] / m['plan_rss_mib']:.2f}x"
+        )
 
 
 if __name__ == "__main__":

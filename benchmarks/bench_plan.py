@@ -42,18 +42,40 @@ def bench(count: int) -> dict[str, float]:
         env = {**os.environ, **PASSWORD_ENV}
         config = str(directory / "accounts.yaml")
         floor_time, floor_rss = measure([sys.executable, "-c", FLOOR, config], env)
-        plan_time, plan_rss = measure([sys.executable, "-m", "reconciler", "plan", config, "--state",
-                                       str(directory / "state.json"), "--format", "json"], env)
-    return {"accounts": count, "plan_s": plan_time, "plan_rss_mib": plan_rss, "floor_s": floor_time,
-            "floor_rss_mib": floor_rss, "time_ratio": plan_time / floor_time, "rss_ratio": plan_rss / floor_rss}
+        plan_time, plan_rss = measure(
+            [
+                sys.executable,
+                "-m",
+                "reconciler",
+                "plan",
+                config,
+                "--state",
+                str(directory / "state.json"),
+                "--format",
+                "json",
+            ],
+            env,
+        )
+    return {
+        "accounts": count,
+        "plan_s": plan_time,
+        "plan_rss_mib": plan_rss,
+        "floor_s": floor_time,
+        "floor_rss_mib": floor_rss,
+        "time_ratio": plan_time / floor_time,
+        "rss_ratio": plan_rss / floor_rss,
+    }
 
 
 def main() -> None:
     for count in [int(arg) for arg in sys.argv[1:]] or [1000, 10_000, 100_000]:
         r = bench(count)
-        print(f"plan {r['accounts']:>7} accounts: {r['plan_s']:.2f} s, {r['plan_rss_mib']:.0f} MiB | floor "
-              f"{r['floor_s']:.2f} s, {r['floor_rss_mib']:.0f} MiB | ratio time {r['time_ratio']:.2f}x, "
-              f"RSS {r['rss_ratio']:.2f}x", flush=True)
+        print(
+            f"plan {r['accounts']:>7} accounts: {r['plan_s']:.2f} s, {r['plan_rss_mib']:.0f} MiB | floor "
+            f"{r['floor_s']:.2f} s, {r['floor_rss_mib']:.0f} MiB | ratio time {r['time_ratio']:.2f}x, "
+            f"RSS {r['rss_ratio']:.2f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ import sys
 import time
 
 BODY = b'{"country":"US"}'
-REQUEST = (b"PATCH /api/v1/accounts/acc_1 HTTP/1.1\r\nhost: x\r\nx-api-key: k\r\ncontent-type: application/json\r\n"
-           b"content-length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+REQUEST = (
+    b"PATCH /api/v1/accounts/acc_1 HTTP/1.1\r\nhost: x\r\nx-api-key: k\r\ncontent-type: application/json\r\n"
+    b"content-length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY
+)
 
 
 async def _connection(port: int, until: float, counter: list[int]) -> None:
@@ -38,9 +40,23 @@ async def _load(port: int, connections: int, seconds: float) -> float:
 
 
 def run(latency_ms: float, connections: int, seconds: float) -> float:
-    process = subprocess.Popen([sys.executable, "-m", "reconciler", "sandbox", "--port", "0", "--api-key", "k",
-                                "--accept-any-account", "--latency-ms", str(latency_ms)],
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "sandbox",
+            "--port",
+            "0",
+            "--api-key",
+            "k",
+            "--accept-any-account",
+            "--latency-ms",
+            str(latency_ms),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         port = int(process.stderr.readline().rsplit(":", 1)[-1].split("/")[0])
         return asyncio.run(_load(port, connections, seconds))
@@ -56,8 +72,10 @@ def main() -> None:
     print(f"sandbox at 0 ms latency, 32 connections: {rate:.0f} requests/s")
     rate = run(200, 256, seconds)
     ideal = 256 / 0.2
-    print(f"sandbox at 200 ms latency, 256 connections: {rate:.0f} requests/s (ideal {ideal:.0f}: "
-          f"{rate / ideal:.0%} of it, so {rate * 0.2:.0f} requests in flight on average)")
+    print(
+        f"sandbox at 200 ms latency, 256 connections: {rate:.0f} requests/s (ideal {ideal:.0f}: "
+        f"{rate / ideal:.0%} of it, so {rate * 0.2:.0f} requests in flight on average)"
+    )
 
 
 if __name__ == "__main__":

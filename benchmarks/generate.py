@@ -30,8 +30,13 @@ def write_config(count: int, path: Path) -> None:
         if i % 3 == 0:
             lines.append(f"    country: {COUNTRIES[i % len(COUNTRIES)]}")
         else:
-            lines += ["    proxy:", f"      host: proxy{i % 97}.example.com", f"      port: {8000 + i % 1000}",
-                      f"      username: user{i}", "      password: ${BENCH_PROXY_PASSWORD}"]
+            lines += [
+                "    proxy:",
+                f"      host: proxy{i % 97}.example.com",
+                f"      port: {8000 + i % 1000}",
+                f"      username: user{i}",
+                "      password: ${BENCH_PROXY_PASSWORD}",
+            ]
         if i % 10 == 0:
             lines += ["    resync:", "      generation: 1", "      chunk_size: 50"]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -48,10 +53,21 @@ def write_state(config: Path, path: Path, changed_share: float = 0.01) -> None:
             settings = {"country": "ZZ"}  # recorded differently: planned as an update
         elif index % step == 0 and settings:
             settings = {"proxy": {**settings["proxy"], "port": 1}}
-        accounts[account_id] = {"settings": settings, "applied_at": "2026-11-01T00:00:00Z",
-                                "resync_generation": 1 if spec.resync else 0, "resynced_at": None,
-                                "last_failure": None, "provider": spec.provider}
-    state = {"format_version": 1, "lineage": str(uuid.uuid4()), "serial": 1, "salt": salt, "accounts": accounts}
+        accounts[account_id] = {
+            "settings": settings,
+            "applied_at": "2026-11-01T00:00:00Z",
+            "resync_generation": 1 if spec.resync else 0,
+            "resynced_at": None,
+            "last_failure": None,
+            "provider": spec.provider,
+        }
+    state = {
+        "format_version": 1,
+        "lineage": str(uuid.uuid4()),
+        "serial": 1,
+        "salt": salt,
+        "accounts": accounts,
+    }
     path.write_text(json.dumps(state), encoding="utf-8")
 
 

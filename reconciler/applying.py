@@ -56,8 +56,14 @@ class Progress:
 
 
 class Engine:
-    def __init__(self, client: ApiClient, journal: Journal, desired: dict[str, AccountSpec], options: ApplyOptions,
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        client: ApiClient,
+        journal: Journal,
+        desired: dict[str, AccountSpec],
+        options: ApplyOptions,
+        progress: Progress | None = None,
+    ) -> None:
         self.client = client
         self.journal = journal
         self.desired = desired
@@ -128,13 +134,17 @@ class Engine:
         assert spec.settings is not None
         body = revealed(spec.settings)
         answer, attempts = await self._with_retries(
-            lambda: self.client.patch_account(spec.account_id, body), f"PATCH {spec.account_id}",
-            lambda _: recording.applied(spec.account_id, change.after, spec.provider))
+            lambda: self.client.patch_account(spec.account_id, body),
+            f"PATCH {spec.account_id}",
+            lambda _: recording.applied(spec.account_id, change.after, spec.provider),
+        )
         if answer is NOT_SENT:
             self._skip(spec.account_id, "patch")
             return False
         if answer.error is None:
-            self.results.append(Result(spec.account_id, "patch", "succeeded", answer.status, attempts=attempts))
+            self.results.append(
+                Result(spec.account_id, "patch", "succeeded", answer.status, attempts=attempts)
+            )
             return True
         self._fail(spec.account_id, "patch", answer, attempts)
         return False
@@ -151,7 +161,9 @@ class Engine:
             while True:
                 answer, used = await self._with_retries(
                     lambda poll=started: self.client.sync_account(spec.account_id, params, poll=poll),
-                    f"sync {spec.account_id}", lambda answer: done if answer.body["status"] in TERMINAL_DONE else None)
+                    f"sync {spec.account_id}",
+                    lambda answer: done if answer.body["status"] in TERMINAL_DONE else None,
+                )
                 attempts += used
                 if answer is NOT_SENT:  # only a first call can be held back by a stop
                     self._skip(spec.account_id, "resync")
@@ -162,32 +174,67 @@ class Engine:
                 started = True
                 status = answer.body["status"]
                 if status in TERMINAL_DONE:  # recorded by _with_retries
-                    self.results.append(Result(spec.account_id, "resync", "succeeded", answer.status,
-                                               attempts=attempts, message=status))
+                    self.results.append(
+                        Result(
+                            spec.account_id,
+                            "resync",
+                            "succeeded",
+                            answer.status,
+                            attempts=attempts,
+                            message=status,
+                        )
+                    )
                     return
                 if status == TERMINAL_ERROR:
-                    self._fail(spec.account_id, "resync",
-                               Answer(answer.status, answer.body, classify("sync_error", None),
-                                      "the sync ended in SYNC_ERROR"), attempts)
+                    self._fail(
+                        spec.account_id,
+                        "resync",
+                        Answer(
+                            answer.status,
+                            answer.body,
+                            classify("sync_error", None),
+                            "the sync ended in SYNC_ERROR",
+                        ),
+                        attempts,
+                    )
                     return
                 if status not in RUNNING:
-                    self._fail(spec.account_id, "resync",
-                               Answer(answer.status, answer.body, classify("unexpected_response", None),
-                                      f"unknown sync status {status[:40]!r}"), attempts)
+                    self._fail(
+                        spec.account_id,
+                        "resync",
+                        Answer(
+                            answer.status,
+                            answer.body,
+                            classify("unexpected_response", None),
+                            f"unknown sync status {status[:40]!r}",
+                        ),
+                        attempts,
+                    )
                     return
                 if time.monotonic() + self.options.sync_poll_interval > deadline:
-                    self._fail(spec.account_id, "resync",
-                               Answer(None, None, classify("sync_timeout", None),
-                                      f"still {status} after --sync-timeout {self.options.sync_timeout:g}s"),
-                               attempts)
+                    self._fail(
+                        spec.account_id,
+                        "resync",
+                        Answer(
+                            None,
+                            None,
+                            classify("sync_timeout", None),
+                            f"still {status} after --sync-timeout {self.options.sync_timeout:g}s",
+                        ),
+                        attempts,
+                    )
                     return
                 await asyncio.sleep(self.options.sync_poll_interval)  # holds no concurrency slot
         finally:
             self.progress.syncs_polling -= 1
 
     # -- retries, pacing and stopping ------------------------------------------------------------------------
-    async def _with_retries(self, call: Callable[[], Coroutine[Any, Any, Answer]], what: str,
-                            record: Callable[[Answer], dict[str, Any] | None]) -> tuple[Answer, int]:
+    async def _with_retries(
+        self,
+        call: Callable[[], Coroutine[Any, Any, Answer]],
+        what: str,
+        record: Callable[[Answer], dict[str, Any] | None],
+    ) -> tuple[Answer, int]:
         """Send until success or give up. A success's event (`record`, None for nothing) is durable before the
         request's permit is given back."""
         attempt = 0
@@ -214,8 +261,14 @@ class Engine:
             else:
                 ceiling = min(self.options.backoff_cap, self.options.backoff_base * 2 ** (attempt - 1))
                 delay = self._random.uniform(0, ceiling)
-            log.info("%s: %s (attempt %d of %d); retrying in %.2f s", what, answer.message, attempt,
-                     self.options.max_attempts, delay)
+            log.info(
+                "%s: %s (attempt %d of %d); retrying in %.2f s",
+                what,
+                answer.message,
+                attempt,
+                self.options.max_attempts,
+                delay,
+            )
             await asyncio.sleep(delay)
 
     async def _pace(self) -> None:
@@ -238,10 +291,30 @@ class Engine:
     def _fail(self, account_id: str, operation: Operation, answer: Answer, attempts: int) -> None:
         kind = answer.error
         assert kind is not None
-        self.results.append(Result(account_id, operation, "failed", answer.status, kind.type, kind.category,
-                                   kind.retryable, attempts, answer.message))
-        self.journal.append(recording.failed(account_id, {"operation": operation, "error_type": kind.type,
-                                                          "http_status": answer.status, "message": answer.message}))
+        self.results.append(
+            Result(
+                account_id,
+                operation,
+                "failed",
+                answer.status,
+                kind.type,
+                kind.category,
+                kind.retryable,
+                attempts,
+                answer.message,
+            )
+        )
+        self.journal.append(
+            recording.failed(
+                account_id,
+                {
+                    "operation": operation,
+                    "error_type": kind.type,
+                    "http_status": answer.status,
+                    "message": answer.message,
+                },
+            )
+        )
         if kind.stops_run:
             self._stop(f"{kind.type} is not about one account")
         if kind.category in OUTAGE_CATEGORIES:

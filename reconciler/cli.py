@@ -61,8 +61,12 @@ def load_or_exit(config: str) -> Desired:
                 click.echo(github_annotation(problem))
         click.echo(f"{len(exc.problems)} error(s) in {config}", err=True)
         sys.exit(1)
-    log.debug("loaded %d account(s) from %s in %.2f s", len(desired.accounts), ", ".join(desired.files),
-              time.monotonic() - started)
+    log.debug(
+        "loaded %d account(s) from %s in %.2f s",
+        len(desired.accounts),
+        ", ".join(desired.files),
+        time.monotonic() - started,
+    )
     show_warnings(desired.warnings)
     if annotate:
         for warning in desired.warnings:
@@ -96,20 +100,34 @@ def render_plan(plan: Plan, output_format: str, config: str, state: str) -> str:
     return plan_text.render(plan)
 
 
-state_option = click.option("--state", "state_location", default=None,
-                            help="State: a path, file:// or postgresql:// URL (else $RECONCILER_STATE, "
-                                 "else .reconciler/state.json).")
-target_option = click.option("--target", "targets", multiple=True, metavar="ID",
-                             help="Only this account (repeatable).")
-select_option = click.option("--select", "selects", multiple=True, metavar="KEY=VALUE",
-                             help="Only declared accounts with this label (repeatable; all must match).")
+state_option = click.option(
+    "--state",
+    "state_location",
+    default=None,
+    help="State: a path, file:// or postgresql:// URL (else $RECONCILER_STATE, else .reconciler/state.json).",
+)
+target_option = click.option(
+    "--target", "targets", multiple=True, metavar="ID", help="Only this account (repeatable)."
+)
+select_option = click.option(
+    "--select",
+    "selects",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only declared accounts with this label (repeatable; all must match).",
+)
 config_argument = click.argument("config", required=False, default=DEFAULT_CONFIG)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="reconciler")
-@click.option("-v", "--verbose", is_flag=True, envvar="RECONCILER_VERBOSE",
-              help="Debug log on stderr: files, state, each request and retry (secrets redacted).")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    envvar="RECONCILER_VERBOSE",
+    help="Debug log on stderr: files, state, each request and retry (secrets redacted).",
+)
 def cli(verbose: bool) -> None:
     """Declare postpress account proxies in YAML; plan and apply them."""
     logs.configure(verbose)
@@ -129,11 +147,21 @@ def validate(config: str) -> None:
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text")
 @click.option("--out", "out_path", default=None, metavar="PLANFILE", help="Save the plan for apply --plan.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when no changes, 2 when changes.")
-@click.option("--sandbox", is_flag=True, help="Plan against the sandbox's own state (as apply --sandbox records it).")
+@click.option(
+    "--sandbox", is_flag=True, help="Plan against the sandbox's own state (as apply --sandbox records it)."
+)
 @target_option
 @select_option
-def plan(config: str, state_location: str | None, output_format: str, out_path: str | None,
-         detailed_exitcode: bool, sandbox: bool, targets: tuple[str, ...], selects: tuple[str, ...]) -> None:
+def plan(
+    config: str,
+    state_location: str | None,
+    output_format: str,
+    out_path: str | None,
+    detailed_exitcode: bool,
+    sandbox: bool,
+    targets: tuple[str, ...],
+    selects: tuple[str, ...],
+) -> None:
     """Show what apply would change. Needs no network, no API key and no lock."""
     selectors = parse_selectors(selects)
     desired = load_or_exit(config)
@@ -143,8 +171,12 @@ def plan(config: str, state_location: str | None, output_format: str, out_path: 
     click.echo(render_plan(the_plan, output_format, config, location), nl=False)
     if out_path:
         planfile.save(the_plan, config, list(targets), selectors, out_path)
-    write_github_outputs({"changes": "true" if not the_plan.empty else "false",
-                          **{key: str(value) for key, value in the_plan.summary.items()}})
+    write_github_outputs(
+        {
+            "changes": "true" if not the_plan.empty else "false",
+            **{key: str(value) for key, value in the_plan.summary.items()},
+        }
+    )
     if detailed_exitcode and not the_plan.empty:
         sys.exit(2)
 
@@ -167,8 +199,10 @@ def state_list(state_location: str | None) -> None:
     for account_id in sorted(recorded.accounts):
         record = recorded.accounts[account_id]
         status = "failed" if record.last_failure else "ok"
-        click.echo(f"{account_id}\t{status}\tapplied {record.applied_at or '-'}\tresync generation "
-                   f"{record.resync_generation}")
+        click.echo(
+            f"{account_id}\t{status}\tapplied {record.applied_at or '-'}\tresync generation "
+            f"{record.resync_generation}"
+        )
 
 
 @state.command("show")
@@ -180,7 +214,9 @@ def state_show(account_id: str, state_location: str | None) -> None:
     record = recorded.accounts.get(account_id)
     if record is None:
         fail(f"{account_id!r} is not in the state")
-    click.echo(json.dumps({"account_id": account_id, **masked(record.to_json())}, indent=2, ensure_ascii=False))
+    click.echo(
+        json.dumps({"account_id": account_id, **masked(record.to_json())}, indent=2, ensure_ascii=False)
+    )
 
 
 def _edit_state(state_location: str | None, edit: Callable[[Recorded], Any]) -> Any:
@@ -213,7 +249,9 @@ def state_forget(account_ids: tuple[str, ...], state_location: str | None) -> No
 
 
 @state.command("migrate")
-@click.option("--from", "source", required=True, help="The state to copy (path, file:// or postgresql:// URL).")
+@click.option(
+    "--from", "source", required=True, help="The state to copy (path, file:// or postgresql:// URL)."
+)
 @click.option("--to", "target", required=True, help="Where to copy it.")
 @click.option("--force", is_flag=True, help="Overwrite a target that already holds accounts.")
 def state_migrate(source: str, target: str, force: bool) -> None:
@@ -225,7 +263,9 @@ def state_migrate(source: str, target: str, force: bool) -> None:
             fail(f"{source_backend.describe()} holds no state")
         existing = target_backend.read()
         if existing.accounts and not force:
-            fail(f"{target_backend.describe()} already holds {len(existing.accounts)} account(s); --force overwrites")
+            fail(
+                f"{target_backend.describe()} already holds {len(existing.accounts)} account(s); --force overwrites"
+            )
         _, journal = target_backend.open_journal(salt=snapshot.salt)
         journal.close()
         snapshot.serial = max(snapshot.serial, existing.serial)
@@ -238,7 +278,9 @@ def state_migrate(source: str, target: str, force: bool) -> None:
 @state_option
 @target_option
 @select_option
-def import_(config: str, state_location: str | None, targets: tuple[str, ...], selects: tuple[str, ...]) -> None:
+def import_(
+    config: str, state_location: str | None, targets: tuple[str, ...], selects: tuple[str, ...]
+) -> None:
     """Record declared accounts as already applied, without calling the API."""
     selectors = parse_selectors(selects)
     desired = load_or_exit(config)

@@ -72,9 +72,13 @@ def _ticking(interval: float, tick: Callable[[], None]) -> Iterator[None]:
 def progress_display(progress: Progress, client_ref: list[ApiClient]) -> Iterator[None]:
     """A rich progress bar on a terminal; elsewhere a line to stderr every few seconds."""
     if not sys.stderr.isatty():
+
         def line() -> None:
-            click.echo(f"apply: {progress.done}/{progress.total} accounts done, "
-                       f"{progress.syncs_polling} syncs polling", err=True)
+            click.echo(
+                f"apply: {progress.done}/{progress.total} accounts done, "
+                f"{progress.syncs_polling} syncs polling",
+                err=True,
+            )
 
         with _ticking(PROGRESS_LINE_SECONDS, line):
             yield
@@ -84,21 +88,41 @@ def progress_display(progress: Progress, client_ref: list[ApiClient]) -> Iterato
     from rich.progress import Progress as Bar
 
     # On stderr, as the line above: stdout carries the report (JSON with --format json).
-    with Bar(TextColumn("apply"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
-             TimeElapsedColumn(), transient=True, console=Console(stderr=True)) as bar:
+    with Bar(
+        TextColumn("apply"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        transient=True,
+        console=Console(stderr=True),
+    ) as bar:
         task = bar.add_task("apply", total=progress.total or None, detail="")
 
         def refresh() -> None:
             in_flight = client_ref[0].in_flight if client_ref else 0
-            bar.update(task, total=progress.total, completed=progress.done,
-                       detail=f"{in_flight} in flight, {progress.syncs_polling} syncs polling")
+            bar.update(
+                task,
+                total=progress.total,
+                completed=progress.done,
+                detail=f"{in_flight} in flight, {progress.syncs_polling} syncs polling",
+            )
 
         with _ticking(0.2, refresh):
             yield
 
 
-async def _run_engine(plan: Plan, desired: Any, journal: Any, api_url: str, api_key: str, options: ApplyOptions,
-                      ca_bundle: str | None, progress: Progress, client_ref: list[ApiClient]) -> Engine:
+async def _run_engine(
+    plan: Plan,
+    desired: Any,
+    journal: Any,
+    api_url: str,
+    api_key: str,
+    options: ApplyOptions,
+    ca_bundle: str | None,
+    progress: Progress,
+    client_ref: list[ApiClient],
+) -> Engine:
     from reconciler.api.client import ApiClient  # aiohttp: imported only by the command that sends requests
 
     client = ApiClient(api_url, api_key, options.concurrency, options.timeout, ca_bundle)
@@ -111,7 +135,9 @@ async def _run_engine(plan: Plan, desired: Any, journal: Any, api_url: str, api_
     return engine
 
 
-def _emit_report(results: list[Result], stop_reason: str | None, output_format: str, report_path: str | None) -> None:
+def _emit_report(
+    results: list[Result], stop_reason: str | None, output_format: str, report_path: str | None
+) -> None:
     if output_format == "json":
         click.echo(report.render_json(results), nl=False)
     elif output_format == "markdown":
@@ -131,38 +157,70 @@ def _emit_report(results: list[Result], stop_reason: str | None, output_format: 
 @click.option("--plan", "plan_path", default=None, metavar="PLANFILE", help="Apply exactly this saved plan.")
 @state_option
 @click.option("--api-url", default=None, help="API base URL (else $POSTPRESS_API_URL, else the public API).")
-@click.option("--sandbox", is_flag=True, help="Apply against an embedded local sandbox with a separate state.")
+@click.option(
+    "--sandbox", is_flag=True, help="Apply against an embedded local sandbox with a separate state."
+)
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True)
 @click.option("--max-attempts", type=click.IntRange(1, 20), default=4, show_default=True)
-@click.option("--timeout", type=click.FloatRange(0.1), default=30.0, show_default=True, help="Seconds per request.")
+@click.option(
+    "--timeout", type=click.FloatRange(0.1), default=30.0, show_default=True, help="Seconds per request."
+)
 @click.option("--rate-limit", type=click.FloatRange(0.1), default=None, help="Requests per second at most.")
 @click.option("--sync-poll-interval", type=click.FloatRange(0.0), default=5.0, show_default=True)
 @click.option("--sync-timeout", type=click.FloatRange(0.0), default=1800.0, show_default=True)
 @click.option("--lock-timeout", type=click.FloatRange(0.0), default=0.0, show_default=True)
 @click.option("--max-update-percent", type=click.FloatRange(0, 100), default=30.0, show_default=True)
 @click.option("--max-forget-percent", type=click.FloatRange(0, 100), default=30.0, show_default=True)
-@click.option("--ca-bundle", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="PEM file of CA certificates to trust for the API.")
-@click.option("--shard", default=None, metavar="K/N",
-              help="Apply only shard K of N (PostgreSQL state): N runners can apply shards 1..N at once.")
+@click.option(
+    "--ca-bundle",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM file of CA certificates to trust for the API.",
+)
+@click.option(
+    "--shard",
+    default=None,
+    metavar="K/N",
+    help="Apply only shard K of N (PostgreSQL state): N runners can apply shards 1..N at once.",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Apply even past the safety bounds.")
 @click.option("--report", "report_path", default=None, metavar="FILE", help="Write the JSON report here.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text")
 @target_option
 @select_option
-def apply(config: str, plan_path: str | None, state_location: str | None, api_url: str | None, sandbox: bool,
-          concurrency: int, max_attempts: int, timeout: float, rate_limit: float | None,
-          sync_poll_interval: float, sync_timeout: float, lock_timeout: float, max_update_percent: float,
-          max_forget_percent: float, ca_bundle: str | None, shard: str | None, yes: bool, force: bool,
-          report_path: str | None,
-          output_format: str, targets: tuple[str, ...], selects: tuple[str, ...]) -> None:
+def apply(
+    config: str,
+    plan_path: str | None,
+    state_location: str | None,
+    api_url: str | None,
+    sandbox: bool,
+    concurrency: int,
+    max_attempts: int,
+    timeout: float,
+    rate_limit: float | None,
+    sync_poll_interval: float,
+    sync_timeout: float,
+    lock_timeout: float,
+    max_update_percent: float,
+    max_forget_percent: float,
+    ca_bundle: str | None,
+    shard: str | None,
+    yes: bool,
+    force: bool,
+    report_path: str | None,
+    output_format: str,
+    targets: tuple[str, ...],
+    selects: tuple[str, ...],
+) -> None:
     """Apply CONFIG (or a saved plan) to the postpress API; exit 0 all done, 3 some failed, 1 nothing attempted."""
     selectors = parse_selectors(selects)
     context = click.get_current_context()
     config_given = context.get_parameter_source("config") is not click.core.ParameterSource.DEFAULT
     if plan_path and (config_given or targets or selects or shard):
-        raise UsageError("--plan applies exactly the saved plan: give no CONFIG, --target, --select or --shard")
+        raise UsageError(
+            "--plan applies exactly the saved plan: give no CONFIG, --target, --select or --shard"
+        )
     shard_spec = parse_shard(shard) if shard else None
     saved = planfile.load(plan_path) if plan_path else None
     if saved:
@@ -186,12 +244,23 @@ def apply(config: str, plan_path: str | None, state_location: str | None, api_ur
         if not api_key:
             raise UsageError("POSTPRESS_API_KEY is not set; the API key is read from the environment only")
     secrets.register(api_key)
-    log.debug("API %s, concurrency %d, up to %d attempt(s), timeout %g s", api_url, concurrency, max_attempts,
-              timeout)
+    log.debug(
+        "API %s, concurrency %d, up to %d attempt(s), timeout %g s",
+        api_url,
+        concurrency,
+        max_attempts,
+        timeout,
+    )
     location = resolve_state_location(state_location, sandbox=sandbox)
     backend = open_backend(location)
-    options = ApplyOptions(concurrency=concurrency, max_attempts=max_attempts, timeout=timeout, rate_limit=rate_limit,
-                           sync_poll_interval=sync_poll_interval, sync_timeout=sync_timeout)
+    options = ApplyOptions(
+        concurrency=concurrency,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        rate_limit=rate_limit,
+        sync_poll_interval=sync_poll_interval,
+        sync_timeout=sync_timeout,
+    )
     try:
         with backend.lock(timeout=lock_timeout, command="apply", shard=shard_spec):
             log.debug("locked the state %s", backend.describe())
@@ -207,8 +276,20 @@ def apply(config: str, plan_path: str | None, state_location: str | None, api_ur
                 _emit_report([], None, output_format, report_path)
                 return
             if not force:
-                in_scope = before if shard_spec is None else Recorded(before.lineage, before.serial, before.salt, {
-                    i: r for i, r in before.accounts.items() if shard_of(i, shard_spec[1]) == shard_spec[0]})
+                in_scope = (
+                    before
+                    if shard_spec is None
+                    else Recorded(
+                        before.lineage,
+                        before.serial,
+                        before.salt,
+                        {
+                            i: r
+                            for i, r in before.accounts.items()
+                            if shard_of(i, shard_spec[1]) == shard_spec[0]
+                        },
+                    )
+                )
                 raise_if_unsafe(plan, in_scope, max_update_percent, max_forget_percent)
             if not yes:
                 click.echo(render_plan(plan, "text", config, location), nl=False, err=True)
@@ -221,8 +302,11 @@ def apply(config: str, plan_path: str | None, state_location: str | None, api_ur
             started = time.monotonic()
             try:
                 with progress_display(progress, client_ref):
-                    engine = asyncio.run(_run_engine(plan, desired, journal, api_url, api_key, options, ca_bundle,
-                                                     progress, client_ref))
+                    engine = asyncio.run(
+                        _run_engine(
+                            plan, desired, journal, api_url, api_key, options, ca_bundle, progress, client_ref
+                        )
+                    )
             except BaseException:
                 with contextlib.suppress(ReconcilerError, OSError):  # report the first failure, not this one
                     journal.close()
@@ -240,23 +324,52 @@ def apply(config: str, plan_path: str | None, state_location: str | None, api_ur
 @click.command("sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True)
-@click.option("--accounts", "accounts_file", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="YAML/JSON: {accounts: {ID: {provider, sync_polls, sync_result}}}.")
+@click.option(
+    "--accounts",
+    "accounts_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML/JSON: {accounts: {ID: {provider, sync_polls, sync_result}}}.",
+)
 @click.option("--accept-any-account", is_flag=True, help="Answer for any account id (as LINKEDIN).")
-@click.option("--api-key", default=None, help="Key to require (else $POSTPRESS_API_KEY, else a random one, printed).")
+@click.option(
+    "--api-key", default=None, help="Key to require (else $POSTPRESS_API_KEY, else a random one, printed)."
+)
 @click.option("--latency-ms", type=click.FloatRange(0), default=0.0)
 @click.option("--jitter-ms", type=click.FloatRange(0), default=0.0)
-@click.option("--fault", "faults", multiple=True, metavar="SPEC",
-              help="TYPE[:RATE][@ID,...][;retry_after=N][;route=patch|sync][;times=N]; TYPE is an error type, "
-                   "or hang, drop, garbage, html, truncated, huge, wrong_account or wrong_object.")
-@click.option("--rate-limit", type=click.FloatRange(0.1), default=None, help="429 above this many requests/s.")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="SPEC",
+    help="TYPE[:RATE][@ID,...][;retry_after=N][;route=patch|sync][;times=N]; TYPE is an error type, "
+    "or hang, drop, garbage, html, truncated, huge, wrong_account or wrong_object.",
+)
+@click.option(
+    "--rate-limit", type=click.FloatRange(0.1), default=None, help="429 above this many requests/s."
+)
 @click.option("--sync-polls", type=click.IntRange(0), default=2, show_default=True)
-@click.option("--unsupported-providers", default="MAIL,GOOGLE_OAUTH,ICLOUD,OUTLOOK,EXCHANGE", show_default=True,
-              help="Comma-separated providers whose proxy update answers 501.")
+@click.option(
+    "--unsupported-providers",
+    default="MAIL,GOOGLE_OAUTH,ICLOUD,OUTLOOK,EXCHANGE",
+    show_default=True,
+    help="Comma-separated providers whose proxy update answers 501.",
+)
 @click.option("--seed", type=int, default=None)
-def sandbox_command(host: str, port: int, accounts_file: str | None, accept_any_account: bool, api_key: str | None,
-                    latency_ms: float, jitter_ms: float, faults: tuple[str, ...], rate_limit: float | None,
-                    sync_polls: int, unsupported_providers: str, seed: int | None) -> None:
+def sandbox_command(
+    host: str,
+    port: int,
+    accounts_file: str | None,
+    accept_any_account: bool,
+    api_key: str | None,
+    latency_ms: float,
+    jitter_ms: float,
+    faults: tuple[str, ...],
+    rate_limit: float | None,
+    sync_polls: int,
+    unsupported_providers: str,
+    seed: int | None,
+) -> None:
     """Serve a local postpress API for trying the tool and for tests."""
     try:
         from reconciler.sandbox.server import Fault, Sandbox, ServerThread, load_accounts_file, random_api_key
@@ -272,8 +385,18 @@ def sandbox_command(host: str, port: int, accounts_file: str | None, accept_any_
         click.echo(f"API key: {key}", err=True)
     accounts = load_accounts_file(accounts_file) if accounts_file else {}
     unsupported = frozenset(name.strip().upper() for name in unsupported_providers.split(",") if name.strip())
-    sandbox = Sandbox(key, accounts, accept_any_account, latency_ms, jitter_ms, parsed_faults, rate_limit, seed,
-                      sync_polls, unsupported)
+    sandbox = Sandbox(
+        key,
+        accounts,
+        accept_any_account,
+        latency_ms,
+        jitter_ms,
+        parsed_faults,
+        rate_limit,
+        seed,
+        sync_polls,
+        unsupported,
+    )
     server = ServerThread(sandbox, host, port).start()
     click.echo(f"Sandbox listening on {server.url}", err=True)
     sys.stderr.flush()

@@ -80,15 +80,25 @@ class AccountRecord:
     provider: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"settings": self.settings, "applied_at": self.applied_at,
-                "resync_generation": self.resync_generation, "resynced_at": self.resynced_at,
-                "last_failure": self.last_failure, "provider": self.provider}
+        return {
+            "settings": self.settings,
+            "applied_at": self.applied_at,
+            "resync_generation": self.resync_generation,
+            "resynced_at": self.resynced_at,
+            "last_failure": self.last_failure,
+            "provider": self.provider,
+        }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> AccountRecord:
-        return cls(settings=raw.get("settings"), applied_at=raw.get("applied_at"),
-                   resync_generation=int(raw.get("resync_generation") or 0), resynced_at=raw.get("resynced_at"),
-                   last_failure=raw.get("last_failure"), provider=raw.get("provider"))
+        return cls(
+            settings=raw.get("settings"),
+            applied_at=raw.get("applied_at"),
+            resync_generation=int(raw.get("resync_generation") or 0),
+            resynced_at=raw.get("resynced_at"),
+            last_failure=raw.get("last_failure"),
+            provider=raw.get("provider"),
+        )
 
 
 @dataclass(slots=True)
@@ -143,8 +153,13 @@ class Plan:
 
     @property
     def summary(self) -> dict[str, int]:
-        return {"create": self.count("create"), "update": self.count("update"), "forget": self.count("forget"),
-                "resync": self.count("resync"), "unchanged": self.unchanged}
+        return {
+            "create": self.count("create"),
+            "update": self.count("update"),
+            "forget": self.count("forget"),
+            "resync": self.count("resync"),
+            "unchanged": self.unchanged,
+        }
 
     @property
     def empty(self) -> bool:
@@ -166,6 +181,14 @@ class Result:
     message: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"account_id": self.account_id, "operation": self.operation, "outcome": self.outcome,
-                "http_status": self.http_status, "error_type": self.error_type, "category": self.category,
-                "retryable": self.retryable, "attempts": self.attempts, "message": self.message}
+        return {
+            "account_id": self.account_id,
+            "operation": self.operation,
+            "outcome": self.outcome,
+            "http_status": self.http_status,
+            "error_type": self.error_type,
+            "category": self.category,
+            "retryable": self.retryable,
+            "attempts": self.attempts,
+            "message": self.message,
+        }

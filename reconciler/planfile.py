@@ -20,14 +20,30 @@ KIND = "reconciler-saved-plan"
 
 def save(plan: Plan, config: str, targets: list[str], selectors: list[tuple[str, str]], path: str) -> None:
     document = {
-        "kind": KIND, "format_version": 1, "config": os.path.abspath(config),
-        "targets": targets, "selectors": [list(pair) for pair in selectors],
-        "lineage": plan.lineage, "serial": plan.serial, "salt": plan.salt,
-        "config_digest": plan.config_digest, "desired_digest": plan.desired_digest,
+        "kind": KIND,
+        "format_version": 1,
+        "config": os.path.abspath(config),
+        "targets": targets,
+        "selectors": [list(pair) for pair in selectors],
+        "lineage": plan.lineage,
+        "serial": plan.serial,
+        "salt": plan.salt,
+        "config_digest": plan.config_digest,
+        "desired_digest": plan.desired_digest,
         "unchanged": plan.unchanged,
-        "changes": [{"account_id": c.account_id, "action": c.action, "resync": c.resync, "fields": list(c.fields),
-                     "before": c.before, "after": c.after, "resync_generation": c.resync_generation,
-                     "recorded_generation": c.recorded_generation} for c in plan.changes],
+        "changes": [
+            {
+                "account_id": c.account_id,
+                "action": c.action,
+                "resync": c.resync,
+                "fields": list(c.fields),
+                "before": c.before,
+                "after": c.after,
+                "resync_generation": c.resync_generation,
+                "recorded_generation": c.recorded_generation,
+            }
+            for c in plan.changes
+        ],
     }
     target = Path(path)
     temporary = target.with_name(f".{target.name}.tmp")
@@ -48,19 +64,34 @@ def load(path: str) -> dict[str, Any]:
 
 
 def changes_of(document: dict[str, Any]) -> list[Change]:
-    return [Change(c["account_id"], c["action"], c["resync"], tuple(c["fields"]), c["before"], c["after"],
-                   c["resync_generation"], c["recorded_generation"]) for c in document["changes"]]
+    return [
+        Change(
+            c["account_id"],
+            c["action"],
+            c["resync"],
+            tuple(c["fields"]),
+            c["before"],
+            c["after"],
+            c["resync_generation"],
+            c["recorded_generation"],
+        )
+        for c in document["changes"]
+    ]
 
 
 def check_fresh(document: dict[str, Any], current: Plan) -> None:
     """Raise StalePlan unless `current` (planned now from the same inputs) is the saved plan."""
     if document["lineage"] != current.lineage or document["serial"] != current.serial:
-        raise StalePlan(f"saved plan is stale: the state moved since it was made (lineage/serial "
-                        f"{document['lineage']}/{document['serial']} -> {current.lineage}/{current.serial}); "
-                        "run plan again")
+        raise StalePlan(
+            f"saved plan is stale: the state moved since it was made (lineage/serial "
+            f"{document['lineage']}/{document['serial']} -> {current.lineage}/{current.serial}); "
+            "run plan again"
+        )
     if document["config_digest"] != current.config_digest:
         raise StalePlan("saved plan is stale: the configuration changed since it was made; run plan again")
     if document["desired_digest"] != current.desired_digest:
-        raise StalePlan("saved plan is stale: the secrets resolved now differ from those planned; run plan again")
+        raise StalePlan(
+            "saved plan is stale: the secrets resolved now differ from those planned; run plan again"
+        )
     if changes_of(document) != current.changes:
         raise StalePlan("saved plan is stale: planning again gives different changes; run plan again")

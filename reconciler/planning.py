@@ -15,8 +15,12 @@ from reconciler.secrets import fingerprinted
 MIN_EXISTING_RECORDS = 10
 
 
-def select_accounts(account_ids: Iterable[str], specs: Mapping[str, AccountSpec], targets: Iterable[str],
-                    selectors: Iterable[tuple[str, str]]) -> set[str]:
+def select_accounts(
+    account_ids: Iterable[str],
+    specs: Mapping[str, AccountSpec],
+    targets: Iterable[str],
+    selectors: Iterable[tuple[str, str]],
+) -> set[str]:
     """The ids that `--target` and `--select` keep (all when neither is given).
 
     `--target` names ids exactly; `--select KEY=VALUE` keeps declared accounts whose label matches (all
@@ -48,8 +52,12 @@ def desired_digest(desired: Desired, fingerprinted_settings: dict[str, dict[str,
     digest = hashlib.sha256()
     for account_id in sorted(desired.accounts):
         spec = desired.accounts[account_id]
-        entry = [account_id, fingerprinted_settings[account_id], spec.resync.as_dict() if spec.resync else None,
-                 spec.provider]
+        entry = [
+            account_id,
+            fingerprinted_settings[account_id],
+            spec.resync.as_dict() if spec.resync else None,
+            spec.provider,
+        ]
         digest.update(json.dumps(entry, sort_keys=True).encode())
     return digest.hexdigest()
 
@@ -78,19 +86,26 @@ def _leaves(settings: dict[str, Any] | None, prefix: str = "") -> list[str]:
     return leaves
 
 
-def make_plan(desired: Desired, recorded: Recorded, targets: Iterable[str] = (),
-              selectors: Iterable[tuple[str, str]] = (), shard: tuple[int, int] | None = None) -> Plan:
+def make_plan(
+    desired: Desired,
+    recorded: Recorded,
+    targets: Iterable[str] = (),
+    selectors: Iterable[tuple[str, str]] = (),
+    shard: tuple[int, int] | None = None,
+) -> Plan:
     """Compare what is declared with what was recorded; one Change per account with something to do.
 
     With `shard=(K, N)`, only the accounts of shard K of N are considered.
     """
     salt = recorded.salt
-    chosen = select_accounts(desired.accounts.keys() | recorded.accounts.keys(), desired.accounts, targets,
-                             selectors)
+    chosen = select_accounts(
+        desired.accounts.keys() | recorded.accounts.keys(), desired.accounts, targets, selectors
+    )
     if shard is not None:
         chosen = {account_id for account_id in chosen if shard_of(account_id, shard[1]) == shard[0]}
-    desired_settings = {account_id: fingerprinted(spec.settings, salt)
-                        for account_id, spec in desired.accounts.items()}
+    desired_settings = {
+        account_id: fingerprinted(spec.settings, salt) for account_id, spec in desired.accounts.items()
+    }
     changes: list[Change] = []
     unchanged = 0
     for account_id in sorted(chosen):
@@ -98,13 +113,25 @@ def make_plan(desired: Desired, recorded: Recorded, targets: Iterable[str] = (),
         record = recorded.accounts.get(account_id)
         if spec is None:
             assert record is not None
-            changes.append(Change(account_id, "forget", False, tuple(sorted(_leaves(record.settings))),
-                                  record.settings, None, None, record.resync_generation))
+            changes.append(
+                Change(
+                    account_id,
+                    "forget",
+                    False,
+                    tuple(sorted(_leaves(record.settings))),
+                    record.settings,
+                    None,
+                    None,
+                    record.resync_generation,
+                )
+            )
             continue
         after = desired_settings[account_id]
         before = record.settings if record else None
         recorded_generation = record.resync_generation if record else 0
-        failed_patch = bool(record and record.last_failure and record.last_failure.get("operation") == "patch")
+        failed_patch = bool(
+            record and record.last_failure and record.last_failure.get("operation") == "patch"
+        )
         if after is None:
             action = "none"  # resync-only account: nothing to PATCH
         elif record is None or record.settings is None:
@@ -118,14 +145,33 @@ def make_plan(desired: Desired, recorded: Recorded, targets: Iterable[str] = (),
             unchanged += 1
             continue
         fields = changed_fields(before, after) if action != "none" else ()
-        changes.append(Change(account_id, action, resync, fields, before, after,
-                              spec.resync.generation if spec.resync else None, recorded_generation))
-    return Plan(changes=changes, unchanged=unchanged, lineage=recorded.lineage, serial=recorded.serial,
-                salt=salt, config_digest=desired.config_digest, desired_digest=desired_digest(desired, desired_settings),
-                files=tuple(desired.files))
+        changes.append(
+            Change(
+                account_id,
+                action,
+                resync,
+                fields,
+                before,
+                after,
+                spec.resync.generation if spec.resync else None,
+                recorded_generation,
+            )
+        )
+    return Plan(
+        changes=changes,
+        unchanged=unchanged,
+        lineage=recorded.lineage,
+        serial=recorded.serial,
+        salt=salt,
+        config_digest=desired.config_digest,
+        desired_digest=desired_digest(desired, desired_settings),
+        files=tuple(desired.files),
+    )
 
 
-def raise_if_unsafe(plan: Plan, recorded: Recorded, max_update_percent: float, max_forget_percent: float) -> None:
+def raise_if_unsafe(
+    plan: Plan, recorded: Recorded, max_update_percent: float, max_forget_percent: float
+) -> None:
     """Refuse a plan that updates or forgets too large a share of a state of 10 or more accounts."""
     existing = len(recorded.accounts)
     if existing < MIN_EXISTING_RECORDS:
@@ -134,5 +180,7 @@ def raise_if_unsafe(plan: Plan, recorded: Recorded, max_update_percent: float, m
         count = plan.count(action)
         percent = 100.0 * count / existing
         if percent > bound:
-            raise UnsafePlan(f"too many {action}s: {percent:.2f}% is over {bound:.2f}% ({count}/{existing}); "
-                             "--force required")
+            raise UnsafePlan(
+                f"too many {action}s: {percent:.2f}% is over {bound:.2f}% ({count}/{existing}); "
+                "--force required"
+            )

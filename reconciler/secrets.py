@@ -51,8 +51,11 @@ def redaction_pattern(values: Iterable[str]) -> re.Pattern[str] | None:
 
 def referenced_names(text: str) -> list[str]:
     """The NAMEs of the well-formed `${NAME}` references in `text` (`$${` is a literal, not a reference)."""
-    return [match.group(1) for match in _REFERENCE.finditer(text)
-            if match.group(1) is not None and _NAME.match(match.group(1))]
+    return [
+        match.group(1)
+        for match in _REFERENCE.finditer(text)
+        if match.group(1) is not None and _NAME.match(match.group(1))
+    ]
 
 
 class Secret:
@@ -112,7 +115,7 @@ def resolve_references(text: str, environ: Mapping[str, str]) -> tuple[str, bool
     parts: list[str] = []
     position = 0
     for match in _REFERENCE.finditer(text):
-        parts.append(text[position:match.start()])
+        parts.append(text[position : match.start()])
         position = match.end()
         token = match.group(0)
         if token == "$${":
@@ -135,16 +138,30 @@ def fingerprinted(settings: Mapping[str, Any] | None, salt: str) -> dict[str, An
     """A copy of desired settings with every Secret replaced by its fingerprint: safe to persist."""
     if settings is None:
         return None
-    return {key: (fingerprinted(value, salt) if isinstance(value, Mapping)
-                  else value.fingerprint(salt) if isinstance(value, Secret) else value)
-            for key, value in settings.items()}
+    return {
+        key: (
+            fingerprinted(value, salt)
+            if isinstance(value, Mapping)
+            else value.fingerprint(salt)
+            if isinstance(value, Secret)
+            else value
+        )
+        for key, value in settings.items()
+    }
 
 
 def revealed(settings: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of desired settings with plaintext in place of every Secret: only for a request body."""
-    return {key: (revealed(value) if isinstance(value, Mapping)
-                  else value.reveal() if isinstance(value, Secret) else value)
-            for key, value in settings.items()}
+    return {
+        key: (
+            revealed(value)
+            if isinstance(value, Mapping)
+            else value.reveal()
+            if isinstance(value, Secret)
+            else value
+        )
+        for key, value in settings.items()
+    }
 
 
 SECRET_KEYS = frozenset(("password",))
@@ -153,8 +170,10 @@ SECRET_KEYS = frozenset(("password",))
 def masked(value: Any) -> Any:
     """A copy of settings with every fingerprint, Secret or password shown as `(sensitive)`."""
     if isinstance(value, Mapping):
-        return {key: SENSITIVE if key in SECRET_KEYS and value[key] is not None else masked(item)
-                for key, item in value.items()}
+        return {
+            key: SENSITIVE if key in SECRET_KEYS and value[key] is not None else masked(item)
+            for key, item in value.items()
+        }
     if isinstance(value, Secret) or is_fingerprint(value):
         return SENSITIVE
     return value

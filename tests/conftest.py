@@ -31,8 +31,13 @@ class Outcome:
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    for name in ("POSTPRESS_API_KEY", "POSTPRESS_API_URL", "RECONCILER_STATE", "GITHUB_ACTIONS",
-                 "GITHUB_STEP_SUMMARY"):
+    for name in (
+        "POSTPRESS_API_KEY",
+        "POSTPRESS_API_URL",
+        "RECONCILER_STATE",
+        "GITHUB_ACTIONS",
+        "GITHUB_STEP_SUMMARY",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PROXY_PASSWORD", SENTINEL_PASSWORD)
     return tmp_path

@@ -83,7 +83,11 @@ def test_non_envelope_error_keeps_status_as_unknown(workdir, write, server) -> N
     engine, _ = run_engine(workdir, server, write("a.yaml", fleet(1)), max_attempts=2)
     result = engine.results[0]
     assert (result.error_type, result.http_status, result.category, result.retryable) == (
-        "unknown", 502, "proxy_error", True)
+        "unknown",
+        502,
+        "proxy_error",
+        True,
+    )
 
 
 def test_retry_after_is_honoured(workdir, write, server) -> None:
@@ -109,7 +113,11 @@ def test_client_timeout_is_retried_then_reported(workdir, write, server) -> None
     engine, _ = run_engine(workdir, server, write("a.yaml", fleet(1)), max_attempts=2, timeout=0.3)
     result = engine.results[0]
     assert (result.error_type, result.category, result.attempts, result.http_status) == (
-        "client_timeout", "timeout", 2, None)
+        "client_timeout",
+        "timeout",
+        2,
+        None,
+    )
 
 
 def test_network_errors_stop_early(workdir, write, server) -> None:
@@ -130,7 +138,9 @@ def test_concurrency_bound_measured_at_the_server(workdir, write, server) -> Non
 
 
 def test_cli_apply_records_reports_and_converges(run, write, api) -> None:
-    write("a.yaml", """
+    write(
+        "a.yaml",
+        """
         version: 1
         accounts:
           "we/ird?id#%..":
@@ -138,7 +148,8 @@ def test_cli_apply_records_reports_and_converges(run, write, api) -> None:
           broken:
             proxy: {host: down.invalid, port: 1}
           fine: {country: US}
-    """)
+    """,
+    )
     result = run("apply", "a.yaml", "--yes", "--report", "report.json", "--max-attempts", "1")
     assert result.code == 3
     report = json.loads(Path("report.json").read_text())
@@ -196,7 +207,9 @@ def test_plan_file_excludes_config_and_targets(run, write, api) -> None:
 
 
 def test_saved_plan_refused_when_secret_changed(run, write, api, monkeypatch) -> None:
-    write("a.yaml", "version: 1\naccounts:\n  a: {proxy: {host: h, port: 1, password: '${PROXY_PASSWORD}'}}\n")
+    write(
+        "a.yaml", "version: 1\naccounts:\n  a: {proxy: {host: h, port: 1, password: '${PROXY_PASSWORD}'}}\n"
+    )
     run("plan", "a.yaml", "--out", "p.plan")
     monkeypatch.setenv("PROXY_PASSWORD", "changed")
     result = run("apply", "--plan", "p.plan", "--yes")
@@ -232,38 +245,60 @@ accounts:
 
 
 def test_resync_params_polls_and_one_sync_per_account(run, write, api) -> None:
-    api.accounts.update(li=SandboxAccount("LINKEDIN", sync_polls=3), tg=SandboxAccount("TELEGRAM", sync_polls=2))
+    api.accounts.update(
+        li=SandboxAccount("LINKEDIN", sync_polls=3), tg=SandboxAccount("TELEGRAM", sync_polls=2)
+    )
     write("a.yaml", RESYNC_CONFIG)
     result = run("apply", "a.yaml", "--yes", "--sync-poll-interval", "0.01", "--format", "json")
     assert result.code == 0, result.err
     report = result.json
     assert {(r["account_id"], r["operation"], r["message"]) for r in report["results"]} >= {
-        ("li", "resync", "CHUNK_DONE"), ("tg", "resync", "SYNC_DONE")}
-    assert api.stats.sync_params["li"] == {"chunk_size": "10", "partial": "true", "linkedin_product": "recruiter",
-                                           "after": "1767225600000", "before": "1767312000000"}
+        ("li", "resync", "CHUNK_DONE"),
+        ("tg", "resync", "SYNC_DONE"),
+    }
+    assert api.stats.sync_params["li"] == {
+        "chunk_size": "10",
+        "partial": "true",
+        "linkedin_product": "recruiter",
+        "after": "1767225600000",
+        "before": "1767312000000",
+    }
     assert api.stats.sync_params["tg"] == {}
     assert api.stats.sync_calls["li"] == 5 and api.stats.sync_calls["tg"] == 4
     assert sum(api.stats.after_terminal.values()) == 0
     assert sum(api.stats.syncs_started.values()) == 2
     assert run("plan", "a.yaml", "--detailed-exitcode").code == 0
-    write("a.yaml", RESYNC_CONFIG.replace("  tg:\n    provider: TELEGRAM\n    resync: {generation: 1}",
-                                          "  tg:\n    provider: TELEGRAM\n    resync: {generation: 2}"))
+    write(
+        "a.yaml",
+        RESYNC_CONFIG.replace(
+            "  tg:\n    provider: TELEGRAM\n    resync: {generation: 1}",
+            "  tg:\n    provider: TELEGRAM\n    resync: {generation: 2}",
+        ),
+    )
     plan = run("plan", "a.yaml", "--format", "json").json
-    assert plan["changes"] == [{"account_id": "tg", "action": "none", "resync": True, "fields": [],
-                                "before": None, "after": None}]
+    assert plan["changes"] == [
+        {"account_id": "tg", "action": "none", "resync": True, "fields": [], "before": None, "after": None}
+    ]
     assert run("apply", "a.yaml", "--yes", "--sync-poll-interval", "0.01").code == 0
     assert api.stats.syncs_started["tg"] == 2 and api.stats.patches["li"] == 1
 
 
 def test_resync_skipped_after_failed_patch_and_errors_replanned(run, write, api) -> None:
-    api.accounts.update(li=SandboxAccount("LINKEDIN"), tg=SandboxAccount("TELEGRAM", sync_result="SYNC_ERROR"))
+    api.accounts.update(
+        li=SandboxAccount("LINKEDIN"), tg=SandboxAccount("TELEGRAM", sync_result="SYNC_ERROR")
+    )
     api.faults = [Fault.parse("errors/account_restricted@li")]
     write("a.yaml", RESYNC_CONFIG)
     result = run("apply", "a.yaml", "--yes", "--sync-poll-interval", "0.01", "--format", "json")
     assert result.code == 3
-    outcomes = {(r["account_id"], r["operation"]): (r["outcome"], r["error_type"]) for r in result.json["results"]}
-    assert outcomes == {("li", "patch"): ("failed", "errors/account_restricted"), ("li", "resync"): ("skipped", None),
-                        ("tg", "resync"): ("failed", "sync_error")}
+    outcomes = {
+        (r["account_id"], r["operation"]): (r["outcome"], r["error_type"]) for r in result.json["results"]
+    }
+    assert outcomes == {
+        ("li", "patch"): ("failed", "errors/account_restricted"),
+        ("li", "resync"): ("skipped", None),
+        ("tg", "resync"): ("failed", "sync_error"),
+    }
     assert api.stats.sync_calls["li"] == 0
     plan = run("plan", "a.yaml", "--format", "json").json
     assert plan["summary"]["resync"] == 2
@@ -271,9 +306,21 @@ def test_resync_skipped_after_failed_patch_and_errors_replanned(run, write, api)
 
 def test_resync_timeout(run, write, api) -> None:
     api.accounts["tg"] = SandboxAccount("TELEGRAM", sync_polls=1000)
-    write("a.yaml", RESYNC_CONFIG.split("  li:")[0] + "  tg:\n    provider: TELEGRAM\n    resync: {generation: 1}\n")
-    result = run("apply", "a.yaml", "--yes", "--sync-poll-interval", "0.05", "--sync-timeout", "0.3",
-                 "--format", "json")
+    write(
+        "a.yaml",
+        RESYNC_CONFIG.split("  li:")[0] + "  tg:\n    provider: TELEGRAM\n    resync: {generation: 1}\n",
+    )
+    result = run(
+        "apply",
+        "a.yaml",
+        "--yes",
+        "--sync-poll-interval",
+        "0.05",
+        "--sync-timeout",
+        "0.3",
+        "--format",
+        "json",
+    )
     assert result.code == 3
     assert result.json["failures_by_type"] == {"sync_timeout": 1}
     text = run("apply", "a.yaml", "--yes", "--sync-poll-interval", "0.05", "--sync-timeout", "0.2")
@@ -283,10 +330,15 @@ def test_resync_timeout(run, write, api) -> None:
 
 def test_sentinels_absent_from_apply_outputs(run, write, api, workdir, monkeypatch) -> None:
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(workdir / "summary.md"))
-    write("a.yaml", "version: 1\naccounts:\n  a: {proxy: {host: h, port: 1, password: '${PROXY_PASSWORD}'}}\n"
-                    "  b: {proxy: {host: x.invalid, port: 1, password: '${PROXY_PASSWORD}'}}\n")
-    outcomes = [run("apply", "a.yaml", "--yes", "--report", "r.json", "--max-attempts", "1"),
-                run("apply", "a.yaml", "--yes", "--format", "json", "--max-attempts", "1")]
+    write(
+        "a.yaml",
+        "version: 1\naccounts:\n  a: {proxy: {host: h, port: 1, password: '${PROXY_PASSWORD}'}}\n"
+        "  b: {proxy: {host: x.invalid, port: 1, password: '${PROXY_PASSWORD}'}}\n",
+    )
+    outcomes = [
+        run("apply", "a.yaml", "--yes", "--report", "r.json", "--max-attempts", "1"),
+        run("apply", "a.yaml", "--yes", "--format", "json", "--max-attempts", "1"),
+    ]
     monkeypatch.setenv("POSTPRESS_API_KEY", "wrong-" + SENTINEL_KEY)
     outcomes.append(run("apply", "a.yaml", "--yes", "--format", "markdown", "--max-attempts", "1"))
     assert "errors/invalid_credentials" in outcomes[-1].out
@@ -318,8 +370,12 @@ def test_report_written_when_nothing_to_do(run, write, api, workdir) -> None:
     assert run("apply", "a.yaml", "--yes").code == 0
     result = run("apply", "a.yaml", "--yes", "--report", "r.json", "--format", "json")
     assert result.code == 0
-    empty = {"format_version": 1, "summary": {"succeeded": 0, "failed": 0, "skipped": 0},
-             "failures_by_type": {}, "results": []}
+    empty = {
+        "format_version": 1,
+        "summary": {"succeeded": 0, "failed": 0, "skipped": 0},
+        "failures_by_type": {},
+        "results": [],
+    }
     assert json.loads((workdir / "r.json").read_text()) == empty and result.json == empty
 
 
@@ -333,10 +389,12 @@ def test_dropped_connection_is_retried_as_network_error(workdir, write, server) 
 def test_many_syncs_poll_without_holding_slots(workdir, write, server) -> None:
     server.sandbox.latency_ms = 5
     server.sandbox.sync_polls = 5
-    lines = ["version: 1", "accounts:"] + [f"  t{i:03d}: {{provider: TELEGRAM, resync: {{generation: 1}}}}"
-                                           for i in range(120)]
-    engine, _ = run_engine(workdir, server, write("a.yaml", "\n".join(lines) + "\n"), concurrency=4,
-                           sync_poll_interval=0.2)
+    lines = ["version: 1", "accounts:"] + [
+        f"  t{i:03d}: {{provider: TELEGRAM, resync: {{generation: 1}}}}" for i in range(120)
+    ]
+    engine, _ = run_engine(
+        workdir, server, write("a.yaml", "\n".join(lines) + "\n"), concurrency=4, sync_poll_interval=0.2
+    )
     assert all(r.outcome == "succeeded" for r in engine.results) and len(engine.results) == 120
     assert server.sandbox.stats.max_in_flight <= 4
     assert sum(server.sandbox.stats.after_terminal.values()) == 0
@@ -350,11 +408,17 @@ def test_started_syncs_keep_polling_after_the_run_stops_early(workdir, write, se
     server.sandbox.accept_any_account = True
     server.sandbox.faults = [Fault.parse("errors/insufficient_privileges@b_patch")]
     server.sandbox.latency_ms = 5
-    write("a.yaml", "version: 1\naccounts:\n  a_sync: {provider: TELEGRAM, resync: {generation: 1}}\n"
-                    "  b_patch: {country: US}\n  c_patch: {country: US}\n")
+    write(
+        "a.yaml",
+        "version: 1\naccounts:\n  a_sync: {provider: TELEGRAM, resync: {generation: 1}}\n"
+        "  b_patch: {country: US}\n  c_patch: {country: US}\n",
+    )
     engine, _ = run_engine(workdir, server, "a.yaml", concurrency=1, sync_poll_interval=0.05)
     outcomes = {(r.account_id, r.operation): r.outcome for r in engine.results}
     assert engine.stop_reason == "errors/insufficient_privileges is not about one account"
-    assert outcomes == {("a_sync", "resync"): "succeeded", ("b_patch", "patch"): "failed",
-                        ("c_patch", "patch"): "skipped"}
+    assert outcomes == {
+        ("a_sync", "resync"): "succeeded",
+        ("b_patch", "patch"): "failed",
+        ("c_patch", "patch"): "skipped",
+    }
     assert server.sandbox.stats.sync_calls["a_sync"] == 10 and server.sandbox.stats.patches["c_patch"] == 0

@@ -17,7 +17,9 @@ def test_apply_plan_state_commands(run, write, api, state_url) -> None:
     assert run("plan", "a.yaml", "--state", state_url, "--detailed-exitcode").code == 0
     assert len(run("state", "list", "--state", state_url).out.splitlines()) == 5
     assert run("state", "show", "acc_0001", "--state", state_url).json["settings"] == {
-        "country": "US", "ip": "203.0.113.2"}
+        "country": "US",
+        "ip": "203.0.113.2",
+    }
     assert run("state", "forget", "acc_0001", "--state", state_url).code == 0
     plan = run("plan", "a.yaml", "--state", state_url, "--format", "json").json
     assert [(c["account_id"], c["action"]) for c in plan["changes"]] == [("acc_0001", "create")]
@@ -35,7 +37,9 @@ def test_serial_lineage_and_recording(state_url) -> None:
         journal.close()
     snapshot = backend.read()
     assert (snapshot.lineage, snapshot.serial, snapshot.salt) == (lineage, 1, "s")
-    assert snapshot.accounts["a"].settings == {"country": "US"} and snapshot.accounts["a"].resync_generation == 3
+    assert (
+        snapshot.accounts["a"].settings == {"country": "US"} and snapshot.accounts["a"].resync_generation == 3
+    )
     assert snapshot.accounts["b"].settings is None and snapshot.accounts["b"].last_failure["error_type"]
     with backend.lock():
         recorded, journal = backend.open_journal()
@@ -45,8 +49,11 @@ def test_serial_lineage_and_recording(state_url) -> None:
 
 
 def test_lock_is_exclusive_and_names_the_holder(state_url) -> None:
-    with open_backend(state_url).lock(command="apply"), pytest.raises(LockHeld) as caught, \
-            open_backend(state_url).lock(timeout=0.2):
+    with (
+        open_backend(state_url).lock(command="apply"),
+        pytest.raises(LockHeld) as caught,
+        open_backend(state_url).lock(timeout=0.2),
+    ):
         pass
     assert "apply" in str(caught.value) and "pid" in str(caught.value)
     with open_backend(state_url).lock():
@@ -79,8 +86,11 @@ def test_postgres_connection_failure_is_one_line_without_password(run, write) ->
 
 
 def test_state_migrate_round_trip(run, write, api, state_url, workdir) -> None:
-    write("a.yaml", "version: 1\naccounts:\n  a: {proxy: {host: h, port: 1, password: '${PROXY_PASSWORD}'}}\n"
-                    "  b: {country: US}\n")
+    write(
+        "a.yaml",
+        "version: 1\naccounts:\n  a: {proxy: {host: h, port: 1, password: '${PROXY_PASSWORD}'}}\n"
+        "  b: {country: US}\n",
+    )
     source = str(workdir / "source.json")
     assert run("apply", "a.yaml", "--yes", "--state", source).code == 0
     assert run("state", "migrate", "--from", source, "--to", state_url).code == 0
@@ -96,7 +106,9 @@ def test_state_migrate_round_trip(run, write, api, state_url, workdir) -> None:
     assert run("state", "migrate", "--from", source, "--to", state_url, "--force").code == 0
 
 
-def test_two_shards_apply_at_once_and_a_whole_apply_is_refused(run, write, api, server, state_url, workdir) -> None:
+def test_two_shards_apply_at_once_and_a_whole_apply_is_refused(
+    run, write, api, server, state_url, workdir
+) -> None:
     import os
     import subprocess
     import sys
@@ -112,9 +124,29 @@ def test_two_shards_apply_at_once_and_a_whole_apply_is_refused(run, write, api, 
     api.latency_ms = 20
     write("a.yaml", fleet(120))
     env = {**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url}
-    shards = [subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "a.yaml", "--yes", "--state", state_url,
-                                "--shard", f"{k}/2", "--concurrency", "2"], cwd=workdir, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for k in (1, 2)]
+    shards = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "reconciler",
+                "apply",
+                "a.yaml",
+                "--yes",
+                "--state",
+                state_url,
+                "--shard",
+                f"{k}/2",
+                "--concurrency",
+                "2",
+            ],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for k in (1, 2)
+    ]
     deadline = time.monotonic() + 20
     while not api.stats.patched and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -132,8 +164,11 @@ def test_no_secret_reaches_any_backend(run, write, api, state_url, workdir) -> N
 
     from tests.conftest import SENTINEL_KEY, SENTINEL_PASSWORD
 
-    write("a.yaml", "version: 1\naccounts:\n  a: {proxy: {host: h, port: 1, password: '${PROXY_PASSWORD}'}}\n"
-                    "  b: {proxy: {host: x.invalid, port: 1, password: '${PROXY_PASSWORD}'}}\n")
+    write(
+        "a.yaml",
+        "version: 1\naccounts:\n  a: {proxy: {host: h, port: 1, password: '${PROXY_PASSWORD}'}}\n"
+        "  b: {proxy: {host: x.invalid, port: 1, password: '${PROXY_PASSWORD}'}}\n",
+    )
     outcome = run("apply", "a.yaml", "--yes", "--state", state_url, "--max-attempts", "1")
     assert outcome.code == 3 and api.stats.patched["a"]["proxy"]["password"] == SENTINEL_PASSWORD
     for secret in (SENTINEL_PASSWORD, SENTINEL_KEY):
@@ -141,8 +176,11 @@ def test_no_secret_reaches_any_backend(run, write, api, state_url, workdir) -> N
     if state_url.startswith("postgresql://"):
         schema = state_url.split("schema=")[1].split("&")[0]
         with psycopg.connect(PG_URL) as connection:
-            stored = " ".join(str(row) for table in ("accounts", "workspaces") for row in
-                              connection.execute(f'select * from "{schema}".{table}').fetchall())
+            stored = " ".join(
+                str(row)
+                for table in ("accounts", "workspaces")
+                for row in connection.execute(f'select * from "{schema}".{table}').fetchall()
+            )
         assert "sha256:" in stored
     else:
         stored = "".join(p.read_text() for p in (workdir / "state").iterdir() if p.is_file())

@@ -17,11 +17,22 @@ def test_bad_patch_answer_is_classified_and_not_recorded(workdir, write, server,
     assert failure.outcome == "failed"
     if kind == "garbage":  # a 502 without the envelope: classified by its status, retried
         assert (failure.error_type, failure.http_status, failure.retryable, failure.attempts) == (
-            "unknown", 502, True, 2)
+            "unknown",
+            502,
+            True,
+            2,
+        )
     else:  # a 200 that is not the documented answer: never retried, since the change may have landed
         assert (failure.error_type, failure.http_status, failure.category, failure.attempts) == (
-            "unexpected_response", 200, "unexpected", 1)
-        assert "without the documented AccountPatched answer" in failure.message or "larger than" in failure.message
+            "unexpected_response",
+            200,
+            "unexpected",
+            1,
+        )
+        assert (
+            "without the documented AccountPatched answer" in failure.message
+            or "larger than" in failure.message
+        )
     assert by_account["acc_0001"].outcome == "succeeded"
     recorded = backend.read()
     assert recorded.accounts["acc_0000"].settings is None

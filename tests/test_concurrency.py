@@ -16,9 +16,26 @@ from tests.test_apply import fleet
 
 def _apply_process(workdir, server, state_url: str, *extra: str) -> subprocess.Popen[str]:
     env = {**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url}
-    return subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "a.yaml", "--yes", "--state", state_url,
-                             "--concurrency", "4", *extra], cwd=workdir, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "apply",
+            "a.yaml",
+            "--yes",
+            "--state",
+            state_url,
+            "--concurrency",
+            "4",
+            *extra,
+        ],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_patches(api, count: int, process: subprocess.Popen[str]) -> None:
@@ -86,7 +103,9 @@ def test_retry_after_storm_pauses_every_request(run, write, api, workdir) -> Non
     nothing for a second (but for requests already on their way), and every account ends applied."""
     api.rate_limit = 40
     write("a.yaml", fleet(120))
-    result = run("apply", "a.yaml", "--yes", "--concurrency", "16", "--max-attempts", "10", "--report", "r.json")
+    result = run(
+        "apply", "a.yaml", "--yes", "--concurrency", "16", "--max-attempts", "10", "--report", "r.json"
+    )
     assert result.code == 0, result.out
     log = api.stats.log
     times = [moment for moment, _, _ in api.stats.request_times]

@@ -34,41 +34,109 @@ def test_the_example_loads(workdir) -> None:
     assert desired.accounts["acc_03WHATSAPPSUPPORT"].settings == {"country": "DE"}
 
 
-@pytest.mark.parametrize(("body", "expected"), [
-    ("  a:\n    proxy: {host: h, port: \"8080\"}\n", "a.yaml:4:28: accounts.a.proxy.port: expected an integer, got a string; write the number without quotes"),
-    ("  a:\n    proxy: {host: h, port: 70000}\n", "a.yaml:4:28: accounts.a.proxy.port: must be at most 65535"),
-    ("  a:\n    proxy: {host: h, port: 1, protocl: http}\n", "a.yaml:4:31: unknown key 'protocl' in accounts.a.proxy; did you mean 'protocol'?"),
-    ("  a:\n    proxy: {host: h, port: 1, protocol: ftp}\n", "a.yaml:4:41: accounts.a.proxy.protocol: value is not one of: http, https, socks5"),
-    ("  a:\n    country: uk\n", "a.yaml:4:14: account 'a': country 'uk' is not an ISO 3166-1 alpha-2 code; did you mean 'GB'?"),
-    ("  a:\n    country: USA\n", "a.yaml:4:14: accounts.a.country: 'USA' is not a two-letter ISO 3166-1 country code"),
-    ("  a:\n    ip: 300.1.1.1\n", "a.yaml:4:9: account 'a': ip '300.1.1.1' is not a valid IP address"),
-    ("  a:\n    proxy: {host: h, port: 1}\n    country: US\n", "a.yaml:5:5: account 'a': declares both a custom proxy and a managed one ('country'); keep one"),
-    ("  a:\n    labels: {x: y}\n", "a.yaml:3:3: account 'a': declares nothing; give it a proxy, a country/ip or a resync"),
-    ("  a:\n    proxy: {port: 1}\n", "a.yaml:4:5: account 'a': proxy needs 'host'"),
-    ("  a:\n    proxy: {host: h, port: 1, password: '${UNSET_VAR}'}\n", "a.yaml:4:41: account 'a': proxy.password: environment variable UNSET_VAR is not set"),
-    ("  a:\n    country: US\n    resync: {generation: 1}\n", "a.yaml:5:5: account 'a': resync needs 'provider: LINKEDIN' or 'provider: TELEGRAM'"),
-    ("  a:\n    provider: WHATSAPP\n    resync: {generation: 1}\n", "a.yaml:5:5: account 'a': the sync route does not support WHATSAPP accounts (LinkedIn and Telegram only)"),
-    ("  a:\n    provider: INSTAGRAM\n    resync: {generation: 1}\n", "the sync route does not support INSTAGRAM accounts"),
-    ("  a:\n    provider: TELEGRAM\n    resync: {generation: 1, partial: true}\n", "a.yaml:5:29: account 'a': resync.partial is LinkedIn only"),
-    ("  a:\n    provider: TELEGRAM\n    resync: {generation: 1, linkedin_product: classic}\n", "resync.linkedin_product is LinkedIn only"),
-    ("  a:\n    provider: LINKEDIN\n    resync: {generation: 0}\n", "accounts.a.resync.generation: must be at least 1"),
-    ("  a:\n    provider: LINKEDIN\n    resync: {chunk_size: 5}\n", "accounts.a.resync: missing required key 'generation'"),
-    ("  a:\n    provider: LINKEDIN\n    resync: {generation: 1, after: '2026-01-01T00:00:00'}\n", "has no time zone"),
-    ("  a:\n    provider: LINKEDIN\n    resync: {generation: 1, after: 2026-02-01, before: 2026-01-01}\n", "resync.before must be later than resync.after"),
-    ("  a:\n    provider: LINKEDIN\n    resync: {generation: 1, partial: yes}\n", "accounts.a.resync.partial: expected true or false, got a string 'yes'"),
-    ("  a:\n    provider: NOKIA\n    country: US\n", "accounts.a.provider: 'NOKIA' is not one of"),
-    ("  a:\n    labels: {team: 1}\n    country: US\n", "accounts.a.labels.team: expected a string, got an integer 1"),
-    ("  \"has space\":\n    country: US\n", "a.yaml:3:3: invalid account id 'has space'"),
-    ("  \"newline\\n\":\n    country: US\n", "a.yaml:3:3: invalid account id 'newline\\n'"),
-])
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            '  a:\n    proxy: {host: h, port: "8080"}\n',
+            "a.yaml:4:28: accounts.a.proxy.port: expected an integer, got a string; write the number without quotes",
+        ),
+        (
+            "  a:\n    proxy: {host: h, port: 70000}\n",
+            "a.yaml:4:28: accounts.a.proxy.port: must be at most 65535",
+        ),
+        (
+            "  a:\n    proxy: {host: h, port: 1, protocl: http}\n",
+            "a.yaml:4:31: unknown key 'protocl' in accounts.a.proxy; did you mean 'protocol'?",
+        ),
+        (
+            "  a:\n    proxy: {host: h, port: 1, protocol: ftp}\n",
+            "a.yaml:4:41: accounts.a.proxy.protocol: value is not one of: http, https, socks5",
+        ),
+        (
+            "  a:\n    country: uk\n",
+            "a.yaml:4:14: account 'a': country 'uk' is not an ISO 3166-1 alpha-2 code; did you mean 'GB'?",
+        ),
+        (
+            "  a:\n    country: USA\n",
+            "a.yaml:4:14: accounts.a.country: 'USA' is not a two-letter ISO 3166-1 country code",
+        ),
+        ("  a:\n    ip: 300.1.1.1\n", "a.yaml:4:9: account 'a': ip '300.1.1.1' is not a valid IP address"),
+        (
+            "  a:\n    proxy: {host: h, port: 1}\n    country: US\n",
+            "a.yaml:5:5: account 'a': declares both a custom proxy and a managed one ('country'); keep one",
+        ),
+        (
+            "  a:\n    labels: {x: y}\n",
+            "a.yaml:3:3: account 'a': declares nothing; give it a proxy, a country/ip or a resync",
+        ),
+        ("  a:\n    proxy: {port: 1}\n", "a.yaml:4:5: account 'a': proxy needs 'host'"),
+        (
+            "  a:\n    proxy: {host: h, port: 1, password: '${UNSET_VAR}'}\n",
+            "a.yaml:4:41: account 'a': proxy.password: environment variable UNSET_VAR is not set",
+        ),
+        (
+            "  a:\n    country: US\n    resync: {generation: 1}\n",
+            "a.yaml:5:5: account 'a': resync needs 'provider: LINKEDIN' or 'provider: TELEGRAM'",
+        ),
+        (
+            "  a:\n    provider: WHATSAPP\n    resync: {generation: 1}\n",
+            "a.yaml:5:5: account 'a': the sync route does not support WHATSAPP accounts (LinkedIn and Telegram only)",
+        ),
+        (
+            "  a:\n    provider: INSTAGRAM\n    resync: {generation: 1}\n",
+            "the sync route does not support INSTAGRAM accounts",
+        ),
+        (
+            "  a:\n    provider: TELEGRAM\n    resync: {generation: 1, partial: true}\n",
+            "a.yaml:5:29: account 'a': resync.partial is LinkedIn only",
+        ),
+        (
+            "  a:\n    provider: TELEGRAM\n    resync: {generation: 1, linkedin_product: classic}\n",
+            "resync.linkedin_product is LinkedIn only",
+        ),
+        (
+            "  a:\n    provider: LINKEDIN\n    resync: {generation: 0}\n",
+            "accounts.a.resync.generation: must be at least 1",
+        ),
+        (
+            "  a:\n    provider: LINKEDIN\n    resync: {chunk_size: 5}\n",
+            "accounts.a.resync: missing required key 'generation'",
+        ),
+        (
+            "  a:\n    provider: LINKEDIN\n    resync: {generation: 1, after: '2026-01-01T00:00:00'}\n",
+            "has no time zone",
+        ),
+        (
+            "  a:\n    provider: LINKEDIN\n    resync: {generation: 1, after: 2026-02-01, before: 2026-01-01}\n",
+            "resync.before must be later than resync.after",
+        ),
+        (
+            "  a:\n    provider: LINKEDIN\n    resync: {generation: 1, partial: yes}\n",
+            "accounts.a.resync.partial: expected true or false, got a string 'yes'",
+        ),
+        ("  a:\n    provider: NOKIA\n    country: US\n", "accounts.a.provider: 'NOKIA' is not one of"),
+        (
+            "  a:\n    labels: {team: 1}\n    country: US\n",
+            "accounts.a.labels.team: expected a string, got an integer 1",
+        ),
+        ('  "has space":\n    country: US\n', "a.yaml:3:3: invalid account id 'has space'"),
+        ('  "newline\\n":\n    country: US\n', "a.yaml:3:3: invalid account id 'newline\\n'"),
+    ],
+)
 def test_each_rule_reports_message_and_position(write, body: str, expected: str) -> None:
     problems = problems_of(write, HEADER + body)
     assert any(expected in problem for problem in problems), problems
 
 
-@pytest.mark.parametrize("where", ["defaults:\n  proxy: {protocol: {}}\naccounts: {}\n",
-                                   "accounts:\n  a: {provider: [x], country: US}\n",
-                                   "accounts:\n  a: {provider: LINKEDIN, resync: {generation: 1, linkedin_product: {}}}\n"])
+@pytest.mark.parametrize(
+    "where",
+    [
+        "defaults:\n  proxy: {protocol: {}}\naccounts: {}\n",
+        "accounts:\n  a: {provider: [x], country: US}\n",
+        "accounts:\n  a: {provider: LINKEDIN, resync: {generation: 1, linkedin_product: {}}}\n",
+    ],
+)
 def test_unhashable_values_are_errors_not_crashes(write, where: str) -> None:
     problems = problems_of(write, "version: 1\n" + where)
     assert len(problems) == 1 and "is not one of" in problems[0]
@@ -95,12 +163,14 @@ def test_duplicate_account_ids_across_files(write) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config("conf", {})
     assert [str(p) for p in caught.value.problems] == [
-        "conf/2.yml:5:3: account 'a' is also declared in conf/1.yaml:3:3"]
+        "conf/2.yml:5:3: account 'a' is also declared in conf/1.yaml:3:3"
+    ]
 
 
 def test_all_problems_in_one_pass(write) -> None:
-    problems = problems_of(write, HEADER + "  a:\n    country: XX\n  b:\n    proxy: {host: h, port: '1'}\n"
-                                           "  c:\n    ip: nope\n")
+    problems = problems_of(
+        write, HEADER + "  a:\n    country: XX\n  b:\n    proxy: {host: h, port: '1'}\n  c:\n    ip: nope\n"
+    )
     assert len(problems) == 3
     assert [p.split(":")[1] for p in problems] == ["4", "6", "8"]
 
@@ -111,7 +181,9 @@ def test_secret_values_are_never_echoed_in_messages(write) -> None:
 
 
 def test_country_is_upper_cased_and_defaults_merged(write) -> None:
-    path = write("a.yaml", """
+    path = write(
+        "a.yaml",
+        """
         version: 1
         defaults:
           proxy: {protocol: socks5, port: 1080, username: u}
@@ -119,7 +191,8 @@ def test_country_is_upper_cased_and_defaults_merged(write) -> None:
           a: {country: us}
           b:
             proxy: {host: h, port: 9, password: "${SET}"}
-    """)
+    """,
+    )
     desired = load_config(path, {"SET": "s3"})
     assert desired.accounts["a"].settings == {"country": "US"}
     proxy = desired.accounts["b"].settings["proxy"]
@@ -138,12 +211,15 @@ def test_plaintext_password_is_a_warning(write) -> None:
     path = write("a.yaml", HEADER + "  a:\n    proxy: {host: h, port: 1, password: hunter2}\n")
     desired = load_config(path, {})
     assert [str(w) for w in desired.warnings] == [
-        "a.yaml:4:41: warning: account 'a': plaintext proxy password; use ${VAR} instead"]
+        "a.yaml:4:41: warning: account 'a': plaintext proxy password; use ${VAR} instead"
+    ]
     assert "hunter2" not in str(desired.warnings)
 
 
 def test_anchors_aliases_and_merge_keys(write) -> None:
-    path = write("a.yaml", """
+    path = write(
+        "a.yaml",
+        """
         version: 1
         accounts:
           a:
@@ -154,7 +230,8 @@ def test_anchors_aliases_and_merge_keys(write) -> None:
               port: 2
           c:
             proxy: *base
-    """)
+    """,
+    )
     desired = load_config(path, {})
     assert desired.accounts["b"].settings["proxy"] == {"protocol": "http", "host": "h", "port": 2}
     assert desired.accounts["c"].settings == desired.accounts["a"].settings
@@ -174,7 +251,8 @@ def test_alias_bomb_is_refused_fast(write) -> None:
 
 def test_malformed_yaml_is_one_positioned_line(write) -> None:
     assert problems_of(write, "version: 1\naccounts: [a,\n") == [
-        "a.yaml:3:1: invalid YAML: did not find expected node content (while parsing a flow node)"]
+        "a.yaml:3:1: invalid YAML: did not find expected node content (while parsing a flow node)"
+    ]
 
 
 def test_non_utf8_bytes(workdir) -> None:
@@ -186,7 +264,9 @@ def test_non_utf8_bytes(workdir) -> None:
 
 def test_empty_file_and_second_document(write) -> None:
     assert problems_of(write, "") == ["a.yaml:1:1: the file is empty"]
-    assert problems_of(write, "version: 1\n---\nversion: 1\n")[0].startswith("a.yaml:2:1: a configuration file holds one")
+    assert problems_of(write, "version: 1\n---\nversion: 1\n")[0].startswith(
+        "a.yaml:2:1: a configuration file holds one"
+    )
 
 
 def test_deep_nesting_is_refused(write) -> None:
@@ -199,8 +279,11 @@ def test_norway_stays_a_country(write) -> None:
 
 
 def test_times_become_epoch_milliseconds(write) -> None:
-    path = write("a.yaml", HEADER + "  a:\n    provider: LINKEDIN\n    resync: {generation: 2, after: "
-                                    "2026-01-01T00:00:00Z, before: 1767312000000}\n")
+    path = write(
+        "a.yaml",
+        HEADER + "  a:\n    provider: LINKEDIN\n    resync: {generation: 2, after: "
+        "2026-01-01T00:00:00Z, before: 1767312000000}\n",
+    )
     resync = load_config(path, {}).accounts["a"].resync
     assert resync.query() == {"after": "1767225600000", "before": "1767312000000"}
 
@@ -222,21 +305,29 @@ def test_validate_ok_and_missing_file(run, write) -> None:
     assert missing.code == 1 and "nope.yaml: no such file or directory" in missing.err
 
 
-EXAMPLE_LINES = (HEADER + "  a:\n    provider: LINKEDIN\n    proxy: {host: h, port: 8080, password: '${SET}'}\n"
-                 "    resync: {generation: 1, partial: true}\n  b: {country: US, ip: 203.0.113.1}\n")
+EXAMPLE_LINES = (
+    HEADER + "  a:\n    provider: LINKEDIN\n    proxy: {host: h, port: 8080, password: '${SET}'}\n"
+    "    resync: {generation: 1, partial: true}\n  b: {country: US, ip: 203.0.113.1}\n"
+)
 
 
-@settings(max_examples=scale(150, 3000), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=scale(150, 3000), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.text(max_size=300))
 def test_random_documents_only_raise_config_error(text: str) -> None:
     with contextlib.suppress(ConfigError):
         load("f.yaml", text)
 
 
-@settings(max_examples=scale(200, 4000), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=scale(200, 4000), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.integers(0, len(EXAMPLE_LINES) - 1), st.integers(0, len(EXAMPLE_LINES)), st.text(max_size=8))
-def test_mutated_example_only_raises_config_error(tmp_path_factory, start: int, length: int, insert: str) -> None:
-    mutated = EXAMPLE_LINES[:start] + insert + EXAMPLE_LINES[start + length % 12:]
+def test_mutated_example_only_raises_config_error(
+    tmp_path_factory, start: int, length: int, insert: str
+) -> None:
+    mutated = EXAMPLE_LINES[:start] + insert + EXAMPLE_LINES[start + length % 12 :]
     path = tmp_path_factory.mktemp("m") / "m.yaml"
     path.write_bytes(mutated.encode("utf-8", "surrogatepass"))
     try:

@@ -1,4 +1,4 @@
-"""kill -9 in the middle of an apply, for every backend: the state loads, nothing recorded is lost, a re-run converges."""
+"""kill -9 mid-apply, for every backend: the state loads, nothing recorded is lost, a re-run converges."""
 
 from __future__ import annotations
 
@@ -22,9 +22,24 @@ def test_kill_9_mid_apply_then_converge(run, write, api, server, workdir, state_
     api.latency_ms = 15
     write("a.yaml", fleet(400))
     env = {**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url}
-    process = subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "a.yaml", "--yes", "--state", state_url,
-                                "--concurrency", str(CONCURRENCY)], cwd=workdir, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "apply",
+            "a.yaml",
+            "--yes",
+            "--state",
+            state_url,
+            "--concurrency",
+            str(CONCURRENCY),
+        ],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while len(api.stats.patched) < 100 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -36,7 +51,9 @@ def test_kill_9_mid_apply_then_converge(run, write, api, server, workdir, state_
     recorded = open_backend(state_url).read()
     recorded_ok = {i for i, r in recorded.accounts.items() if r.settings is not None}
     assert recorded_ok <= succeeded_at_server
-    assert len(succeeded_at_server - recorded_ok) <= CONCURRENCY  # at most the in-flight ones lost their record
+    assert (
+        len(succeeded_at_server - recorded_ok) <= CONCURRENCY
+    )  # at most the in-flight ones lost their record
 
     plan = run("plan", "a.yaml", "--format", "json", "--state", state_url).json
     assert {c["account_id"] for c in plan["changes"]} == {f"acc_{i:04d}" for i in range(400)} - recorded_ok
@@ -63,7 +80,9 @@ def test_api_stopped_mid_run_stops_early_and_records_only_successes(run, write, 
 
     stopper = threading.Thread(target=stop_after_some)
     stopper.start()
-    result = run("apply", "a.yaml", "--yes", "--concurrency", "4", "--max-attempts", "2", "--report", "r.json")
+    result = run(
+        "apply", "a.yaml", "--yes", "--concurrency", "4", "--max-attempts", "2", "--report", "r.json"
+    )
     stopper.join()
     assert result.code == 3
     report = json.loads((workdir / "r.json").read_text())
@@ -79,9 +98,25 @@ def test_api_stopped_mid_run_stops_early_and_records_only_successes(run, write, 
 
 def _start_apply(workdir, server, state_url: str, *extra: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url}
-    return subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "a.yaml", "--yes", "--state", state_url,
-                             "--concurrency", str(CONCURRENCY), *extra], cwd=workdir, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "apply",
+            "a.yaml",
+            "--yes",
+            "--state",
+            state_url,
+            "--concurrency",
+            str(CONCURRENCY),
+            *extra,
+        ],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _recorded_ok(state_url: str) -> set[str]:
@@ -143,10 +178,23 @@ def test_kill_9_during_the_state_file_write(run, write, api, server, workdir) ->
     desired = load_config("a.yaml", {"PROXY_PASSWORD": SENTINEL_PASSWORD})
     salt = "00" * 16
     changed = {f"acc_{i:04d}" for i in range(0, big, 3000)}  # ten accounts to apply
-    document = {"format_version": 1, "lineage": str(uuid.uuid4()), "serial": 7, "salt": salt, "accounts": {
-        i: {"settings": {"country": "ZZ"} if i in changed else fingerprinted(spec.settings, salt),
-            "applied_at": None, "resync_generation": 0, "resynced_at": None, "last_failure": None,
-            "provider": None} for i, spec in desired.accounts.items()}}
+    document = {
+        "format_version": 1,
+        "lineage": str(uuid.uuid4()),
+        "serial": 7,
+        "salt": salt,
+        "accounts": {
+            i: {
+                "settings": {"country": "ZZ"} if i in changed else fingerprinted(spec.settings, salt),
+                "applied_at": None,
+                "resync_generation": 0,
+                "resynced_at": None,
+                "last_failure": None,
+                "provider": None,
+            }
+            for i, spec in desired.accounts.items()
+        },
+    }
     original = json.dumps(document).encode()
 
     caught = False
@@ -172,21 +220,32 @@ def test_kill_9_during_the_state_file_write(run, write, api, server, workdir) ->
     assert all(recorded.accounts[i].settings != {"country": "ZZ"} for i in changed)
     plan = run("plan", "a.yaml", "--format", "json", "--state", str(state)).json
     assert plan["changes"] == []
-    assert run("apply", "a.yaml", "--yes", "--state", str(state)).code == 0  # nothing to do, copes with leftovers
+    assert (
+        run("apply", "a.yaml", "--yes", "--state", str(state)).code == 0
+    )  # nothing to do, copes with leftovers
     assert not list(workdir.glob(".state.json.*.tmp"))
 
 
-@pytest.mark.parametrize(("size", "message"), [
-    ("200k", "cannot write the state: No space left on device; every result is kept in"),  # the journal fits
-    ("48k", "cannot record a result: No space left on device; the results recorded before it are kept"),
-])
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [
+        (
+            "200k",
+            "cannot write the state: No space left on device; every result is kept in",
+        ),  # the journal fits
+        ("48k", "cannot record a result: No space left on device; the results recorded before it are kept"),
+    ],
+)
 def test_disk_full_keeps_every_recorded_result(run, write, api, workdir, size, message) -> None:
     """The state's disk fills up, at the final state write or mid-run in the journal: exit 1 with one line;
     once there is room, the next apply sends only what has no record and converges."""
     mount_point = workdir / "small"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
     try:
@@ -220,15 +279,32 @@ def test_postgres_connection_lost_mid_apply(run, write, api, server, workdir, st
     api.latency_ms = 10
     write("a.yaml", fleet(400))
     process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "apply", "a.yaml", "--yes", "--state", state_url,
-         "--concurrency", str(CONCURRENCY)], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True, env={**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url})
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "apply",
+            "a.yaml",
+            "--yes",
+            "--state",
+            state_url,
+            "--concurrency",
+            str(CONCURRENCY),
+        ],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url},
+    )
     deadline = time.monotonic() + 30
     while len(api.stats.patched) < 60 and time.monotonic() < deadline:
         time.sleep(0.005)
     with psycopg.connect(PG_URL, autocommit=True) as connection:
-        killed = connection.execute("select pg_terminate_backend(pid) from pg_stat_activity "
-                                    "where application_name = 'reconciler apply (recording)'").fetchall()
+        killed = connection.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity "
+            "where application_name = 'reconciler apply (recording)'"
+        ).fetchall()
     _, err = process.communicate(timeout=60)
     assert killed and process.returncode == 1, err
     assert "recording to postgresql://" in err and "failed" in err and "Traceback" not in err

@@ -39,7 +39,9 @@ def resync_fleet(count: int) -> str:
     lines = ["version: 1", "accounts:"]
     for i in range(count):
         resync = ", resync: {generation: 1}" if i % 10 == 0 else ""
-        lines.append(f"  acc_{i:05d}: {{provider: LINKEDIN, country: US, ip: 198.51.100.{i % 250 + 1}{resync}}}")
+        lines.append(
+            f"  acc_{i:05d}: {{provider: LINKEDIN, country: US, ip: 198.51.100.{i % 250 + 1}{resync}}}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -52,16 +54,32 @@ def test_random_faults_state_equals_what_the_api_accepted(run, write, api, workd
     write("a.yaml", resync_fleet(ACCOUNTS))
     every_id = {f"acc_{i:05d}" for i in range(ACCOUNTS)}
     state = str(workdir / "state.json")
-    first = run("apply", "a.yaml", "--yes", "--state", state, "--concurrency", "32", "--max-attempts",
-                str(MAX_ATTEMPTS), "--timeout", "1", "--sync-poll-interval", "0.01", "--report", "r1.json")
+    first = run(
+        "apply",
+        "a.yaml",
+        "--yes",
+        "--state",
+        state,
+        "--concurrency",
+        "32",
+        "--max-attempts",
+        str(MAX_ATTEMPTS),
+        "--timeout",
+        "1",
+        "--sync-poll-interval",
+        "0.01",
+        "--report",
+        "r1.json",
+    )
     report = json.loads((workdir / "r1.json").read_text())
     assert first.code == 3, first.err  # some failed: 20% faults over three attempts leave a few
 
     # The run did not stop early: these faults are about single accounts.
     assert "Stopped early" not in first.out + first.err
     outcomes = [r["outcome"] for r in report["results"]]
-    assert outcomes.count("skipped") == sum(1 for r in report["results"] if r["outcome"] == "skipped"
-                                            and r["operation"] == "resync")  # only resyncs after a failed PATCH
+    assert outcomes.count("skipped") == sum(
+        1 for r in report["results"] if r["outcome"] == "skipped" and r["operation"] == "resync"
+    )  # only resyncs after a failed PATCH
     failed_types = {r["error_type"] for r in report["results"] if r["outcome"] == "failed"}
     assert failed_types <= set(CATALOGUE) | {"unknown"}, failed_types - set(CATALOGUE)
 
@@ -71,13 +89,19 @@ def test_random_faults_state_equals_what_the_api_accepted(run, write, api, workd
     assert recorded_patched <= set(api.stats.patched)
     # The one exception: a request the sandbox answered after the client had given up (--timeout) landed,
     # but its answer was lost; it stays planned and is sent again. Only a slow machine produces these.
-    answer_lost = {r["account_id"] for r in report["results"]
-                   if r["operation"] == "patch" and r["error_type"] == "client_timeout"}
+    answer_lost = {
+        r["account_id"]
+        for r in report["results"]
+        if r["operation"] == "patch" and r["error_type"] == "client_timeout"
+    }
     assert set(api.stats.patched) - recorded_patched <= answer_lost
     assert len(set(api.stats.patched) - recorded_patched) <= ACCOUNTS // 100
     recorded_resynced = {i for i, r in recorded.accounts.items() if r.resync_generation == 1}
-    finished_syncs = {i for i in every_id if api.stats.syncs_started[i] and
-                      api._syncs.get(i, [None])[0] in ("SYNC_DONE", "CHUNK_DONE")}
+    finished_syncs = {
+        i
+        for i in every_id
+        if api.stats.syncs_started[i] and api._syncs.get(i, [None])[0] in ("SYNC_DONE", "CHUNK_DONE")
+    }
     assert recorded_resynced <= finished_syncs
     # A resync is recorded unless a poll's answer was lost to a fault after the sync finished upstream.
     assert len(finished_syncs - recorded_resynced) <= len(finished_syncs) * FAULT_SHARE
@@ -89,8 +113,9 @@ def test_random_faults_state_equals_what_the_api_accepted(run, write, api, workd
 
     # Faults off: the re-run sends only what is not recorded, and converges.
     api.faults = []
-    second = run("apply", "a.yaml", "--yes", "--state", state, "--concurrency", "32",
-                 "--sync-poll-interval", "0.01")
+    second = run(
+        "apply", "a.yaml", "--yes", "--state", state, "--concurrency", "32", "--sync-poll-interval", "0.01"
+    )
     assert second.code == 0, second.err
     assert run("plan", "a.yaml", "--state", state, "--detailed-exitcode").code == 0
     assert set(api.stats.patched) == every_id

@@ -14,8 +14,11 @@ WORKFLOWS = sorted((Path(__file__).parent.parent / ".github" / "workflows").glob
 def test_workflows_validate_against_github_schema() -> None:
     assert {path.name for path in WORKFLOWS} >= {"ci.yml", "plan.yml", "apply.yml"}
     checker = Path(sys.executable).with_name("check-jsonschema")
-    result = subprocess.run([str(checker), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -46,8 +49,12 @@ def test_ci_steps_against_the_sandbox(run, write, api, workdir, monkeypatch) -> 
     api.faults = []
     write("accounts.yaml", fleet(3).replace("ip: 203.0.113.1}", "ip: 203.0.113.1, country: DE}"))
     assert run("plan", "accounts.yaml", "--detailed-exitcode").code == 1  # invalid: duplicate key
-    write("accounts.yaml", fleet(3).replace("  acc_0000: {country: US, ip: 203.0.113.1}",
-                                            "  acc_0000: {proxy: {host: down.invalid, port: 1}}"))
+    write(
+        "accounts.yaml",
+        fleet(3).replace(
+            "  acc_0000: {country: US, ip: 203.0.113.1}", "  acc_0000: {proxy: {host: down.invalid, port: 1}}"
+        ),
+    )
     failed = run("apply", "accounts.yaml", "--yes", "--max-attempts", "1", "--report", "report.json")
     assert failed.code == 3
     assert "errors/proxy_error (HTTP 502, 1 operation(s))" in summary.read_text()

@@ -28,10 +28,12 @@ HOSTILE: dict[str, bytes] = {
     "UTF-16": "version: 1\naccounts: {}\n".encode("utf-16"),
     "deep nesting": b"version: 1\naccounts: " + b"[" * 5000 + b"]" * 5000 + b"\n",
     "deep mappings": b"version: 1\naccounts:\n" + b"".join(b"  " * i + b"k:\n" for i in range(1, 400)),
-    "alias bomb": b"a: &a [x,x,x,x,x,x,x,x,x]\n" + b"".join(
-        b"%c: &%c [*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c]\n" % ((98 + i,) * 2 + (97 + i,) * 9) for i in range(9)),
+    "alias bomb": b"a: &a [x,x,x,x,x,x,x,x,x]\n"
+    + b"".join(
+        b"%c: &%c [*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c]\n" % ((98 + i,) * 2 + (97 + i,) * 9) for i in range(9)
+    ),
     "unknown alias": b"version: 1\naccounts: *nowhere\n",
-    "unclosed quote": b"version: 1\naccounts:\n  a: {country: \"US}\n",
+    "unclosed quote": b'version: 1\naccounts:\n  a: {country: "US}\n',
     "tab indentation": b"version: 1\naccounts:\n\ta: {country: US}\n",
     "a list at the top": b"- version: 1\n",
     "a scalar at the top": b"just text\n",
@@ -40,8 +42,11 @@ HOSTILE: dict[str, bytes] = {
     "huge key": b"version: 1\naccounts:\n  " + b"k" * 300_000 + b": {country: US}\n",
     "50 MB list": b"version: 1\naccounts: {}\njunk: [" + b"1," * (FIFTY_MB // 2) + b"1]\n",
     "50 MB scalar": b"version: 1\naccounts: " + b"x" * FIFTY_MB + b"\n",
-    "50 MB of comments": b"#" + b"c" * 99 + b"\n" * 1 + (b"#" + b"c" * 99 + b"\n") * (FIFTY_MB // 100)
-                         + b"version: 1\naccounts: 3\n",
+    "50 MB of comments": b"#"
+    + b"c" * 99
+    + b"\n" * 1
+    + (b"#" + b"c" * 99 + b"\n") * (FIFTY_MB // 100)
+    + b"version: 1\naccounts: 3\n",
     "id with a newline": b'version: 1\naccounts:\n  "a\\nb": {country: US}\n',
     "id too long": b"version: 1\naccounts:\n  " + b"a" * 257 + b": {country: US}\n",
 }
@@ -62,7 +67,9 @@ def test_hostile_file_is_refused_by_every_command(run, workdir, api, name) -> No
     assert api.stats.requests == 0
 
 
-@settings(max_examples=scale(60, 2000), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=scale(60, 2000), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(max_size=400))
 def test_random_bytes_after_a_valid_head(run, workdir, data: bytes) -> None:
     (workdir / "bad.yaml").write_bytes(b"version: 1\naccounts:\n  a: {country: US}\n" + data)
@@ -129,14 +136,32 @@ def test_a_file_without_read_permission() -> None:
         scratch.rmdir()
 
 
-UNUSUAL_IDS = ["acc/1", "acc?x=1", "acc#frag", "100%", "%2F", "..", ".", "a/../b", "ünïcødé", "账户", "emoji🙂",
-               "a&b=c", "semi;colon", "back\\slash", "'quote\"", "+plus"]
+UNUSUAL_IDS = [
+    "acc/1",
+    "acc?x=1",
+    "acc#frag",
+    "100%",
+    "%2F",
+    "..",
+    ".",
+    "a/../b",
+    "ünïcødé",
+    "账户",
+    "emoji🙂",
+    "a&b=c",
+    "semi;colon",
+    "back\\slash",
+    "'quote\"",
+    "+plus",
+]
 
 
 def test_ids_with_reserved_and_unicode_characters_reach_their_own_route(run, write, api) -> None:
     import json
 
-    lines = ["version: 1", "accounts:"] + [f"  {json.dumps(i, ensure_ascii=False)}: {{country: US}}" for i in UNUSUAL_IDS]
+    lines = ["version: 1", "accounts:"] + [
+        f"  {json.dumps(i, ensure_ascii=False)}: {{country: US}}" for i in UNUSUAL_IDS
+    ]
     write("a.yaml", "\n".join(lines) + "\n")
     result = run("apply", "a.yaml", "--yes")
     assert result.code == 0, result.out + result.err

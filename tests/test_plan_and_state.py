@@ -56,8 +56,11 @@ def test_import_then_no_changes_then_update_forget_resync(run, write) -> None:
     write("a.yaml", CONFIG)
     assert run("import", "a.yaml").code == 0
     assert run("plan", "a.yaml", "--detailed-exitcode").code == 0
-    write("a.yaml", CONFIG.replace("country: US", "country: DE").replace("generation: 1", "generation: 2")
-          + "  acc_c: {country: FR}\n")
+    write(
+        "a.yaml",
+        CONFIG.replace("country: US", "country: DE").replace("generation: 1", "generation: 2")
+        + "  acc_c: {country: FR}\n",
+    )
     plan = run("plan", "a.yaml", "--format", "json").json
     assert plan["summary"] == {"create": 1, "update": 1, "forget": 0, "resync": 1, "unchanged": 0}
     by_id = {c["account_id"]: c for c in plan["changes"]}
@@ -79,8 +82,14 @@ def test_secret_change_is_detected_by_fingerprint(run, write, monkeypatch) -> No
 
 def test_target_and_select(run, write) -> None:
     write("a.yaml", CONFIG)
-    assert [c["account_id"] for c in run("plan", "a.yaml", "--format", "json", "--target", "acc_b").json["changes"]] == ["acc_b"]
-    assert [c["account_id"] for c in run("plan", "a.yaml", "--format", "json", "--select", "team=emea").json["changes"]] == ["acc_a"]
+    assert [
+        c["account_id"]
+        for c in run("plan", "a.yaml", "--format", "json", "--target", "acc_b").json["changes"]
+    ] == ["acc_b"]
+    assert [
+        c["account_id"]
+        for c in run("plan", "a.yaml", "--format", "json", "--select", "team=emea").json["changes"]
+    ] == ["acc_a"]
     assert run("plan", "a.yaml", "--select", "nonsense").code == 1
 
 
@@ -97,7 +106,9 @@ def test_failed_account_is_planned_again(run, write) -> None:
 
 
 def test_markdown_plan_is_bounded(run, write) -> None:
-    lines = ["version: 1", "accounts:"] + [f"  acc_{i:05d}: {{country: US, ip: 203.0.113.{i % 250}}}" for i in range(3000)]
+    lines = ["version: 1", "accounts:"] + [
+        f"  acc_{i:05d}: {{country: US, ip: 203.0.113.{i % 250}}}" for i in range(3000)
+    ]
     write("a.yaml", "\n".join(lines) + "\n")
     result = run("plan", "a.yaml", "--format", "markdown")
     assert result.out.startswith("<!-- reconciler-plan -->")
@@ -142,9 +153,15 @@ def test_sentinel_secret_never_leaves(run, write, workdir) -> None:
     write("a.yaml", CONFIG + "  acc_bad: {country: XX}\n")
     outputs = [run("validate", "a.yaml"), run("plan", "a.yaml")]
     write("a.yaml", CONFIG)
-    outputs += [run("validate", "a.yaml"), run("plan", "a.yaml", "--out", "plan.bin"),
-                run("plan", "a.yaml", "--format", "json"), run("plan", "a.yaml", "--format", "markdown"),
-                run("import", "a.yaml"), run("state", "list"), run("state", "show", "acc_a")]
+    outputs += [
+        run("validate", "a.yaml"),
+        run("plan", "a.yaml", "--out", "plan.bin"),
+        run("plan", "a.yaml", "--format", "json"),
+        run("plan", "a.yaml", "--format", "markdown"),
+        run("import", "a.yaml"),
+        run("state", "list"),
+        run("state", "show", "acc_a"),
+    ]
     for outcome in outputs:
         assert SENTINEL_PASSWORD not in outcome.out + outcome.err
     for path in workdir.rglob("*"):
@@ -207,7 +224,11 @@ def test_plan_of_a_valid_file_imports_no_http_client_nor_jsonschema(write, workd
     from tests.test_apply import fleet
 
     write("a.yaml", fleet(3))
-    probe = ("import sys\nfrom reconciler.cli import main\ntry:\n    main(['plan', 'a.yaml'])\nexcept SystemExit:\n"
-             "    pass\nprint(sorted(m for m in ('aiohttp', 'jsonschema', 'deepdiff') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", probe], cwd=workdir, capture_output=True, text=True, check=True)
+    probe = (
+        "import sys\nfrom reconciler.cli import main\ntry:\n    main(['plan', 'a.yaml'])\nexcept SystemExit:\n"
+        "    pass\nprint(sorted(m for m in ('aiohttp', 'jsonschema', 'deepdiff') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=workdir, capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout

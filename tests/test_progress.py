@@ -31,11 +31,21 @@ def test_progress_bar_on_a_terminal(write, api, server, workdir) -> None:
     api.latency_ms = 20
     write("a.yaml", fleet(60))
     leader, follower = pty.openpty()
-    env = {**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url, "TERM": "xterm",
-           "COLUMNS": "120"}
-    process = subprocess.Popen([sys.executable, "-m", "reconciler", "apply", "a.yaml", "--yes", "--concurrency", "2"],
-                               cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=follower)
+    env = {
+        **os.environ,
+        "POSTPRESS_API_KEY": SENTINEL_KEY,
+        "POSTPRESS_API_URL": server.url,
+        "TERM": "xterm",
+        "COLUMNS": "120",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "apply", "a.yaml", "--yes", "--concurrency", "2"],
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+    )
     os.close(follower)
     shown = b""
     deadline = time.monotonic() + 60

@@ -26,8 +26,10 @@ def test_patch_success_body_exactly_as_reference(http, server) -> None:
     assert server.sandbox.stats.patched["acc_1"]["proxy"]["host"] == "h"
 
 
-@pytest.mark.parametrize(("headers", "expected"), [
-    ({}, "errors/missing_credentials"), ({"X-API-KEY": "wrong"}, "errors/invalid_credentials")])
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [({}, "errors/missing_credentials"), ({"X-API-KEY": "wrong"}, "errors/invalid_credentials")],
+)
 def test_api_key_checked(server, headers, expected) -> None:
     answer = httpx.patch(f"{server.url}/accounts/a", json={"country": "US"}, headers=headers)
     assert answer.status_code == 401
@@ -38,18 +40,23 @@ def test_api_key_checked(server, headers, expected) -> None:
 def test_unknown_account_and_encoded_ids(http, server) -> None:
     server.sandbox.accept_any_account = False
     server.sandbox.accounts["a/b?c#d%e"] = SandboxAccount("LINKEDIN")
-    assert http.patch("/accounts/nobody", json={"country": "US"}).json()["type"] == "errors/resource_not_found"
+    assert (
+        http.patch("/accounts/nobody", json={"country": "US"}).json()["type"] == "errors/resource_not_found"
+    )
     answer = http.patch(f"/accounts/{account_path('a/b?c#d%e')}", json={"country": "US"})
     assert answer.json() == {"object": "AccountPatched", "account_id": "a/b?c#d%e"}
 
 
-@pytest.mark.parametrize(("body", "status", "error_type"), [
-    ({"proxy": {"host": "x.invalid", "port": 1}}, 502, "errors/proxy_error"),
-    ({"proxy": {"host": "h", "port": 1, "password": "bad"}}, 401, "errors/invalid_proxy_credentials"),
-    ({"proxy": {"host": "h"}}, 400, "errors/invalid_parameters"),
-    ({"proxy": {"host": "h", "port": 1, "protocol": "ftp"}}, 400, "errors/invalid_parameters"),
-    ({"proxy": {"host": "h", "port": 1}, "country": "US"}, 400, "errors/invalid_parameters"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "error_type"),
+    [
+        ({"proxy": {"host": "x.invalid", "port": 1}}, 502, "errors/proxy_error"),
+        ({"proxy": {"host": "h", "port": 1, "password": "bad"}}, 401, "errors/invalid_proxy_credentials"),
+        ({"proxy": {"host": "h"}}, 400, "errors/invalid_parameters"),
+        ({"proxy": {"host": "h", "port": 1, "protocol": "ftp"}}, 400, "errors/invalid_parameters"),
+        ({"proxy": {"host": "h", "port": 1}, "country": "US"}, 400, "errors/invalid_parameters"),
+    ],
+)
 def test_patch_rules(http, body, status, error_type) -> None:
     answer = http.patch("/accounts/a", json=body)
     assert (answer.status_code, answer.json()["type"]) == (status, error_type)
@@ -73,7 +80,9 @@ def test_partial_sync_ends_in_chunk_done_and_scripted_error(http, server) -> Non
     server.sandbox.accounts["l"] = SandboxAccount("LINKEDIN", sync_polls=0)
     server.sandbox.accounts["e"] = SandboxAccount("LINKEDIN", sync_polls=0, sync_result="SYNC_ERROR")
     assert [http.get("/accounts/l/sync", params={"partial": "true"}).json()["status"] for _ in range(2)] == [
-        "SYNC_STARTED", "CHUNK_DONE"]
+        "SYNC_STARTED",
+        "CHUNK_DONE",
+    ]
     assert [http.get("/accounts/e/sync").json()["status"] for _ in range(2)] == ["SYNC_STARTED", "SYNC_ERROR"]
 
 
@@ -124,17 +133,38 @@ def test_sandbox_command_serves(tmp_path) -> None:
     import subprocess
     import sys
 
-    (tmp_path / "accounts.yaml").write_text("accounts:\n  known: {provider: MAIL}\n  t: {provider: TELEGRAM}\n")
-    process = subprocess.Popen([sys.executable, "-m", "reconciler", "sandbox", "--port", "0", "--api-key", "k",
-                                "--accounts", str(tmp_path / "accounts.yaml"), "--unsupported-providers", "SLACK"],
-                               stderr=subprocess.PIPE, text=True)
+    (tmp_path / "accounts.yaml").write_text(
+        "accounts:\n  known: {provider: MAIL}\n  t: {provider: TELEGRAM}\n"
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "sandbox",
+            "--port",
+            "0",
+            "--api-key",
+            "k",
+            "--accounts",
+            str(tmp_path / "accounts.yaml"),
+            "--unsupported-providers",
+            "SLACK",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = process.stderr.readline()
         url = line.rsplit(" ", 1)[-1].strip()
         assert url.startswith("http://127.0.0.1:")
         headers = {"X-API-KEY": "k"}
-        assert httpx.patch(f"{url}/accounts/known", json={"country": "US"}, headers=headers).status_code == 200
-        assert httpx.patch(f"{url}/accounts/other", json={"country": "US"}, headers=headers).status_code == 404
+        assert (
+            httpx.patch(f"{url}/accounts/known", json={"country": "US"}, headers=headers).status_code == 200
+        )
+        assert (
+            httpx.patch(f"{url}/accounts/other", json={"country": "US"}, headers=headers).status_code == 404
+        )
     finally:
         process.terminate()
         process.wait()
@@ -144,8 +174,9 @@ def test_sandbox_command_serves(tmp_path) -> None:
 def _fault_pattern(seed: int) -> list[int]:
     from reconciler.sandbox.server import Sandbox
 
-    sandbox = Sandbox(SENTINEL_KEY, accept_any_account=True, faults=[Fault.parse("errors/unexpected_error:0.3")],
-                      seed=seed)
+    sandbox = Sandbox(
+        SENTINEL_KEY, accept_any_account=True, faults=[Fault.parse("errors/unexpected_error:0.3")], seed=seed
+    )
     thread = ServerThread(sandbox).start()
     try:
         with httpx.Client(base_url=thread.url, headers={"X-API-KEY": SENTINEL_KEY}) as client:

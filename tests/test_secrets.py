@@ -69,8 +69,20 @@ def test_every_command_verbose(run, write, api, workdir, state_url, monkeypatch)
         run("-v", "plan", "a.yaml", *state, "--out", "p.plan"),
         run("-v", "plan", "a.yaml", *state, "--format", "json"),
         run("-v", "plan", "a.yaml", *state, "--format", "markdown"),
-        run("-v", "apply", "--plan", "p.plan", "--yes", *state, "--report", "r.json", "--max-attempts", "12",
-            "--sync-poll-interval", "0.01"),
+        run(
+            "-v",
+            "apply",
+            "--plan",
+            "p.plan",
+            "--yes",
+            *state,
+            "--report",
+            "r.json",
+            "--max-attempts",
+            "12",
+            "--sync-poll-interval",
+            "0.01",
+        ),
         run("-v", "state", "list", *state),
         run("-v", "state", "show", "a", *state),
         run("-v", "state", "forget", "c", *state),
@@ -100,11 +112,13 @@ def test_error_paths_verbose(run, write, api, server, workdir, monkeypatch) -> N
     outcomes.append(run("-v", "apply", "a.yaml", "--yes", "--report", "rnet.json", "--max-attempts", "1"))
     assert outcomes[-1].code == 3 and "network_error" in outcomes[-1].out
     # Config errors on the secret's own line and next to it, with the secret written in plaintext.
-    for broken in (f'  d: {{proxy: {{host: h, port: "x", password: {SENTINEL_PASSWORD}}}}}\n',
-                   f'  d: {{proxy: {{host: h, port: 1, password: [{SENTINEL_PASSWORD}]}}}}\n',
-                   f'  d: {{proxy: {{host: h, port: 1, password: "{SENTINEL_PASSWORD}}}}}\n',
-                   f'  d: {{country: {SENTINEL_PASSWORD}, proxy: {{password: {SENTINEL_PASSWORD}}}}}\n',
-                   f'  d: {{proxy: {{host: h, port: 1, password: {SENTINEL_PASSWORD}, pasword: x}}}}\n'):
+    for broken in (
+        f'  d: {{proxy: {{host: h, port: "x", password: {SENTINEL_PASSWORD}}}}}\n',
+        f"  d: {{proxy: {{host: h, port: 1, password: [{SENTINEL_PASSWORD}]}}}}\n",
+        f'  d: {{proxy: {{host: h, port: 1, password: "{SENTINEL_PASSWORD}}}}}\n',
+        f"  d: {{country: {SENTINEL_PASSWORD}, proxy: {{password: {SENTINEL_PASSWORD}}}}}\n",
+        f"  d: {{proxy: {{host: h, port: 1, password: {SENTINEL_PASSWORD}, pasword: x}}}}\n",
+    ):
         write("bad.yaml", CONFIG + broken)
         for command in (["validate"], ["plan"], ["apply", "--yes"]):
             outcome = run("-v", *command, "bad.yaml")

@@ -19,99 +19,225 @@ class ErrorKind:
     hint: str
 
 
-def _rows(status: int | None, category: str, retryable: bool, entries: dict[str, str],
-          stops: tuple[str, ...] = ()) -> list[ErrorKind]:
-    return [ErrorKind(name, status, category, retryable, name in stops, hint) for name, hint in entries.items()]
+def _rows(
+    status: int | None, category: str, retryable: bool, entries: dict[str, str], stops: tuple[str, ...] = ()
+) -> list[ErrorKind]:
+    return [
+        ErrorKind(name, status, category, retryable, name in stops, hint) for name, hint in entries.items()
+    ]
 
 
 _TABLE: list[ErrorKind] = [
-    *_rows(400, "invalid_request", False, {
-        "errors/invalid_parameters": "One or more request parameters are invalid or missing: check the account's settings.",
-        "errors/missing_parameters": "One or more request parameters are missing: check the account's settings.",
-        "errors/invalid_request": "One or a combination of request parameters are invalid: check the account's settings.",
-        "errors/malformed_request": "The provider rejected the request: check the proxy settings.",
-        "errors/content_too_large": "The request payload is too large for the provider.",
-        "errors/too_many_characters": "A value exceeds the provider's character limit.",
-        "errors/unescaped_characters": "The request path contains unescaped characters: report this as a reconciler bug.",
-        "errors/limit_too_high": "Pagination limit too high.",
-        "errors/invalid_url": "The provided URL is not valid: check --api-url.",
-    }),
-    *_rows(401, "authentication", False, {
-        "errors/missing_credentials": "The API key is missing: set POSTPRESS_API_KEY.",
-        "errors/multiple_sessions": "LinkedIn limits multiple sessions on this Recruiter account: reconnect it with the cookie method.",
-        "errors/invalid_checkpoint_solution": "The checkpoint resolution did not pass: resolve it, then apply again.",
-        "errors/invalid_proxy_credentials": "The proxy rejected its username/password: fix them in the config.",
-        "errors/checkpoint_error": "The account's checkpoint does not appear resolvable: contact support.",
-        "errors/invalid_credentials": "The credentials are invalid: check POSTPRESS_API_KEY, or reconnect the account.",
-        "errors/expired_credentials": "The account's credentials expired: reconnect the account.",
-        "errors/insufficient_privileges": "The API key lacks the scope for this: use a key with account write access.",
-        "errors/disconnected_account": "The account is disconnected from its provider: reconnect it.",
-        "errors/disconnected_feature": "The service for this feature is disconnected: reconnect it.",
-        "errors/invalid_credentials_but_valid_account_imap": "IMAP/SMTP credentials are invalid: fix them on the account.",
-        "errors/expired_link": "The link has expired: generate a new one.",
-        "errors/wrong_account": "The credentials do not match this account: reconnect the right account.",
-    }, stops=("errors/missing_credentials", "errors/insufficient_privileges")),
-    *_rows(403, "forbidden", False, {
-        "errors/account_restricted": "The provider restricted the account: resolve it with the provider.",
-        "errors/account_mismatch": "The credentials don't match the requested account.",
-        "errors/insufficient_permissions": "The account lacks the required permissions.",
-        "errors/session_mismatch": "The session does not match the account: reconnect it.",
-        "errors/feature_not_subscribed": "The feature is not in your subscription.",
-        "errors/subscription_required": "A subscription is required for this feature.",
-        "errors/unknown_authentication_context": "Unknown authentication context: reconnect the account.",
-        "errors/action_required": "The provider requires an action on the account first.",
-        "errors/resource_access_restricted": "Access to this resource is restricted.",
-    }),
-    *_rows(404, "not_found", False, {
-        "errors/resource_not_found": "No such account in this workspace: fix the id or `state forget` it.",
-        "errors/invalid_resource_identifier": "Not a valid account id: fix the id in the config.",
-    }),
-    *_rows(429, "rate_limited", True, {
-        "errors/too_many_requests": "Rate limited: lower --concurrency or set --rate-limit.",
-    }),
-    *_rows(500, "server_error", True, {
-        "errors/unexpected_error": "Something went wrong at postpress: apply again later.",
-        "errors/provider_error": "The provider has operational problems: apply again later.",
-    }),
-    *_rows(500, "server_error", False, {
-        "errors/authentication_intent_error": "The authentication intent was killed: start the connection again.",
-    }),
-    *_rows(501, "not_implemented", False, {
-        "errors/feature_not_implemented": "Not supported for this account's provider yet: remove it from the config.",
-    }),
-    *_rows(502, "proxy_error", True, {
-        "errors/proxy_error": "The proxy is not working: check its host, port and protocol.",
-    }),
-    *_rows(503, "unavailable", True, {
-        "errors/no_client_session": "No client session is running: apply again shortly.",
-        "errors/no_channel": "No channel to the client session: apply again shortly.",
-        "errors/no_handler": "Handler missing for that request: apply again shortly.",
-        "errors/network_down": "postpress's network is down: apply again shortly.",
-        "errors/service_unavailable": "postpress is temporarily unavailable: apply again later.",
-    }, stops=("errors/network_down",)),
-    *_rows(504, "timeout", True, {
-        "errors/request_timeout": "The provider did not answer in time: apply again; contact support if it persists.",
-    }),
+    *_rows(
+        400,
+        "invalid_request",
+        False,
+        {
+            "errors/invalid_parameters": (
+                "One or more request parameters are invalid or missing: check the account's settings."
+            ),
+            "errors/missing_parameters": "One or more request parameters are missing: check the account's settings.",
+            "errors/invalid_request": (
+                "One or a combination of request parameters are invalid: check the account's settings."
+            ),
+            "errors/malformed_request": "The provider rejected the request: check the proxy settings.",
+            "errors/content_too_large": "The request payload is too large for the provider.",
+            "errors/too_many_characters": "A value exceeds the provider's character limit.",
+            "errors/unescaped_characters": (
+                "The request path contains unescaped characters: report this as a reconciler bug."
+            ),
+            "errors/limit_too_high": "Pagination limit too high.",
+            "errors/invalid_url": "The provided URL is not valid: check --api-url.",
+        },
+    ),
+    *_rows(
+        401,
+        "authentication",
+        False,
+        {
+            "errors/missing_credentials": "The API key is missing: set POSTPRESS_API_KEY.",
+            "errors/multiple_sessions": (
+                "LinkedIn limits multiple sessions on this Recruiter"
+                " account: reconnect it with the cookie method."
+            ),
+            "errors/invalid_checkpoint_solution": (
+                "The checkpoint resolution did not pass: resolve it, then apply again."
+            ),
+            "errors/invalid_proxy_credentials": "The proxy rejected its username/password: fix them in the config.",
+            "errors/checkpoint_error": "The account's checkpoint does not appear resolvable: contact support.",
+            "errors/invalid_credentials": (
+                "The credentials are invalid: check POSTPRESS_API_KEY, or reconnect the account."
+            ),
+            "errors/expired_credentials": "The account's credentials expired: reconnect the account.",
+            "errors/insufficient_privileges": (
+                "The API key lacks the scope for this: use a key with account write access."
+            ),
+            "errors/disconnected_account": "The account is disconnected from its provider: reconnect it.",
+            "errors/disconnected_feature": "The service for this feature is disconnected: reconnect it.",
+            "errors/invalid_credentials_but_valid_account_imap": (
+                "IMAP/SMTP credentials are invalid: fix them on the account."
+            ),
+            "errors/expired_link": "The link has expired: generate a new one.",
+            "errors/wrong_account": "The credentials do not match this account: reconnect the right account.",
+        },
+        stops=("errors/missing_credentials", "errors/insufficient_privileges"),
+    ),
+    *_rows(
+        403,
+        "forbidden",
+        False,
+        {
+            "errors/account_restricted": "The provider restricted the account: resolve it with the provider.",
+            "errors/account_mismatch": "The credentials don't match the requested account.",
+            "errors/insufficient_permissions": "The account lacks the required permissions.",
+            "errors/session_mismatch": "The session does not match the account: reconnect it.",
+            "errors/feature_not_subscribed": "The feature is not in your subscription.",
+            "errors/subscription_required": "A subscription is required for this feature.",
+            "errors/unknown_authentication_context": "Unknown authentication context: reconnect the account.",
+            "errors/action_required": "The provider requires an action on the account first.",
+            "errors/resource_access_restricted": "Access to this resource is restricted.",
+        },
+    ),
+    *_rows(
+        404,
+        "not_found",
+        False,
+        {
+            "errors/resource_not_found": "No such account in this workspace: fix the id or `state forget` it.",
+            "errors/invalid_resource_identifier": "Not a valid account id: fix the id in the config.",
+        },
+    ),
+    *_rows(
+        429,
+        "rate_limited",
+        True,
+        {
+            "errors/too_many_requests": "Rate limited: lower --concurrency or set --rate-limit.",
+        },
+    ),
+    *_rows(
+        500,
+        "server_error",
+        True,
+        {
+            "errors/unexpected_error": "Something went wrong at postpress: apply again later.",
+            "errors/provider_error": "The provider has operational problems: apply again later.",
+        },
+    ),
+    *_rows(
+        500,
+        "server_error",
+        False,
+        {
+            "errors/authentication_intent_error": "The authentication intent was killed: start the connection again.",
+        },
+    ),
+    *_rows(
+        501,
+        "not_implemented",
+        False,
+        {
+            "errors/feature_not_implemented": (
+                "Not supported for this account's provider yet: remove it from the config."
+            ),
+        },
+    ),
+    *_rows(
+        502,
+        "proxy_error",
+        True,
+        {
+            "errors/proxy_error": "The proxy is not working: check its host, port and protocol.",
+        },
+    ),
+    *_rows(
+        503,
+        "unavailable",
+        True,
+        {
+            "errors/no_client_session": "No client session is running: apply again shortly.",
+            "errors/no_channel": "No channel to the client session: apply again shortly.",
+            "errors/no_handler": "Handler missing for that request: apply again shortly.",
+            "errors/network_down": "postpress's network is down: apply again shortly.",
+            "errors/service_unavailable": "postpress is temporarily unavailable: apply again later.",
+        },
+        stops=("errors/network_down",),
+    ),
+    *_rows(
+        504,
+        "timeout",
+        True,
+        {
+            "errors/request_timeout": (
+                "The provider did not answer in time: apply again; contact support if it persists."
+            ),
+        },
+    ),
     # The client's own types.
-    ErrorKind("unexpected_response", None, "unexpected", False, False,
-              "The API answered something other than the documented success: check --api-url."),
-    ErrorKind("network_error", None, "network", True, False,
-              "No HTTP answer (connection refused, reset or TLS failure): check --api-url and the network."),
-    ErrorKind("client_timeout", None, "timeout", True, False,
-              "No answer within --timeout: apply again, or raise --timeout."),
-    ErrorKind("sync_error", None, "sync", False, False,
-              "The resync ended in SYNC_ERROR: it stays planned; apply again to retry it."),
-    ErrorKind("sync_timeout", None, "sync", False, False,
-              "The resync did not finish within --sync-timeout: it stays planned; raise --sync-timeout."),
-    ErrorKind("unknown", None, "unexpected", False, False,
-              "An error the API reference does not list: see the message and the HTTP status."),
+    ErrorKind(
+        "unexpected_response",
+        None,
+        "unexpected",
+        False,
+        False,
+        "The API answered something other than the documented success: check --api-url.",
+    ),
+    ErrorKind(
+        "network_error",
+        None,
+        "network",
+        True,
+        False,
+        "No HTTP answer (connection refused, reset or TLS failure): check --api-url and the network.",
+    ),
+    ErrorKind(
+        "client_timeout",
+        None,
+        "timeout",
+        True,
+        False,
+        "No answer within --timeout: apply again, or raise --timeout.",
+    ),
+    ErrorKind(
+        "sync_error",
+        None,
+        "sync",
+        False,
+        False,
+        "The resync ended in SYNC_ERROR: it stays planned; apply again to retry it.",
+    ),
+    ErrorKind(
+        "sync_timeout",
+        None,
+        "sync",
+        False,
+        False,
+        "The resync did not finish within --sync-timeout: it stays planned; raise --sync-timeout.",
+    ),
+    ErrorKind(
+        "unknown",
+        None,
+        "unexpected",
+        False,
+        False,
+        "An error the API reference does not list: see the message and the HTTP status.",
+    ),
 ]
 
 CATALOGUE: dict[str, ErrorKind] = {row.type: row for row in _TABLE}
 
-_CATEGORY_BY_STATUS = {400: "invalid_request", 401: "authentication", 403: "forbidden", 404: "not_found",
-                       429: "rate_limited", 500: "server_error", 501: "not_implemented", 502: "proxy_error",
-                       503: "unavailable", 504: "timeout"}
+_CATEGORY_BY_STATUS = {
+    400: "invalid_request",
+    401: "authentication",
+    403: "forbidden",
+    404: "not_found",
+    429: "rate_limited",
+    500: "server_error",
+    501: "not_implemented",
+    502: "proxy_error",
+    503: "unavailable",
+    504: "timeout",
+}
 _RETRYABLE_STATUSES = frozenset((429, 500, 502, 503, 504))
 #: Categories whose consecutive final failures mean the service, not one account, is in trouble.
 OUTAGE_CATEGORIES = frozenset(("unavailable", "network"))
@@ -122,5 +248,11 @@ def classify(error_type: str | None, status: int | None) -> ErrorKind:
     if error_type in CATALOGUE:
         return CATALOGUE[error_type]
     category = _CATEGORY_BY_STATUS.get(status or 0, "unexpected")
-    return ErrorKind(error_type or "unknown", status, category, (status or 0) in _RETRYABLE_STATUSES, False,
-                     CATALOGUE["unknown"].hint)
+    return ErrorKind(
+        error_type or "unknown",
+        status,
+        category,
+        (status or 0) in _RETRYABLE_STATUSES,
+        False,
+        CATALOGUE["unknown"].hint,
+    )

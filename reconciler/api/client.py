@@ -39,8 +39,14 @@ class ApiClient:
     already started are always sent: stopping them would lose track of a sync running upstream.
     """
 
-    def __init__(self, base_url: str, api_key: str, concurrency: int = 8, timeout: float = 30.0,
-                 ca_bundle: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        concurrency: int = 8,
+        timeout: float = 30.0,
+        ca_bundle: str | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = {"X-API-KEY": api_key, "Accept": "application/json"}
         self._ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
@@ -55,9 +61,14 @@ class ApiClient:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._concurrency, ssl=self._ssl, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
-                connector=connector, headers=self._headers, timeout=aiohttp.ClientTimeout(total=self._timeout),
-                auto_decompress=True, raise_for_status=False, skip_auto_headers=("User-Agent",),
-                cookie_jar=aiohttp.DummyCookieJar())
+                connector=connector,
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                auto_decompress=True,
+                raise_for_status=False,
+                skip_auto_headers=("User-Agent",),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
         return self._session
 
     async def close(self) -> None:
@@ -79,16 +90,24 @@ class ApiClient:
             self.in_flight -= 1
         if log.isEnabledFor(logging.DEBUG):  # the route and the outcome; never headers or bodies
             status = outcome.status if isinstance(outcome, Reply) else outcome.message
-            log.debug("%s %s -> %s in %.0f ms", method, url.removeprefix(self.base_url), status,
-                      (time.monotonic() - sent) * 1000)
+            log.debug(
+                "%s %s -> %s in %.0f ms",
+                method,
+                url.removeprefix(self.base_url),
+                status,
+                (time.monotonic() - sent) * 1000,
+            )
         return outcome
 
     async def _exchange(self, method: str, url: str, body: bytes | None) -> Reply:
         headers = {"Content-Type": "application/json"} if body is not None else None
-        async with self._open().request(method, URL(url, encoded=True), data=body, headers=headers,
-                                        allow_redirects=False) as response:
+        async with self._open().request(
+            method, URL(url, encoded=True), data=body, headers=headers, allow_redirects=False
+        ) as response:
             raw = b""  # read at most one byte past the limit
-            while len(raw) <= MAX_BODY_BYTES and (chunk := await response.content.read(MAX_BODY_BYTES + 1 - len(raw))):
+            while len(raw) <= MAX_BODY_BYTES and (
+                chunk := await response.content.read(MAX_BODY_BYTES + 1 - len(raw))
+            ):
                 raw += chunk
             retry_after = response.headers.get("Retry-After")
             if len(raw) > MAX_BODY_BYTES:
@@ -99,37 +118,62 @@ class ApiClient:
                 decoded = None
             return Reply(response.status, decoded, retry_after)
 
-    async def _call(self, method: str, url: str, success_object: str,
-                    is_success: Callable[[dict[str, Any]], bool], starts: bool = True,
-                    body: bytes | None = None) -> Answer:
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        success_object: str,
+        is_success: Callable[[dict[str, Any]], bool],
+        starts: bool = True,
+        body: bytes | None = None,
+    ) -> Answer:
         """Send one request; a 2xx counts only when its JSON body is the documented `success_object`."""
         reply = await self._send(method, url, starts, body)
         if isinstance(reply, Answer):
             return reply
         if reply.oversized:
-            return Answer(reply.status, None, classify("unexpected_response", None),
-                          f"HTTP {reply.status} with an answer larger than {MAX_BODY_BYTES} bytes")
+            return Answer(
+                reply.status,
+                None,
+                classify("unexpected_response", None),
+                f"HTTP {reply.status} with an answer larger than {MAX_BODY_BYTES} bytes",
+            )
         if not 200 <= reply.status < 300:
             return error_answer(reply)
         payload = reply.body
-        if not (isinstance(payload, dict) and payload.get("object") == success_object and is_success(payload)):
-            return Answer(reply.status, payload, classify("unexpected_response", None),
-                          f"HTTP {reply.status} without the documented {success_object} answer")
+        if not (
+            isinstance(payload, dict) and payload.get("object") == success_object and is_success(payload)
+        ):
+            return Answer(
+                reply.status,
+                payload,
+                classify("unexpected_response", None),
+                f"HTTP {reply.status} without the documented {success_object} answer",
+            )
         return Answer(reply.status, payload, None)
 
     async def patch_account(self, account_id: str, body: dict[str, Any]) -> Answer:
         url = f"{self.base_url}/accounts/{account_path(account_id)}"
-        return await self._call("PATCH", url, "AccountPatched",
-                                lambda payload: payload.get("account_id") == account_id,
-                                body=json.dumps(body, separators=(",", ":")).encode())
+        return await self._call(
+            "PATCH",
+            url,
+            "AccountPatched",
+            lambda payload: payload.get("account_id") == account_id,
+            body=json.dumps(body, separators=(",", ":")).encode(),
+        )
 
     async def sync_account(self, account_id: str, params: dict[str, str], poll: bool = False) -> Answer:
         """One call of the sync route (`poll` once the sync started); on success `body["status"]` is its status."""
         url = f"{self.base_url}/accounts/{account_path(account_id)}/sync"
         if params:
             url += "?" + urlencode(params, quote_via=quote)
-        return await self._call("GET", url, "AccountResync",
-                                lambda payload: isinstance(payload.get("status"), str), starts=not poll)
+        return await self._call(
+            "GET",
+            url,
+            "AccountResync",
+            lambda payload: isinstance(payload.get("status"), str),
+            starts=not poll,
+        )
 
 
 def _network_message(exc: BaseException) -> str:

@@ -65,15 +65,19 @@ def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desire
             problems.append(Problem(name, 1, 1, "the file must be a mapping with 'version' and 'accounts'"))
             continue
         documents.append(document)
-        found, bad_paths = (([], set()) if document_certainly_valid(document)
-                            else schema_problems(name, _schema_subject(document)))
+        found, bad_paths = (
+            ([], set())
+            if document_certainly_valid(document)
+            else schema_problems(name, _schema_subject(document))
+        )
         problems.extend(found)
         _build_accounts(name, document, environ, bad_paths, accounts, problems, warnings)
     if problems:
         problems.sort(key=lambda p: (files_index(files, p.file), p.line, p.col))
         raise ConfigError(_redacted(problems, documents, environ), warnings)
-    return Desired(accounts=accounts, warnings=warnings, files=[str(p) for p in files],
-                   config_digest=digest.hexdigest())
+    return Desired(
+        accounts=accounts, warnings=warnings, files=[str(p) for p in files], config_digest=digest.hexdigest()
+    )
 
 
 def _redacted(problems: list[Problem], documents: list[YMap], environ: Mapping[str, str]) -> list[Problem]:
@@ -152,8 +156,15 @@ def files_index(files: list[Path], name: str) -> int:
     return len(files)
 
 
-def _build_accounts(name: str, document: YMap, environ: Mapping[str, str], bad_paths: set[tuple[Any, ...]],
-                    accounts: dict[str, AccountSpec], problems: list[Problem], warnings: list[Problem]) -> None:
+def _build_accounts(
+    name: str,
+    document: YMap,
+    environ: Mapping[str, str],
+    bad_paths: set[tuple[Any, ...]],
+    accounts: dict[str, AccountSpec],
+    problems: list[Problem],
+    warnings: list[Problem],
+) -> None:
     declared = document.get("accounts")
     if not isinstance(declared, YMap):
         return
@@ -165,15 +176,28 @@ def _build_accounts(name: str, document: YMap, environ: Mapping[str, str], bad_p
         key_mark = declared.key_mark(account_id)
         previous = accounts.get(account_id)
         if previous is not None:
-            problems.append(Problem(name, key_mark[0], key_mark[1],
-                                    f"account {account_id!r} is also declared in "
-                                    f"{previous.file}:{previous.line}:{previous.col}"))
+            problems.append(
+                Problem(
+                    name,
+                    key_mark[0],
+                    key_mark[1],
+                    f"account {account_id!r} is also declared in "
+                    f"{previous.file}:{previous.line}:{previous.col}",
+                )
+            )
             continue
         if not isinstance(body, YMap) or ("accounts", account_id) in bad_paths:
             continue
         if not ACCOUNT_ID.fullmatch(account_id):  # the schema's `$` lets a trailing newline through
-            problems.append(Problem(name, key_mark[0], key_mark[1], f"invalid account id {account_id[:80]!r}: "
-                                    "1-256 characters, no whitespace or control characters"))
+            problems.append(
+                Problem(
+                    name,
+                    key_mark[0],
+                    key_mark[1],
+                    f"invalid account id {account_id[:80]!r}: "
+                    "1-256 characters, no whitespace or control characters",
+                )
+            )
             continue
         spec = builder.build(account_id, body, key_mark)
         if spec is not None:

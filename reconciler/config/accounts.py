@@ -48,8 +48,10 @@ class AccountBuilder:
         where = f"account {account_id!r}"
         if has_proxy and has_managed:
             later = "country" if "country" in body else "ip"
-            self.error(body.key_mark(later), f"{where}: declares both a custom proxy and a managed one "
-                                            f"({later!r}); keep one")
+            self.error(
+                body.key_mark(later),
+                f"{where}: declares both a custom proxy and a managed one ({later!r}); keep one",
+            )
         if not (has_proxy or has_managed or "resync" in body):
             self.error(key_mark, f"{where}: declares nothing; give it a proxy, a country/ip or a resync")
         settings: dict[str, Any] | None = None
@@ -61,7 +63,9 @@ class AccountBuilder:
         if len(self.problems) > before:
             return None
         labels = dict(body.get("labels") or {})
-        return AccountSpec(account_id, provider, labels, settings, resync, self.file, key_mark[0], key_mark[1])
+        return AccountSpec(
+            account_id, provider, labels, settings, resync, self.file, key_mark[0], key_mark[1]
+        )
 
     def _proxy(self, where: str, proxy: YMap, proxy_mark: tuple[int, int]) -> dict[str, Any]:
         merged: dict[str, tuple[Any, tuple[int, int]]] = {}
@@ -84,9 +88,15 @@ class AccountBuilder:
                     self.error(mark, f"{where}: proxy.{key}: {exc}")
                     continue
                 if key == "password" and not referenced:
-                    self.warnings.append(Problem(self.file, mark[0], mark[1],
-                                                 f"{where}: plaintext proxy password; use ${{VAR}} instead",
-                                                 "warning"))
+                    self.warnings.append(
+                        Problem(
+                            self.file,
+                            mark[0],
+                            mark[1],
+                            f"{where}: plaintext proxy password; use ${{VAR}} instead",
+                            "warning",
+                        )
+                    )
                 value = Secret(resolved) if (referenced or key == "password") else resolved
             result[key] = value
         return result
@@ -98,14 +108,18 @@ class AccountBuilder:
             if code not in iso_countries():
                 hint = _COUNTRY_HINTS.get(code)
                 suggestion = f"; did you mean {hint!r}?" if hint else ""
-                self.error(body.value_mark("country"),
-                           f"{where}: country {brief(body['country'])} is not an ISO 3166-1 alpha-2 code{suggestion}")
+                self.error(
+                    body.value_mark("country"),
+                    f"{where}: country {brief(body['country'])} is not an ISO 3166-1 alpha-2 code{suggestion}",
+                )
             settings["country"] = code
         if "ip" in body:
             try:
                 settings["ip"] = str(ipaddress.ip_address(body["ip"]))
             except ValueError:
-                self.error(body.value_mark("ip"), f"{where}: ip {brief(body['ip'])} is not a valid IP address")
+                self.error(
+                    body.value_mark("ip"), f"{where}: ip {brief(body['ip'])} is not a valid IP address"
+                )
         return settings
 
     def _resync(self, where: str, body: YMap, provider: str | None) -> ResyncSpec | None:
@@ -114,18 +128,27 @@ class AccountBuilder:
         if provider is None:
             self.error(mark, f"{where}: resync needs 'provider: LINKEDIN' or 'provider: TELEGRAM'")
         elif provider not in SYNC_PROVIDERS:
-            self.error(mark, f"{where}: the sync route does not support {provider} accounts "
-                             "(LinkedIn and Telegram only)")
+            self.error(
+                mark,
+                f"{where}: the sync route does not support {provider} accounts (LinkedIn and Telegram only)",
+            )
         for linkedin_only in ("partial", "linkedin_product"):
             if linkedin_only in resync and provider != "LINKEDIN":
-                self.error(resync.key_mark(linkedin_only), f"{where}: resync.{linkedin_only} is LinkedIn only")
+                self.error(
+                    resync.key_mark(linkedin_only), f"{where}: resync.{linkedin_only} is LinkedIn only"
+                )
         after = self._time(where, resync, "after")
         before = self._time(where, resync, "before")
         if after is not None and before is not None and after >= before:
             self.error(resync.value_mark("before"), f"{where}: resync.before must be later than resync.after")
-        return ResyncSpec(generation=resync["generation"], chunk_size=resync.get("chunk_size"),
-                          partial=resync.get("partial"), linkedin_product=resync.get("linkedin_product"),
-                          after_ms=after, before_ms=before)
+        return ResyncSpec(
+            generation=resync["generation"],
+            chunk_size=resync.get("chunk_size"),
+            partial=resync.get("partial"),
+            linkedin_product=resync.get("linkedin_product"),
+            after_ms=after,
+            before_ms=before,
+        )
 
     def _time(self, where: str, resync: YMap, key: str) -> int | None:
         if key not in resync:

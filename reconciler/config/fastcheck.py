@@ -41,9 +41,15 @@ def _proxy_ok(proxy: Any, host_min_length: int) -> bool:
         return False
     host = proxy.get("host", "x")
     port = proxy.get("port", 1)
-    return (type(host) is str and len(host) >= host_min_length and type(port) is int and 1 <= port <= 65535
-            and _one_of(proxy.get("protocol", "http"), _PROTOCOLS)
-            and type(proxy.get("username", "")) is str and type(proxy.get("password", "")) is str)
+    return (
+        type(host) is str
+        and len(host) >= host_min_length
+        and type(port) is int
+        and 1 <= port <= 65535
+        and _one_of(proxy.get("protocol", "http"), _PROTOCOLS)
+        and type(proxy.get("username", "")) is str
+        and type(proxy.get("password", "")) is str
+    )
 
 
 def _resync_ok(resync: Any) -> bool:
@@ -51,10 +57,16 @@ def _resync_ok(resync: Any) -> bool:
         return False
     generation = resync.get("generation")
     chunk_size = resync.get("chunk_size", 1)
-    return (type(generation) is int and generation >= 1 and type(chunk_size) is int and chunk_size >= 1
-            and type(resync.get("partial", True)) is bool
-            and _one_of(resync.get("linkedin_product", "classic"), _PRODUCTS)
-            and type(resync.get("after", "")) in (str, int) and type(resync.get("before", "")) in (str, int))
+    return (
+        type(generation) is int
+        and generation >= 1
+        and type(chunk_size) is int
+        and chunk_size >= 1
+        and type(resync.get("partial", True)) is bool
+        and _one_of(resync.get("linkedin_product", "classic"), _PRODUCTS)
+        and type(resync.get("after", "")) in (str, int)
+        and type(resync.get("before", "")) in (str, int)
+    )
 
 
 def account_certainly_valid(account_id: Any, body: Any) -> bool:

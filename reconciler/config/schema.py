@@ -15,8 +15,15 @@ from reconciler.errors import Problem, brief
 if TYPE_CHECKING:
     import jsonschema
 
-_TYPE_NAMES = {"integer": "an integer", "string": "a string", "boolean": "true or false", "object": "a mapping",
-               "array": "a list", "number": "a number", "null": "nothing"}
+_TYPE_NAMES = {
+    "integer": "an integer",
+    "string": "a string",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "number": "a number",
+    "null": "nothing",
+}
 
 
 @functools.cache
@@ -106,7 +113,9 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
                 continue
             line, col = instance.key_mark(key) if isinstance(instance, YMap) else key_mark
             hint = difflib.get_close_matches(key, allowed, n=1)
-            suggestion = f"; did you mean {hint[0]!r}?" if hint else f" (expected one of: {', '.join(allowed)})"
+            suggestion = (
+                f"; did you mean {hint[0]!r}?" if hint else f" (expected one of: {', '.join(allowed)})"
+            )
             problems.append(Problem(file, line, col, f"unknown key {brief(key)} in {where}{suggestion}"))
         return problems
     if kind == "required":
@@ -115,13 +124,21 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
     if "propertyNames" in error.schema_path:
         name = instance if isinstance(error.instance, str) else str(error.instance)
         line, col = root_key_mark(root, path, name)
-        return [Problem(file, line, col, f"invalid account id {brief(name)}: 1-256 characters, "
-                                         "no whitespace or control characters")]
+        return [
+            Problem(
+                file,
+                line,
+                col,
+                f"invalid account id {brief(name)}: 1-256 characters, no whitespace or control characters",
+            )
+        ]
     # Scalars only: a mapping or list given in the wrong place may hold anything, a password included.
     shown = "" if _is_sensitive(path) or isinstance(instance, dict | list) else f" {brief(instance)}"
     if kind == "type":
         expected = error.validator_value
-        expected_names = " or ".join(_TYPE_NAMES.get(t, t) for t in (expected if isinstance(expected, list) else [expected]))
+        expected_names = " or ".join(
+            _TYPE_NAMES.get(t, t) for t in (expected if isinstance(expected, list) else [expected])
+        )
         message = f"{where}: expected {expected_names}, got {_describe(instance)}{shown}"
         if expected == "integer" and isinstance(instance, str) and instance.strip().isdigit():
             message += "; write the number without quotes"
@@ -130,16 +147,33 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
         options = ", ".join(str(option) for option in error.validator_value)
         return [Problem(file, *value_mark, f"{where}: {shown.strip() or 'value'} is not one of: {options}")]
     if kind == "const":
-        return [Problem(file, *value_mark, f"{where}: must be {error.validator_value!r}, got{shown or ' another value'}")]
+        return [
+            Problem(
+                file,
+                *value_mark,
+                f"{where}: must be {error.validator_value!r}, got{shown or ' another value'}",
+            )
+        ]
     if kind in ("minimum", "maximum"):
-        bounds = {"minimum": f"at least {error.validator_value}", "maximum": f"at most {error.validator_value}"}
+        bounds = {
+            "minimum": f"at least {error.validator_value}",
+            "maximum": f"at most {error.validator_value}",
+        }
         got = f", got{shown}" if shown else ""
         return [Problem(file, *value_mark, f"{where}: must be {bounds[kind]}{got}")]
     if kind == "pattern" and path and path[-1] == "country":
-        return [Problem(file, *value_mark, f"{where}: {brief(instance)} is not a two-letter ISO 3166-1 country code")]
+        return [
+            Problem(
+                file, *value_mark, f"{where}: {brief(instance)} is not a two-letter ISO 3166-1 country code"
+            )
+        ]
     if kind == "minLength":
         return [Problem(file, *value_mark, f"{where}: must not be empty")]
-    return [Problem(file, *value_mark, f"{where}: {error.message if not _is_sensitive(path) else 'invalid value'}")]
+    return [
+        Problem(
+            file, *value_mark, f"{where}: {error.message if not _is_sensitive(path) else 'invalid value'}"
+        )
+    ]
 
 
 def root_key_mark(root: Any, path: list[Any], name: str) -> Mark:

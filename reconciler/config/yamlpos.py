@@ -108,7 +108,7 @@ def _resolve_scalar(event: events.ScalarEvent, file: str) -> Any:
     value: str = event.value
     tag = event.tag
     if tag and tag != "!":
-        name = tag[len(_TAG_PREFIX):] if tag.startswith(_TAG_PREFIX) else None
+        name = tag[len(_TAG_PREFIX) :] if tag.startswith(_TAG_PREFIX) else None
         if name == "str":
             return value
         if name in ("int", "float", "bool", "null"):
@@ -157,7 +157,9 @@ def decode(file: str, raw: bytes) -> str:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise ConfigError([Problem(file, line, col, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})")]) from None
+        raise ConfigError(
+            [Problem(file, line, col, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})")]
+        ) from None
 
 
 def _yaml_error_problem(file: str, exc: yaml.YAMLError) -> Problem:
@@ -205,14 +207,22 @@ def _build(file: str, text: str) -> tuple[Any, list[Problem]]:
         if type(container) is YSeq:
             if len(container) >= MAX_LIST_ITEMS:
                 line, col = container.pos
-                raise _Abort(Problem(file, line, col, f"a list of more than {MAX_LIST_ITEMS:,} items; the accounts "
-                                                      "format has no lists"))
+                raise _Abort(
+                    Problem(
+                        file,
+                        line,
+                        col,
+                        f"a list of more than {MAX_LIST_ITEMS:,} items; the accounts format has no lists",
+                    )
+                )
             container.append(value)
             container.item_pos.append(mark)
             return
         if frame.key is None:
             if raw is None:
-                raise _Abort(Problem(file, mark[0], mark[1], "mapping keys must be plain text, not a mapping or list"))
+                raise _Abort(
+                    Problem(file, mark[0], mark[1], "mapping keys must be plain text, not a mapping or list")
+                )
             frame.key = _MERGE if raw == "<<" and size == 1 and value == "<<" else raw
             frame.key_mark = mark
             return
@@ -224,8 +234,14 @@ def _build(file: str, text: str) -> tuple[Any, list[Problem]]:
             return
         if key in container:
             first_line, first_col, _, _ = container.marks[key]
-            problems.append(Problem(file, frame.key_mark[0], frame.key_mark[1],
-                                    f"duplicate key {brief(key)} (first defined at line {first_line}, column {first_col})"))
+            problems.append(
+                Problem(
+                    file,
+                    frame.key_mark[0],
+                    frame.key_mark[1],
+                    f"duplicate key {brief(key)} (first defined at line {first_line}, column {first_col})",
+                )
+            )
             return
         container[key] = value
         container.marks[key] = (frame.key_mark[0], frame.key_mark[1], mark[0], mark[1])
@@ -236,7 +252,11 @@ def _build(file: str, text: str) -> tuple[Any, list[Problem]]:
             sources = value if type(value) is YSeq else [value]
             for source in sources:
                 if type(source) is not YMap:
-                    raise _Abort(Problem(file, mark[0], mark[1], "a merge key (<<) needs a mapping or a list of mappings"))
+                    raise _Abort(
+                        Problem(
+                            file, mark[0], mark[1], "a merge key (<<) needs a mapping or a list of mappings"
+                        )
+                    )
                 for key, item in source.items():
                     if key not in target:
                         target[key] = item
@@ -274,14 +294,22 @@ def _build(file: str, text: str) -> tuple[Any, list[Problem]]:
             value, size, raw = target
             expanded += size
             if expanded > MAX_ALIAS_EXPANSION:
-                raise _Abort(Problem(file, mark[0], mark[1],
-                                     f"aliases expand past {MAX_ALIAS_EXPANSION:,} nodes; refusing (alias bomb?)"))
+                raise _Abort(
+                    Problem(
+                        file,
+                        mark[0],
+                        mark[1],
+                        f"aliases expand past {MAX_ALIAS_EXPANSION:,} nodes; refusing (alias bomb?)",
+                    )
+                )
             finish(value, raw, mark, size)
         elif kind is events.DocumentStartEvent:
             documents += 1
             if documents > 1:
                 line, col = _mark(event)
-                raise _Abort(Problem(file, line, col, "a configuration file holds one YAML document, found a second"))
+                raise _Abort(
+                    Problem(file, line, col, "a configuration file holds one YAML document, found a second")
+                )
     if not root:
         raise _Abort(Problem(file, 1, 1, "the file is empty"))
     return root[0], problems

@@ -56,5 +56,7 @@ def summary_line(plan: Plan) -> str:
     if plan.empty:
         return "No changes."
     counts = plan.summary
-    return (f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['forget']} to forget, "
-            f"{counts['resync']} to resync.")
+    return (
+        f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['forget']} to forget, "
+        f"{counts['resync']} to resync."
+    )

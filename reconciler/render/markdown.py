@@ -7,8 +7,9 @@ from collections.abc import Iterable
 LIMIT = 60_000
 
 
-def bounded(header: list[str], sections: Iterable[tuple[str, list[list[str]]]], what: str,
-            limit: int = LIMIT) -> str:
+def bounded(
+    header: list[str], sections: Iterable[tuple[str, list[list[str]]]], what: str, limit: int = LIMIT
+) -> str:
     """Join `header` and `<details>` sections of entries, leaving out whole entries past `limit` characters.
 
     Each section is (summary, entries) and each entry a block of lines shown in a diff code block. When entries

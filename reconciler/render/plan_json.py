@@ -14,8 +14,14 @@ def document(plan: Plan) -> dict[str, Any]:
         "format_version": 1,
         "summary": plan.summary,
         "changes": [
-            {"account_id": change.account_id, "action": change.action, "resync": change.resync,
-             "fields": list(change.fields), "before": masked(change.before), "after": masked(change.after)}
+            {
+                "account_id": change.account_id,
+                "action": change.action,
+                "resync": change.resync,
+                "fields": list(change.fields),
+                "before": masked(change.before),
+                "after": masked(change.after),
+            }
             for change in plan.changes
         ],
     }

@@ -17,8 +17,10 @@ def render(plan: Plan, config: str = "", state: str = "", limit: int = LIMIT) ->
     header.append("")
     header.append("| create | update | forget | resync | unchanged |")
     header.append("| ---: | ---: | ---: | ---: | ---: |")
-    header.append(f"| {counts['create']} | {counts['update']} | {counts['forget']} | {counts['resync']} "
-                  f"| {counts['unchanged']} |")
+    header.append(
+        f"| {counts['create']} | {counts['update']} | {counts['forget']} | {counts['resync']} "
+        f"| {counts['unchanged']} |"
+    )
     if config or state:
         serial = f"serial {plan.serial}" if plan.lineage else "new state"
         header.append("")

@@ -47,8 +47,10 @@ def _counts_line(results: list[Result]) -> str:
     line = f"Apply: {counts['succeeded']} succeeded, {counts['failed']} failed, {counts['skipped']} skipped."
     if syncs:
         running = sum(1 for r in results if r.error_type == "sync_timeout")
-        line += (f" Resyncs: {syncs['succeeded']} done, {syncs['failed'] - running} failed, {running} still running"
-                 f" at the timeout, {syncs['skipped']} skipped.")
+        line += (
+            f" Resyncs: {syncs['succeeded']} done, {syncs['failed'] - running} failed, {running} still running"
+            f" at the timeout, {syncs['skipped']} skipped."
+        )
     return line
 
 
@@ -67,7 +69,9 @@ def render_text(results: list[Result], stop_reason: str | None = None, shown_per
         out.append(_group_title(error_type, group))
         out.append(f"  what to do: {classify(error_type, group[0].http_status).hint}")
         for result in group[:shown_per_group]:
-            out.append(f"  {result.account_id} ({result.operation}, {result.attempts} attempt(s)): {result.message}")
+            out.append(
+                f"  {result.account_id} ({result.operation}, {result.attempts} attempt(s)): {result.message}"
+            )
         if len(group) > shown_per_group:
             out.append(f"  ... and {len(group) - shown_per_group} more")
     return "\n".join(out) + "\n"

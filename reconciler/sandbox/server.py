@@ -85,8 +85,11 @@ class Fault:
 
 def _bad_answer(kind: str, route: str, account_id: str) -> bytes:
     """A 200 body that is not the documented success for `route`; the request changes nothing."""
-    success: dict[str, str] = ({"object": "AccountPatched", "account_id": account_id} if route == "patch"
-                               else {"object": "AccountResync", "status": "SYNC_DONE"})
+    success: dict[str, str] = (
+        {"object": "AccountPatched", "account_id": account_id}
+        if route == "patch"
+        else {"object": "AccountResync", "status": "SYNC_DONE"}
+    )
     if kind == "html":
         return b"<!doctype html><html><body>Sign in to continue</body></html>"
     if kind == "truncated":
@@ -123,11 +126,20 @@ class Stats:
 class Sandbox:
     """The server's behaviour, independent of the HTTP machinery."""
 
-    def __init__(self, api_key: str, accounts: dict[str, SandboxAccount] | None = None,
-                 accept_any_account: bool = False, latency_ms: float = 0.0, jitter_ms: float = 0.0,
-                 faults: list[Fault] | None = None, rate_limit: float | None = None, seed: int | None = None,
-                 sync_polls: int = 2, unsupported_providers: frozenset[str] = MAIL_PROVIDERS,
-                 hang_seconds: float = 3600.0) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        accounts: dict[str, SandboxAccount] | None = None,
+        accept_any_account: bool = False,
+        latency_ms: float = 0.0,
+        jitter_ms: float = 0.0,
+        faults: list[Fault] | None = None,
+        rate_limit: float | None = None,
+        seed: int | None = None,
+        sync_polls: int = 2,
+        unsupported_providers: frozenset[str] = MAIL_PROVIDERS,
+        hang_seconds: float = 3600.0,
+    ) -> None:
         self.api_key = api_key
         self.accounts = accounts or {}
         self.accept_any_account = accept_any_account
@@ -140,7 +152,9 @@ class Sandbox:
         self.unsupported_providers = unsupported_providers
         self.hang_seconds = hang_seconds
         self.stats = Stats()
-        self._syncs: dict[str, list[Any]] = {}  # id -> [status, polls_left, result]; terminal when status final
+        self._syncs: dict[
+            str, list[Any]
+        ] = {}  # id -> [status, polls_left, result]; terminal when status final
         self._window: list[float] = []
 
     def reset_stats(self) -> None:
@@ -177,7 +191,9 @@ class Sandbox:
             stats.log.append({"method": scope["method"], "path": path, "status": status})
         if payload is DROP:
             # Promise a body, then end the response early: the server closes the connection mid-answer.
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]}
+            )
             await send({"type": "http.response.body", "body": b"{"})
             return
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -194,10 +210,10 @@ class Sandbox:
         method = scope["method"]
         headers = {name.decode().lower(): value.decode("latin-1") for name, value in scope["headers"]}
         if path.startswith(INTROSPECTION_PREFIX):
-            return self._introspect(method, path[len(INTROSPECTION_PREFIX):])
+            return self._introspect(method, path[len(INTROSPECTION_PREFIX) :])
         if not path.startswith(API_PREFIX):
             return error("errors/resource_not_found", "No such route.")
-        segments = path[len(API_PREFIX):].split("/")
+        segments = path[len(API_PREFIX) :].split("/")
         if len(segments) == 1 and method == "PATCH":
             route = "patch"
         elif len(segments) == 2 and segments[1] == "sync" and method == "GET":
@@ -209,7 +225,9 @@ class Sandbox:
         (self.stats.patches if route == "patch" else self.stats.sync_calls)[account_id] += 1
         key = headers.get("x-api-key")
         if not key:
-            return error("errors/missing_credentials", "Some credentials are necessary to perform the request.")
+            return error(
+                "errors/missing_credentials", "Some credentials are necessary to perform the request."
+            )
         if not secrets.compare_digest(key, self.api_key):
             return error("errors/invalid_credentials", "The provided credentials are invalid.")
         if self.rate_limit and self._over_rate():
@@ -247,15 +265,22 @@ class Sandbox:
             self._syncs.clear()
             return 200, {"reset": True}, {}
         if method == "GET" and rest.startswith("accounts/"):
-            account_id = unquote(rest[len("accounts/"):])
+            account_id = unquote(rest[len("accounts/") :])
             patched = self.stats.patched.get(account_id)
             sync = self._syncs.get(account_id)
-            return 200, {"account_id": account_id, "known": account_id in self.accounts,
-                         "current": masked(patched) if patched else None,
-                         "patches": self.stats.patches[account_id],
-                         "sync_status": sync[0] if sync else None,
-                         "syncs_started": self.stats.syncs_started[account_id],
-                         "requests_after_terminal": self.stats.after_terminal[account_id]}, {}
+            return (
+                200,
+                {
+                    "account_id": account_id,
+                    "known": account_id in self.accounts,
+                    "current": masked(patched) if patched else None,
+                    "patches": self.stats.patches[account_id],
+                    "sync_status": sync[0] if sync else None,
+                    "syncs_started": self.stats.syncs_started[account_id],
+                    "requests_after_terminal": self.stats.after_terminal[account_id],
+                },
+                {},
+            )
         return error("errors/resource_not_found", "No such sandbox route.")
 
     def _over_rate(self) -> bool:
@@ -275,7 +300,9 @@ class Sandbox:
         return None
 
     # -- PATCH -----------------------------------------------------------------------------------------------
-    def _patch(self, account_id: str, account: SandboxAccount, body: bytes) -> tuple[int, Any, dict[str, str]]:
+    def _patch(
+        self, account_id: str, account: SandboxAccount, body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
         try:
             request = json.loads(body or b"{}")
         except ValueError:
@@ -284,19 +311,25 @@ class Sandbox:
         if problem:
             return error("errors/invalid_parameters", problem)
         if account.provider in self.unsupported_providers:
-            return error("errors/feature_not_implemented",
-                         "Proxy update is not supported for this account provider yet.")
+            return error(
+                "errors/feature_not_implemented",
+                "Proxy update is not supported for this account provider yet.",
+            )
         proxy = request.get("proxy")
         if proxy:
             if str(proxy["host"]).endswith(".invalid"):
                 return error("errors/proxy_error", "The proxy in use is not working. Please try again.")
             if proxy.get("username") == "bad" or proxy.get("password") == "bad":
-                return error("errors/invalid_proxy_credentials", "The provided proxy credentials are invalid.")
+                return error(
+                    "errors/invalid_proxy_credentials", "The provided proxy credentials are invalid."
+                )
         self.stats.patched[account_id] = request
         return 200, {"object": "AccountPatched", "account_id": account_id}, {}
 
     # -- sync ------------------------------------------------------------------------------------------------
-    def _sync(self, account_id: str, account: SandboxAccount, params: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+    def _sync(
+        self, account_id: str, account: SandboxAccount, params: dict[str, str]
+    ) -> tuple[int, Any, dict[str, str]]:
         if account.provider not in SYNC_PROVIDERS:
             return error("errors/feature_not_implemented", f"Sync is not supported for {account.provider}.")
         problem = validate_sync_params(params, account.provider)
@@ -321,7 +354,9 @@ class Sandbox:
         return 200, {"object": "AccountResync", "status": current[0]}, {}
 
 
-def error(error_type: str, detail: str, headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
+def error(
+    error_type: str, detail: str, headers: dict[str, str] | None = None
+) -> tuple[int, Any, dict[str, str]]:
     """The reference's error envelope for a catalogued type."""
     kind = CATALOGUE[error_type]
     status = kind.status or 500
@@ -379,8 +414,9 @@ def load_accounts_file(path: str) -> dict[str, SandboxAccount]:
 class ServerThread:
     """Runs a Sandbox under uvicorn in a background thread on a loopback port (0 = ephemeral)."""
 
-    def __init__(self, sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0,
-                 tls: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0, tls: tuple[str, str] | None = None
+    ) -> None:
         """`tls` is (certificate file, key file) to serve HTTPS."""
         import uvicorn
 
@@ -394,8 +430,15 @@ class ServerThread:
         self.port = self.socket.getsockname()[1]
         self.host = host
         certfile, keyfile = tls or (None, None)
-        config = uvicorn.Config(sandbox, log_level="warning", lifespan="off", access_log=False,
-                                timeout_keep_alive=30, ssl_certfile=certfile, ssl_keyfile=keyfile)
+        config = uvicorn.Config(
+            sandbox,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            timeout_keep_alive=30,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+        )
         self.scheme = "https" if tls else "http"
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True, name="reconciler-sandbox")

@@ -30,7 +30,7 @@ def open_backend(location: str) -> Backend:
 
         return PostgresBackend(location)
     if location.startswith("file://"):
-        location = location[len("file://"):]
+        location = location[len("file://") :]
     if "://" in location:
         raise UsageError(f"unsupported state location {location.split('://')[0]}://; use a path or file://")
     from reconciler.state.file import FileBackend

@@ -31,8 +31,9 @@ class Backend(Protocol):
     def read(self) -> Recorded:
         """A consistent snapshot, including events recorded but not yet folded. Takes no lock."""
 
-    def lock(self, timeout: float = 0.0, command: str = "apply",
-             shard: tuple[int, int] | None = None) -> AbstractContextManager[None]:
+    def lock(
+        self, timeout: float = 0.0, command: str = "apply", shard: tuple[int, int] | None = None
+    ) -> AbstractContextManager[None]:
         """Hold the exclusive lock (or, for shard K, the state shared and shard K exclusively).
 
         Raise LockHeld naming the holder if not acquired within `timeout`.

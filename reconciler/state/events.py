@@ -17,8 +17,9 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def applied(account_id: str, settings: dict[str, Any] | None, provider: str | None,
-            at: str | None = None) -> dict[str, Any]:
+def applied(
+    account_id: str, settings: dict[str, Any] | None, provider: str | None, at: str | None = None
+) -> dict[str, Any]:
     """The account now has `settings` (fingerprinted) on the API side."""
     return {"op": "applied", "id": account_id, "settings": settings, "provider": provider, "at": at or now()}
 
@@ -44,11 +45,20 @@ def fold(recorded: Recorded, event: dict[str, Any]) -> None:
         return
     record = recorded.accounts.get(account_id) or AccountRecord()
     if op == "applied":
-        record = dataclasses.replace(record, settings=event["settings"], applied_at=event["at"],
-                                     provider=event.get("provider") or record.provider, last_failure=None)
+        record = dataclasses.replace(
+            record,
+            settings=event["settings"],
+            applied_at=event["at"],
+            provider=event.get("provider") or record.provider,
+            last_failure=None,
+        )
     elif op == "resynced":
-        record = dataclasses.replace(record, resync_generation=max(record.resync_generation, event["generation"]),
-                                     resynced_at=event["at"], last_failure=None)
+        record = dataclasses.replace(
+            record,
+            resync_generation=max(record.resync_generation, event["generation"]),
+            resynced_at=event["at"],
+            last_failure=None,
+        )
     elif op == "failed":
         record = dataclasses.replace(record, last_failure=event["failure"])
     else:

@@ -66,10 +66,16 @@ class FileBackend:
         try:
             document = json.loads(raw)
             if document.get("format_version") != FORMAT_VERSION:
-                raise StateError(f"{self.path}: unsupported state format_version {document.get('format_version')!r}")
+                raise StateError(
+                    f"{self.path}: unsupported state format_version {document.get('format_version')!r}"
+                )
             accounts = {key: AccountRecord.from_json(value) for key, value in document["accounts"].items()}
-            return Recorded(lineage=document["lineage"], serial=int(document["serial"]), salt=document["salt"],
-                            accounts=accounts)
+            return Recorded(
+                lineage=document["lineage"],
+                serial=int(document["serial"]),
+                salt=document["salt"],
+                accounts=accounts,
+            )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StateError(f"{self.path}: the state file is not a reconciler state ({exc})") from None
 
@@ -128,9 +134,13 @@ class FileBackend:
 
     # -- locking ---------------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self, timeout: float = 0.0, command: str = "apply", shard: tuple[int, int] | None = None) -> Iterator[None]:
+    def lock(
+        self, timeout: float = 0.0, command: str = "apply", shard: tuple[int, int] | None = None
+    ) -> Iterator[None]:
         if shard is not None:
-            raise UsageError("--shard needs the PostgreSQL state backend (shards apply at once on several runners)")
+            raise UsageError(
+                "--shard needs the PostgreSQL state backend (shards apply at once on several runners)"
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         deadline = time.monotonic() + max(timeout, 0.0)
@@ -145,8 +155,12 @@ class FileBackend:
                     raise LockHeld(f"the state {self.path} is locked by {holder}") from None
                 time.sleep(0.1)
         try:
-            holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-                      "since": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")}
+            holder = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "command": command,
+                "since": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            }
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(holder).encode(), 0)
             self._lock_fd = fd
@@ -200,8 +214,10 @@ class FileJournal:
         try:
             _write_all(self._fd, json.dumps(event, separators=(",", ":")).encode() + b"\n")
         except OSError as exc:
-            raise StateError(f"{self.backend.journal_path}: cannot record a result: {exc.strerror or exc}; "
-                             "the results recorded before it are kept") from None
+            raise StateError(
+                f"{self.backend.journal_path}: cannot record a result: {exc.strerror or exc}; "
+                "the results recorded before it are kept"
+            ) from None
         fold(self.recorded, event)
         self._events += 1
         if time.monotonic() - self._last_sync >= FSYNC_INTERVAL:
@@ -223,8 +239,10 @@ class FileJournal:
             try:
                 self.backend._write_file(self.recorded)
             except StateError as exc:
-                raise StateError(f"{exc}; every result is kept in {self.backend.journal_path}, which the next "
-                                 "plan or apply reads") from None
+                raise StateError(
+                    f"{exc}; every result is kept in {self.backend.journal_path}, which the next "
+                    "plan or apply reads"
+                ) from None
         with contextlib.suppress(FileNotFoundError):
             self.backend.journal_path.unlink()
         return self.recorded
@@ -234,7 +252,7 @@ def _write_all(fd: int, data: bytes) -> None:
     """Write every byte or raise: a nearly full disk takes part of a write, then refuses the rest."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _serialise(recorded: Recorded) -> bytes:
@@ -243,12 +261,21 @@ def _serialise(recorded: Recorded) -> bytes:
     Written by hand around the C JSON encoder: `json.dumps(indent=...)` takes the pure-Python encoder, which
     measured 0.44 s for 10,000 accounts (issue 8), against ~0.05 s this way.
     """
-    head = json.dumps({"format_version": FORMAT_VERSION, "lineage": recorded.lineage, "serial": recorded.serial,
-                       "salt": recorded.salt})
+    head = json.dumps(
+        {
+            "format_version": FORMAT_VERSION,
+            "lineage": recorded.lineage,
+            "serial": recorded.serial,
+            "salt": recorded.salt,
+        }
+    )
     encode = json.JSONEncoder(separators=(",", ":")).encode
-    rows = ",\n".join(f"  {encode(key)}: {encode(recorded.accounts[key].to_json())}"
-                       for key in sorted(recorded.accounts))
-    body = f'{head[:-1]},\n "accounts": {{\n{rows}\n }}\n}}\n' if rows else f'{head[:-1]}, "accounts": {{}}}}\n'
+    rows = ",\n".join(
+        f"  {encode(key)}: {encode(recorded.accounts[key].to_json())}" for key in sorted(recorded.accounts)
+    )
+    body = (
+        f'{head[:-1]},\n "accounts": {{\n{rows}\n }}\n}}\n' if rows else f'{head[:-1]}, "accounts": {{}}}}\n'
+    )
     return body.encode()
 
 
@@ -267,5 +294,7 @@ def _read_holder(lock_path: Path) -> str:
         holder = {}
     if not holder:
         return "another process (no details recorded)"
-    return (f"{holder.get('command', 'a command')} (pid {holder.get('pid')} on {holder.get('host')}) "
-            f"since {holder.get('since')}")
+    return (
+        f"{holder.get('command', 'a command')} (pid {holder.get('pid')} on {holder.get('host')}) "
+        f"since {holder.get('since')}"
+    )
