@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reconciler import logs
-from reconciler.api.answer import NOT_SENT, Answer
+from reconciler.api.answer import Answer
 from reconciler.api.catalogue import OUTAGE_CATEGORIES, classify
 from reconciler.model import AccountSpec, Change, Operation, Result
 from reconciler.secrets import revealed
@@ -31,6 +31,9 @@ TERMINAL_ERROR = "SYNC_ERROR"
 RUNNING = ("SYNC_STARTED", "SYNC_RUNNING")
 #: Consecutive final unavailable/network failures after which the run stops early.
 OUTAGE_RUN = 5
+#: Operations started ahead of the requests they wait to send. Enough that a free request slot never waits
+#: for a task to be created, few enough that 100,000 accounts do not each hold a coroutine at once.
+TASKS_AHEAD = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,7 @@ class Progress:
 
     total: int = 0
     done: int = 0
+    in_flight: int = 0
     syncs_polling: int = 0
 
 
@@ -82,7 +86,7 @@ class Engine:
     # -- the run ---------------------------------------------------------------------------------------------
     async def run(self, changes: list[Change]) -> list[Result]:
         self.progress.total = len(changes)
-        admission = asyncio.Semaphore(max(self.options.concurrency * 4, 10_000))
+        admission = asyncio.Semaphore(TASKS_AHEAD)
         tasks: set[asyncio.Task[None]] = set()
 
         async def admitted(change: Change) -> None:
@@ -137,8 +141,9 @@ class Engine:
             lambda: self.client.patch_account(spec.account_id, body),
             f"PATCH {spec.account_id}",
             lambda _: recording.applied(spec.account_id, change.after, spec.provider),
+            starts=True,
         )
-        if answer is NOT_SENT:
+        if answer is None:
             self._skip(spec.account_id, "patch")
             return False
         if answer.error is None:
@@ -160,12 +165,15 @@ class Engine:
         try:
             while True:
                 answer, used = await self._with_retries(
-                    lambda poll=started: self.client.sync_account(spec.account_id, params, poll=poll),
+                    lambda: self.client.sync_account(spec.account_id, params),
                     f"sync {spec.account_id}",
                     lambda answer: done if answer.body["status"] in TERMINAL_DONE else None,
+                    # A stop holds back a first call only: polls of a sync already started are always sent,
+                    # or we would lose track of a sync running upstream.
+                    starts=not started,
                 )
                 attempts += used
-                if answer is NOT_SENT:  # only a first call can be held back by a stop
+                if answer is None:
                     self._skip(spec.account_id, "resync")
                     return
                 if answer.error is not None:
@@ -234,24 +242,33 @@ class Engine:
         call: Callable[[], Coroutine[Any, Any, Answer]],
         what: str,
         record: Callable[[Answer], dict[str, Any] | None],
-    ) -> tuple[Answer, int]:
-        """Send until success or give up. A success's event (`record`, None for nothing) is durable before the
-        request's permit is given back."""
+        starts: bool,
+    ) -> tuple[Answer | None, int]:
+        """Send until success or give up; the answer and the attempts it took.
+
+        A success's event (`record`, None for nothing) is durable before the request's permit is given back.
+        When `starts` (the call would start an operation) and the run has stopped, nothing is sent: the answer
+        is None.
+        """
         attempt = 0
         while True:
             attempt += 1
             async with self._unrecorded:
                 await self._pace()  # after the wait for a permit, so a pause that began meanwhile holds too
-                answer = await call()
-                if answer.error is None and answer is not NOT_SENT:
+                if starts and self.stop_reason:
+                    return None, attempt - 1
+                self.progress.in_flight += 1
+                try:
+                    answer = await call()
+                finally:
+                    self.progress.in_flight -= 1
+                if answer.error is None:
                     self._outage_run = 0
                     event = record(answer)
                     if event is not None:
                         self.journal.append(event)
                         await self.journal.durable()
                     return answer, attempt
-            if answer is NOT_SENT:
-                return answer, attempt - 1
             if answer.retry_after is not None:
                 self._paused_until = max(self._paused_until, time.monotonic() + answer.retry_after)
             if not answer.error.retryable or attempt >= self.options.max_attempts or self.stop_reason:
@@ -286,7 +303,6 @@ class Engine:
         if not self.stop_reason:
             log.warning("stopping early: %s", reason)
             self.stop_reason = reason
-            self.client.stopped = True
 
     def _fail(self, account_id: str, operation: Operation, answer: Answer, attempts: int) -> None:
         kind = answer.error

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -10,48 +9,12 @@ import jsonschema
 import pytest
 
 from reconciler.api.catalogue import CATALOGUE
-from reconciler.api.client import ApiClient
-from reconciler.applying import ApplyOptions, Engine
-from reconciler.config import load_config
-from reconciler.planning import make_plan
 from reconciler.sandbox.server import Fault, SandboxAccount
 from reconciler.state.file import FileBackend
 from tests.conftest import SENTINEL_KEY, SENTINEL_PASSWORD
+from tests.helpers import fleet, run_engine
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
-
-
-def fleet(count: int, prefix: str = "acc_", extra: str = "") -> str:
-    lines = ["version: 1", "accounts:"]
-    lines += [f"  {prefix}{i:04d}: {{country: US, ip: 203.0.113.{i % 250 + 1}{extra}}}" for i in range(count)]
-    return "\n".join(lines) + "\n"
-
-
-def run_engine(workdir: Path, server, config: str, **options) -> tuple[Engine, FileBackend]:
-    """Plan and apply `config` through the engine with fast backoff, over real HTTP."""
-    desired = load_config(config, {"PROXY_PASSWORD": SENTINEL_PASSWORD})
-    backend = FileBackend(workdir / "state.json")
-    with backend.lock():
-        before = backend.read()
-        plan = make_plan(desired, before)
-        recorded, journal = backend.open_journal(salt=before.salt)
-        options.setdefault("sync_poll_interval", 0.01)
-        apply_options = ApplyOptions(backoff_base=0.01, backoff_cap=0.05, **options)
-
-        async def go() -> Engine:
-            client = ApiClient(server.url, SENTINEL_KEY, apply_options.concurrency, apply_options.timeout)
-            engine = Engine(client, journal, desired.accounts, apply_options)
-            try:
-                await engine.run(plan.changes)
-            finally:
-                await client.close()
-            return engine
-
-        try:
-            engine = asyncio.run(go())
-        finally:
-            journal.close()
-    return engine, backend
 
 
 @pytest.mark.parametrize("error_type", sorted(t for t, row in CATALOGUE.items() if row.status is not None))

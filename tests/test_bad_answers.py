@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler.sandbox.server import Fault
-from tests.test_apply import fleet, run_engine
+from tests.helpers import fleet, run_engine
 
 
 @pytest.mark.parametrize("kind", ["html", "truncated", "huge", "wrong_account", "wrong_object", "garbage"])

@@ -9,13 +9,13 @@ import subprocess
 import sys
 import time
 
-from reconciler import commands
+from reconciler.cli import progress
 from tests.conftest import SENTINEL_KEY
 from tests.test_apply import fleet
 
 
 def test_progress_lines_without_a_terminal(run, write, api, monkeypatch) -> None:
-    monkeypatch.setattr(commands, "PROGRESS_LINE_SECONDS", 0.05)
+    monkeypatch.setattr(progress, "PROGRESS_LINE_SECONDS", 0.05)
     api.latency_ms = 20
     write("a.yaml", fleet(40))
     result = run("apply", "a.yaml", "--yes", "--concurrency", "2")

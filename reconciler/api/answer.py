@@ -68,7 +68,3 @@ def error_answer(reply: Reply) -> Answer:
         detail = body.get("detail") or body.get("title")
     message = f"HTTP {reply.status}" + (f": {detail}" if isinstance(detail, str) else "")
     return Answer(reply.status, body, kind, message[:300], parse_retry_after(reply.retry_after))
-
-
-#: What a request answers when the run stopped early while it waited for a slot: it was never sent.
-NOT_SENT = Answer(None, None, None, "not sent: the run stopped early")

@@ -21,7 +21,7 @@ import aiohttp
 from yarl import URL
 
 from reconciler import logs
-from reconciler.api.answer import NOT_SENT, Answer, Reply, account_path, error_answer
+from reconciler.api.answer import Answer, Reply, account_path, error_answer
 from reconciler.api.catalogue import classify
 
 log = logs.get("http")
@@ -34,9 +34,8 @@ class ApiClient:
     """A bounded connection pool for the postpress API.
 
     At most `concurrency` connections, so at most that many requests in flight (the engine admits no more than
-    that, so none waits inside aiohttp for a connection; `--timeout` counts from the send). Setting `stopped`
-    makes every request that would start an operation answer `NOT_SENT` instead of being sent. Polls of a sync
-    already started are always sent: stopping them would lose track of a sync running upstream.
+    that, so none waits inside aiohttp for a connection; `--timeout` counts from the send). What to send and
+    when to stop is the engine's: the client only sends.
     """
 
     def __init__(
@@ -53,8 +52,6 @@ class ApiClient:
         self._concurrency = concurrency
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
-        self.in_flight = 0
-        self.stopped = False
 
     def _open(self) -> aiohttp.ClientSession:
         # Created on first use, inside the running loop (aiohttp binds a session to its loop).
@@ -75,10 +72,7 @@ class ApiClient:
         if self._session is not None:
             await self._session.close()
 
-    async def _send(self, method: str, url: str, starts: bool, body: bytes | None) -> Reply | Answer:
-        if starts and self.stopped:
-            return NOT_SENT
-        self.in_flight += 1
+    async def _send(self, method: str, url: str, body: bytes | None) -> Reply | Answer:
         sent = time.monotonic()
         try:
             outcome: Reply | Answer = await self._exchange(method, url, body)
@@ -86,8 +80,6 @@ class ApiClient:
             outcome = Answer(None, None, classify("client_timeout", None), "no answer within --timeout")
         except aiohttp.ClientError as exc:
             outcome = Answer(None, None, classify("network_error", None), _network_message(exc))
-        finally:
-            self.in_flight -= 1
         if log.isEnabledFor(logging.DEBUG):  # the route and the outcome; never headers or bodies
             status = outcome.status if isinstance(outcome, Reply) else outcome.message
             log.debug(
@@ -124,11 +116,10 @@ class ApiClient:
         url: str,
         success_object: str,
         is_success: Callable[[dict[str, Any]], bool],
-        starts: bool = True,
         body: bytes | None = None,
     ) -> Answer:
         """Send one request; a 2xx counts only when its JSON body is the documented `success_object`."""
-        reply = await self._send(method, url, starts, body)
+        reply = await self._send(method, url, body)
         if isinstance(reply, Answer):
             return reply
         if reply.oversized:
@@ -162,8 +153,8 @@ class ApiClient:
             body=json.dumps(body, separators=(",", ":")).encode(),
         )
 
-    async def sync_account(self, account_id: str, params: dict[str, str], poll: bool = False) -> Answer:
-        """One call of the sync route (`poll` once the sync started); on success `body["status"]` is its status."""
+    async def sync_account(self, account_id: str, params: dict[str, str]) -> Answer:
+        """One call of the sync route; on success `body["status"]` is the sync's status."""
         url = f"{self.base_url}/accounts/{account_path(account_id)}/sync"
         if params:
             url += "?" + urlencode(params, quote_via=quote)
@@ -172,7 +163,6 @@ class ApiClient:
             url,
             "AccountResync",
             lambda payload: isinstance(payload.get("status"), str),
-            starts=not poll,
         )
 
 

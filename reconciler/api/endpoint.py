@@ -1,0 +1,69 @@
+"""The API's address and key, checked before anything is sent: a bad one is one line and exit 1, never a traceback
+half-way through a run."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+from reconciler.errors import UsageError
+
+DEFAULT_API_URL = "https://api.postpress.ai/api/v1"
+
+
+def _describe_control(character: str) -> str:
+    names = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab"}
+    return names.get(character, f"the control character U+{ord(character):04X}")
+
+
+def check_api_key(api_key: str) -> str:
+    """The key from POSTPRESS_API_KEY, or UsageError saying what is wrong with it (never the key itself)."""
+    if not api_key:
+        raise UsageError("POSTPRESS_API_KEY is not set; the API key is read from the environment only")
+    for position, character in enumerate(api_key):
+        if ord(character) < 0x20 or 0x7F <= ord(character) <= 0x9F:
+            where = "at its end" if position == len(api_key) - 1 else f"at position {position + 1}"
+            raise UsageError(
+                f"POSTPRESS_API_KEY holds {_describe_control(character)} {where} "
+                "(a common slip when pasting a CI secret); remove it"
+            )
+    if api_key != api_key.strip():
+        raise UsageError("POSTPRESS_API_KEY starts or ends with spaces; remove them")
+    if not api_key.isascii():
+        raise UsageError("POSTPRESS_API_KEY holds non-ASCII characters; an HTTP header cannot carry them")
+    return api_key
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_USERINFO = re.compile(r"//[^/?#]*@")
+
+
+def check_api_url(url: str) -> list[str]:
+    """Raise UsageError unless `url` is an http(s) URL with a host and a valid port; return warnings."""
+    shown = _USERINFO.sub("//", url)  # messages never repeat a user or password given in the URL
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port out of range or not a number
+        host = parts.hostname
+    except ValueError as exc:
+        raise UsageError(f"--api-url {shown!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise UsageError(f"--api-url {shown!r} is not an http(s) URL with a host, e.g. {DEFAULT_API_URL}")
+    if port == 0:
+        raise UsageError(f"--api-url {shown!r}: port 0 cannot be connected to")
+    if parts.username is not None or parts.password is not None:
+        raise UsageError(
+            "--api-url must not hold a user or password; the API key comes from POSTPRESS_API_KEY"
+        )
+    if parts.scheme == "http" and not _is_loopback(host):
+        return [f"--api-url uses plain http:// to {host}: the API key would travel in clear"]
+    return []

@@ -1,0 +1,192 @@
+"""`apply`: parse flags, check the environment, call `runs.apply_run`, render the report, choose the exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
+import click
+
+from reconciler import logs, planfile, secrets
+from reconciler.api.endpoint import DEFAULT_API_URL, check_api_key, check_api_url
+from reconciler.applying import ApplyOptions
+from reconciler.cli.common import (
+    ExitCode,
+    ShardType,
+    config_argument,
+    fail,
+    format_option,
+    given,
+    load_or_exit,
+    render_plan,
+    select_option,
+    state_option,
+    target_option,
+)
+from reconciler.cli.progress import progress_display
+from reconciler.cli.reports import ReportFile, emit_report
+from reconciler.errors import UsageError
+from reconciler.model import Plan
+from reconciler.runs import ApplyRequest, Confirmer, apply_run
+from reconciler.state import open_backend, resolve_state_location
+
+log = logs.get("apply")
+
+#: `apply --sandbox` polls its embedded sandbox this often unless told otherwise (it answers at once).
+SANDBOX_POLL_INTERVAL = 0.05
+
+
+@contextlib.contextmanager
+def _api(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str]]:
+    """The API's base URL and key: an embedded sandbox's, or the user's (checked before anything is sent)."""
+    if not sandbox:
+        api_key = check_api_key(os.environ.get("POSTPRESS_API_KEY", ""))
+        url = api_url or os.environ.get("POSTPRESS_API_URL") or DEFAULT_API_URL
+        for warning in check_api_url(url):
+            click.echo(f"Warning: {warning}", err=True)
+        yield url, api_key
+        return
+    try:
+        from reconciler.sandbox.server import Sandbox, ServerThread, random_api_key
+    except ImportError:
+        fail("--sandbox needs the sandbox extra: pip install 'postpress-reconciler[sandbox]'")
+    api_key = random_api_key()
+    server = ServerThread(Sandbox(api_key, accept_any_account=True, sync_polls=1)).start()
+    click.echo(f"Sandbox API at {server.url} (nothing leaves this machine).", err=True)
+    try:
+        yield server.url, api_key
+    finally:
+        server.stop()
+
+
+def _confirm_on_terminal(config: str, location: str) -> Confirmer:
+    def confirm(plan: Plan) -> None:
+        click.echo(render_plan(plan, "text", config, location), nl=False, err=True)
+        if not sys.stdin.isatty():
+            raise UsageError("refusing to apply without --yes: no terminal to confirm on")
+        click.confirm("Apply these changes?", abort=True, err=True)
+
+    return confirm
+
+
+@click.command()
+@config_argument
+@click.option("--plan", "plan_path", default=None, metavar="PLANFILE", help="Apply exactly this saved plan.")
+@state_option
+@click.option("--api-url", default=None, help="API base URL (else $POSTPRESS_API_URL, else the public API).")
+@click.option(
+    "--sandbox", is_flag=True, help="Apply against an embedded local sandbox with a separate state."
+)
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True)
+@click.option("--max-attempts", type=click.IntRange(1, 20), default=4, show_default=True)
+@click.option(
+    "--timeout", type=click.FloatRange(0.1), default=30.0, show_default=True, help="Seconds per request."
+)
+@click.option("--rate-limit", type=click.FloatRange(0.1), default=None, help="Requests per second at most.")
+@click.option("--sync-poll-interval", type=click.FloatRange(0.0), default=5.0, show_default=True)
+@click.option("--sync-timeout", type=click.FloatRange(0.0), default=1800.0, show_default=True)
+@click.option("--lock-timeout", type=click.FloatRange(0.0), default=0.0, show_default=True)
+@click.option("--max-update-percent", type=click.FloatRange(0, 100), default=30.0, show_default=True)
+@click.option("--max-forget-percent", type=click.FloatRange(0, 100), default=30.0, show_default=True)
+@click.option(
+    "--ca-bundle",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM file of CA certificates to trust for the API.",
+)
+@click.option(
+    "--shard",
+    default=None,
+    type=ShardType(),
+    help="Apply only shard K of N (PostgreSQL state): N runners can apply shards 1..N at once.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="Apply even past the safety bounds.")
+@click.option("--report", "report_path", default=None, metavar="FILE", help="Write the JSON report here.")
+@format_option
+@target_option
+@select_option
+def apply(
+    config: str,
+    plan_path: str | None,
+    state_location: str | None,
+    api_url: str | None,
+    sandbox: bool,
+    concurrency: int,
+    max_attempts: int,
+    timeout: float,
+    rate_limit: float | None,
+    sync_poll_interval: float,
+    sync_timeout: float,
+    lock_timeout: float,
+    max_update_percent: float,
+    max_forget_percent: float,
+    ca_bundle: str | None,
+    shard: tuple[int, int] | None,
+    yes: bool,
+    force: bool,
+    report_path: str | None,
+    output_format: str,
+    targets: tuple[str, ...],
+    selectors: tuple[tuple[str, str], ...],
+) -> None:
+    """Apply CONFIG (or a saved plan) to the postpress API; exit 0 all done, 3 some failed, 1 nothing attempted."""
+    if plan_path and (given("config") or targets or selectors or shard):
+        raise UsageError(
+            "--plan applies exactly the saved plan: give no CONFIG, --target, --select or --shard"
+        )
+    saved = planfile.load(plan_path) if plan_path else None
+    if saved is not None:
+        config, targets, selectors = saved.config, saved.targets, saved.selectors
+    desired = load_or_exit(config)
+    if sandbox and not given("sync_poll_interval"):
+        sync_poll_interval = SANDBOX_POLL_INTERVAL
+    location = resolve_state_location(state_location, sandbox=sandbox)
+    backend = open_backend(location)
+    options = ApplyOptions(
+        concurrency=concurrency,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        rate_limit=rate_limit,
+        sync_poll_interval=sync_poll_interval,
+        sync_timeout=sync_timeout,
+    )
+    with ReportFile.open(report_path) as report_file, _api(sandbox, api_url) as (url, api_key):
+        secrets.register(api_key)
+        log.debug(
+            "API %s, concurrency %d, up to %d attempt(s), timeout %g s",
+            url,
+            concurrency,
+            max_attempts,
+            timeout,
+        )
+        request = ApplyRequest(
+            desired=desired,
+            backend=backend,
+            api_url=url,
+            api_key=api_key,
+            options=options,
+            targets=targets,
+            selectors=selectors,
+            shard=shard,
+            saved=saved,
+            force=force,
+            max_update_percent=max_update_percent,
+            max_forget_percent=max_forget_percent,
+            lock_timeout=lock_timeout,
+            ca_bundle=ca_bundle,
+        )
+        outcome = apply_run(
+            request,
+            confirm=None if yes else _confirm_on_terminal(config, location),
+            watch=progress_display,
+        )
+        if outcome.plan.empty:
+            click.echo("No changes. Nothing to apply.", err=True)
+        else:
+            click.echo(f"Applied in {outcome.elapsed:.1f}s; state {backend.describe()}.", err=True)
+        emit_report(outcome.results, outcome.stop_reason, output_format, report_file)
+    if not outcome.complete:
+        sys.exit(ExitCode.PARTIAL)

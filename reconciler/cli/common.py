@@ -1,0 +1,158 @@
+"""What every command shares: exit codes, options, parameter types, loading the config, one-line errors."""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+import time
+from typing import NoReturn
+
+import click
+
+from reconciler import logs
+from reconciler.config import load_config
+from reconciler.errors import ConfigError, Problem
+from reconciler.model import Desired, Plan
+from reconciler.render import annotations, plan_json, plan_markdown, plan_text
+
+MAX_WARNINGS_SHOWN = 10
+DEFAULT_CONFIG = "accounts.yaml"
+
+log = logs.get("cli")
+
+
+class ExitCode(enum.IntEnum):
+    """What each exit status means, in every command."""
+
+    OK = 0
+    #: Nothing was attempted: bad input, a usage error, a held lock, a stale plan, a safety bound.
+    ERROR = 1
+    #: `plan --detailed-exitcode` only: changes are present. Never a usage error.
+    CHANGES = 2
+    #: apply: some operations failed or were skipped.
+    PARTIAL = 3
+    #: apply stopped by SIGINT (Ctrl-C) or SIGTERM (a CI cancel): 128 + the signal's number.
+    INTERRUPTED = 130
+    TERMINATED = 143
+
+
+def fail(message: str) -> NoReturn:
+    """Print one error line and exit 1."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(ExitCode.ERROR)
+
+
+class ShardType(click.ParamType):
+    """`K/N` with 1 <= K <= N, as a (K, N) pair."""
+
+    name = "K/N"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value  # type: ignore[return-value]
+        index, _, count = str(value).partition("/")
+        if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+            self.fail(f"{value!r}: expected K/N with 1 <= K <= N, e.g. 2/4", param, ctx)
+        return int(index), int(count)
+
+
+class SelectorType(click.ParamType):
+    """`KEY=VALUE`, as a (key, value) pair."""
+
+    name = "KEY=VALUE"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value  # type: ignore[return-value]
+        key, separator, wanted = str(value).partition("=")
+        if not separator or not key:
+            self.fail(f"{value!r} is not KEY=VALUE", param, ctx)
+        return key, wanted
+
+
+def given(name: str) -> bool:
+    """Whether the user gave parameter `name` (on the command line or through its environment variable)."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source not in (None, click.core.ParameterSource.DEFAULT)
+
+
+state_option = click.option(
+    "--state",
+    "state_location",
+    default=None,
+    help="State: a path, file:// or postgresql:// URL (else $RECONCILER_STATE, else .reconciler/state.json).",
+)
+target_option = click.option(
+    "--target", "targets", multiple=True, metavar="ID", help="Only this account (repeatable)."
+)
+select_option = click.option(
+    "--select",
+    "selectors",
+    multiple=True,
+    type=SelectorType(),
+    help="Only declared accounts with this label (repeatable; all must match).",
+)
+config_argument = click.argument("config", required=False, default=DEFAULT_CONFIG)
+format_option = click.option(
+    "--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text"
+)
+
+
+def show_warnings(warnings: list[Problem]) -> None:
+    for warning in warnings[:MAX_WARNINGS_SHOWN]:
+        click.echo(str(warning), err=True)
+    if len(warnings) > MAX_WARNINGS_SHOWN:
+        click.echo(f"... and {len(warnings) - MAX_WARNINGS_SHOWN} more warnings", err=True)
+
+
+def annotating() -> bool:
+    """Whether to print GitHub workflow-command annotations (`::error file=...`) beside problems."""
+    return os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+def load_or_exit(config: str) -> Desired:
+    """Load the configuration, or print every problem (one line each) and exit 1."""
+    started = time.monotonic()
+    try:
+        desired = load_config(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        show_warnings(exc.warnings)
+        if annotating():
+            for problem in exc.problems + exc.warnings:
+                click.echo(annotations.render(problem))
+        click.echo(f"{len(exc.problems)} error(s) in {config}", err=True)
+        sys.exit(ExitCode.ERROR)
+    log.debug(
+        "loaded %d account(s) from %s in %.2f s",
+        len(desired.accounts),
+        ", ".join(desired.files),
+        time.monotonic() - started,
+    )
+    show_warnings(desired.warnings)
+    if annotating():
+        for warning in desired.warnings:
+            click.echo(annotations.render(warning))
+    return desired
+
+
+def write_github_outputs(outputs: dict[str, str]) -> None:
+    """Append `key=value` lines to $GITHUB_OUTPUT when running in GitHub Actions."""
+    path = os.environ.get("GITHUB_OUTPUT")
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.writelines(f"{key}={value}\n" for key, value in outputs.items())
+
+
+def render_plan(plan: Plan, output_format: str, config: str, state: str) -> str:
+    if output_format == "json":
+        return plan_json.render(plan)
+    if output_format == "markdown":
+        return plan_markdown.render(plan, config=config, state=state)
+    return plan_text.render(plan)

@@ -1,0 +1,69 @@
+"""`validate` and `plan`: read the configuration (and the state), print what is wrong or what would change."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from reconciler import planfile
+from reconciler.cli.common import (
+    ExitCode,
+    config_argument,
+    format_option,
+    load_or_exit,
+    render_plan,
+    select_option,
+    state_option,
+    target_option,
+    write_github_outputs,
+)
+from reconciler.planning import make_plan
+from reconciler.state import open_backend, resolve_state_location
+
+
+@click.command()
+@config_argument
+def validate(config: str) -> None:
+    """Check CONFIG; exit 0 when valid, 1 when not."""
+    desired = load_or_exit(config)
+    click.echo(f"{config}: valid ({len(desired.accounts)} accounts)", err=True)
+
+
+@click.command()
+@config_argument
+@state_option
+@format_option
+@click.option("--out", "out_path", default=None, metavar="PLANFILE", help="Save the plan for apply --plan.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when no changes, 2 when changes.")
+@click.option(
+    "--sandbox", is_flag=True, help="Plan against the sandbox's own state (as apply --sandbox records it)."
+)
+@target_option
+@select_option
+def plan(
+    config: str,
+    state_location: str | None,
+    output_format: str,
+    out_path: str | None,
+    detailed_exitcode: bool,
+    sandbox: bool,
+    targets: tuple[str, ...],
+    selectors: tuple[tuple[str, str], ...],
+) -> None:
+    """Show what apply would change. Needs no network, no API key and no lock."""
+    desired = load_or_exit(config)
+    location = resolve_state_location(state_location, sandbox=sandbox)
+    recorded = open_backend(location).read()
+    the_plan = make_plan(desired, recorded, targets, list(selectors))
+    click.echo(render_plan(the_plan, output_format, config, location), nl=False)
+    if out_path:
+        planfile.save(the_plan, config, list(targets), list(selectors), out_path)
+    write_github_outputs(
+        {
+            "changes": "true" if not the_plan.empty else "false",
+            **{key: str(value) for key, value in the_plan.summary.items()},
+        }
+    )
+    if detailed_exitcode and not the_plan.empty:
+        sys.exit(ExitCode.CHANGES)

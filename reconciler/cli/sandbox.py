@@ -1,0 +1,95 @@
+"""`sandbox`: serve a local postpress API for trying the tool and for tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from reconciler.cli.common import fail
+
+
+@click.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True)
+@click.option(
+    "--accounts",
+    "accounts_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML/JSON: {accounts: {ID: {provider, sync_polls, sync_result}}}.",
+)
+@click.option("--accept-any-account", is_flag=True, help="Answer for any account id (as LINKEDIN).")
+@click.option(
+    "--api-key", default=None, help="Key to require (else $POSTPRESS_API_KEY, else a random one, printed)."
+)
+@click.option("--latency-ms", type=click.FloatRange(0), default=0.0)
+@click.option("--jitter-ms", type=click.FloatRange(0), default=0.0)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="SPEC",
+    help="TYPE[:RATE][@ID,...][;retry_after=N][;route=patch|sync][;times=N]; TYPE is an error type, "
+    "or hang, drop, garbage, html, truncated, huge, wrong_account or wrong_object.",
+)
+@click.option(
+    "--rate-limit", type=click.FloatRange(0.1), default=None, help="429 above this many requests/s."
+)
+@click.option("--sync-polls", type=click.IntRange(0), default=2, show_default=True)
+@click.option(
+    "--unsupported-providers",
+    default="MAIL,GOOGLE_OAUTH,ICLOUD,OUTLOOK,EXCHANGE",
+    show_default=True,
+    help="Comma-separated providers whose proxy update answers 501.",
+)
+@click.option("--seed", type=int, default=None)
+def sandbox(
+    host: str,
+    port: int,
+    accounts_file: str | None,
+    accept_any_account: bool,
+    api_key: str | None,
+    latency_ms: float,
+    jitter_ms: float,
+    faults: tuple[str, ...],
+    rate_limit: float | None,
+    sync_polls: int,
+    unsupported_providers: str,
+    seed: int | None,
+) -> None:
+    """Serve a local postpress API for trying the tool and for tests."""
+    try:
+        from reconciler.sandbox.server import Fault, Sandbox, ServerThread, load_accounts_file, random_api_key
+    except ImportError:
+        fail("the sandbox needs its extra: pip install 'postpress-reconciler[sandbox]'")
+    try:
+        parsed_faults = [Fault.parse(spec) for spec in faults]
+    except ValueError as exc:
+        fail(f"--fault: {exc}")
+    key = api_key or os.environ.get("POSTPRESS_API_KEY")
+    if not key:
+        key = random_api_key()
+        click.echo(f"API key: {key}", err=True)
+    unsupported = frozenset(name.strip().upper() for name in unsupported_providers.split(",") if name.strip())
+    api = Sandbox(
+        key,
+        accounts=load_accounts_file(accounts_file) if accounts_file else {},
+        accept_any_account=accept_any_account,
+        latency_ms=latency_ms,
+        jitter_ms=jitter_ms,
+        faults=parsed_faults,
+        rate_limit=rate_limit,
+        seed=seed,
+        sync_polls=sync_polls,
+        unsupported_providers=unsupported,
+    )
+    server = ServerThread(api, host, port).start()
+    click.echo(f"Sandbox listening on {server.url}", err=True)
+    sys.stderr.flush()
+    try:
+        while server.thread.is_alive():
+            server.thread.join(0.5)
+    except KeyboardInterrupt:
+        server.stop()

@@ -1,0 +1,137 @@
+"""Application functions that the CLI and the tests both call: the whole apply flow in one place.
+
+apply: lock -> read -> plan -> freshness of a saved plan -> safety bound -> confirm -> journal -> engine ->
+fold. The caller parses, renders and chooses the exit code; this module prints nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+from reconciler import logs, planfile
+from reconciler.applying import ApplyOptions, Engine, Progress
+from reconciler.errors import ReconcilerError
+from reconciler.model import Desired, Plan, Recorded, Result
+from reconciler.planning import make_plan, raise_if_unsafe, shard_of
+from reconciler.state import Backend, Journal
+
+log = logs.get("apply")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ApplyRequest:
+    """Everything one apply needs. `saved` is a loaded saved plan (`apply --plan`) to apply exactly."""
+
+    desired: Desired
+    backend: Backend
+    api_url: str
+    api_key: str
+    options: ApplyOptions = field(default_factory=ApplyOptions)
+    targets: tuple[str, ...] = ()
+    selectors: tuple[tuple[str, str], ...] = ()
+    shard: tuple[int, int] | None = None
+    saved: planfile.SavedPlan | None = None
+    force: bool = False
+    max_update_percent: float = 30.0
+    max_forget_percent: float = 30.0
+    lock_timeout: float = 0.0
+    ca_bundle: str | None = None
+
+
+@dataclass(kw_only=True, slots=True)
+class ApplyOutcome:
+    """What an apply did: the plan it applied and each operation's result (empty when nothing was to do)."""
+
+    plan: Plan
+    results: list[Result] = field(default_factory=list)
+    stop_reason: str | None = None
+    elapsed: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        """Every operation succeeded (or there was nothing to do)."""
+        return all(result.outcome == "succeeded" for result in self.results)
+
+
+#: Shown while the engine runs; given the live counters.
+Watcher = Callable[[Progress], AbstractContextManager[None]]
+#: Asked before anything is sent, with the plan about to be applied; raises to refuse.
+Confirmer = Callable[[Plan], None]
+
+
+def _in_shard(recorded: Recorded, shard: tuple[int, int] | None) -> Recorded:
+    """The part of the state the safety bound weighs: the shard's own accounts when sharded."""
+    if shard is None:
+        return recorded
+    index, count = shard
+    accounts = {i: r for i, r in recorded.accounts.items() if shard_of(i, count) == index}
+    return Recorded(lineage=recorded.lineage, serial=recorded.serial, salt=recorded.salt, accounts=accounts)
+
+
+def apply_run(
+    request: ApplyRequest,
+    confirm: Confirmer | None = None,
+    watch: Watcher | None = None,
+) -> ApplyOutcome:
+    """Apply the desired state under the state's lock; every success is recorded durably as it happens.
+
+    Raises (nothing sent): LockHeld, StalePlan, UnsafePlan, or whatever `confirm` raises. Failures of single
+    operations are results, not exceptions.
+    """
+    backend = request.backend
+    with backend.lock(timeout=request.lock_timeout, command="apply", shard=request.shard):
+        log.debug("locked the state %s", backend.describe())
+        before = backend.read()
+        log.debug("read %d recorded account(s), serial %d", len(before.accounts), before.serial)
+        saved = request.saved
+        if saved is not None and not before.exists:
+            before.salt = saved.salt  # a first apply keeps the salt its saved plan fingerprinted with
+        plan = make_plan(request.desired, before, request.targets, list(request.selectors), request.shard)
+        if saved is not None:
+            saved.check_fresh(plan)
+        if plan.empty:
+            return ApplyOutcome(plan=plan)
+        if not request.force:
+            raise_if_unsafe(
+                plan, _in_shard(before, request.shard), request.max_update_percent, request.max_forget_percent
+            )
+        if confirm is not None:
+            confirm(plan)
+        _, journal = backend.open_journal(salt=before.salt)
+        progress = Progress()
+        started = time.monotonic()
+        try:
+            with watch(progress) if watch is not None else contextlib.nullcontext():
+                engine = asyncio.run(_run_engine(request, plan, journal, progress))
+        except BaseException:
+            with contextlib.suppress(ReconcilerError, OSError):  # report the first failure, not this one
+                journal.close()
+            raise
+        journal.close()
+    return ApplyOutcome(
+        plan=plan, results=engine.results, stop_reason=engine.stop_reason, elapsed=time.monotonic() - started
+    )
+
+
+async def _run_engine(request: ApplyRequest, plan: Plan, journal: Journal, progress: Progress) -> Engine:
+    from reconciler.api.client import ApiClient  # aiohttp: imported only when requests are sent
+
+    options = request.options
+    client = ApiClient(
+        request.api_url,
+        request.api_key,
+        concurrency=options.concurrency,
+        timeout=options.timeout,
+        ca_bundle=request.ca_bundle,
+    )
+    engine = Engine(client, journal, request.desired.accounts, options, progress)
+    try:
+        await engine.run(plan.changes)
+    finally:
+        await client.close()
+    return engine
