@@ -14,7 +14,7 @@ from reconciler import logs
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
 from reconciler.model import Desired, Plan
-from reconciler.render import annotations, plan_json, plan_markdown, plan_text
+from reconciler.render import github, plan_json, plan_markdown, plan_text
 
 MAX_WARNINGS_SHOWN = 10
 DEFAULT_CONFIG = "accounts.yaml"
@@ -126,7 +126,7 @@ def load_or_exit(config: str) -> Desired:
         show_warnings(exc.warnings)
         if annotating():
             for problem in exc.problems + exc.warnings:
-                click.echo(annotations.render(problem))
+                click.echo(github.render(problem))
         click.echo(f"{len(exc.problems)} error(s) in {config}", err=True)
         sys.exit(ExitCode.ERROR)
     log.debug(
@@ -138,7 +138,7 @@ def load_or_exit(config: str) -> Desired:
     show_warnings(desired.warnings)
     if annotating():
         for warning in desired.warnings:
-            click.echo(annotations.render(warning))
+            click.echo(github.render(warning))
     return desired
 
 

@@ -57,7 +57,7 @@ def progress_display(progress: Progress) -> Iterator[None]:
         with _ticking(PROGRESS_LINE_SECONDS, line):
             yield
         return
-    bar = click.progressbar(
+    bar: click._termui_impl.ProgressBar[Progress] = click.progressbar(
         length=max(progress.total, 1),
         label="apply",
         file=sys.stderr,
