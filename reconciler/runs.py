@@ -103,7 +103,7 @@ def apply_run(
         if confirm is not None:
             confirm(plan)
         _, journal = backend.open_journal(salt=before.salt)
-        progress = Progress()
+        progress = Progress(total=len(plan.changes))
         started = time.monotonic()
         try:
             with watch(progress) if watch is not None else contextlib.nullcontext():
