@@ -84,9 +84,12 @@ def test_client_timeout_is_retried_then_reported(workdir, write, server) -> None
 
 
 def test_network_errors_stop_early(workdir, write, server) -> None:
+    """Without the breaker, consecutive final network failures still stop the run."""
     write("a.yaml", fleet(30))
     server.stop()  # nothing listens any more
-    engine, backend = run_engine(workdir, server, "a.yaml", max_attempts=2, concurrency=1)
+    engine, backend = run_engine(
+        workdir, server, "a.yaml", max_attempts=2, concurrency=1, max_consecutive_failures=0
+    )
     outcomes = [r.outcome for r in engine.results]
     assert outcomes.count("failed") == 5 and outcomes.count("skipped") == 25
     assert {r.error_type for r in engine.results if r.outcome == "failed"} == {"network_error"}
