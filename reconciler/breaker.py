@@ -5,8 +5,9 @@ Retries are right for one account at a time; they are wrong for a run whose ever
 for retries, before it ends. The breaker watches attempts (not only final results): when `threshold`
 consecutive failed first attempts of distinct accounts share one kind that is not about an account, with no
 success between, it opens. (Only first attempts count: at the end of a run the retries of the accounts that
-really are broken follow each other with no success between, and they say nothing about the API.) While it is open no new request goes out except one probe at a time; a probe's
-success closes it, and `PROBES` failed probes in a row end the run.
+really are broken follow each other with no success between, and they say nothing about the API.) While it
+is open no new request goes out except one probe at a time; a probe's success closes it, and `PROBES` failed
+probes in a row end the run.
 
 Why the threshold defaults to the concurrency: the first `concurrency` requests go out together, so fewer
 failures than that cannot tell an outage from a few bad accounts that happened to be first; and once that many
