@@ -32,9 +32,7 @@ def test_a_target_that_names_nothing_is_refused_with_the_closest_ids(run, write)
 
 def test_state_list_and_show_and_forget_in_json(run, write, api) -> None:
     write("a.yaml", fleet(3))
-    api.faults = [
-        __import__("reconciler.sandbox.server").sandbox.server.Fault.parse("errors/proxy_error@acc_0002")
-    ]
+    api.faults = [Fault.parse("errors/proxy_error@acc_0002")]
     assert run("apply", "a.yaml", "--yes", "--max-attempts", "1").code == 3
     listed = run("state", "list", "--format", "json").json
     assert [(a["account_id"], a["status"], a["last_failure_type"]) for a in listed["accounts"]] == [
