@@ -193,7 +193,13 @@ class Engine:
             return False
         if answer.error is None:
             self.results.append(
-                Result(spec.account_id, "patch", "succeeded", answer.status, attempts=attempts)
+                Result(
+                    account_id=spec.account_id,
+                    operation="patch",
+                    outcome="succeeded",
+                    http_status=answer.status,
+                    attempts=attempts,
+                )
             )
             return True
         self._fail(spec.account_id, "patch", answer, attempts)
@@ -230,10 +236,10 @@ class Engine:
                 if status in TERMINAL_DONE:  # recorded by _with_retries
                     self.results.append(
                         Result(
-                            spec.account_id,
-                            "resync",
-                            "succeeded",
-                            answer.status,
+                            account_id=spec.account_id,
+                            operation="resync",
+                            outcome="succeeded",
+                            http_status=answer.status,
                             attempts=attempts,
                             message=status,
                         )
@@ -408,15 +414,15 @@ class Engine:
         assert kind is not None
         self.results.append(
             Result(
-                account_id,
-                operation,
-                "failed",
-                answer.status,
-                kind.type,
-                kind.category,
-                kind.retryable,
-                attempts,
-                answer.message,
+                account_id=account_id,
+                operation=operation,
+                outcome="failed",
+                http_status=answer.status,
+                error_type=kind.type,
+                category=kind.category,
+                retryable=kind.retryable,
+                attempts=attempts,
+                message=answer.message,
             )
         )
         self.journal.append(
@@ -441,7 +447,9 @@ class Engine:
 
     def _skip(self, account_id: str, operation: Operation, message: str | None = None) -> None:
         reason = message or f"skipped: the run stopped early ({self.stop_reason})"
-        self.results.append(Result(account_id, operation, "skipped", message=reason))
+        self.results.append(
+            Result(account_id=account_id, operation=operation, outcome="skipped", message=reason)
+        )
 
 
 def _signal_name(signal_number: int) -> str:

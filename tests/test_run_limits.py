@@ -278,3 +278,11 @@ def test_the_ca_bundle_adds_to_the_system_roots(tmp_path) -> None:
     system = ssl.create_default_context().cert_store_stats()["x509_ca"]
     combined = tls_context(str(cert)).cert_store_stats()["x509_ca"]
     assert combined == system + 1
+
+
+def test_a_404_about_the_route_says_where_the_url_should_end(run, write, api, server, monkeypatch) -> None:
+    monkeypatch.setenv("POSTPRESS_API_URL", server.url.removesuffix("/api/v1"))
+    write("a.yaml", fleet(1))
+    result = run("apply", "a.yaml", "--yes", "--format", "json")
+    assert result.code == 3
+    assert "the API URL should end in /api/v1" in result.json["results"][0]["message"]
