@@ -46,8 +46,11 @@ def show_warnings(warnings: list[Problem]) -> None:
 log = logs.get("cli")
 
 
-def load_or_exit(config: str) -> Desired:
-    """Load the configuration, or print every problem (one line each) and exit 1."""
+def load_or_exit(config: str, need_secrets: bool = True) -> Desired:
+    """Load the configuration, or print every problem (one line each) and exit 1.
+
+    With `need_secrets`, a `${VAR}` that is unset is an error too (validate does not need them).
+    """
     annotate = os.environ.get("GITHUB_ACTIONS") == "true"
     started = time.monotonic()
     try:
@@ -59,8 +62,14 @@ def load_or_exit(config: str) -> Desired:
         if annotate:
             for problem in exc.problems + exc.warnings:
                 click.echo(github_annotation(problem))
+        if exc.note:
+            click.echo(exc.note, err=True)
         click.echo(f"{len(exc.problems)} error(s) in {config}", err=True)
         sys.exit(1)
+    if need_secrets and desired.unset_variables:
+        names = ", ".join(desired.unset_variables)
+        many = len(desired.unset_variables) > 1
+        fail(f"environment variable{'s' if many else ''} {names} {'are' if many else 'is'} not set")
     log.debug(
         "loaded %d account(s) from %s in %.2f s",
         len(desired.accounts),
@@ -137,7 +146,7 @@ def cli(verbose: bool) -> None:
 @config_argument
 def validate(config: str) -> None:
     """Check CONFIG; exit 0 when valid, 1 when not."""
-    desired = load_or_exit(config)
+    desired = load_or_exit(config, need_secrets=False)
     click.echo(f"{config}: valid ({len(desired.accounts)} accounts)", err=True)
 
 

@@ -72,8 +72,12 @@ def test_the_example_loads(workdir) -> None:
         ),
         ("  a:\n    proxy: {port: 1}\n", "a.yaml:4:5: account 'a': proxy needs 'host'"),
         (
-            "  a:\n    proxy: {host: h, port: 1, password: '${UNSET_VAR}'}\n",
-            "a.yaml:4:41: account 'a': proxy.password: environment variable UNSET_VAR is not set",
+            "  a:\n    proxy: {host: h, port: 1, password: 'x${1BAD}'}\n",
+            "a.yaml:4:41: account 'a': proxy.password: malformed reference at character 2",
+        ),
+        (
+            "  a:\n    proxy: {host: h, port: 1, password: '${UNTERMINATED'}\n",
+            "a.yaml:4:41: account 'a': proxy.password: unterminated '${'",
         ),
         (
             "  a:\n    country: US\n    resync: {generation: 1}\n",
