@@ -28,8 +28,8 @@ STDIN = "-"
 STDIN_NAME = "<stdin>"
 
 #: Said once when a file could not be parsed: the checks that need the parsed file did not run.
-STOPPED_NOTE = "fix this syntax error first: the other checks did not run"
-STOPPED_NOTE_PLURAL = "fix these syntax errors first: the other checks did not run"
+STOPPED_NOTE = "fix this error first: the file could not be parsed, so the other checks did not run"
+STOPPED_NOTE_PLURAL = "fix these errors first: the files could not be parsed, so the other checks did not run"
 
 
 def config_files(config: str) -> list[Path]:
@@ -170,7 +170,12 @@ def _check_accounts(
 
 _REFUSED_CHARACTERS = (
     (lambda char: char <= "\x1f" or "\x7f" <= char <= "\x9f", "a control character"),
-    (lambda char: "\u202a" <= char <= "\u202e" or "\u2066" <= char <= "\u2069", "a bidi control"),
+    (
+        lambda char: (
+            char in "\u061c\u200e\u200f" or "\u202a" <= char <= "\u202e" or "\u2066" <= char <= "\u2069"
+        ),
+        "a bidi control",
+    ),
     (lambda char: char.isspace(), "whitespace"),
     (lambda char: True, "a zero-width character"),
 )

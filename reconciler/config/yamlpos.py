@@ -246,7 +246,7 @@ def _yaml_error_problem(file: str, text: str, exc: yaml.YAMLError) -> Problem:
         else:
             construct = context.removeprefix("while scanning ").removeprefix("while parsing ")
             message = f"the file ends inside this {construct}"
-    elif "tab" in problem or at_mark == "\t" or ("\t" in indentation and mark.column <= len(indentation)):
+    elif "tab" in problem or at_mark == "\t" or "\t" in indentation:
         message = "a tab character where YAML expects spaces: indent with spaces only"
     else:
         message = problem
@@ -288,6 +288,7 @@ def _build(file: str, text: str) -> Loaded:
     stack: list[_Frame] = []
     root: list[tuple[Any, Mark]] = []
     documents = 0
+    document_mark: Mark = (1, 1)
     expanded = 0  # nodes reached through aliases beyond the first occurrence
 
     def current_path() -> list[Any]:
@@ -418,9 +419,11 @@ def _build(file: str, text: str) -> Loaded:
             finish(value, raw, mark, size)
         elif kind is events.DocumentStartEvent:
             documents += 1
+            document_mark = _mark(event)
             if documents > 1:
                 raise abort(_mark(event), "a configuration file holds one YAML document, found a second", [])
     if not root:
         raise _Abort(Problem(file, 1, 1, "the file is empty"))
     value, mark = root[0]
-    return Loaded(value, mark, problems)
+    # An empty document has no node of its own: it starts where its `---` (or its first token) is.
+    return Loaded(value, document_mark if value is None else mark, problems)
