@@ -1,4 +1,4 @@
-"""Every rule of contract §2: bad input in, exit 1 with the message and its position out."""
+"""Every rule of the configuration format: bad input in, exit 1 with the message and its position out."""
 
 from __future__ import annotations
 

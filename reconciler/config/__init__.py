@@ -17,7 +17,7 @@ from reconciler.config.accounts import AccountBuilder
 from reconciler.config.fastcheck import ACCOUNT_ID, account_certainly_valid, document_certainly_valid
 from reconciler.config.schema import describe, schema_problems
 from reconciler.config.yamlpos import Loaded, YMap, decode, load
-from reconciler.errors import ConfigError, Problem, ReconcilerError, brief
+from reconciler.errors import ConfigError, Problem, ReconcilerError, brief, one_line
 from reconciler.model import AccountSpec, Desired
 from reconciler.secrets import SENSITIVE, redaction_pattern, referenced_names
 
@@ -82,7 +82,7 @@ def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desire
             parsed.append((name, load(name, decode(name, raw))))
         except ConfigError as exc:
             stopping.extend(exc.problems)
-    order = {name: index for index, name in enumerate(names)}
+    order = {one_line(name): index for index, name in enumerate(names)}  # as a Problem holds it
 
     def in_order(found: list[Problem]) -> list[Problem]:
         return sorted(found, key=lambda p: (order.get(p.file, len(order)), p.line, p.col))

@@ -5,7 +5,7 @@ Built on libyaml's event stream (`yaml.parse` with the C parser) rather than `ya
 * every mapping records the line and column of each key and value, so any later check can say `FILE:LINE:COL`;
 * duplicate keys are errors naming both lines (PyYAML silently keeps the last one);
 * aliases are shared, not copied, and their expanded size is counted, so an alias bomb is refused at once;
-* the garbage collector is paused while the tree is built: findings.md measured that most of a stock load's
+* the garbage collector is paused while the tree is built: measured, most of a stock load's
   time at 100,000 accounts is the collector walking young objects, not parsing.
 
 Scalars follow the YAML 1.2 core schema: only `true`/`false` are booleans (so `country: NO` stays Norway),
