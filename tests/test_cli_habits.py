@@ -93,3 +93,20 @@ def test_import_on_a_terminal_asks_before_writing(run, write, workdir, monkeypat
     monkeypatch.setattr(sys, "stdin", _Terminal("y\n"))
     assert run("import", "a.yaml").code == 0
     assert len(run("state", "list", "--format", "json").json["accounts"]) == 2
+
+
+def test_validate_in_json_and_from_standard_input(run, write, monkeypatch) -> None:
+    write("a.yaml", "version: 1\naccounts:\n  acc_1: {proxy: {host: h, port: '8080'}}\n")
+    result = run("validate", "a.yaml", "--format", "json")
+    assert result.code == 1
+    problem = result.json["problems"][0]
+    assert (problem["file"], problem["line"], problem["path"]) == ("a.yaml", 3, "accounts.acc_1.proxy.port")
+    assert result.json["valid"] is False and "port" in problem["message"]
+    monkeypatch.setattr(
+        sys, "stdin", io.TextIOWrapper(io.BytesIO(b"version: 1\naccounts:\n  acc_1: {country: US}\n"))
+    )
+    piped = run("validate", "-", "--format", "json")
+    assert piped.code == 0 and piped.json["valid"] is True and piped.json["accounts"] == 1
+    write("b.yaml", "version: 1\naccounts:\n  acc_1: {proxy: {host: h, port: 1, password: '${NOT_SET}'}}\n")
+    unset = run("validate", "b.yaml", "--format", "json")
+    assert unset.code == 0 and unset.json["unset_variables"] == ["NOT_SET"]
