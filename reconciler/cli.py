@@ -18,8 +18,8 @@ from reconciler.model import Desired, Plan, Recorded
 from reconciler.planning import make_plan
 from reconciler.render import plan_json, plan_markdown, plan_text
 from reconciler.secrets import masked
+from reconciler.state import display_location, open_backend, resolve_state_location
 from reconciler.state import events as recording
-from reconciler.state import open_backend, resolve_state_location
 
 MAX_WARNINGS_SHOWN = 10
 DEFAULT_CONFIG = "accounts.yaml"
@@ -168,7 +168,7 @@ def plan(
     location = resolve_state_location(state_location, sandbox=sandbox)
     recorded = open_backend(location).read()
     the_plan = make_plan(desired, recorded, targets, selectors)
-    click.echo(render_plan(the_plan, output_format, config, location), nl=False)
+    click.echo(render_plan(the_plan, output_format, config, display_location(location)), nl=False)
     if out_path:
         planfile.save(the_plan, config, list(targets), selectors, out_path)
     write_github_outputs(

@@ -30,7 +30,7 @@ from reconciler.errors import ReconcilerError, UsageError
 from reconciler.model import Plan, Recorded, Result
 from reconciler.planning import make_plan, raise_if_unsafe, shard_of
 from reconciler.render import report
-from reconciler.state import open_backend, resolve_state_location
+from reconciler.state import display_location, open_backend, resolve_state_location
 
 if TYPE_CHECKING:
     from reconciler.api.client import ApiClient
@@ -292,7 +292,7 @@ def apply(
                 )
                 raise_if_unsafe(plan, in_scope, max_update_percent, max_forget_percent)
             if not yes:
-                click.echo(render_plan(plan, "text", config, location), nl=False, err=True)
+                click.echo(render_plan(plan, "text", config, display_location(location)), nl=False, err=True)
                 if not sys.stdin.isatty():
                     fail("refusing to apply without --yes: no terminal to confirm on")
                 click.confirm("Apply these changes?", abort=True, err=True)
@@ -312,7 +312,9 @@ def apply(
                     journal.close()
                 raise
             journal.close()
-            click.echo(f"Applied in {time.monotonic() - started:.1f}s; state {location}.", err=True)
+            click.echo(
+                f"Applied in {time.monotonic() - started:.1f}s; state {display_location(location)}.", err=True
+            )
     finally:
         if server is not None:
             server.stop()
