@@ -69,7 +69,7 @@ def create_exclusive(path: Path, flags: int = os.O_WRONLY, mode: int = 0o600) ->
 def open_lock_file(path: Path) -> int:
     """Open (or create) a lock file for reading and writing, never through a link and never truncating it.
 
-    Raises LinkRefused when `path` is a symbolic link or not a regular file.
+    Raises LinkRefused when `path` is a symbolic link, not a regular file, or a file with other hard links.
     """
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | _SAFE, 0o600)
@@ -77,9 +77,17 @@ def open_lock_file(path: Path) -> int:
         if exc.errno in LINK_ERRNOS:
             raise LinkRefused(exc.errno, "is a symbolic link", str(path)) from None
         raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device planted under the lock's name
+    status = os.fstat(fd)
+    problem = (
+        "is not a regular file"  # a FIFO or a device planted under the lock's name
+        if not stat.S_ISREG(status.st_mode)
+        else "has other hard links"  # another file, which writing the holder would change
+        if status.st_nlink > 1
+        else None
+    )
+    if problem:
         os.close(fd)
-        raise LinkRefused(errno.EINVAL, "is not a regular file", str(path))
+        raise LinkRefused(errno.EINVAL, problem, str(path))
     return fd
 
 

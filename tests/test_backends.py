@@ -81,7 +81,9 @@ def test_postgres_connection_failure_is_one_line_without_password(run, write) ->
     write("a.yaml", fleet(1))
     result = run("plan", "a.yaml", "--state", "postgresql://postgres:hunter2-SECRET@127.0.0.1:1/test")
     assert result.code == 1
-    assert result.err.startswith("Error: cannot connect to PostgreSQL at postgresql://postgres:***@127.0.0.1:1/test:")
+    assert result.err.startswith(
+        "Error: cannot connect to PostgreSQL at postgresql://postgres:***@127.0.0.1:1/test:"
+    )
     assert "hunter2-SECRET" not in result.err and len(result.err.strip().splitlines()) == 1
 
 

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -41,6 +42,10 @@ from reconciler.state.file import new_salt
 from reconciler.urls import BAD_PERCENT, REDACTED, display_url, redact_credentials
 
 SCHEMA_VERSION = 1
+#: psycopg logs a warning ("error ignored terminating <psycopg.Pipeline>...") when a connection is lost inside
+#: a pipeline; without --verbose, logging's last-resort handler would print it beside our own one-line error.
+#: With --verbose it still reaches the log (a NullHandler does not stop propagation).
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 #: PostgreSQL's identifier limit (NAMEDATALEN - 1): a longer schema name is cut silently, so two long names
 #: would share tables while their locks (keyed on the whole name) differ.
 MAX_IDENTIFIER_BYTES = 63
