@@ -12,6 +12,7 @@ import random
 import pytest
 
 from reconciler.api.catalogue import CATALOGUE
+from reconciler.applying import log as engine_log
 from reconciler.sandbox.server import BAD_ANSWERS, Fault
 from reconciler.state import open_backend
 from tests.soak import SOAK, scale
@@ -61,7 +62,7 @@ def resync_fleet(count: int) -> str:
 @pytest.mark.timeout(600 if SOAK else 120)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_faults_state_equals_what_the_api_accepted(run, write, api, workdir, caplog, seed) -> None:
-    caplog.set_level(logging.INFO, logger="reconciler.applying")  # each retry, with the failure it retries
+    caplog.set_level(logging.INFO, logger=engine_log.name)  # each retry, with the failure it retries
     api.faults = fault_mix(seed)
     api.random = random.Random(seed)
     api.hang_seconds = 2
