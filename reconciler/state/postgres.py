@@ -69,7 +69,7 @@ def _split_url(url: str) -> tuple[str, str, str]:
         )
     try:
         parts = urlsplit(url)
-        params = dict(parse_qsl(parts.query))
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))  # `schema=` is refused, not ignored
     except ValueError as exc:
         raise StateError(f"the state URL {shown} is malformed: {exc}") from None
     schema = params.pop("schema", "reconciler")
@@ -82,7 +82,8 @@ def _split_url(url: str) -> tuple[str, str, str]:
         )
     if not workspace or "\0" in workspace:
         raise StateError(f"the state URL {shown} names an empty workspace or one holding NUL")
-    return urlunsplit(parts._replace(query=urlencode(params))), schema, workspace
+    libpq_params = {key: value for key, value in params.items() if value}
+    return urlunsplit(parts._replace(query=urlencode(libpq_params))), schema, workspace
 
 
 def _url_secrets(url: str) -> list[str]:
