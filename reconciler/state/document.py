@@ -1,8 +1,10 @@
 """The state's shape, checked when it is loaded: a damaged or hand-edited state is one line saying what is
 wrong, never a traceback and never a half-read state.
 
-`schemas/state.schema.json` defines the shape. A state can hold 100,000 accounts, and importing jsonschema
-costs every command ~45 ms, so a plain-Python check that only ever accepts what the schema accepts runs first
+`schemas/state.schema.json` defines the shape. A state can hold 100,000 accounts: measured at that size (2-core
+machine under load), jsonschema took 44 s, this module's plain-Python check 0.3 s and `json.loads` itself 1.3 s;
+importing jsonschema also costs every command ~45 ms. So the plain check, which only ever accepts what the schema
+accepts, runs first
 (tests/test_state_document.py checks that against jsonschema with hypothesis). jsonschema runs only on the parts
 that check refused (the envelope, or one account), to say precisely what is wrong.
 """
@@ -158,7 +160,7 @@ def _schema_problem(instance: Any, which: str, prefix: tuple[str, ...] = ()) -> 
         expected = (
             error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
         )
-        wanted = " or ".join(_TYPE_NAMES.get(name, name) for name in expected)
+        wanted = " or ".join(_TYPE_NAMES.get(str(name), str(name)) for name in expected)
         return f"{where or 'the document'} must be {wanted}, not {_describe(value)}"
     if error.validator == "const":
         return f"{where} must be {json.dumps(error.validator_value)}, not {brief(value)}"

@@ -177,13 +177,13 @@ class FileBackend:
                 time.sleep(0.1)
         line = b""
         try:
-            holder = {
+            description = {
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
                 "command": command,
                 "since": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             }
-            line = json.dumps(holder).encode() + b"\n"
+            line = json.dumps(description).encode() + b"\n"
             os.pwrite(fd, line, 0)
             self._lock_fd = fd
             self._remove_torn_writes()

@@ -512,7 +512,7 @@ class PostgresJournal:
                     ),
                     (workspace,),
                 )
-                self.recorded.serial = cursor.fetchone()[0]
+                self.recorded.serial = _fetch_value(cursor)
             if upserts:
                 cursor.executemany(
                     sql.SQL(
