@@ -73,7 +73,7 @@ def test_a_default_state_path_that_is_a_link_is_refused(run, write, workdir, vic
     for command in (("plan", "a.yaml"), ("import", "a.yaml"), ("state", "list")):
         result = run(*command)
         assert result.code == 1 and _one_line(result.err), result.err
-        assert "the state file is a symbolic link" in result.err and "--state" in result.err
+        assert "the default state file is a symbolic link" in result.err and "--state" in result.err
     assert victim.read_text() == PRECIOUS
 
 
@@ -81,7 +81,7 @@ def test_a_default_state_directory_that_is_a_link_is_refused(run, write, workdir
     write("a.yaml", fleet(2))
     (workdir / ".reconciler").symlink_to(victim.parent)
     result = run("import", "a.yaml")
-    assert result.code == 1 and "the state's directory is a symbolic link" in result.err, result.err
+    assert result.code == 1 and "the default state's directory is a symbolic link" in result.err, result.err
     assert sorted(p.name for p in victim.parent.iterdir()) == ["precious.txt"]
 
 

@@ -336,14 +336,15 @@ def _state_path(path: Path, explicit: bool) -> tuple[Path, str | None]:
         if explicit:
             return target, f"note: the state {path} is a symbolic link to {target}; using {target}"
         raise StateError(
-            f"{path}: the state file is a symbolic link (to {target}); reconciler follows it only when the "
-            "path is given with --state or RECONCILER_STATE"
+            f"{path}: the default state file is a symbolic link (to {target}); refusing to follow it: to use "
+            "that state, give its path with --state or RECONCILER_STATE"
         )
     if not explicit:
         for directory in reversed(path.parents):
             if directory != Path(directory.anchor) and directory != Path(".") and directory.is_symlink():
                 raise StateError(
-                    f"{directory}: the state's directory is a symbolic link (to {os.path.realpath(directory)}); "
-                    "reconciler follows it only when the path is given with --state or RECONCILER_STATE"
+                    f"{directory}: the default state's directory is a symbolic link (to "
+                    f"{os.path.realpath(directory)}); refusing to follow it: to use that state, give its path "
+                    "with --state or RECONCILER_STATE"
                 )
     return path, None
