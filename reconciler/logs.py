@@ -3,7 +3,8 @@
 What is logged never includes a secret by construction (request bodies and headers are not logged; messages
 name accounts, routes, statuses, durations and state locations). The redacting filter covers what a future
 log line, or a library's, might let through: the API key and each distinct secret resolved from the config
-are registered (only while verbose logging is on) and replaced by `***` in every record.
+are registered (only while verbose logging is on) and replaced by `***` in every record, and so is the
+password of any URL in a record (`https://user:PASSWORD@host`, `?password=...`): the API URL, say.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 import sys
 
 from reconciler import secrets
+from reconciler.urls import redact_credentials
 
 LOGGER_NAME = "reconciler"
 REDACTED = "***"
@@ -42,6 +44,7 @@ class RedactingFilter(logging.Filter):
         if self._pattern_size != len(known):  # the registry only grows
             self._pattern = secrets.redaction_pattern(known)
             self._pattern_size = len(known)
+        message = redact_credentials(message)
         return self._pattern.sub(REDACTED, message) if self._pattern else message
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict, cast
 
+from reconciler import fsutil
 from reconciler.errors import ReconcilerError, StalePlan
 from reconciler.model import Change, Plan
 
@@ -74,12 +75,8 @@ def save(plan: Plan, config: str, targets: list[str], selectors: list[tuple[str,
             for c in plan.changes
         ],
     }
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(document, handle)
-    os.replace(temporary, target)
+    # A new temporary (unique name, O_EXCL | O_NOFOLLOW) renamed over the target: never written through a link.
+    fsutil.replace_atomically(Path(path), json.dumps(document).encode(), 0o600)
 
 
 @dataclass(frozen=True, slots=True)

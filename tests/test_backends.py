@@ -81,7 +81,9 @@ def test_postgres_connection_failure_is_one_line_without_password(run, write) ->
     write("a.yaml", fleet(1))
     result = run("plan", "a.yaml", "--state", "postgresql://postgres:hunter2-SECRET@127.0.0.1:1/test")
     assert result.code == 1
-    assert result.err.startswith("Error: cannot connect to PostgreSQL at 127.0.0.1:1/test:")
+    assert result.err.startswith(
+        "Error: cannot connect to PostgreSQL at postgresql://postgres:***@127.0.0.1:1/test:"
+    )
     assert "hunter2-SECRET" not in result.err and len(result.err.strip().splitlines()) == 1
 
 
@@ -186,3 +188,204 @@ def test_no_secret_reaches_any_backend(run, write, api, state_url, workdir) -> N
         stored = "".join(p.read_text() for p in (workdir / "state").iterdir() if p.is_file())
     for secret in (SENTINEL_PASSWORD, SENTINEL_KEY):
         assert secret not in stored
+
+
+# -- PostgreSQL: reading creates nothing, every failure is one line, names PostgreSQL can hold ----------------------
+DB_SECRET = "dbpw-SENTINEL-61be"
+
+
+def _schema_of(state_url: str) -> str:
+    return state_url.split("schema=")[1].split("&")[0]
+
+
+def _as_role(state_url: str, role: str) -> str:
+    """The state URL for another role, with a password (the test server trusts loopback: any password works)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(state_url)
+    return urlunsplit(parts._replace(netloc=f"{role}:{DB_SECRET}@{parts.netloc.rpartition('@')[2]}"))
+
+
+@pytest.fixture
+def reader_role(state_url):
+    """A role that may connect and read the test schema's tables, nothing more."""
+    import uuid
+
+    import psycopg
+
+    if not state_url.startswith("postgresql://"):
+        pytest.skip("PostgreSQL only")
+    role = f"reader_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_URL, autocommit=True) as connection:
+        connection.execute(f"create role {role} login")
+    yield role
+    with psycopg.connect(PG_URL, autocommit=True) as connection:
+        connection.execute(f"drop owned by {role}")
+        connection.execute(f"drop role {role}")
+
+
+def _grant_reading(state_url: str, role: str) -> None:
+    import psycopg
+
+    schema = _schema_of(state_url)
+    with psycopg.connect(PG_URL, autocommit=True) as connection:
+        connection.execute(f'grant usage on schema "{schema}" to {role}')
+        connection.execute(f'grant select on all tables in schema "{schema}" to {role}')
+
+
+def _schema_exists(schema: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(PG_URL) as connection:
+        return (
+            connection.execute("select 1 from pg_namespace where nspname = %s", (schema,)).fetchone()
+            is not None
+        )
+
+
+def test_plan_creates_nothing_and_a_read_only_role_can_plan(run, write, api, state_url, reader_role) -> None:
+    write("a.yaml", fleet(3))
+    reader = _as_role(state_url, reader_role)
+    first = run("plan", "a.yaml", "--state", reader, "--format", "json")
+    assert first.code == 0, first.err
+    assert first.json["summary"]["create"] == 3
+    assert run("plan", "a.yaml", "--state", state_url).code == 0 and not _schema_exists(_schema_of(state_url))
+    assert run("apply", "a.yaml", "--yes", "--state", state_url, "--target", "acc_0000").code == 0
+    _grant_reading(state_url, reader_role)
+    planned = run("plan", "a.yaml", "--state", reader, "--format", "json")
+    assert planned.code == 0, planned.err
+    assert planned.json["summary"] == {"create": 2, "update": 0, "forget": 0, "resync": 0, "unchanged": 1}
+    assert run("state", "list", "--state", reader).out.startswith("acc_0000\tok")
+
+
+def test_every_postgres_failure_is_one_line_without_the_password(
+    run, write, api, state_url, reader_role
+) -> None:
+    write("a.yaml", fleet(3))
+    reader = _as_role(state_url, reader_role)
+    assert run("apply", "a.yaml", "--yes", "--state", state_url, "--target", "acc_0000").code == 0
+    unreadable = run("plan", "a.yaml", "--state", reader)  # no grant on the schema yet
+    _grant_reading(state_url, reader_role)
+    unwritable = run("apply", "a.yaml", "--yes", "--state", reader)
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as connection:  # may lock, not write
+        connection.execute(
+            f'grant insert, update, delete on "{_schema_of(state_url)}".lock_holders to {reader_role}'
+        )
+    forgetting = run("state", "forget", "acc_0000", "--state", reader)
+    for result, doing in (
+        (unreadable, "cannot read the state: permission denied for schema"),
+        (unwritable, "cannot lock the state: permission denied for table lock_holders"),
+        (forgetting, "cannot write the state: permission denied for table workspaces"),
+    ):
+        assert result.code == 1 and len(result.err.strip().splitlines()) == 1, result.err
+        assert result.err.startswith(f"Error: postgresql://{reader_role}:***@") and doing in result.err, (
+            result.err
+        )
+        assert DB_SECRET not in result.err and "Traceback" not in result.err
+    assert api.stats.requests == 1  # the refused apply sent nothing
+
+
+@pytest.mark.parametrize(
+    ("schema", "why"),
+    [
+        ("s" * 64, "this one: 64 bytes"),
+        ("é" * 32, "this one: 64 bytes"),
+        ("a%00b", "with NUL"),
+        ("", "this one: 0"),
+    ],
+)
+def test_schema_names_postgresql_cannot_hold_are_refused(run, write, schema: str, why: str) -> None:
+    write("a.yaml", fleet(1))
+    from urllib.parse import quote
+
+    encoded = schema if "%" in schema else quote(schema)
+    result = run("plan", "a.yaml", "--state", f"postgresql://postgres@127.0.0.1:1/test?schema={encoded}")
+    assert result.code == 1 and len(result.err.strip().splitlines()) == 1, result.err
+    assert "names a schema PostgreSQL cannot hold: a schema name is 1 to 63 bytes without NUL" in result.err
+    assert why in result.err and "cannot connect" not in result.err  # refused before connecting
+
+
+def test_a_63_byte_schema_name_is_used_whole(state_url) -> None:
+    if not state_url.startswith("postgresql://"):
+        pytest.skip("PostgreSQL only")
+    import psycopg
+
+    schema = "t" + "x" * 62
+    backend = open_backend(state_url.replace(_schema_of(state_url), schema))
+    try:
+        with backend.lock():
+            backend.open_journal()[1].close()
+        assert _schema_exists(schema)
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as connection:
+            connection.execute(f'drop schema if exists "{schema}" cascade')
+
+
+def test_the_lock_holder_description_is_kept_whole(state_url, monkeypatch) -> None:
+    """A long host name (as CI runners have) no longer cuts the holder's start time off."""
+    import socket
+
+    host = "runner-" + "x" * 80 + ".ci.example"
+    monkeypatch.setattr(socket, "gethostname", lambda: host)
+    with (
+        open_backend(state_url).lock(command="apply shard-like long command"),
+        pytest.raises(LockHeld) as caught,
+        open_backend(state_url).lock(timeout=0.2),
+    ):
+        pass
+    import re
+
+    message = str(caught.value)
+    holder = rf"apply shard-like long command \(pid \d+ on {re.escape(host)}\)"
+    assert re.search(rf"is locked by {holder} since \d{{4}}-\d\d-\d\dT[\d:]+Z$", message), message
+
+
+def test_a_damaged_postgres_row_is_one_line(run, write, api, state_url) -> None:
+    if not state_url.startswith("postgresql://"):
+        pytest.skip("PostgreSQL only")
+    import psycopg
+
+    write("a.yaml", fleet(2))
+    assert run("apply", "a.yaml", "--yes", "--state", state_url).code == 0
+    with psycopg.connect(PG_URL, autocommit=True) as connection:
+        connection.execute(
+            f"""update "{_schema_of(state_url)}".accounts set record = jsonb_set(record, '{{last_failure}}', '"x"')
+            where account_id = 'acc_0001'"""
+        )
+    result = run("plan", "a.yaml", "--state", state_url)
+    assert result.code == 1 and len(result.err.strip().splitlines()) == 1, result.err
+    assert (
+        'an account row is not a valid reconciler record: accounts["acc_0001"].last_failure must be a mapping'
+        in (result.err)
+    )
+
+
+def test_postgresql_without_its_extra_says_which_to_install(run, write, monkeypatch) -> None:
+    import sys
+
+    write("a.yaml", fleet(1))
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "reconciler.state.postgres", raising=False)
+    result = run("plan", "a.yaml", "--state", f"postgresql://u:{DB_SECRET}@127.0.0.1/db")
+    assert result.code == 1 and len(result.err.strip().splitlines()) == 1, result.err
+    assert "pip install 'postpress-reconciler[postgres]'" in result.err and DB_SECRET not in result.err
+
+
+def test_the_file_backend_never_imports_psycopg(run, write, api, workdir) -> None:
+    import subprocess
+    import sys
+
+    write("a.yaml", fleet(2))
+    assert run("apply", "a.yaml", "--yes").code == 0
+    probe = (
+        "import sys\nfrom reconciler.cli import main\n"
+        "for args in (['plan', 'a.yaml'], ['state', 'list'], ['import', 'a.yaml']):\n"
+        "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'psycopg'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=workdir, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout

@@ -50,9 +50,12 @@ def test_two_applies_at_once_one_is_refused(write, api, server, workdir, state_u
     write("a.yaml", fleet(200))
     first = _apply_process(workdir, server, state_url)
     _wait_for_patches(api, 10, first)
+    api.latency_ms = 300  # the first apply is still running whatever the second's start-up takes
     second = _apply_process(workdir, server, state_url)
     _, second_err = second.communicate(timeout=60)
-    assert second.returncode == 1
+    assert first.poll() is None, "the first apply ended before the second tried the lock"
+    api.latency_ms = 0
+    assert second.returncode == 1, second_err
     assert "is locked by apply (pid" in second_err and "Traceback" not in second_err
     _, first_err = first.communicate(timeout=60)
     assert first.returncode == 0, first_err

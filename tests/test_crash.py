@@ -86,7 +86,7 @@ def test_api_stopped_mid_run_stops_early_and_records_only_successes(run, write, 
     stopper.join()
     assert result.code == 3
     report = json.loads((workdir / "r.json").read_text())
-    assert "Stopped early: 5 consecutive network failures" in result.out
+    assert "Stopped early: the last 5 requests (5 accounts) all failed with network_error" in result.out
     assert report["summary"]["skipped"] > 0
     assert set(report["failures_by_type"]) == {"network_error"}
     recorded = open_backend(str(workdir / ".reconciler/state.json")).read()
@@ -307,8 +307,11 @@ def test_postgres_connection_lost_mid_apply(run, write, api, server, workdir, st
         ).fetchall()
     _, err = process.communicate(timeout=60)
     assert killed and process.returncode == 1, err
-    assert "recording to postgresql://" in err and "failed" in err and "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1
+    # libpq words a lost connection in several ways, over several lines, depending on what the writer was
+    # doing when the session ended: the product's message is one line whatever libpq said.
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("Error: recording to postgresql://") and " failed: " in lines[0], err
     recorded_ok = _recorded_ok(state_url)
     assert recorded_ok <= set(api.stats.patched)
     assert len(set(api.stats.patched) - recorded_ok) <= CONCURRENCY

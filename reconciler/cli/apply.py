@@ -30,7 +30,7 @@ from reconciler.cli.reports import ReportFile, emit_report
 from reconciler.errors import UsageError
 from reconciler.model import Plan
 from reconciler.runs import ApplyRequest, Confirmer, apply_run
-from reconciler.state import open_backend, resolve_state_location
+from reconciler.state import display_location, open_backend, resolve_state_location
 
 log = logs.get("apply")
 
@@ -63,7 +63,7 @@ def _api(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str]]:
 
 def _confirm_on_terminal(config: str, location: str) -> Confirmer:
     def confirm(plan: Plan) -> None:
-        click.echo(render_plan(plan, "text", config, location), nl=False, err=True)
+        click.echo(render_plan(plan, "text", config, display_location(location)), nl=False, err=True)
         if not sys.stdin.isatty():
             raise UsageError("refusing to apply without --yes: no terminal to confirm on")
         click.confirm("Apply these changes?", abort=True, err=True)
@@ -215,7 +215,7 @@ def apply(
         if outcome.plan.empty:
             click.echo("No changes. Nothing to apply.", err=True)
         else:
-            click.echo(f"Applied in {outcome.elapsed:.1f}s; state {backend.describe()}.", err=True)
+            click.echo(f"Applied in {outcome.elapsed:.1f}s; state {display_location(location)}.", err=True)
         emit_report(outcome.results, outcome.stop_reason, output_format, report_file)
     if outcome.cancelled_by is not None:
         sys.exit(128 + outcome.cancelled_by)  # 130 for SIGINT, 143 for SIGTERM

@@ -22,7 +22,7 @@ from reconciler.cli.common import (
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
 from reconciler.planning import make_plan
-from reconciler.state import open_backend, resolve_state_location
+from reconciler.state import display_location, open_backend, resolve_state_location
 
 
 def _problem_json(problem: Problem) -> dict[str, object]:
@@ -97,7 +97,7 @@ def plan(
     location = resolve_state_location(state_location, sandbox=sandbox)
     recorded = open_backend(location).read()
     the_plan = make_plan(desired, recorded, targets, list(selectors))
-    click.echo(render_plan(the_plan, output_format, config, location), nl=False)
+    click.echo(render_plan(the_plan, output_format, config, display_location(location)), nl=False)
     if out_path:
         planfile.save(the_plan, config, list(targets), list(selectors), out_path)
     write_github_outputs(

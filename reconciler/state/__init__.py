@@ -5,13 +5,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from reconciler.errors import UsageError
+from reconciler.errors import StateError, UsageError
 from reconciler.state.base import Backend, Journal
+from reconciler.urls import display_url
 
 DEFAULT_STATE = ".reconciler/state.json"
 SANDBOX_STATE = ".reconciler/sandbox-state.json"
+POSTGRES_EXTRA = "pip install 'postpress-reconciler[postgres]'"
 
-__all__ = ["Backend", "Journal", "open_backend", "resolve_state_location", "DEFAULT_STATE", "SANDBOX_STATE"]
+__all__ = [
+    "Backend",
+    "Journal",
+    "open_backend",
+    "display_location",
+    "resolve_state_location",
+    "DEFAULT_STATE",
+    "SANDBOX_STATE",
+]
 
 
 def resolve_state_location(option: str | None, sandbox: bool = False) -> str:
@@ -23,16 +33,49 @@ def resolve_state_location(option: str | None, sandbox: bool = False) -> str:
     return os.environ.get("RECONCILER_STATE") or DEFAULT_STATE
 
 
-def open_backend(location: str) -> Backend:
-    """A backend for a path, a `file://` URL or a `postgresql://` URL."""
-    if location.startswith(("postgresql://", "postgres://")):
-        from reconciler.state.postgres import PostgresBackend
+def display_location(location: str) -> str:
+    """A state location as every message, plan and report shows it: a URL's user kept and its password
+    replaced by `***`; a URL with a malformed percent escape shown without its userinfo; a path as it is."""
+    return display_url(location) if "://" in location else location
 
-        return PostgresBackend(location)
+
+def open_backend(location: str, explicit: bool | None = None) -> Backend:
+    """A backend for a path, a `file://` URL or a `postgresql://` URL.
+
+    `explicit` says whether the user named this location; by default, any location but the two default paths.
+    A state path that is a symbolic link is followed only when explicit, and then a line on stderr says where
+    it leads.
+    """
+    if location.startswith(("postgresql://", "postgres://")):
+        return _postgres_backend(location)
+    if explicit is None:
+        explicit = location not in (DEFAULT_STATE, SANDBOX_STATE)
     if location.startswith("file://"):
         location = location[len("file://") :]
     if "://" in location:
         raise UsageError(f"unsupported state location {location.split('://')[0]}://; use a path or file://")
     from reconciler.state.file import FileBackend
 
-    return FileBackend(Path(location))
+    backend = FileBackend(Path(location), explicit=explicit)
+    if backend.link_note:
+        import click
+
+        click.echo(backend.link_note, err=True)
+    return backend
+
+
+def _postgres_backend(location: str) -> Backend:
+    try:
+        from reconciler.state.postgres import PostgresBackend
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "psycopg":
+            raise
+        raise StateError(
+            f"a postgresql:// state needs PostgreSQL support, which is not installed: {POSTGRES_EXTRA}"
+        ) from None
+    except ImportError as exc:  # psycopg is there but cannot load its libpq binding
+        message = " ".join(str(exc).split())[:300]
+        raise StateError(
+            f"PostgreSQL support cannot load ({message}); reinstall it: {POSTGRES_EXTRA}"
+        ) from None
+    return PostgresBackend(location)

@@ -10,7 +10,9 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
+from reconciler.errors import brief
 from reconciler.model import AccountRecord, Recorded
+from reconciler.state.document import MAX_BIGINT, failure_ok
 
 
 def now() -> str:
@@ -34,6 +36,34 @@ def failed(account_id: str, failure: dict[str, Any], at: str | None = None) -> d
 
 def forgotten(account_id: str) -> dict[str, Any]:
     return {"op": "forget", "id": account_id}
+
+
+def event_problem(event: Any) -> str | None:
+    """None if `event` is a recording event `fold` can apply; else what is wrong with it (read back from a
+    journal, it may have been damaged or edited)."""
+    if not isinstance(event, dict) or type(event.get("id")) is not str:
+        return "not a recording event (no account id)"
+    op = event.get("op")
+    if op == "forget":
+        return None
+    if type(event.get("at")) is not str:
+        return f"{op!r} event without a time"
+    if op == "applied":
+        settings, provider = event.get("settings"), event.get("provider")
+        if (settings is None or type(settings) is dict) and (provider is None or type(provider) is str):
+            return None
+        return "'applied' event with malformed settings or provider"
+    if op == "resynced":
+        generation = event.get("generation")
+        if type(generation) is int and 0 <= generation <= MAX_BIGINT:
+            return None
+        return "'resynced' event without a valid generation"
+    if op == "failed":
+        failure = event.get("failure")
+        return (
+            None if failure is not None and failure_ok(failure) else "'failed' event with a malformed failure"
+        )
+    return f"unknown recording event {brief(op)}"
 
 
 def fold(recorded: Recorded, event: dict[str, Any]) -> None:

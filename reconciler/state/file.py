@@ -1,8 +1,10 @@
 """The file state backend: one JSON file, an append-only journal beside it, and an OS lock file.
 
 Guarantees:
-* the state file is only ever replaced atomically (write a temporary file, fsync, rename, fsync the directory),
-  with mode 0600, so whatever kills the process the file is either the old or the new state;
+* the state file is only ever replaced atomically (write a new temporary file, fsync, rename, fsync the
+  directory), with mode 0600, so whatever kills the process the file is either the old or the new state;
+* no file is opened through a symbolic link (reconciler.fsutil): a link at the state's path is followed only
+  when the user named that path, and a link at the journal's or the lock's path is refused;
 * during an apply every event is written to `<state>.journal` at once (so a kill -9 loses nothing written) and
   fsynced in batches (for power loss); the journal is folded into the state at the end, or at the next start;
 * the lock is `flock` on `<state>.lock`, which the kernel releases when the process dies: no stale locks.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import json
 import os
 import secrets as random_tokens
@@ -23,10 +26,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler import logs
-from reconciler.errors import LockHeld, StateError, UsageError
+from reconciler import fsutil, logs
+from reconciler.errors import LockHeld, StateError, UsageError, brief
 from reconciler.model import AccountRecord, Recorded
-from reconciler.state.events import fold
+from reconciler.state.document import state_problem
+from reconciler.state.events import event_problem, fold
 
 log = logs.get("state")
 
@@ -39,12 +43,17 @@ def new_salt() -> str:
 
 
 class FileBackend:
-    """State in a JSON file on local disk."""
+    """State in a JSON file on local disk.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.journal_path = path.with_name(path.name + ".journal")
-        self.lock_path = path.with_name(path.name + ".lock")
+    `explicit` says whether the user named this path (`--state`, `RECONCILER_STATE`): a state path that is a
+    symbolic link is followed only then (`link_note` then says where it leads); otherwise it is refused, so a
+    link committed into a repository's `.reconciler/` cannot redirect reconciler's writes.
+    """
+
+    def __init__(self, path: Path, explicit: bool = True) -> None:
+        self.path, self.link_note = _state_path(path, explicit)
+        self.journal_path = self.path.with_name(self.path.name + ".journal")
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
         self._lock_fd: int | None = None
 
     def describe(self) -> str:
@@ -58,49 +67,62 @@ class FileBackend:
 
     def _read_file(self) -> Recorded:
         try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return Recorded(lineage=None, serial=0, salt=new_salt())
+            raw = fsutil.read_no_follow(self.path)
+        except fsutil.LinkRefused:
+            raise StateError(f"{self.path}: the state file {_LINK_REFUSED}") from None
         except OSError as exc:
             raise StateError(f"{self.path}: cannot read the state: {exc.strerror or exc}") from None
+        if raw is None:
+            return Recorded(lineage=None, serial=0, salt=new_salt())
         try:
             document = json.loads(raw)
-            if document.get("format_version") != FORMAT_VERSION:
-                raise StateError(
-                    f"{self.path}: unsupported state format_version {document.get('format_version')!r}"
-                )
-            accounts = {key: AccountRecord.from_json(value) for key, value in document["accounts"].items()}
-            return Recorded(
-                lineage=document["lineage"],
-                serial=int(document["serial"]),
-                salt=document["salt"],
-                accounts=accounts,
-            )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise StateError(f"{self.path}: the state file is not a reconciler state ({exc})") from None
+        if isinstance(document, dict) and document.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
+            raise StateError(
+                f"{self.path}: unsupported state format_version {brief(document['format_version'])}"
+            )
+        problem = state_problem(document)
+        if problem:
+            raise StateError(f"{self.path}: the state file is not a valid reconciler state: {problem}")
+        accounts = {key: AccountRecord.from_json(value) for key, value in document["accounts"].items()}
+        return Recorded(
+            lineage=document["lineage"],
+            serial=int(document["serial"]),
+            salt=document["salt"],
+            accounts=accounts,
+        )
 
     def _replay_journal(self, recorded: Recorded) -> bool:
         """Fold a leftover journal into `recorded`; True if it held events for this state."""
         try:
-            lines = self.journal_path.read_bytes().split(b"\n")
-        except FileNotFoundError:
-            return False
+            raw = fsutil.read_no_follow(self.journal_path)
+        except fsutil.LinkRefused:
+            raise StateError(f"{self.journal_path}: the journal {_LINK_REFUSED}") from None
         except OSError as exc:
             raise StateError(f"{self.journal_path}: cannot read the journal: {exc.strerror or exc}") from None
+        if raw is None:
+            return False
+        lines = raw.split(b"\n")
         try:
             header = json.loads(lines[0])
-        except ValueError:
+        except (ValueError, RecursionError):
             return False  # a journal torn before its header was written holds nothing
+        if not isinstance(header, dict) or header.get("journal") != 1:
+            raise StateError(f"{self.journal_path}: not a reconciler journal; remove it if it is not one")
         if header.get("lineage") != recorded.lineage or header.get("base_serial") != recorded.serial:
             return False  # already folded into this state before the crash
         folded = False
-        for line in lines[1:]:
+        for number, line in enumerate(lines[1:], start=2):
             if not line:
                 continue
             try:
                 event = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 break  # the torn last line of a killed process
+            problem = event_problem(event)
+            if problem:
+                raise StateError(f"{self.journal_path}:{number}: {problem}")
             fold(recorded, event)
             folded = True
         if folded:
@@ -114,21 +136,10 @@ class FileBackend:
 
     def _write_file(self, recorded: Recorded) -> None:
         payload = _serialise(recorded)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.fchmod(fd, 0o600)
-                _write_all(fd, payload)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temporary, self.path)
-            _fsync_directory(self.path.parent)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fsutil.replace_atomically(self.path, payload, 0o600)
         except OSError as exc:  # a full disk, say: the old state file stays as it was
-            with contextlib.suppress(OSError):
-                temporary.unlink()
             raise StateError(f"{self.path}: cannot write the state: {exc.strerror or exc}") from None
         log.debug("wrote %s: %d account(s), serial %d", self.path, len(recorded.accounts), recorded.serial)
 
@@ -137,12 +148,22 @@ class FileBackend:
     def lock(
         self, timeout: float = 0.0, command: str = "apply", shard: tuple[int, int] | None = None
     ) -> Iterator[None]:
+        """`flock` on `<state>.lock`. The file is never truncated nor followed through a link: the holder's
+        description is written over its first line, and blanked (same length) on release."""
         if shard is not None:
             raise UsageError(
                 "--shard needs the PostgreSQL state backend (shards apply at once on several runners)"
             )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = fsutil.open_lock_file(self.lock_path)
+        except fsutil.LinkRefused as exc:
+            raise StateError(
+                f"{self.lock_path}: the lock file {exc.strerror}; refusing to use it (remove it if it is not "
+                "reconciler's)"
+            ) from None
+        except OSError as exc:
+            raise StateError(f"{self.lock_path}: cannot open the lock: {exc.strerror or exc}") from None
         deadline = time.monotonic() + max(timeout, 0.0)
         while True:
             try:
@@ -154,29 +175,31 @@ class FileBackend:
                     os.close(fd)
                     raise LockHeld(f"the state {self.path} is locked by {holder}") from None
                 time.sleep(0.1)
+        line = b""
         try:
-            holder = {
+            description = {
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
                 "command": command,
                 "since": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             }
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(holder).encode(), 0)
+            line = json.dumps(description).encode() + b"\n"
+            os.pwrite(fd, line, 0)
             self._lock_fd = fd
             self._remove_torn_writes()
             yield
         finally:
             self._lock_fd = None
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
+            if line:
+                with contextlib.suppress(OSError):
+                    os.pwrite(fd, b" " * (len(line) - 1) + b"\n", 0)
             os.close(fd)  # closing releases the flock
 
     def _remove_torn_writes(self) -> None:
         """Delete temporary files of state writes killed before their rename (only the lock holder writes)."""
-        for temporary in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+        for temporary in self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp"):
             with contextlib.suppress(FileNotFoundError):
-                temporary.unlink()
+                temporary.unlink()  # a link is removed, never followed
 
     def _require_lock(self) -> None:
         if self._lock_fd is None:
@@ -193,7 +216,7 @@ class FileBackend:
             recorded.salt = salt or recorded.salt
             self._write_file(recorded)
         with contextlib.suppress(FileNotFoundError):
-            self.journal_path.unlink()
+            self.journal_path.unlink()  # folded above; a link is removed, never followed
         return recorded, FileJournal(self, recorded)
 
 
@@ -203,16 +226,28 @@ class FileJournal:
     def __init__(self, backend: FileBackend, recorded: Recorded) -> None:
         self.backend = backend
         self.recorded = recorded
-        self._fd = os.open(backend.journal_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
         header = {"journal": 1, "lineage": recorded.lineage, "base_serial": recorded.serial}
-        os.write(self._fd, json.dumps(header).encode() + b"\n")
-        os.fsync(self._fd)
+        try:  # the journal was removed just before: a file (or link) found under its name is not ours
+            self._fd = fsutil.create_exclusive(backend.journal_path, os.O_WRONLY | os.O_APPEND)
+        except OSError as exc:
+            raise StateError(
+                f"{backend.journal_path}: cannot start the journal: {exc.strerror or exc}"
+            ) from None
+        try:
+            fsutil.write_all(self._fd, json.dumps(header).encode() + b"\n")
+            os.fsync(self._fd)
+            fsutil.fsync_directory(backend.journal_path.parent)
+        except OSError as exc:
+            os.close(self._fd)
+            raise StateError(
+                f"{backend.journal_path}: cannot start the journal: {exc.strerror or exc}"
+            ) from None
         self._events = 0
         self._last_sync = time.monotonic()
 
     def append(self, event: dict[str, Any]) -> None:
         try:
-            _write_all(self._fd, json.dumps(event, separators=(",", ":")).encode() + b"\n")
+            fsutil.write_all(self._fd, json.dumps(event, separators=(",", ":")).encode() + b"\n")
         except OSError as exc:
             raise StateError(
                 f"{self.backend.journal_path}: cannot record a result: {exc.strerror or exc}; "
@@ -248,18 +283,11 @@ class FileJournal:
         return self.recorded
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    """Write every byte or raise: a nearly full disk takes part of a write, then refuses the rest."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def _serialise(recorded: Recorded) -> bytes:
     """The state document, one account per line (sorted), so a state kept in git diffs by account.
 
     Written by hand around the C JSON encoder: `json.dumps(indent=...)` takes the pure-Python encoder, which
-    measured 0.44 s for 10,000 accounts (issue 8), against ~0.05 s this way.
+    measured 0.44 s for 10,000 accounts, against ~0.05 s this way.
     """
     head = json.dumps(
         {
@@ -279,22 +307,44 @@ def _serialise(recorded: Recorded) -> bytes:
     return body.encode()
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _read_holder(lock_path: Path) -> str:
+    """Who holds the lock, from the first line of the lock file (its holder writes it there)."""
     try:
-        holder = json.loads(lock_path.read_text() or "{}")
+        first_line = (fsutil.read_no_follow(lock_path) or b"").split(b"\n", 1)[0]
+        holder = json.loads(first_line)
     except (OSError, ValueError):
         holder = {}
-    if not holder:
+    if not isinstance(holder, dict) or not holder:
         return "another process (no details recorded)"
     return (
         f"{holder.get('command', 'a command')} (pid {holder.get('pid')} on {holder.get('host')}) "
         f"since {holder.get('since')}"
     )
+
+
+_LINK_REFUSED = "is a symbolic link; refusing to follow it (remove it if it is not reconciler's)"
+
+
+def _state_path(path: Path, explicit: bool) -> tuple[Path, str | None]:
+    """The state file to use for `path`, and a note to show when it was reached through a link.
+
+    A link (at the state file itself, or at a directory of a default path) is followed only if the user named
+    the path; the note then says where it leads.
+    """
+    if path.is_symlink():
+        target = Path(os.path.realpath(path))
+        if explicit:
+            return target, f"note: the state {path} is a symbolic link to {target}; using {target}"
+        raise StateError(
+            f"{path}: the default state file is a symbolic link (to {target}); refusing to follow it: to use "
+            "that state, give its path with --state or RECONCILER_STATE"
+        )
+    if not explicit:
+        for directory in reversed(path.parents):
+            if directory != Path(directory.anchor) and directory != Path(".") and directory.is_symlink():
+                raise StateError(
+                    f"{directory}: the default state's directory is a symbolic link (to "
+                    f"{os.path.realpath(directory)}); refusing to follow it: to use that state, give its path "
+                    "with --state or RECONCILER_STATE"
+                )
+    return path, None

@@ -2,12 +2,16 @@
 
 `postgresql://USER@HOST:PORT/DB?schema=NAME&workspace=NAME` (schema default `reconciler`, workspace `default`).
 
-* Tables are created on first use and versioned in `schema_version`.
-* The lock is a session-level advisory lock held by a dedicated connection whose `application_name` names the
-  holder; PostgreSQL releases it when that session ends, so a killed apply leaves no stale lock.
+* Reading creates nothing: absent tables are an empty state, so a role that may only read can plan. The tables
+  are created (and versioned in `schema_version`) by the first command that writes.
+* The lock is a session-level advisory lock held by a dedicated connection; PostgreSQL releases it when that
+  session ends, so a killed apply leaves no stale lock. The holder's description (command, pid, host, since) is
+  kept whole in `lock_holders`, one row per lock and session (`application_name` carries it too, for anyone
+  looking at pg_stat_activity, but PostgreSQL cuts that at 63 bytes).
 * During an apply, results are group-committed by a writer thread as they arrive (see PostgresJournal); the
   workspace's serial moves at the first commit, so a plan saved before the apply is refused afterwards even if
   the apply was killed.
+* Every database error becomes one StateError line: whitespace collapsed, the URL's password never in it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -24,56 +29,142 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 
-from reconciler.errors import LockHeld, StateError
+from reconciler.errors import MESSAGE_LIMIT, LockHeld, StateError
 from reconciler.model import AccountRecord, Recorded
+from reconciler.state.document import record_problem
 from reconciler.state.events import fold
 from reconciler.state.file import new_salt
+from reconciler.urls import BAD_PERCENT, REDACTED, display_url, redact_credentials
 
 SCHEMA_VERSION = 1
+#: psycopg logs a warning ("error ignored terminating <psycopg.Pipeline>...") when a connection is lost inside
+#: a pipeline; without --verbose, logging's last-resort handler would print it beside our own one-line error.
+#: With --verbose it still reaches the log (a NullHandler does not stop propagation).
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
+#: PostgreSQL's identifier limit (NAMEDATALEN - 1): a longer schema name is cut silently, so two long names
+#: would share tables while their locks (keyed on the whole name) differ.
+MAX_IDENTIFIER_BYTES = 63
+TABLES = ("schema_version", "workspaces", "accounts", "lock_holders")
+_PASSWORD_PARAMETERS = frozenset(("password", "sslpassword"))
 
 
 def _split_url(url: str) -> tuple[str, str, str]:
-    """(connection URL without our parameters, schema, workspace)."""
-    parts = urlsplit(url)
-    params = dict(parse_qsl(parts.query))
+    """(connection URL without our parameters, schema, workspace); StateError for a URL libpq would misread."""
+    shown = display_url(url)
+    if BAD_PERCENT.search(url):
+        raise StateError(
+            f"the state URL {shown} is malformed: a '%' not followed by two hex digits (write %25)"
+        )
+    authority = url.split("://", 1)[1].split("/", 1)[0]
+    userinfo = authority.rpartition("@")[0]
+    if any(character in userinfo for character in "@?#"):
+        raise StateError(
+            f"the state URL {shown} is malformed: percent-encode '@', '?' and '#' in its user and password "
+            "(%40, %3F, %23)"
+        )
+    try:
+        parts = urlsplit(url)
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))  # `schema=` is refused, not ignored
+    except ValueError as exc:
+        raise StateError(f"the state URL {shown} is malformed: {exc}") from None
     schema = params.pop("schema", "reconciler")
     workspace = params.pop("workspace", "default")
-    return urlunsplit(parts._replace(query=urlencode(params))), schema, workspace
+    if not schema or "\0" in schema or len(schema.encode()) > MAX_IDENTIFIER_BYTES:
+        raise StateError(
+            f"the state URL {shown} names a schema PostgreSQL cannot hold: a schema name is 1 to "
+            f"{MAX_IDENTIFIER_BYTES} bytes without NUL (this one: {len(schema.encode())} bytes"
+            f"{', with NUL' if chr(0) in schema else ''})"
+        )
+    if not workspace or "\0" in workspace:
+        raise StateError(f"the state URL {shown} names an empty workspace or one holding NUL")
+    libpq_params = {key: value for key, value in params.items() if value}
+    return urlunsplit(parts._replace(query=urlencode(libpq_params))), schema, workspace
+
+
+def _url_secrets(url: str) -> list[str]:
+    """Every form of the URL's passwords that a libpq message might quote, longest first."""
+    parts = urlsplit(url)
+    raw: list[str] = []
+    userinfo = parts.netloc.rpartition("@")[0]
+    if ":" in userinfo:
+        raw.append(userinfo.partition(":")[2])
+    raw += [
+        value for key, value in parse_qsl(parts.query, keep_blank_values=True) if key in _PASSWORD_PARAMETERS
+    ]
+    forms = {form for value in raw for form in (value, unquote(value)) if form}
+    return sorted(forms, key=len, reverse=True)
 
 
 class PostgresBackend:
     def __init__(self, url: str) -> None:
         self.conninfo, self.schema, self.workspace = _split_url(url)
-        parts = urlsplit(self.conninfo)
-        self._where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}"
+        self._display = display_url(url)
+        self._secrets = _url_secrets(url)
         key = hashlib.sha256(f"{self.schema}\0{self.workspace}".encode()).digest()
         self.lock_key = int.from_bytes(key[:8], "big") & ((1 << 62) - 1)
         self._lock_connection: psycopg.Connection[Any] | None = None
         self._tables_ready = False
 
     def describe(self) -> str:
-        return f"postgresql://{self._where}?schema={self.schema}&workspace={self.workspace}"
+        return self._display
+
+    # -- errors ----------------------------------------------------------------------------------------------
+    def message_of(self, exc: BaseException) -> str:
+        """An exception's text as one line, without the URL's password (libpq quotes parts of the URL)."""
+        text = str(exc) or type(exc).__name__
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        text = " ".join(redact_credentials(text).split())
+        return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT] + "…"
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Turn a database error inside the block into one StateError line: `<location>: <doing>: <why>`."""
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise StateError(f"{self._display}: {doing}: {self.message_of(exc)}") from None
 
     # -- connections and tables ------------------------------------------------------------------------------
     def connect(self, application_name: str = "reconciler") -> psycopg.Connection[Any]:
+        name = application_name.encode()[:MAX_IDENTIFIER_BYTES].decode(errors="ignore")
         try:
-            connection = psycopg.connect(
-                self.conninfo, application_name=application_name[:63], connect_timeout=10
-            )
+            return psycopg.connect(self.conninfo, application_name=name, connect_timeout=10)
         except psycopg.Error as exc:
-            message = " ".join(str(exc).split()) or type(exc).__name__
-            raise StateError(f"cannot connect to PostgreSQL at {self._where}: {message}") from None
-        if not self._tables_ready:
-            self._ensure_tables(connection)
-            self._tables_ready = True
-        return connection
+            raise StateError(
+                f"cannot connect to PostgreSQL at {self._display}: {self.message_of(exc)}"
+            ) from None
+
+    def _present_tables(self, connection: psycopg.Connection[Any]) -> set[str]:
+        rows = connection.execute(
+            "select c.relname from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = %s and c.relname = any(%s)",
+            (self.schema, list(TABLES)),
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    def _check_version(self, connection: psycopg.Connection[Any]) -> int | None:
+        row = connection.execute(
+            sql.SQL("select max(version) from {}").format(self._table("schema_version"))
+        ).fetchone()
+        version = row[0] if row else None
+        if version is not None and version > SCHEMA_VERSION:
+            raise StateError(f"{self._display}: state schema version {version} is newer than this reconciler")
+        return version
 
     def _ensure_tables(self, connection: psycopg.Connection[Any]) -> None:
+        """Create what is missing (only a writer calls this: reading creates nothing)."""
+        if self._tables_ready:
+            return
+        if self._present_tables(connection) == set(TABLES):
+            self._check_version(connection)
+            self._tables_ready = True
+            return
         schema = sql.Identifier(self.schema)
         with connection.transaction():
             connection.execute("select pg_advisory_xact_lock(%s)", (self.lock_key ^ 1,))
@@ -83,11 +174,7 @@ class PostgresBackend:
                     schema
                 )
             )
-            row = connection.execute(
-                sql.SQL("select max(version) from {}.schema_version").format(schema)
-            ).fetchone()
-            version = row[0] if row else None
-            if version is None:
+            if self._check_version(connection) is None:
                 connection.execute(
                     sql.SQL(
                         "create table {s}.workspaces (workspace text primary key, lineage text not null, "
@@ -103,22 +190,35 @@ class PostgresBackend:
                 connection.execute(
                     sql.SQL("insert into {}.schema_version values (%s)").format(schema), (SCHEMA_VERSION,)
                 )
-            elif version > SCHEMA_VERSION:
-                raise StateError(
-                    f"{self.describe()}: state schema version {version} is newer than this reconciler"
-                )
+            # Added after version 1 without changing its tables: earlier versions never read it.
+            connection.execute(
+                sql.SQL(
+                    "create table if not exists {}.lock_holders (lock_key bigint not null, pid integer not null, "
+                    "holder text not null, primary key (lock_key, pid))"
+                ).format(schema)
+            )
+        self._tables_ready = True
 
     def _table(self, name: str) -> sql.Composed:
         return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(name))
 
     # -- reading ---------------------------------------------------------------------------------------------
     def read(self) -> Recorded:
-        with self.connect() as connection:
-            return self._read(connection)
+        connection = self.connect()
+        try:
+            with self._errors("cannot read the state"):
+                return self._read(connection)
+        finally:
+            connection.close()
 
     def _read(self, connection: psycopg.Connection[Any]) -> Recorded:
         with connection.transaction():
             connection.execute("set transaction isolation level repeatable read")
+            present = self._present_tables(connection)
+            if not {"workspaces", "accounts"} <= present:
+                return Recorded(lineage=None, serial=0, salt=new_salt())  # nothing was ever written here
+            if "schema_version" in present:
+                self._check_version(connection)
             row = connection.execute(
                 sql.SQL("select lineage, serial, salt from {} where workspace = %s").format(
                     self._table("workspaces")
@@ -133,6 +233,12 @@ class PostgresBackend:
                 ),
                 (self.workspace,),
             ).fetchall()
+        for account_id, record in rows:
+            problem = record_problem(account_id, record)
+            if problem:
+                raise StateError(
+                    f"{self._display}: an account row is not a valid reconciler record: {problem}"
+                )
         return Recorded(
             lineage=row[0],
             serial=row[1],
@@ -148,10 +254,8 @@ class PostgresBackend:
         """A whole apply locks the workspace exclusively; shard K of N locks it shared plus shard K exclusively."""
         since = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         what = f"{command} shard {shard[0]}/{shard[1]}" if shard else command
-        holder = f"reconciler {what} (pid {os.getpid()} on {socket.gethostname()}) since {since}"  # as the file lock
-        connection = self.connect(holder)
-        connection.autocommit = True
-        deadline = time.monotonic() + max(timeout, 0.0)
+        holder = f"{what} (pid {os.getpid()} on {socket.gethostname()}) since {since}"  # as the file lock
+        connection = self.connect(f"reconciler {holder}")
         wanted = (
             [("pg_try_advisory_lock", self.lock_key)]
             if shard is None
@@ -161,17 +265,29 @@ class PostgresBackend:
             ]
         )
         try:
-            for function, key in wanted:
-                while not connection.execute(f"select {function}(%s)", (key,)).fetchone()[0]:
-                    if time.monotonic() >= deadline:
-                        raise LockHeld(
-                            f"the state {self.describe()} is locked by {self._holder(connection, key)}"
-                        )
-                    time.sleep(0.1)
+            with self._errors("cannot lock the state"):
+                connection.autocommit = True
+                self._ensure_tables(connection)
+                deadline = time.monotonic() + max(timeout, 0.0)
+                for function, key in wanted:
+                    while not _fetch_value(connection.execute(f"select {function}(%s)", (key,))):
+                        if time.monotonic() >= deadline:
+                            raise LockHeld(
+                                f"the state {self._display} is locked by {self._holder(connection, key)}"
+                            )
+                        time.sleep(0.1)
+                self._record_holder(connection, [key for _, key in wanted], holder)
             self._lock_connection = connection
             yield
         finally:
             self._lock_connection = None
+            with contextlib.suppress(psycopg.Error):
+                connection.execute(
+                    sql.SQL("delete from {} where pid = pg_backend_pid() and lock_key = any(%s)").format(
+                        self._table("lock_holders")
+                    ),
+                    ([key for _, key in wanted],),
+                )
             connection.close()  # ending the session releases the advisory lock
 
     def _shard_key(self, shard: tuple[int, int]) -> int:
@@ -180,15 +296,48 @@ class PostgresBackend:
         ).digest()
         return int.from_bytes(digest[:8], "big") & ((1 << 62) - 1)
 
+    def _record_holder(self, connection: psycopg.Connection[Any], keys: list[int], holder: str) -> None:
+        """Note who holds `keys`, replacing rows of sessions that no longer hold them (killed ones)."""
+        table = self._table("lock_holders")
+        with connection.transaction():
+            connection.execute(
+                sql.SQL(
+                    "delete from {} h where h.lock_key = any(%s) and not exists (select 1 from pg_locks l "
+                    "where l.locktype = 'advisory' and l.granted and l.pid = h.pid "
+                    "and ((l.classid::bigint << 32) | l.objid::bigint) = h.lock_key)"
+                ).format(table),
+                (keys,),
+            )
+            for key in keys:
+                connection.execute(
+                    sql.SQL(
+                        "insert into {} values (%s, pg_backend_pid(), %s) on conflict (lock_key, pid) "
+                        "do update set holder = excluded.holder"
+                    ).format(table),
+                    (key, holder),
+                )
+
     def _holder(self, connection: psycopg.Connection[Any], key: int) -> str:
         row = connection.execute(
-            "select a.application_name from pg_locks l join pg_stat_activity a on a.pid = l.pid "
-            "where l.locktype = 'advisory' and l.granted and ((l.classid::bigint << 32) | l.objid::bigint) = %s "
-            "and a.pid <> pg_backend_pid()",
-            (key,),
+            sql.SQL(
+                "select h.holder, a.application_name from pg_locks l "
+                "left join pg_stat_activity a on a.pid = l.pid "
+                "left join {} h on h.lock_key = %s and h.pid = l.pid "
+                "where l.locktype = 'advisory' and l.granted and ((l.classid::bigint << 32) | l.objid::bigint) = %s "
+                "and l.pid <> pg_backend_pid() order by h.holder is null, l.pid limit 1"
+            ).format(self._table("lock_holders")),
+            (key, key),
         ).fetchone()
-        name = row[0] if row else ""
-        return name.removeprefix("reconciler ") if name else "another session (no details)"
+        if row is None:
+            return "another session (no details)"
+        if row[0]:
+            return str(row[0])
+        name = row[1] or ""  # a holder that has not written its row yet: its application_name, maybe cut
+        return (
+            name.removeprefix("reconciler ")
+            if name.startswith("reconciler ")
+            else "another session (no details)"
+        )
 
     def _locked(self) -> psycopg.Connection[Any]:
         if self._lock_connection is None:
@@ -198,22 +347,27 @@ class PostgresBackend:
     # -- writing ---------------------------------------------------------------------------------------------
     def open_journal(self, salt: str | None = None) -> tuple[Recorded, PostgresJournal]:
         connection = self._locked()
-        recorded = self._read(connection)
-        if not recorded.exists:
-            recorded.lineage = str(uuid.uuid4())
-            recorded.salt = salt or recorded.salt
-            with connection.transaction():  # shards may race to create it: the first one wins
-                connection.execute(
-                    sql.SQL("insert into {} values (%s, %s, %s, %s) on conflict do nothing").format(
-                        self._table("workspaces")
-                    ),
-                    (self.workspace, recorded.lineage, recorded.serial, recorded.salt),
-                )
+        with self._errors("cannot start recording"):
             recorded = self._read(connection)
+            if not recorded.exists:
+                recorded.lineage = str(uuid.uuid4())
+                recorded.salt = salt or recorded.salt
+                with connection.transaction():  # shards may race to create it: the first one wins
+                    connection.execute(
+                        sql.SQL("insert into {} values (%s, %s, %s, %s) on conflict do nothing").format(
+                            self._table("workspaces")
+                        ),
+                        (self.workspace, recorded.lineage, recorded.serial, recorded.salt),
+                    )
+                recorded = self._read(connection)
         return recorded, PostgresJournal(self, connection, recorded)
 
     def write(self, recorded: Recorded) -> None:
         connection = self._locked()
+        with self._errors("cannot write the state"):
+            self._write(connection, recorded)
+
+    def _write(self, connection: psycopg.Connection[Any], recorded: Recorded) -> None:
         recorded.serial += 1
         with connection.transaction():
             connection.execute(
@@ -239,6 +393,11 @@ class PostgresBackend:
                     copy.write_row((self.workspace, account_id, json.dumps(record.to_json())))
 
 
+def _fetch_value(cursor: psycopg.Cursor[Any]) -> Any:
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
 class PostgresJournal:
     """Group commit: a writer thread with its own connection commits whatever results have arrived since its
     last commit, continuously. A result is durable one commit round-trip after it arrives, and the event loop
@@ -250,7 +409,7 @@ class PostgresJournal:
     ) -> None:
         self.backend = backend
         self.recorded = recorded
-        self._writer = backend.connect("reconciler apply (recording)")
+        self._writer = backend.connect("reconciler apply (recording)")  # a StateError line if it fails
         self._condition = threading.Condition()
         self._pending: dict[str, dict[str, Any] | None] = {}  # account id -> record to write, None to delete
         self._appended = 0
@@ -295,7 +454,8 @@ class PostgresJournal:
         self._waiters = still_waiting
 
     def _failed(self) -> StateError:
-        return StateError(f"recording to {self.backend.describe()} failed: {self._failure}")
+        message = self.backend.message_of(self._failure) if self._failure else "unknown error"
+        return StateError(f"recording to {self.backend.describe()} failed: {message}")
 
     def flush(self) -> None:
         """Wait until everything appended so far is committed."""
@@ -352,7 +512,7 @@ class PostgresJournal:
                     ),
                     (workspace,),
                 )
-                self.recorded.serial = cursor.fetchone()[0]
+                self.recorded.serial = _fetch_value(cursor)
             if upserts:
                 cursor.executemany(
                     sql.SQL(
