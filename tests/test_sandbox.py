@@ -484,6 +484,7 @@ def test_sandbox_command_serves(tmp_path) -> None:
     command += ["--accounts", str(tmp_path / "accounts.yaml"), "--unsupported-providers", "SLACK"]
     command += ["--max-body-bytes", "100"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
     try:
         line = process.stderr.readline()
         url = line.rsplit(" ", 1)[-1].strip()
