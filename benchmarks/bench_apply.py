@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reconciler.sandbox.server import Sandbox, ServerThread
+from reconciler.sandbox import Sandbox, ServerThread
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))

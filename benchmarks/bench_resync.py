@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reconciler.sandbox.server import Sandbox, ServerThread
+from reconciler.sandbox import Sandbox, ServerThread
 
 KEY = "bench-key"
 

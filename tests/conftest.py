@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import main
-from reconciler.sandbox.server import Sandbox, SandboxAccount, ServerThread
+from reconciler.sandbox import Sandbox, SandboxAccount, ServerThread
 
 SENTINEL_PASSWORD = "pw-SENTINEL-7f3a9c"
 SENTINEL_KEY = "key-SENTINEL-51d2e8"

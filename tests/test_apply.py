@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from reconciler.api.catalogue import CATALOGUE
-from reconciler.sandbox.server import Fault, SandboxAccount
+from reconciler.sandbox import Fault, SandboxAccount
 from reconciler.state.file import FileBackend
 from tests.conftest import SENTINEL_KEY, SENTINEL_PASSWORD
 from tests.helpers import fleet, run_engine
@@ -20,7 +20,7 @@ SCHEMAS = Path(__file__).parent.parent / "schemas"
 @pytest.mark.parametrize("error_type", sorted(t for t, row in CATALOGUE.items() if row.status is not None))
 def test_each_catalogue_row(workdir, write, server, error_type) -> None:
     row = CATALOGUE[error_type]
-    server.sandbox.faults = [Fault.parse(f"{error_type}@acc_0000")]
+    server.sandbox.faults = [Fault.parse(f"{error_type}@acc_0000;unlisted")]
     engine, backend = run_engine(workdir, server, write("a.yaml", fleet(2)), max_attempts=3, concurrency=1)
     failed = [r for r in engine.results if r.outcome == "failed"]
     assert len(failed) == 1
@@ -244,7 +244,7 @@ def test_resync_skipped_after_failed_patch_and_errors_replanned(run, write, api)
     api.accounts.update(
         li=SandboxAccount("LINKEDIN"), tg=SandboxAccount("TELEGRAM", sync_result="SYNC_ERROR")
     )
-    api.faults = [Fault.parse("errors/account_restricted@li")]
+    api.faults = [Fault.parse("errors/account_restricted@li;unlisted")]
     write("a.yaml", RESYNC_CONFIG)
     result = run("apply", "a.yaml", "--yes", "--sync-poll-interval", "0.01", "--format", "json")
     assert result.code == 3

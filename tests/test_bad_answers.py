@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.sandbox.server import Fault
+from reconciler.sandbox import Fault
 from tests.helpers import fleet, run_engine
 
 

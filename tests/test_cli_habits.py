@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import sys
 
-from reconciler.sandbox.server import Fault
+from reconciler.sandbox import Fault
 from tests.helpers import fleet
 
 

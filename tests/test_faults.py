@@ -13,7 +13,7 @@ import pytest
 
 from reconciler.api.catalogue import CATALOGUE
 from reconciler.applying import log as engine_log
-from reconciler.sandbox.server import BAD_ANSWERS, Fault
+from reconciler.sandbox import BAD_ANSWERS, Fault
 from reconciler.state import open_backend
 from tests.soak import SOAK, scale
 
@@ -117,7 +117,7 @@ def test_random_faults_state_equals_what_the_api_accepted(run, write, api, workd
     finished_syncs = {
         i
         for i in every_id
-        if api.stats.syncs_started[i] and api._syncs.get(i, [None])[0] in ("SYNC_DONE", "CHUNK_DONE")
+        if api.stats.syncs_started[i] and api.sync_status(i) in ("SYNC_DONE", "CHUNK_DONE")
     }
     assert recorded_resynced <= finished_syncs
     # A resync is recorded unless a poll's answer was lost to a fault after the sync finished upstream.

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from reconciler.sandbox.server import Fault
+from reconciler.sandbox import Fault
 from tests.helpers import fleet, run_engine
 
 

@@ -59,7 +59,7 @@ def assert_clean(outcomes, workdir, state_url: str | None = None) -> None:
 def test_every_command_verbose(run, write, api, workdir, state_url, monkeypatch) -> None:
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(workdir / "summary.md"))
     api.faults = []
-    from reconciler.sandbox.server import Fault
+    from reconciler.sandbox import Fault
 
     api.faults = [Fault.parse("errors/service_unavailable@a,b;times=3;retry_after=0")]  # retried
     write("a.yaml", CONFIG)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.sandbox.server import Sandbox, ServerThread
+from reconciler.sandbox import Sandbox, ServerThread
 from tests.conftest import SENTINEL_KEY
 from tests.test_apply import fleet
 

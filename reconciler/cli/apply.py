@@ -49,7 +49,7 @@ def _api(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str]]:
         yield url, api_key
         return
     try:
-        from reconciler.sandbox.server import Sandbox, ServerThread, random_api_key
+        from reconciler.sandbox import Sandbox, ServerThread, random_api_key
     except ImportError:
         fail("--sandbox needs the sandbox extra: pip install 'postpress-reconciler[sandbox]'")
     api_key = random_api_key()

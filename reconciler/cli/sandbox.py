@@ -31,8 +31,9 @@ from reconciler.cli.common import fail
     "faults",
     multiple=True,
     metavar="SPEC",
-    help="TYPE[:RATE][@ID,...][;retry_after=N][;route=patch|sync][;times=N]; TYPE is an error type, "
-    "or hang, drop, garbage, html, truncated, huge, wrong_account or wrong_object.",
+    help="TYPE[:RATE][@ID,...][;retry_after=N][;route=patch|sync][;times=N][;unlisted]; TYPE is an API error "
+    "type (answered only on the routes whose reference page lists it, unless ;unlisted), or hang, drop, "
+    "garbage, html, truncated, huge, wrong_account or wrong_object.",
 )
 @click.option(
     "--rate-limit", type=click.FloatRange(0.1), default=None, help="429 above this many requests/s."
@@ -45,6 +46,13 @@ from reconciler.cli.common import fail
     help="Comma-separated providers whose proxy update answers 501.",
 )
 @click.option("--seed", type=int, default=None)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(1),
+    default=1 << 20,
+    show_default=True,
+    help="Larger request bodies answer 400 errors/content_too_large.",
+)
 def sandbox(
     host: str,
     port: int,
@@ -58,10 +66,18 @@ def sandbox(
     sync_polls: int,
     unsupported_providers: str,
     seed: int | None,
+    max_body_bytes: int,
 ) -> None:
     """Serve a local postpress API for trying the tool and for tests."""
     try:
-        from reconciler.sandbox.server import Fault, Sandbox, ServerThread, load_accounts_file, random_api_key
+        from reconciler.sandbox import (
+            Fault,
+            Sandbox,
+            SandboxStartError,
+            ServerThread,
+            load_accounts_file,
+            random_api_key,
+        )
     except ImportError:
         fail("the sandbox needs its extra: pip install 'postpress-reconciler[sandbox]'")
     try:
@@ -73,9 +89,13 @@ def sandbox(
         key = random_api_key()
         click.echo(f"API key: {key}", err=True)
     unsupported = frozenset(name.strip().upper() for name in unsupported_providers.split(",") if name.strip())
+    try:
+        accounts = load_accounts_file(accounts_file) if accounts_file else {}
+    except ValueError as exc:
+        fail(f"--accounts: {exc}")
     api = Sandbox(
         key,
-        accounts=load_accounts_file(accounts_file) if accounts_file else {},
+        accounts=accounts,
         accept_any_account=accept_any_account,
         latency_ms=latency_ms,
         jitter_ms=jitter_ms,
@@ -84,8 +104,12 @@ def sandbox(
         seed=seed,
         sync_polls=sync_polls,
         unsupported_providers=unsupported,
+        max_body_bytes=max_body_bytes,
     )
-    server = ServerThread(api, host, port).start()
+    try:
+        server = ServerThread(api, host, port).start()
+    except SandboxStartError as exc:
+        fail(str(exc))
     click.echo(f"Sandbox listening on {server.url}", err=True)
     sys.stderr.flush()
     try:

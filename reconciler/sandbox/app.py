@@ -1,0 +1,322 @@
+"""The sandbox application: an ASGI app answering both routes of the reference, with scripted syncs and faults.
+
+Routing reads the raw request path, so a percent-encoded account id (`a%2Fb`) stays one path segment. Counters
+(`Sandbox.stats`) let tests assert what reached the server: PATCHes per account, syncs started, requests sent
+after a terminal sync status, and the most requests ever in flight at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import secrets
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from reconciler.sandbox.accounts import MAIL_PROVIDERS, SandboxAccount
+from reconciler.sandbox.faults import BAD_ANSWERS, Fault, bad_answer_body
+from reconciler.sandbox.reference import SYNC_PROVIDERS, TERMINAL_SYNC_STATUSES, Reply, Route, error_reply
+from reconciler.sandbox.validation import (
+    Receive,
+    Refused,
+    account_id_from,
+    patch_request,
+    read_body,
+    sync_query,
+)
+from reconciler.secrets import masked
+
+API_PREFIX = "/api/v1/accounts/"
+INTROSPECTION_PREFIX = "/_sandbox/"
+#: The largest request body read by default; a larger one answers 400 errors/content_too_large.
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+DROP = object()  # a reply's payload meaning "close the connection mid-answer"
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class SyncState:
+    """One account's current sync: the status last answered, the polls left before it ends, and how."""
+
+    status: str
+    polls_left: int
+    result: str
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_SYNC_STATUSES
+
+    def advance(self) -> str:
+        """The status of the next poll: SYNC_RUNNING while polls are left, then the result."""
+        if self.polls_left > 0:
+            self.polls_left -= 1
+            self.status = "SYNC_RUNNING"
+        else:
+            self.status = self.result
+        return self.status
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    patches: Counter[str] = field(default_factory=Counter)
+    patched: dict[str, Any] = field(default_factory=dict)  # last successful body per account
+    sync_calls: Counter[str] = field(default_factory=Counter)
+    syncs_started: Counter[str] = field(default_factory=Counter)
+    after_terminal: Counter[str] = field(default_factory=Counter)
+    sync_params: dict[str, dict[str, str]] = field(default_factory=dict)
+    request_times: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic, route, account)
+    log: list[dict[str, Any]] = field(default_factory=list)  # every request: method, path, status
+
+
+class Sandbox:
+    """The server's behaviour, independent of the HTTP machinery. Attributes may be changed between requests."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        accounts: dict[str, SandboxAccount] | None = None,
+        accept_any_account: bool = False,
+        latency_ms: float = 0.0,
+        jitter_ms: float = 0.0,
+        faults: list[Fault] | None = None,
+        rate_limit: float | None = None,
+        seed: int | None = None,
+        sync_polls: int = 2,
+        unsupported_providers: frozenset[str] = MAIL_PROVIDERS,
+        hang_seconds: float = 3600.0,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
+        self.api_key = api_key
+        self.accounts = accounts or {}
+        self.accept_any_account = accept_any_account
+        self.latency_ms = latency_ms
+        self.jitter_ms = jitter_ms
+        self.faults = faults or []
+        self.rate_limit = rate_limit
+        self.random = random.Random(seed)
+        self.sync_polls = sync_polls
+        self.unsupported_providers = unsupported_providers
+        self.hang_seconds = hang_seconds
+        self.max_body_bytes = max_body_bytes
+        self.stats = Stats()
+        self._syncs: dict[str, SyncState] = {}
+        self._window: list[float] = []
+
+    def reset_stats(self) -> None:
+        self.stats = Stats()
+
+    def sync_status(self, account_id: str) -> str | None:
+        """The status last answered for the account's current sync, or None if none was started."""
+        sync = self._syncs.get(account_id)
+        return sync.status if sync else None
+
+    # -- the ASGI application --------------------------------------------------------------------------------
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        stats = self.stats
+        stats.requests += 1
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        try:
+            reply = await self.handle(scope, receive)
+        finally:
+            stats.in_flight -= 1
+        path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        if not path.startswith(INTROSPECTION_PREFIX):
+            stats.log.append({"method": scope["method"], "path": path, "status": reply.status})
+        await _write(send, reply)
+
+    async def handle(self, scope: dict[str, Any], receive: Receive) -> Reply:
+        """The reply to one request; `receive` is called only for a PATCH that passed the key check."""
+        if self.latency_ms or self.jitter_ms:
+            await asyncio.sleep((self.latency_ms + self.random.uniform(0, self.jitter_ms)) / 1000)
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        path = raw_path.decode("latin-1").split("?", 1)[0]
+        method = scope["method"]
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
+        }
+        try:
+            if path.startswith(INTROSPECTION_PREFIX):
+                self._check_key(scope)
+                return self._introspect(method, path[len(INTROSPECTION_PREFIX) :])
+            route, segment = _route(method, path)
+            account_id = account_id_from(segment)
+            self.stats.request_times.append((time.monotonic(), route, account_id))
+            (self.stats.patches if route == "patch" else self.stats.sync_calls)[account_id] += 1
+            self._check_key(scope)
+            if self.rate_limit and self._over_rate():
+                return error_reply("errors/too_many_requests", "Too many requests.", {"retry-after": "1"})
+            fault = self._fault(route, account_id)
+            if fault is not None:
+                return await self._injected(fault, route, account_id)
+            if route == "patch":
+                body = await read_body(headers, receive, self.max_body_bytes)
+                return self._patch(account_id, patch_request(headers, body))
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+            return self._sync(account_id, {name: values[-1] for name, values in query.items()})
+        except Refused as refused:
+            return refused.reply
+
+    def _check_key(self, scope: dict[str, Any]) -> None:
+        """The X-API-KEY header against the sandbox's key, compared as bytes (any byte may arrive)."""
+        keys = [value for name, value in scope["headers"] if name.lower() == b"x-api-key"]
+        if not keys or not keys[0]:
+            raise Refused(
+                error_reply(
+                    "errors/missing_credentials", "Some credentials are necessary to perform the request."
+                )
+            )
+        if not secrets.compare_digest(keys[0], self.api_key.encode()):
+            raise Refused(error_reply("errors/invalid_credentials", "The provided credentials are invalid."))
+
+    def _account(self, account_id: str) -> SandboxAccount:
+        account = self.accounts.get(account_id)
+        if account is not None:
+            return account
+        if not self.accept_any_account:
+            raise Refused(error_reply("errors/resource_not_found", "The requested resource was not found."))
+        return self.accounts.setdefault(account_id, SandboxAccount())
+
+    # -- introspection (the sandbox's key required: a local test server's own counters) ----------------------
+    def _introspect(self, method: str, rest: str) -> Reply:
+        if method == "GET" and rest == "requests":
+            return Reply(200, {"requests": self.stats.log})
+        if method == "POST" and rest == "reset":
+            self.reset_stats()
+            self._syncs.clear()
+            return Reply(200, {"reset": True})
+        if method == "GET" and rest.startswith("accounts/"):
+            account_id = unquote(rest[len("accounts/") :])
+            patched = self.stats.patched.get(account_id)
+            return Reply(
+                200,
+                {
+                    "account_id": account_id,
+                    "known": account_id in self.accounts,
+                    "current": masked(patched) if patched else None,
+                    "patches": self.stats.patches[account_id],
+                    "sync_status": self.sync_status(account_id),
+                    "syncs_started": self.stats.syncs_started[account_id],
+                    "requests_after_terminal": self.stats.after_terminal[account_id],
+                },
+            )
+        return error_reply("errors/resource_not_found", "No such sandbox route.")
+
+    # -- faults and the rate limit ---------------------------------------------------------------------------
+    def _over_rate(self) -> bool:
+        now = time.monotonic()
+        self._window = [moment for moment in self._window if now - moment < 1.0]
+        self._window.append(now)
+        return len(self._window) > (self.rate_limit or 0)
+
+    def _fault(self, route: Route, account_id: str) -> Fault | None:
+        for fault in self.faults:
+            if not fault.covers(route):
+                continue
+            if account_id in fault.accounts if fault.accounts else self.random.random() < fault.rate:
+                if fault.times is not None:
+                    fault.times -= 1
+                return fault
+        return None
+
+    async def _injected(self, fault: Fault, route: Route, account_id: str) -> Reply:
+        """The answer a fault gives; the request changes nothing."""
+        if fault.error_type == "hang":  # a gateway that gives up
+            await asyncio.sleep(self.hang_seconds)
+            return error_reply("errors/request_timeout", "Injected by the sandbox: the request hung.")
+        if fault.error_type == "drop":
+            return Reply(200, DROP)
+        if fault.error_type == "garbage":
+            return Reply(502, b"<html>bad gateway</html>")
+        if fault.error_type in BAD_ANSWERS:
+            return Reply(200, bad_answer_body(fault.error_type, route, account_id))
+        extra = {"retry-after": fault.retry_after} if fault.retry_after else {}
+        return error_reply(fault.error_type, "Injected by the sandbox.", extra)
+
+    # -- PATCH -----------------------------------------------------------------------------------------------
+    def _patch(self, account_id: str, request: dict[str, Any]) -> Reply:
+        account = self._account(account_id)
+        if account.provider in self.unsupported_providers:
+            return error_reply(
+                "errors/feature_not_implemented",
+                "Proxy update is not supported for this account provider yet.",
+            )
+        proxy = request.get("proxy")
+        if proxy is not None:
+            if proxy["host"].endswith(".invalid"):
+                return error_reply("errors/proxy_error", "The proxy in use is not working. Please try again.")
+            if proxy.get("username") == "bad" or proxy.get("password") == "bad":
+                return error_reply(
+                    "errors/invalid_proxy_credentials", "The provided proxy credentials are invalid."
+                )
+        self.stats.patched[account_id] = request
+        return Reply(200, {"object": "AccountPatched", "account_id": account_id})
+
+    # -- sync ------------------------------------------------------------------------------------------------
+    def _sync(self, account_id: str, params: dict[str, str]) -> Reply:
+        account = self._account(account_id)
+        if account.provider not in SYNC_PROVIDERS:
+            return error_reply(
+                "errors/feature_not_implemented", f"Sync is not supported for {account.provider}."
+            )
+        sync_query(params, account.provider)
+        current = self._syncs.get(account_id)
+        if current is not None and current.terminal:
+            self.stats.after_terminal[account_id] += 1
+            current = None  # a request after a terminal status starts a fresh sync, as the reference warns
+        if current is None:
+            polls = account.sync_polls if account.sync_polls is not None else self.sync_polls
+            result = account.sync_result or ("CHUNK_DONE" if params.get("partial") == "true" else "SYNC_DONE")
+            self._syncs[account_id] = SyncState(status="SYNC_STARTED", polls_left=polls, result=result)
+            self.stats.syncs_started[account_id] += 1
+            self.stats.sync_params[account_id] = params
+            return Reply(200, {"object": "AccountResync", "status": "SYNC_STARTED"})
+        return Reply(200, {"object": "AccountResync", "status": current.advance()})
+
+
+def _route(method: str, path: str) -> tuple[Route, str]:
+    """Which route a request is for, and its raw account id segment."""
+    if path.startswith(API_PREFIX):
+        segments = path[len(API_PREFIX) :].split("/")
+        if len(segments) == 1 and method == "PATCH":
+            return "patch", segments[0]
+        if len(segments) == 2 and segments[1] == "sync" and method == "GET":
+            return "sync", segments[0]
+    raise Refused(error_reply("errors/resource_not_found", "No such route."))
+
+
+async def _write(send: Send, reply: Reply) -> None:
+    if reply.payload is DROP:
+        # Promise a body, then end the response early: the server closes the connection mid-answer.
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]})
+        await send({"type": "http.response.body", "body": b"{"})
+        return
+    raw = reply.payload if isinstance(reply.payload, bytes) else json.dumps(reply.payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+    headers += [(name.encode(), value.encode()) for name, value in reply.headers.items()]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": raw})
+
+
+def random_api_key() -> str:
+    """A throwaway key for a sandbox nobody else should call."""
+    return "sandbox_" + secrets.token_urlsafe(18)
