@@ -120,7 +120,7 @@ config_argument = click.argument("config", required=False, default=DEFAULT_CONFI
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="reconciler")
+@click.version_option(package_name="postpress-reconciler")
 @click.option(
     "-v",
     "--verbose",

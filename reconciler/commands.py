@@ -374,7 +374,10 @@ def sandbox_command(
     try:
         from reconciler.sandbox.server import Fault, Sandbox, ServerThread, load_accounts_file, random_api_key
     except ImportError:
-        fail("the sandbox needs its extra: pip install 'reconciler[sandbox]'")
+        from importlib.metadata import version
+
+        pinned = f"postpress-reconciler[sandbox]=={version('postpress-reconciler')}"
+        fail(f"the sandbox needs its extra: pip install '{pinned}'")
     try:
         parsed_faults = [Fault.parse(spec) for spec in faults]
     except ValueError as exc:
