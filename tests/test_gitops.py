@@ -143,7 +143,7 @@ def test_one_version_everywhere() -> None:
     uses = {
         match
         for path in [*workflow_files(), ROOT / "docs" / "gitops.md", ROOT / "README.md"]
-        for match in re.findall(rf"uses: {REPOSITORY}@(\S+)", path.read_text("utf-8"))
+        for match in re.findall(rf"uses: {REPOSITORY}@([\w.-]+)", path.read_text("utf-8"))
     }
     assert uses == {f"v{VERSION}"}  # the templates and docs name the action at this release's tag
     docs = (ROOT / "docs" / "gitops.md").read_text("utf-8") + (ROOT / "README.md").read_text("utf-8")
