@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+BODY_LIMIT = 65_536
 WRITES = {("issue", "create"), ("issue", "edit"), ("issue", "close"), ("label", "create")}
 
 
@@ -70,6 +71,8 @@ def main(argv: list[str]) -> None:
         fail("HTTP 401: Bad credentials")
     if (args.group, args.action) in WRITES and json.loads(grants_file.read_text()).get("issues") != "write":
         fail("HTTP 403: Resource not accessible by integration (issues: write is needed)")
+    if args.body_file and len(Path(args.body_file).read_text()) > BODY_LIMIT:
+        fail(f"HTTP 422: the body is over {BODY_LIMIT} characters")
     data = json.loads(store.read_text()) if store.exists() else {"issues": [], "labels": {}}
     command = (args.group, args.action)
     if command == ("label", "create"):

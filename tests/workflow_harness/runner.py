@@ -108,6 +108,19 @@ UPLOAD_INPUTS = {"name", "path", "if-no-files-found", "retention-days", "overwri
 DOWNLOAD_INPUTS = {"name", "path"}
 STICKY_INPUTS = {"header", "path", "message", "GITHUB_TOKEN", "number"}
 READ_ONLY = {"contents": "read", "metadata": "read"}
+SCOPES = (
+    "actions",
+    "checks",
+    "contents",
+    "deployments",
+    "issues",
+    "metadata",
+    "packages",
+    "pull-requests",
+    "statuses",
+)
+#: GitHub refuses a comment or an issue body longer than this (HTTP 422).
+COMMENT_LIMIT = 65_536
 
 
 def toolcache_python(directory: Path) -> Path:
@@ -241,7 +254,10 @@ class Runner:
             need: {"result": run.jobs[need].result, "outputs": run.jobs[need].outputs} for need in _needs(job)
         }
         needs_status = "success" if all(n["result"] == "success" for n in needs.values()) else "failure"
-        permissions = dict(job.get("permissions", workflow.get("permissions", READ_ONLY)))
+        granted = job.get("permissions", workflow.get("permissions", READ_ONLY))
+        if isinstance(granted, str):  # read-all | write-all
+            granted = dict.fromkeys(SCOPES, granted.removesuffix("-all"))
+        permissions = dict(granted)
         if fork:
             permissions = {scope: "read" for scope in permissions}
         token = f"ghs_harness_{run.run_id}_{job_id}"
@@ -630,7 +646,14 @@ class Runner:
         if grants.get("pull-requests") != "write":
             state.log.append("Error: HTTP 403: Resource not accessible by integration")
             return False, {}
-        body = Path(inputs["path"]).read_text("utf-8") if inputs.get("path") else inputs.get("message", "")
+        body = (
+            (state.workspace / inputs["path"]).read_text("utf-8")
+            if inputs.get("path")
+            else inputs.get("message", "")
+        )
+        if len(body) > COMMENT_LIMIT:
+            state.log.append(f"Error: HTTP 422: the body is {len(body)} characters, over {COMMENT_LIMIT}")
+            return False, {}
         header = inputs.get("header", "")
         store = self.comments / number / f"{header or 'default'}.json"
         store.parent.mkdir(parents=True, exist_ok=True)
