@@ -86,12 +86,28 @@ def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) 
         return tuple(sorted(_leaves(after if before is None else before)))
     from deepdiff import DeepDiff  # imported on first use: ~45 ms of start-up, needed only for updates
 
-    diff = DeepDiff(before, after)
+    # threshold_to_diff_deeper=0: compare key by key even when two mappings share few keys (a custom proxy
+    # switched to a managed country), rather than report the whole settings as one changed value.
+    diff = DeepDiff(before, after, threshold_to_diff_deeper=0)
     paths = set()
     for path in diff.affected_paths:
         parts = [part.strip("'\"") for part in path.removeprefix("root[").rstrip("]").split("][")]
-        paths.add(".".join(parts))
+        dotted = ".".join(parts)
+        # A mapping added or removed whole (`proxy`) is shown leaf by leaf, so each secret stays (sensitive).
+        mappings = [node for node in (_at(before, parts), _at(after, parts)) if isinstance(node, dict)]
+        paths.update(f"{dotted}.{leaf}" for node in mappings for leaf in _leaves(node))
+        if not mappings:
+            paths.add(dotted)
     return tuple(sorted(paths))
+
+
+def _at(settings: dict[str, Any], parts: list[str]) -> Any:
+    node: Any = settings
+    for part in parts:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def _leaves(settings: dict[str, Any] | None, prefix: str = "") -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler.errors import LockHeld
+from reconciler.install import extra_command
 from reconciler.state import events as recording
 from reconciler.state import open_backend
 from tests.conftest import PG_URL
@@ -370,7 +371,7 @@ def test_postgresql_without_its_extra_says_which_to_install(run, write, monkeypa
     monkeypatch.delitem(sys.modules, "reconciler.state.postgres", raising=False)
     result = run("plan", "a.yaml", "--state", f"postgresql://u:{DB_SECRET}@127.0.0.1/db")
     assert result.code == 1 and len(result.err.strip().splitlines()) == 1, result.err
-    assert "pip install 'postpress-reconciler[postgres]'" in result.err and DB_SECRET not in result.err
+    assert extra_command("postgres") in result.err and DB_SECRET not in result.err
 
 
 def test_the_file_backend_never_imports_psycopg(run, write, api, workdir) -> None:

@@ -65,7 +65,9 @@ def test_a_second_signal_aborts_at_once_and_keeps_what_was_recorded(write, api, 
     api.hang_seconds = 60  # the requests in flight at the first signal outlast its grace
     write("a.yaml", fleet(COUNT))
     process = start_apply(workdir, server, "--state", "state.json", "--concurrency", "4", "--grace", "60")
-    wait_until(lambda: api.stats.in_flight == 4 and len(api.stats.patched) >= 20, what="four hanging requests")
+    wait_until(
+        lambda: api.stats.in_flight == 4 and len(api.stats.patched) >= 20, what="four hanging requests"
+    )
     process.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     assert process.poll() is None  # waiting for the requests in flight, within the grace

@@ -1,25 +1,159 @@
-"""The GitOps workflows validate offline, and the CLI steps they run behave as the workflows expect."""
+"""The GitOps files: workflows and action lint clean, nothing installs a bare or unpinned name, one version
+everywhere, and the CLI steps behave as the workflows expect."""
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import pytest
+
 from tests.test_apply import fleet
+from tests.workflow_lint import ACTION, lint_action, lint_workflows, workflow_files
 
-WORKFLOWS = sorted((Path(__file__).parent.parent / ".github" / "workflows").glob("*.yml"))
+ROOT = Path(__file__).resolve().parent.parent
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]["version"]
+REPOSITORY = "postpress/reconciler"
+DISTRIBUTION = "postpress-reconciler"
 
 
-def test_workflows_validate_against_github_schema() -> None:
-    assert {path.name for path in WORKFLOWS} >= {"ci.yml", "plan.yml", "apply.yml"}
-    checker = Path(sys.executable).with_name("check-jsonschema")
-    result = subprocess.run(
-        [str(checker), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
+def test_workflows_and_action_validate_against_github_schemas() -> None:
+    names = {path.relative_to(ROOT).as_posix() for path in workflow_files()}
+    assert names == {
+        ".github/workflows/ci.yml",
+        "examples/workflows/plan.yml",
+        "examples/workflows/apply.yml",
+        "examples/workflows/reconcile.yml",
+    }
+    checker = str(Path(sys.executable).with_name("check-jsonschema"))
+    for schema, paths in (("vendor.github-workflows", workflow_files()), ("vendor.github-actions", [ACTION])):
+        result = subprocess.run(
+            [checker, "--builtin-schema", schema, *map(str, paths)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_finds_nothing_in_the_workflows_and_the_action() -> None:
+    for result in (lint_workflows(workflow_files()), lint_action(ACTION)):
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_checks_the_action_inputs_steps_and_scripts(tmp_path: Path) -> None:
+    broken = tmp_path / "action.yml"
+    text = ACTION.read_text("utf-8")
+    text = text.replace("${{ inputs.args }}", "${{ inputs.arguments }}")
+    text = text.replace("${{ steps.run.outputs.report }}", "${{ steps.runs.outputs.report }}", 1)
+    text = text.replace("command=${INPUT_COMMAND:-}", "command=$INPUT_COMMAND\n        unused=1")
+    broken.write_text(text, encoding="utf-8")
+    found = lint_action(broken).stdout
+    assert 'property "arguments" is not defined' in found
+    assert 'property "runs" is not defined' in found
+    assert "SC2034" in found  # shellcheck ran on the run: script
+
+
+# -- nothing installs a bare or unpinned name ------------------------------------------------------------------
+
+PINNED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==\d+(\.\d+)*$")
+GIT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])? @ git\+https://\S+@v?\d+(\.\d+)*$")
+INSTALL = re.compile(r"pip install((?:[ \t]+(?:\\\n\s*)?[^\s`|;&)]+)+)")
+
+
+def install_offenders(text: str, markdown: bool = False) -> list[str]:
+    """What `pip install` in `text` would take from an index without a pinned version or a git ref of a release.
+
+    In markdown only code (fenced blocks and `inline` spans) counts. Local paths (`.`, `'.[sandbox]'`,
+    `"$GITHUB_ACTION_PATH"`) and files (`-r`, `-c`) are fine; so is pip itself (the installer); a word built at
+    run time (`'{pinned}'`) is left to the code that builds it."""
+    segments = re.findall(r"```.*?```|`[^`\n]+`", text, re.S) if markdown else [text]
+    offenders = []
+    for match in (found for segment in segments for found in INSTALL.finditer(segment)):
+        arguments = match.group(1).replace("\\\n", " ")
+        try:
+            words = shlex.split(arguments, comments=True)
+        except ValueError:
+            words = [word.strip("'\"") for word in arguments.split()]
+        skip_next = False
+        for word in words:
+            if skip_next or word.startswith("-"):
+                skip_next = word in ("-r", "-c", "--requirement", "--constraint", "-e", "--editable")
+                continue
+            if word.startswith((".", "/", "$")) or word == "pip" or "{" in word:
+                continue
+            if not (PINNED.match(word) or GIT_REF.match(word)):
+                offenders.append(word)
+    return offenders
+
+
+def test_the_install_check_finds_bare_and_unpinned_names() -> None:
+    assert install_offenders("pip install reconciler") == ["reconciler"]
+    assert install_offenders(
+        "Run `pip install reconciler` first; pip install is fine in prose.", markdown=True
+    ) == ["reconciler"]
+    assert install_offenders("run: pip install postpress-reconciler\n") == ["postpress-reconciler"]
+    assert install_offenders("pip install 'postpress-reconciler[sandbox]>=0.2'") == [
+        "postpress-reconciler[sandbox]>=0.2"
+    ]
+    assert install_offenders("pip install 'postpress-reconciler @ git+https://github.com/x/y@main'") != []
+    assert (
+        install_offenders('pip install -q -e ".[test]" "$GITHUB_ACTION_PATH[postgres]" --upgrade pip') == []
+    )
+    assert install_offenders("pip install 'postpress-reconciler[sandbox]==0.2.0'") == []
+    assert install_offenders("pip install 'postpress-reconciler @ git+https://github.com/x/y@v0.2.0'") == []
+
+
+def repository_text_files() -> list[Path]:
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
         capture_output=True,
         text=True,
+        check=True,
+    ).stdout.split()
+    paths = [ROOT / name for name in listed if (ROOT / name).is_file() and name != "tests/test_gitops.py"]
+    return [
+        path for path in paths if path.suffix in (".md", ".yml", ".yaml", ".toml", ".py", ".sh", ".txt", "")
+    ]
+
+
+def test_nothing_in_the_repository_installs_a_bare_or_unpinned_name() -> None:
+    offenders = {}
+    for path in repository_text_files():
+        found = install_offenders(path.read_text("utf-8", errors="replace"), markdown=path.suffix == ".md")
+        if found:
+            offenders[path.relative_to(ROOT).as_posix()] = found
+    assert offenders == {}
+    assert "RECONCILER_PACKAGE" not in "".join(path.read_text("utf-8") for path in workflow_files())
+
+
+def test_one_version_everywhere() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("reconciler")), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == f"reconciler, version {VERSION}"
+    uses = {
+        match
+        for path in [*workflow_files(), ROOT / "docs" / "gitops.md", ROOT / "README.md"]
+        for match in re.findall(rf"uses: {REPOSITORY}@([\w.-]+)", path.read_text("utf-8"))
+    }
+    assert uses == {f"v{VERSION}"}  # the templates and docs name the action at this release's tag
+    docs = (ROOT / "docs" / "gitops.md").read_text("utf-8") + (ROOT / "README.md").read_text("utf-8")
+    assert f"{DISTRIBUTION}=={VERSION}" in docs
+    assert f"## [{VERSION}]" in (ROOT / "CHANGELOG.md").read_text("utf-8")
+
+
+@pytest.mark.parametrize("name", ["LICENSE", "CHANGELOG.md", "CONTRIBUTING.md", ".pre-commit-config.yaml"])
+def test_the_files_of_a_well_kept_project_exist(name: str) -> None:
+    assert (ROOT / name).stat().st_size > 500
 
 
 def test_ci_steps_against_the_sandbox(run, write, api, workdir, monkeypatch) -> None:

@@ -520,4 +520,6 @@ def test_without_uvicorn_the_package_raises_import_error_and_the_command_names_t
     finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert finished.stdout.strip() == "ImportError"
     assert finished.returncode == 1
-    assert finished.stderr.strip() == "Error: the sandbox needs its extra: pip install 'reconciler[sandbox]'"
+    from reconciler.install import extra_command
+
+    assert finished.stderr.strip() == f"Error: the sandbox needs its extra: {extra_command('sandbox')}"

@@ -15,8 +15,7 @@ from reconciler import logs
 from reconciler.cli import apply, plan, sandbox, state
 from reconciler.cli.common import ExitCode, fail
 from reconciler.errors import ReconcilerError
-
-DISTRIBUTION = "postpress-reconciler"
+from reconciler.install import DISTRIBUTION
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

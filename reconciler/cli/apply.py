@@ -28,6 +28,7 @@ from reconciler.cli.common import (
 from reconciler.cli.progress import progress_display
 from reconciler.cli.reports import ReportFile, emit_report
 from reconciler.errors import UsageError
+from reconciler.install import extra_command
 from reconciler.model import Plan
 from reconciler.runs import ApplyRequest, Confirmer, apply_run
 from reconciler.state import display_location, open_backend, resolve_state_location
@@ -51,7 +52,7 @@ def _api(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str]]:
     try:
         from reconciler.sandbox import Sandbox, ServerThread, random_api_key
     except ImportError:
-        fail("--sandbox needs the sandbox extra: pip install 'postpress-reconciler[sandbox]'")
+        fail(f"--sandbox needs the sandbox extra: {extra_command('sandbox')}")
     api_key = random_api_key()
     server = ServerThread(Sandbox(api_key, accept_any_account=True, sync_polls=1)).start()
     click.echo(f"Sandbox API at {server.url} (nothing leaves this machine).", err=True)

@@ -8,6 +8,7 @@ import sys
 import click
 
 from reconciler.cli.common import fail
+from reconciler.install import extra_command
 
 
 @click.command("sandbox")
@@ -79,7 +80,7 @@ def sandbox(
             random_api_key,
         )
     except ImportError:
-        fail("the sandbox needs its extra: pip install 'postpress-reconciler[sandbox]'")
+        fail(f"the sandbox needs its extra: {extra_command('sandbox')}")
     try:
         parsed_faults = [Fault.parse(spec) for spec in faults]
     except ValueError as exc:

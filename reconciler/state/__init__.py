@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 from reconciler.errors import StateError, UsageError
+from reconciler.install import extra_command
 from reconciler.state.base import Backend, Journal
 from reconciler.urls import display_url
 
 DEFAULT_STATE = ".reconciler/state.json"
 SANDBOX_STATE = ".reconciler/sandbox-state.json"
-POSTGRES_EXTRA = "pip install 'postpress-reconciler[postgres]'"
 
 __all__ = [
     "Backend",
@@ -71,11 +71,11 @@ def _postgres_backend(location: str) -> Backend:
         if exc.name is None or exc.name.split(".")[0] != "psycopg":
             raise
         raise StateError(
-            f"a postgresql:// state needs PostgreSQL support, which is not installed: {POSTGRES_EXTRA}"
+            f"a postgresql:// state needs PostgreSQL support, which is not installed: {extra_command('postgres')}"
         ) from None
     except ImportError as exc:  # psycopg is there but cannot load its libpq binding
         message = " ".join(str(exc).split())[:300]
         raise StateError(
-            f"PostgreSQL support cannot load ({message}); reinstall it: {POSTGRES_EXTRA}"
+            f"PostgreSQL support cannot load ({message}); reinstall it: {extra_command('postgres')}"
         ) from None
     return PostgresBackend(location)

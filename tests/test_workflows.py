@@ -1,0 +1,301 @@
+"""The ready-to-copy workflows and the action, executed step by step (tests/workflow_harness.py) against the sandbox
+and a PostgreSQL state: a config repository of 50 accounts, a pull request, a fork's pull request, the merge, and
+the scheduled reconcile."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.planning import changed_fields
+from reconciler.sandbox import Fault, Sandbox
+from tests.conftest import PG_URL, SENTINEL_KEY, SENTINEL_PASSWORD, _postgres_reachable
+from tests.workflow_harness import Repository, Runner, WorkflowRun, copy_tree, toolcache_python
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "examples" / "workflows"
+ACTION = "postpress/reconciler"
+LEGACY_PASSWORD = "legacy-SENTINEL-0b94e1"
+ACCOUNTS = [f"acc_{i:02d}" for i in range(50)]
+
+
+def fleet(**entries: str | None) -> str:
+    """50 accounts: every third managed by country, the others custom proxies whose password is a secret;
+    `entries` replaces (or with None removes) an account's line."""
+    lines = ["version: 1", "defaults:", "  proxy:", "    protocol: https", "    port: 8080", "accounts:"]
+    for index, account_id in enumerate(ACCOUNTS):
+        if account_id in entries:
+            entry = entries[account_id]
+        elif index % 3 == 0:
+            entry = "{provider: TELEGRAM, country: US}"
+        else:
+            entry = (
+                f"{{provider: LINKEDIN, proxy: {{host: p{index:02d}.proxy.example.com, username: proxyuser, "
+                'password: "${PROXY_PASSWORD}"}}'
+            )
+        if entry is not None:
+            lines.append(f"  {account_id}: {entry}")
+    return "\n".join(lines) + "\n"
+
+
+#: acc_01 still has an old shared password, rotated by the pull request.
+INITIAL = fleet(
+    acc_01="{provider: LINKEDIN, proxy: {host: p01.proxy.example.com, username: proxyuser, "
+    'password: "${LEGACY_PASSWORD}"}}'
+)
+#: The pull request: a password rotation, a custom proxy switched to a managed country, a removal.
+PULL_REQUEST = fleet(acc_02="{provider: LINKEDIN, country: DE}", acc_03=None)
+#: Its second push: the managed country was meant to be France.
+SECOND_PUSH = fleet(acc_02="{provider: LINKEDIN, country: FR}", acc_03=None)
+
+
+@pytest.fixture(scope="session")
+def runner_image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The runners' shared Python (their tool cache) and a checkout of this action at the work tree's state."""
+    base = tmp_path_factory.mktemp("runner-image")
+    return toolcache_python(base / "python"), copy_tree(ROOT, base / "actions" / "reconciler")
+
+
+@pytest.fixture
+def pg_state() -> Iterator[str]:
+    problem = _postgres_reachable()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {PG_URL} is unreachable under CI=true: {problem}")
+        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable: {problem}")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    separator = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{separator}schema={schema}&workspace=production"
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as connection:
+        connection.execute(f'drop schema if exists "{schema}" cascade')
+
+
+@dataclass
+class GitOps:
+    """A config repository on "GitHub" whose 50 accounts were applied once, and the runners that serve it."""
+
+    runner: Runner
+    repository: Repository
+    api: Sandbox
+    state: str
+    secrets: dict[str, str]
+    variables: dict[str, str]
+
+    def run(self, workflow: str, event: Any, **overrides: Any) -> WorkflowRun:
+        options = {"secrets": self.secrets, "variables": self.variables, **overrides}
+        result = self.runner.run(TEMPLATES / workflow, self.repository, event, **options)
+        assert result.triggered, f"{workflow} did not trigger on {event.name}"
+        return result
+
+    def requests(self) -> list[tuple[str, str, int]]:
+        """What reached the sandbox since the last reset: (method, account id, status)."""
+        return sorted((e["method"], e["path"].rsplit("/", 1)[-1], e["status"]) for e in self.api.stats.log)
+
+
+@pytest.fixture
+def gitops(
+    tmp_path: Path, runner_image: tuple[Path, Path], pg_state: str, run, api: Sandbox, monkeypatch
+) -> GitOps:
+    python_bin, action_dir = runner_image
+    repository = Repository(tmp_path / "origin", "acme/accounts")
+    repository.commit({"accounts.yaml": INITIAL}, "50 accounts")
+    monkeypatch.setenv("LEGACY_PASSWORD", LEGACY_PASSWORD)
+    applied = run("apply", str(repository.path / "accounts.yaml"), "--yes", "--state", pg_state)
+    assert applied.code == 0, applied.err
+    api.reset_stats()
+    runner = Runner(tmp_path / "github", python_bin, {ACTION: action_dir})
+    secrets = {
+        "RECONCILER_STATE": pg_state,
+        "PROXY_PASSWORD": SENTINEL_PASSWORD,
+        "POSTPRESS_API_KEY": SENTINEL_KEY,
+    }
+    return GitOps(
+        runner, repository, api, pg_state, secrets, {"POSTPRESS_API_URL": os.environ["POSTPRESS_API_URL"]}
+    )
+
+
+def shown(run: WorkflowRun, runner: Runner) -> str:
+    """Everything a person can see of a run: logs, summaries, annotations, outputs, comments, issues, artifacts."""
+    parts = [run.log]
+    for job in run.jobs.values():
+        parts += [
+            job.summary,
+            *job.annotations,
+            repr(job.outputs),
+            *(repr(step.outputs) for step in job.steps),
+        ]
+    for directory in runner.comments.glob("*"):
+        parts += [comment["body"] for comment in runner.comments_on(int(directory.name)).values()]
+    parts += [repr(issue) for issue in runner.issues()]
+    parts += [
+        path.read_text("utf-8", errors="replace") for path in runner.artifacts.rglob("*") if path.is_file()
+    ]
+    return "\n".join(parts)
+
+
+def assert_no_secrets(text: str) -> None:
+    for secret in (SENTINEL_PASSWORD, SENTINEL_KEY, LEGACY_PASSWORD):
+        assert secret not in text
+
+
+def accounts_named(text: str) -> set[str]:
+    return set(re.findall(r"\bacc_\d\d\b", text))
+
+
+def test_pull_request_plan_is_one_comment_updated_in_place(gitops: GitOps) -> None:
+    gitops.repository.commit({"accounts.yaml": PULL_REQUEST}, "Rotate, switch, remove", branch="change")
+    first = gitops.run("plan.yml", gitops.repository.pull_request(1, "change"))
+
+    assert first.conclusion == "success", first.log
+    comments = gitops.runner.comments_on(1)
+    assert list(comments) == ["reconciler-plan"]
+    body = comments["reconciler-plan"]["body"]
+    assert body.startswith("<!-- reconciler-plan -->\n### reconciler plan")
+    assert "**Plan: 0 to create, 2 to update, 1 to forget, 0 to resync.** 47 unchanged." in body
+    assert "~ acc_01 (update)\n    proxy.password : (sensitive) -> (sensitive)" in body
+    assert "~ acc_02 (update)" in body
+    assert re.search(r'\n    country +: \(none\) -> "DE"\n', body)
+    assert re.search(r"\n    proxy\.password +: \(sensitive\) -> \(none\)\n", body)
+    assert "- acc_03 (forget)" in body
+    assert accounts_named(body) == {"acc_01", "acc_02", "acc_03"}
+    action = first.jobs["plan"].steps[1]
+    assert action.outputs["exit-code"] == "2"
+    assert action.outputs["changes"] == "true"
+    assert action.outputs["counts"] == '{"create":0,"update":2,"forget":1,"resync":0,"unchanged":47}'
+    assert body in first.jobs["plan"].summary
+    assert gitops.requests() == []  # a plan sends nothing
+
+    gitops.repository.commit({"accounts.yaml": SECOND_PUSH}, "France, not Germany", branch="change")
+    second = gitops.run("plan.yml", gitops.repository.pull_request(1, "change"))
+
+    assert second.conclusion == "success", second.log
+    comments = gitops.runner.comments_on(1)
+    assert list(comments) == ["reconciler-plan"]
+    assert comments["reconciler-plan"]["updates"] == 1
+    assert re.search(r'\n    country +: \(none\) -> "FR"\n', comments["reconciler-plan"]["body"])
+    assert '"DE"' not in comments["reconciler-plan"]["body"]
+    assert_no_secrets(shown(first, gitops.runner) + shown(second, gitops.runner))
+
+
+def test_a_switch_from_custom_proxy_to_managed_country_names_each_field() -> None:
+    """The pull request's switch: each field of the proxy leaves, the country arrives (not one change at `root`)."""
+    before = {"proxy": {"host": "p02.proxy.example.com", "port": 8080, "password": "fingerprint"}}
+    assert changed_fields(before, {"country": "DE"}) == (
+        "country",
+        "proxy.host",
+        "proxy.password",
+        "proxy.port",
+    )
+
+
+def test_plan_workflow_ignores_pull_requests_that_do_not_touch_the_accounts(gitops: GitOps) -> None:
+    gitops.repository.commit({"README.md": "The accounts of acme.\n"}, "Readme", branch="docs")
+    run = gitops.runner.run(
+        TEMPLATES / "plan.yml", gitops.repository, gitops.repository.pull_request(4, "docs")
+    )
+    assert not run.triggered
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="plan with unset variables (points 3 of the pull-request issue) is being built elsewhere: today a plan "
+    "without PROXY_PASSWORD exits 1",
+)
+def test_fork_pull_request_plans_without_secrets(gitops: GitOps) -> None:
+    gitops.repository.commit({"accounts.yaml": PULL_REQUEST}, "Rotate, switch, remove", branch="fork-change")
+    run = gitops.run("plan.yml", gitops.repository.pull_request(2, "fork-change", fork_owner="outsider"))
+
+    job = run.jobs["plan"]
+    assert_no_secrets(shown(run, gitops.runner))
+    assert gitops.runner.comments_on(2) == {}  # a fork's token cannot comment; the plan is in the summary
+    assert job.result == "success", run.log
+    assert job.steps[1].outputs["exit-code"] == "2"
+    assert "not known here" in job.summary
+    assert "PROXY_PASSWORD" in job.summary
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="saved plans naming their config relative to the working directory (point 2 of the pull-request issue) "
+    "are being built elsewhere: today the apply job looks for the plan job's checkout, gone with its runner",
+)
+def test_merge_applies_the_saved_plan_from_another_checkout(gitops: GitOps, run) -> None:
+    gitops.repository.commit({"accounts.yaml": SECOND_PUSH}, "Rotate, switch, remove", branch="change")
+    before, after = gitops.repository.merge("change")
+    applied = gitops.run("apply.yml", gitops.repository.push(before, after))
+
+    plan_job, apply_job = applied.jobs["plan"], applied.jobs["apply"]
+    assert plan_job.outputs == {"changes": "true"}
+    assert plan_job.workspace != apply_job.workspace
+    assert_no_secrets(shown(applied, gitops.runner))
+    assert apply_job.result == "success", applied.log
+    assert gitops.requests() == [("PATCH", "acc_01", 200), ("PATCH", "acc_02", 200)]
+    assert gitops.api.stats.patched["acc_01"]["proxy"]["password"] == SENTINEL_PASSWORD
+    assert gitops.api.stats.patched["acc_02"] == {"country": "FR"}
+    report = (gitops.runner.artifact(applied, "reconciler-report") / "report.json").read_text("utf-8")
+    assert '"succeeded": 2' in report
+    assert "Apply: 2 succeeded, 0 failed, 0 skipped." in apply_job.summary
+
+    listed = run("state", "list", "--state", gitops.state)
+    assert {line.split("\t")[0] for line in listed.out.splitlines()} == set(ACCOUNTS) - {"acc_03"}
+    assert (
+        run("plan", str(gitops.repository.path / "accounts.yaml"), "--state", gitops.state).out
+        == "No changes.\n"
+    )
+
+    gitops.api.reset_stats()
+    again = run("apply", str(gitops.repository.path / "accounts.yaml"), "--yes", "--state", gitops.state)
+    assert again.code == 0 and "No changes. Nothing to apply." in again.err
+    assert gitops.requests() == []
+
+
+def test_scheduled_reconcile_keeps_one_failures_issue_until_a_clean_run(gitops: GitOps) -> None:
+    moved = fleet(
+        acc_01="{provider: LINKEDIN, proxy: {host: p01.proxy.example.com, username: proxyuser, "
+        'password: "${PROXY_PASSWORD}"}}',
+        acc_05="{provider: LINKEDIN, proxy: {host: p05-new.proxy.example.com, username: proxyuser, "
+        'password: "${PROXY_PASSWORD}"}}',
+    )
+    gitops.repository.commit({"accounts.yaml": moved}, "Move acc_05, rotate acc_01")
+    gitops.api.faults = [Fault.parse("errors/service_unavailable@acc_05;retry_after=0")]
+
+    failing = gitops.run("reconcile.yml", gitops.repository.schedule("23 */6 * * *"))
+
+    assert failing.conclusion == "failure"
+    assert failing.jobs["reconcile"].step("apply").outputs["exit-code"] == "3"
+    [issue] = gitops.runner.issues()
+    assert issue["state"] == "open" and issue["labels"] == ["reconciler-failures"]
+    assert "**Apply: 1 succeeded, 1 failed, 0 skipped.**" in issue["body"]
+    assert "errors/service_unavailable (HTTP 503, 1 operation(s))" in issue["body"]
+    assert "- acc_05 (patch, 4 attempt(s))" in issue["body"]
+    assert accounts_named(issue["body"]) == {"acc_05"}
+    assert any("the reconcile exited 3" in line for line in failing.jobs["reconcile"].annotations)
+
+    still_failing = gitops.run("reconcile.yml", gitops.repository.schedule("23 */6 * * *"))
+    assert still_failing.conclusion == "failure"
+    [issue] = gitops.runner.issues()
+    assert issue["edits"] == 1 and issue["state"] == "open"
+    assert (
+        "**Apply: 0 succeeded, 1 failed, 0 skipped.**" in issue["body"]
+    )  # only the failed account is retried
+
+    gitops.api.faults = []
+    clean = gitops.run("reconcile.yml", gitops.repository.schedule("23 */6 * * *"))
+
+    assert clean.conclusion == "success", clean.log
+    [issue] = gitops.runner.issues()
+    assert issue["state"] == "closed"
+    assert issue["comments"][0].startswith("Closed by a clean reconcile")
+    assert gitops.api.stats.patched["acc_05"]["proxy"]["host"] == "p05-new.proxy.example.com"
+    assert_no_secrets(
+        shown(failing, gitops.runner) + shown(still_failing, gitops.runner) + shown(clean, gitops.runner)
+    )
