@@ -31,8 +31,10 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if record.exc_info or record.exc_text:  # the traceback too, then no handler formats it again
-            message += "\n" + (record.exc_text or logging.Formatter().formatException(record.exc_info))
+        if record.exc_text:  # the traceback too, then no handler formats it again
+            message += "\n" + record.exc_text
+        elif record.exc_info:
+            message += "\n" + logging.Formatter().formatException(record.exc_info)
         if record.stack_info:
             message += "\n" + record.stack_info
         record.msg = self._redact(message)

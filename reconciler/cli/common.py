@@ -52,7 +52,7 @@ class ShardType(click.ParamType):
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> tuple[int, int]:
         if isinstance(value, tuple):
-            return value  # type: ignore[return-value]
+            return value
         index, _, count = str(value).partition("/")
         if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
             self.fail(f"{value!r}: expected K/N with 1 <= K <= N, e.g. 2/4", param, ctx)
@@ -68,7 +68,7 @@ class SelectorType(click.ParamType):
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> tuple[str, str]:
         if isinstance(value, tuple):
-            return value  # type: ignore[return-value]
+            return value
         key, separator, wanted = str(value).partition("=")
         if not separator or not key:
             self.fail(f"{value!r} is not KEY=VALUE", param, ctx)
