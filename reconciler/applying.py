@@ -294,7 +294,7 @@ class Engine:
         call: Callable[[], Coroutine[Any, Any, Answer]],
         account_id: str,
         what: str,
-        record: Callable[[Answer], dict[str, Any] | None],
+        record: Callable[[Answer], recording.Event | None],
         starts: bool,
     ) -> tuple[Answer | None, int]:
         """Send until success or give up; the answer and the attempts it took.
@@ -338,7 +338,7 @@ class Engine:
     async def _attempt(
         self,
         call: Callable[[], Coroutine[Any, Any, Answer]],
-        record: Callable[[Answer], dict[str, Any] | None],
+        record: Callable[[Answer], recording.Event | None],
         starts: bool,
     ) -> Answer | None:
         """One request, through the breaker when it is open (one probe at a time, backing off after each
@@ -362,7 +362,7 @@ class Engine:
     async def _send(
         self,
         call: Callable[[], Coroutine[Any, Any, Answer]],
-        record: Callable[[Answer], dict[str, Any] | None],
+        record: Callable[[Answer], recording.Event | None],
         starts: bool,
         probe: bool = False,
     ) -> Answer | None | _Held:
