@@ -165,7 +165,7 @@ def test_ci_steps_against_the_sandbox(run, write, api, workdir, monkeypatch) -> 
     write("accounts.yaml", fleet(3).replace("country: US, ip: 203.0.113.2", "country: uk, ip: 203.0.113.2"))
     invalid = run("validate", "accounts.yaml")
     assert invalid.code == 1
-    assert "::error file=accounts.yaml,line=4,col=23::account 'acc_0001': country 'uk'" in invalid.out
+    assert "::error file=accounts.yaml,line=4,col=23::account 'acc_0001': country 'uk'" in invalid.err
 
     write("accounts.yaml", fleet(3))
     assert run("validate", "accounts.yaml").code == 0

@@ -129,7 +129,7 @@ def load_or_exit(config: str, need_secrets: bool = True) -> Desired:
         show_warnings(exc.warnings)
         if annotating():
             for problem in exc.problems + exc.warnings:
-                click.echo(github.render(problem))
+                click.echo(github.render(problem), err=True)
         if exc.note:
             click.echo(exc.note, err=True)
         click.echo(f"{len(exc.problems)} error(s) in {config}", err=True)
@@ -147,7 +147,7 @@ def load_or_exit(config: str, need_secrets: bool = True) -> Desired:
     show_warnings(desired.warnings)
     if annotating():
         for warning in desired.warnings:
-            click.echo(github.render(warning))
+            click.echo(github.render(warning), err=True)
     return desired
 
 
