@@ -118,3 +118,16 @@ def test_annotations_never_mix_into_a_plan_on_stdout(run, write, monkeypatch) ->
     result = run("plan", "a.yaml", "--format", "json")
     assert result.code == 0 and result.json["summary"]["create"] == 1  # stdout is the JSON alone
     assert "::warning file=a.yaml,line=3," in result.err
+
+
+def test_an_unsupported_state_location_names_what_is_supported(run, write) -> None:
+    write("a.yaml", fleet(1))
+    result = run("plan", "a.yaml", "--state", "s3://bucket/state.json")
+    assert result.code == 1
+    assert "unsupported state location 's3'://: use a path, a file:// URL or a postgresql:// URL" in result.err
+
+
+def test_plan_out_into_a_missing_directory_names_the_plan_file(run, write) -> None:
+    write("a.yaml", fleet(1))
+    result = run("plan", "a.yaml", "--out", "nodir/plan.bin")
+    assert result.code == 1 and result.err == "Error: nodir/plan.bin: No such file or directory\n"
