@@ -33,7 +33,7 @@ def _fresh_logging():
     for handler in root.handlers[:]:
         if handler not in handlers:
             root.removeHandler(handler)
-    secrets._registry = None
+    secrets.clear_registered()
 
 
 def assert_clean(outcomes, workdir, state_url: str | None = None) -> None:

@@ -29,6 +29,7 @@ from reconciler.cli.progress import progress_display
 from reconciler.cli.reports import ReportFile, emit_report
 from reconciler.errors import UsageError
 from reconciler.model import Plan
+from reconciler.render.escape import terminal
 from reconciler.runs import ApplyRequest, Confirmer, apply_run
 from reconciler.state import open_backend, resolve_state_location
 
@@ -45,7 +46,7 @@ def _api(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str]]:
         api_key = check_api_key(os.environ.get("POSTPRESS_API_KEY", ""))
         url = api_url or os.environ.get("POSTPRESS_API_URL") or DEFAULT_API_URL
         for warning in check_api_url(url):
-            click.echo(f"Warning: {warning}", err=True)
+            click.echo(f"Warning: {terminal(warning)}", err=True)
         yield url, api_key
         return
     try:
@@ -186,7 +187,7 @@ def apply(
         if outcome.plan.empty:
             click.echo("No changes. Nothing to apply.", err=True)
         else:
-            click.echo(f"Applied in {outcome.elapsed:.1f}s; state {backend.describe()}.", err=True)
+            click.echo(f"Applied in {outcome.elapsed:.1f}s; state {terminal(backend.describe())}.", err=True)
         emit_report(outcome.results, outcome.stop_reason, output_format, report_file)
     if not outcome.complete:
         sys.exit(ExitCode.PARTIAL)

@@ -19,6 +19,7 @@ from reconciler.cli.common import (
     write_github_outputs,
 )
 from reconciler.planning import make_plan
+from reconciler.render.escape import terminal
 from reconciler.state import open_backend, resolve_state_location
 
 
@@ -27,7 +28,7 @@ from reconciler.state import open_backend, resolve_state_location
 def validate(config: str) -> None:
     """Check CONFIG; exit 0 when valid, 1 when not."""
     desired = load_or_exit(config)
-    click.echo(f"{config}: valid ({len(desired.accounts)} accounts)", err=True)
+    click.echo(f"{terminal(config)}: valid ({len(desired.accounts)} accounts)", err=True)
 
 
 @click.command()

@@ -19,6 +19,7 @@ from reconciler.cli.common import (
 from reconciler.errors import ReconcilerError
 from reconciler.model import Recorded
 from reconciler.planning import make_plan
+from reconciler.render.escape import json_document, terminal
 from reconciler.secrets import masked
 from reconciler.state import events as recording
 from reconciler.state import open_backend, resolve_state_location
@@ -42,10 +43,8 @@ def state_list(state_location: str | None) -> None:
     for account_id in sorted(recorded.accounts):
         record = recorded.accounts[account_id]
         status = "failed" if record.last_failure else "ok"
-        click.echo(
-            f"{account_id}\t{status}\tapplied {record.applied_at or '-'}\tresync generation "
-            f"{record.resync_generation}"
-        )
+        columns = (account_id, status, f"applied {record.applied_at or '-'}", "resync generation")
+        click.echo("\t".join(map(terminal, columns)) + f" {record.resync_generation}")
 
 
 @state.command("show")
@@ -58,7 +57,9 @@ def state_show(account_id: str, state_location: str | None) -> None:
     if record is None:
         fail(f"{account_id!r} is not in the state")
     click.echo(
-        json.dumps({"account_id": account_id, **masked(record.to_json())}, indent=2, ensure_ascii=False)
+        json_document(
+            json.dumps({"account_id": account_id, **masked(record.to_json())}, indent=2, ensure_ascii=False)
+        )
     )
 
 

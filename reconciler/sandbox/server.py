@@ -8,6 +8,7 @@ after a terminal sync status, and the most requests ever in flight at once.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import random
@@ -51,15 +52,17 @@ class Fault:
     retry_after: str | None = None
     route: str | None = None  # "patch", "sync" or None for both
     times: int | None = None  # answer only this many matching requests, then let them through
+    echo: bool = False  # the error's detail quotes the request, as a careless API might
 
     @classmethod
     def parse(cls, spec: str) -> Fault:
-        """`TYPE[:RATE][@ID,ID...][;retry_after=N][;route=patch|sync][;times=N]`.
+        """`TYPE[:RATE][@ID,ID...][;retry_after=N][;route=patch|sync][;times=N][;echo]`.
 
         TYPE is a catalogued error type or one of BAD_ANSWERS: `hang` (no answer for a long time), `drop` (the
         connection closes mid-answer), `garbage` (a 502 whose body is an HTML page), `html` (a 200 HTML page, as
         from a captive portal), `truncated` (a 200 whose JSON is cut short), `huge` (a 200 of 4 MiB),
         `wrong_account` (a 200 naming another account), `wrong_object` (a 200 with another `object`).
+        `echo` puts the request (its path, X-API-KEY header and body, raw and base64) in the error's `detail`.
         """
         head, *options = spec.split(";")
         accounts: frozenset[str] = frozenset()
@@ -76,6 +79,8 @@ class Fault:
                 fault.route = value
             elif key == "times" and value.isdigit():
                 fault.times = int(value)
+            elif key == "echo" and not value:
+                fault.echo = True
             else:
                 raise ValueError(f"unknown fault option {key!r}")
         if fault.error_type not in CATALOGUE and fault.error_type not in BAD_ANSWERS:
@@ -99,6 +104,14 @@ def _bad_answer(kind: str, route: str, account_id: str) -> bytes:
     if kind == "wrong_account" and route == "patch":  # a sync answer names no account
         return json.dumps({**success, "account_id": account_id + "_other"}).encode()
     return json.dumps({**success, "object": "Account"}).encode()  # wrong_object
+
+
+def _echo(raw_path: bytes, headers: dict[str, str], body: bytes) -> str:
+    """The request quoted back, raw and base64: what an API that echoes its input would leak."""
+    key = headers.get("x-api-key", "")
+    quoted = f"{raw_path.decode('latin-1')} X-API-KEY: {key} body: {body.decode('utf-8', 'replace')}"
+    encoded = base64.b64encode(body).decode() + " " + base64.b64encode(key.encode("latin-1")).decode()
+    return f"Injected by the sandbox; the request was {quoted}; base64: {encoded}"
 
 
 def _split_rate(head: str) -> tuple[str, str, str]:
@@ -245,7 +258,8 @@ class Sandbox:
                 return 200, _bad_answer(fault.error_type, route, account_id), {}
             else:
                 extra = {"retry-after": fault.retry_after} if fault.retry_after else {}
-                return error(fault.error_type, "Injected by the sandbox.", extra)
+                detail = _echo(raw_path, headers, body) if fault.echo else "Injected by the sandbox."
+                return error(fault.error_type, detail, extra)
         account = self.accounts.get(account_id)
         if account is None:
             if not self.accept_any_account:
