@@ -72,14 +72,10 @@ def code_span(text: str) -> str:
     body = _markdown_literal(text)
     longest = max((len(run) for run in _BACKTICKS.findall(body)), default=0)
     fence = "`" * (longest + 1)
-    # CommonMark strips one space from each end of a span that starts and ends with one: pad to keep them, and
-    # to keep a backtick at either end from joining the fence.
-    if (
-        body.startswith("`")
-        or body.endswith("`")
-        or (body.startswith(" ") and body.endswith(" "))
-        or not body
-    ):
+    # CommonMark strips one space from each end of a span that starts and ends with one (unless it is all
+    # spaces): pad to keep them, and to keep a backtick at either end from joining the fence.
+    spaced = body.startswith(" ") and body.endswith(" ") and body.strip(" ")
+    if not body or body.startswith("`") or body.endswith("`") or spaced:
         body = f" {body} "
     return f"{fence}{body}{fence}"
 

@@ -62,7 +62,7 @@ class Fault:
         connection closes mid-answer), `garbage` (a 502 whose body is an HTML page), `html` (a 200 HTML page, as
         from a captive portal), `truncated` (a 200 whose JSON is cut short), `huge` (a 200 of 4 MiB),
         `wrong_account` (a 200 naming another account), `wrong_object` (a 200 with another `object`).
-        `echo` puts the request (its path, X-API-KEY header and body, raw and base64) in the error's `detail`.
+        `echo` puts the request's X-API-KEY header and body, raw and base64, in the error's `detail`.
         """
         head, *options = spec.split(";")
         accounts: frozenset[str] = frozenset()
@@ -106,12 +106,15 @@ def _bad_answer(kind: str, route: str, account_id: str) -> bytes:
     return json.dumps({**success, "object": "Account"}).encode()  # wrong_object
 
 
-def _echo(raw_path: bytes, headers: dict[str, str], body: bytes) -> str:
-    """The request quoted back, raw and base64: what an API that echoes its input would leak."""
+def _echo(headers: dict[str, str], body: bytes) -> str:
+    """The request's key and body quoted back, raw and base64: what an API that echoes its input would leak."""
     key = headers.get("x-api-key", "")
-    quoted = f"{raw_path.decode('latin-1')} X-API-KEY: {key} body: {body.decode('utf-8', 'replace')}"
-    encoded = base64.b64encode(body).decode() + " " + base64.b64encode(key.encode("latin-1")).decode()
-    return f"Injected by the sandbox; the request was {quoted}; base64: {encoded}"
+    key_base64 = base64.b64encode(key.encode("latin-1")).decode()
+    body_base64 = base64.b64encode(body).decode()
+    return (
+        f"Injected by the sandbox; X-API-KEY {key} ({key_base64}); "
+        f"the request {body.decode('utf-8', 'replace')} ({body_base64})"
+    )
 
 
 def _split_rate(head: str) -> tuple[str, str, str]:
@@ -258,7 +261,7 @@ class Sandbox:
                 return 200, _bad_answer(fault.error_type, route, account_id), {}
             else:
                 extra = {"retry-after": fault.retry_after} if fault.retry_after else {}
-                detail = _echo(raw_path, headers, body) if fault.echo else "Injected by the sandbox."
+                detail = _echo(headers, body) if fault.echo else "Injected by the sandbox."
                 return error(fault.error_type, detail, extra)
         account = self.accounts.get(account_id)
         if account is None:
