@@ -27,9 +27,11 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = terminal(secrets.redact(record.getMessage()))
-        trace = []
-        if record.exc_info or record.exc_text:  # the traceback too, then no handler formats it again
-            trace.append(record.exc_text or logging.Formatter().formatException(record.exc_info))
+        trace: list[str] = []
+        if record.exc_text:  # the traceback too, then no handler formats it again
+            trace.append(record.exc_text)
+        elif record.exc_info:
+            trace.append(logging.Formatter().formatException(record.exc_info))
         if record.stack_info:
             trace.append(record.stack_info)
         for text in trace:
