@@ -523,6 +523,21 @@ def test_answers_are_redacted_without_verbose(run, write, workdir, hostile_api) 
     assert_no_secrets(SECRETS, texts, files=workdir, skip=[workdir / "a.yaml"])
 
 
+def test_usage_errors_and_file_names_are_escaped(run, write, workdir) -> None:
+    write("a.yaml", "version: 1\naccounts:\n  a: {country: US}\n")
+    hostile = "x\x1b[2J\u202e"
+    assert run("import", "a.yaml", "--state", "a.json").code == 0
+    outcomes = [
+        run("plan", f"--{hostile}"),
+        run("plan", "a.yaml", hostile),
+        run("validate", f"{hostile}.yaml"),
+        run("state", "migrate", "--from", "a.json", "--to", f"{hostile}.json"),
+    ]
+    assert [outcome.code for outcome in outcomes] == [1, 1, 1, 0]
+    for outcome in outcomes:
+        assert not raw_controls(outcome.out + outcome.err) and "x\\x1b[2J\\u202e" in outcome.err, outcome.err
+
+
 def test_the_report_escapes_what_it_is_given() -> None:
     """The renderers escape on their own, whatever reaches them (the answer's own sanitising aside)."""
     from reconciler.model import Result

@@ -14,6 +14,7 @@ from reconciler import logs
 from reconciler.cli import apply, plan, sandbox, state
 from reconciler.cli.common import ExitCode, fail
 from reconciler.errors import ReconcilerError
+from reconciler.render.escape import terminal
 
 DISTRIBUTION = "postpress-reconciler"
 
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("Aborted.", err=True)
         sys.exit(ExitCode.ERROR)
     except click.ClickException as exc:
+        exc.message = terminal(exc.message)  # it may quote an argument as given
         exc.show()
         sys.exit(ExitCode.ERROR)
     except ReconcilerError as exc:

@@ -114,7 +114,9 @@ def state_migrate(source: str, target: str, force: bool) -> None:
         journal.close()
         snapshot.serial = max(snapshot.serial, existing.serial)
         target_backend.write(snapshot)
-    click.echo(f"Copied {len(snapshot.accounts)} account(s) to {target_backend.describe()}.", err=True)
+    click.echo(
+        f"Copied {len(snapshot.accounts)} account(s) to {terminal(target_backend.describe())}.", err=True
+    )
 
 
 @click.command("import")
