@@ -301,11 +301,11 @@ _redactor = Redactor()
 def redact(text: str, limit: int | None = None) -> str:
     """`text` (from outside: an API answer, a log record) with every registered secret replaced by `***`, in
     any of the forms of `secret_forms`; with `limit`, cut to at most that many characters after redaction."""
-    if len(_redactor) != len(_registry):  # the registry only grows
+    redactor = _redactor
+    if len(redactor) != len(_registry):  # the registry only grows (until cleared)
         with _registry_lock:
-            known = list(_registry)
-        _redactor.add(known)
-    return _redactor.redact(text, limit)
+            redactor.add(list(_registry))
+    return redactor.redact(text, limit)
 
 
 def clear_registered() -> None:
