@@ -31,6 +31,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import cmarkgfm
 import pytest
@@ -99,7 +100,7 @@ class HostileAnswers(Sandbox):
         if isinstance(payload, dict) and "type" in payload:
             if "/acc_plain" in path:
                 payload = {**payload, "type": HOSTILE_TYPE, "detail": HOSTILE_TEXT + payload["detail"]}
-            elif "/%40octocat" in path:
+            elif path.endswith("/" + quote(TITLE_ID, safe="")):
                 payload = {**payload, "title": HOSTILE_TEXT + payload["detail"], "detail": ""}
         return status, payload, headers
 
