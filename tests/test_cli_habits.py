@@ -124,7 +124,9 @@ def test_an_unsupported_state_location_names_what_is_supported(run, write) -> No
     write("a.yaml", fleet(1))
     result = run("plan", "a.yaml", "--state", "s3://bucket/state.json")
     assert result.code == 1
-    assert "unsupported state location 's3'://: use a path, a file:// URL or a postgresql:// URL" in result.err
+    assert (
+        "unsupported state location 's3'://: use a path, a file:// URL or a postgresql:// URL" in result.err
+    )
 
 
 def test_plan_out_into_a_missing_directory_names_the_plan_file(run, write) -> None:

@@ -191,4 +191,4 @@ def test_ci_steps_against_the_sandbox(run, write, api, workdir, monkeypatch) -> 
     )
     failed = run("apply", "accounts.yaml", "--yes", "--max-attempts", "1", "--report", "report.json")
     assert failed.code == 3
-    assert "errors/proxy_error (HTTP 502, 1 operation(s))" in summary.read_text()
+    assert "<code>errors/proxy_error</code> (HTTP 502, 1 operation(s))" in summary.read_text()

@@ -22,6 +22,7 @@ from reconciler.cli.common import (
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
 from reconciler.planning import make_plan
+from reconciler.render.escape import terminal
 from reconciler.state import display_location, open_backend, resolve_state_location
 
 
@@ -46,7 +47,7 @@ def validate(config: str, output_format: str) -> None:
     be well-formed, not set."""
     if output_format == "text":
         desired = load_or_exit(config, need_secrets=False)
-        click.echo(f"{config}: valid ({len(desired.accounts)} accounts)", err=True)
+        click.echo(f"{terminal(config)}: valid ({len(desired.accounts)} accounts)", err=True)
         return
     try:
         desired = load_config(config)

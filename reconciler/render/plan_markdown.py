@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from reconciler.model import Plan
 from reconciler.render.changes import change_lines, summary_line
+from reconciler.render.escape import code_span
 from reconciler.render.markdown import LIMIT, bounded
 
 MARKER = "<!-- reconciler-plan -->"
@@ -24,7 +25,7 @@ def render(plan: Plan, config: str = "", state: str = "", limit: int = LIMIT) ->
     if config or state:
         serial = f"serial {plan.serial}" if plan.lineage else "new state"
         header.append("")
-        header.append(f"Config `{config}` against state `{state}` ({serial}).")
+        header.append(f"Config {code_span(config)} against state {code_span(state)} ({serial}).")
     sections = []
     for action in ("create", "update", "forget"):
         entries = [change_lines(c) for c in plan.changes if c.action == action]

@@ -8,6 +8,7 @@ from typing import Any
 
 from reconciler.api.catalogue import classify
 from reconciler.model import Result
+from reconciler.render.escape import code_span, html_code, html_text, json_document, terminal
 from reconciler.render.markdown import LIMIT, bounded
 
 MARKER = "<!-- reconciler-report -->"
@@ -30,7 +31,7 @@ def document(results: list[Result]) -> dict[str, Any]:
 
 
 def render_json(results: list[Result]) -> str:
-    return json.dumps(document(results), indent=2, ensure_ascii=False) + "\n"
+    return json_document(json.dumps(document(results), indent=2, ensure_ascii=False)) + "\n"
 
 
 def _groups(results: list[Result]) -> dict[str, list[Result]]:
@@ -54,10 +55,10 @@ def _counts_line(results: list[Result]) -> str:
     return line
 
 
-def _group_title(error_type: str, group: list[Result]) -> str:
+def _group_counts(group: list[Result]) -> str:
     statuses = sorted({str(r.http_status) for r in group if r.http_status is not None})
     status = f"HTTP {', '.join(statuses)}" if statuses else "no HTTP answer"
-    return f"{error_type} ({status}, {len(group)} operation(s))"
+    return f"({status}, {len(group)} operation(s))"
 
 
 def render_text(results: list[Result], stop_reason: str | None = None, shown_per_group: int = 20) -> str:
@@ -66,7 +67,7 @@ def render_text(results: list[Result], stop_reason: str | None = None, shown_per
         out.append(f"Stopped early: {stop_reason}; the remaining operations were skipped.")
     for error_type, group in _groups(results).items():
         out.append("")
-        out.append(_group_title(error_type, group))
+        out.append(f"{error_type} {_group_counts(group)}")
         out.append(f"  what to do: {classify(error_type, group[0].http_status).hint}")
         for result in group[:shown_per_group]:
             out.append(
@@ -74,16 +75,16 @@ def render_text(results: list[Result], stop_reason: str | None = None, shown_per
             )
         if len(group) > shown_per_group:
             out.append(f"  ... and {len(group) - shown_per_group} more")
-    return "\n".join(out) + "\n"
+    return "\n".join(terminal(line) for line in out) + "\n"
 
 
 def render_markdown(results: list[Result], stop_reason: str | None = None, limit: int = LIMIT) -> str:
     header = [MARKER, "### reconciler apply", "", f"**{_counts_line(results)}**"]
     if stop_reason:
-        header += ["", f"Stopped early: {stop_reason}; the remaining operations were skipped."]
+        header += ["", f"Stopped early: {code_span(stop_reason)}; the remaining operations were skipped."]
     sections = []
     for error_type, group in _groups(results).items():
         hint = classify(error_type, group[0].http_status).hint
         entries = [[f"- {r.account_id} ({r.operation}, {r.attempts} attempt(s)): {r.message}"] for r in group]
-        sections.append((f"{_group_title(error_type, group)}: {hint}", entries))
+        sections.append((f"{html_code(error_type)} {_group_counts(group)}: {html_text(hint)}", entries))
     return bounded(header, sections, "failures", limit)
