@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler.errors import UnsafePlan
-from reconciler.model import AccountSpec, Change, Desired, Plan, Recorded
-from reconciler.secrets import fingerprinted
+from reconciler.model import AccountSpec, Action, Change, Desired, Plan, Recorded, settings_leaves
+from reconciler.secrets import fingerprinted, keyed_salt, masked
 
 #: Below this many recorded accounts the safety bounds do not apply (as octoDNS's MIN_EXISTING_RECORDS).
 MIN_EXISTING_RECORDS = 10
@@ -47,14 +47,15 @@ def shard_of(account_id: str, shard_count: int) -> int:
     return int.from_bytes(digest[:8], "big") % shard_count + 1
 
 
-def desired_digest(desired: Desired, fingerprinted_settings: dict[str, dict[str, Any] | None]) -> str:
-    """A digest of everything apply would send: settings (secrets as fingerprints) and resync wishes."""
+def desired_digest(desired: Desired) -> str:
+    """A digest of everything apply would send apart from secrets (those are `(sensitive)` here): settings,
+    resync wishes and providers. The secrets have their own digest (`secrets.secrets_digest`)."""
     digest = hashlib.sha256()
     for account_id in sorted(desired.accounts):
         spec = desired.accounts[account_id]
         entry = [
             account_id,
-            fingerprinted_settings[account_id],
+            masked(spec.settings),
             spec.resync.as_dict() if spec.resync else None,
             spec.provider,
         ]
@@ -62,28 +63,25 @@ def desired_digest(desired: Desired, fingerprinted_settings: dict[str, dict[str,
     return digest.hexdigest()
 
 
+def _same(left: Any, right: Any) -> bool:
+    """Equal and of one type: a port of 1 is not `true`, and `8080` is not `"8080"`."""
+    return type(left) is type(right) and left == right
+
+
 def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) -> tuple[str, ...]:
-    """Dotted paths of the leaves that differ (`proxy.host`), via deepdiff."""
-    if before is None or after is None:
-        return tuple(sorted(_leaves(after if before is None else before)))
-    from deepdiff import DeepDiff  # imported on first use: ~45 ms of start-up, needed only for updates
+    """Dotted paths of the leaves that differ (`proxy.host`), present on one side only included.
 
-    diff = DeepDiff(before, after)
-    paths = set()
-    for path in diff.affected_paths:
-        parts = [part.strip("'\"") for part in path.removeprefix("root[").rstrip("]").split("][")]
-        paths.add(".".join(parts))
-    return tuple(sorted(paths))
-
-
-def _leaves(settings: dict[str, Any] | None, prefix: str = "") -> list[str]:
-    leaves: list[str] = []
-    for key, value in (settings or {}).items():
-        if isinstance(value, dict):
-            leaves.extend(_leaves(value, f"{prefix}{key}."))
-        else:
-            leaves.append(prefix + key)
-    return leaves
+    Switching a custom proxy for a managed one lists every `proxy.*` leaf and `country`/`ip`: setting each
+    listed leaf of `before` to its value in `after` (or removing it) gives `after`.
+    """
+    old, new = settings_leaves(before), settings_leaves(after)
+    return tuple(
+        sorted(
+            path
+            for path in old.keys() | new.keys()
+            if path not in old or path not in new or not _same(old[path], new[path])
+        )
+    )
 
 
 def make_plan(
@@ -92,20 +90,19 @@ def make_plan(
     targets: Iterable[str] = (),
     selectors: Iterable[tuple[str, str]] = (),
     shard: tuple[int, int] | None = None,
+    fingerprint_key: str | None = None,
 ) -> Plan:
     """Compare what is declared with what was recorded; one Change per account with something to do.
 
-    With `shard=(K, N)`, only the accounts of shard K of N are considered.
+    With `shard=(K, N)`, only the accounts of shard K of N are considered. `fingerprint_key` is the optional
+    key mixed into the state's salt (`secrets.keyed_salt`); the fingerprints of `after` are made with it.
     """
-    salt = recorded.salt
+    salt = keyed_salt(recorded.salt, fingerprint_key)
     chosen = select_accounts(
         desired.accounts.keys() | recorded.accounts.keys(), desired.accounts, targets, selectors
     )
     if shard is not None:
         chosen = {account_id for account_id in chosen if shard_of(account_id, shard[1]) == shard[0]}
-    desired_settings = {
-        account_id: fingerprinted(spec.settings, salt) for account_id, spec in desired.accounts.items()
-    }
     changes: list[Change] = []
     unchanged = 0
     for account_id in sorted(chosen):
@@ -118,7 +115,7 @@ def make_plan(
                     account_id,
                     "forget",
                     False,
-                    tuple(sorted(_leaves(record.settings))),
+                    changed_fields(record.settings, None),
                     record.settings,
                     None,
                     None,
@@ -126,17 +123,19 @@ def make_plan(
                 )
             )
             continue
-        after = desired_settings[account_id]
+        after = fingerprinted(spec.settings, salt)
         before = record.settings if record else None
         recorded_generation = record.resync_generation if record else 0
         failed_patch = bool(
             record and record.last_failure and record.last_failure.get("operation") == "patch"
         )
+        fields = changed_fields(before, after) if after is not None else ()
+        action: Action
         if after is None:
             action = "none"  # resync-only account: nothing to PATCH
         elif record is None or record.settings is None:
             action = "create"
-        elif before != after or failed_patch:
+        elif fields or failed_patch:
             action = "update"
         else:
             action = "none"
@@ -144,7 +143,6 @@ def make_plan(
         if action == "none" and not resync:
             unchanged += 1
             continue
-        fields = changed_fields(before, after) if action != "none" else ()
         changes.append(
             Change(
                 account_id,
@@ -162,10 +160,10 @@ def make_plan(
         unchanged=unchanged,
         lineage=recorded.lineage,
         serial=recorded.serial,
-        salt=salt,
         config_digest=desired.config_digest,
-        desired_digest=desired_digest(desired, desired_settings),
+        desired_digest=desired_digest(desired),
         files=tuple(desired.files),
+        warnings=tuple(str(warning) for warning in desired.warnings),
     )
 
 

@@ -41,6 +41,8 @@ class ApplyRequest:
     max_forget_percent: float = 30.0
     lock_timeout: float = 0.0
     ca_bundle: str | None = None
+    #: Mixed into the state's salt for fingerprints (`RECONCILER_FINGERPRINT_KEY`); None: the salt alone.
+    fingerprint_key: str | None = None
 
 
 @dataclass(kw_only=True, slots=True)
@@ -88,12 +90,16 @@ def apply_run(
         log.debug("locked the state %s", backend.describe())
         before = backend.read()
         log.debug("read %d recorded account(s), serial %d", len(before.accounts), before.serial)
-        saved = request.saved
-        if saved is not None and not before.exists:
-            before.salt = saved.salt  # a first apply keeps the salt its saved plan fingerprinted with
-        plan = make_plan(request.desired, before, request.targets, list(request.selectors), request.shard)
-        if saved is not None:
-            saved.check_fresh(plan)
+        plan = make_plan(
+            request.desired,
+            before,
+            request.targets,
+            list(request.selectors),
+            request.shard,
+            fingerprint_key=request.fingerprint_key,
+        )
+        if request.saved is not None:
+            request.saved.check_fresh(plan, request.desired, before, request.fingerprint_key)
         if plan.empty:
             return ApplyOutcome(plan=plan)
         if not request.force:

@@ -35,6 +35,7 @@ def cli(verbose: bool) -> None:
 for command in (
     plan.validate,
     plan.plan,
+    plan.show,
     apply.apply,
     state.state,
     state.import_,

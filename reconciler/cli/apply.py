@@ -177,6 +177,7 @@ def apply(
             max_forget_percent=max_forget_percent,
             lock_timeout=lock_timeout,
             ca_bundle=ca_bundle,
+            fingerprint_key=secrets.fingerprint_key(os.environ),
         )
         outcome = apply_run(
             request,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ from reconciler.cli.common import (
 from reconciler.errors import ReconcilerError
 from reconciler.model import Recorded
 from reconciler.planning import make_plan
-from reconciler.secrets import masked
+from reconciler.secrets import fingerprint_key, masked
 from reconciler.state import events as recording
 from reconciler.state import open_backend, resolve_state_location
 
@@ -128,7 +129,9 @@ def import_(
     desired = load_or_exit(config)
 
     def edit(recorded: Recorded) -> int:
-        the_plan = make_plan(desired, recorded, targets, list(selectors))
+        the_plan = make_plan(
+            desired, recorded, targets, list(selectors), fingerprint_key=fingerprint_key(os.environ)
+        )
         imported = 0
         for change in the_plan.changes:
             spec = desired.accounts.get(change.account_id)

@@ -5,27 +5,34 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.model import Change, Plan
-from reconciler.secrets import SENSITIVE, is_fingerprint
+from reconciler.model import Change, Plan, settings_leaves
+from reconciler.secrets import SENSITIVE, is_fingerprint, masked
 
 SYMBOLS = {"create": "+", "update": "~", "forget": "-", "none": "⟳"}
 
 
+#: A leaf that one side of a change does not have (`country` before a switch from a custom proxy).
+ABSENT = "(none)"
+
+
 def show(value: Any) -> str:
-    if is_fingerprint(value):
+    """One leaf as the plan shows it: JSON, `(sensitive)` for a secret."""
+    if value == SENSITIVE or is_fingerprint(value):
         return SENSITIVE
-    if value is None:
-        return "(none)"
     return json.dumps(value, ensure_ascii=False)
 
 
-def lookup(settings: dict[str, Any] | None, dotted_path: str) -> Any:
-    node: Any = settings
-    for part in dotted_path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+def field_changes(change: Change) -> list[tuple[str, str, str]]:
+    """(dotted path, before, after) as shown, for each field of `change`; a side without it shows `(none)`."""
+    before, after = settings_leaves(masked(change.before)), settings_leaves(masked(change.after))
+    return [
+        (
+            field,
+            show(before[field]) if field in before else ABSENT,
+            show(after[field]) if field in after else ABSENT,
+        )
+        for field in change.fields
+    ]
 
 
 def change_lines(change: Change) -> list[str]:
@@ -34,14 +41,13 @@ def change_lines(change: Change) -> list[str]:
     title = change.action if change.action != "none" else "resync"
     lines = [f"{symbol} {change.account_id} ({title})"]
     width = max((len(field) for field in change.fields), default=0)
-    for field in change.fields:
-        before, after = lookup(change.before, field), lookup(change.after, field)
+    for field, before, after in field_changes(change):
         if change.action == "create":
-            lines.append(f"    {field.ljust(width)} = {show(after)}")
+            lines.append(f"    {field.ljust(width)} = {after}")
         elif change.action == "forget":
-            lines.append(f"    {field.ljust(width)} = {show(before)}")
+            lines.append(f"    {field.ljust(width)} = {before}")
         else:
-            lines.append(f"    {field.ljust(width)} : {show(before)} -> {show(after)}")
+            lines.append(f"    {field.ljust(width)} : {before} -> {after}")
     if change.action == "update" and not change.fields:
         lines.append("    (the last apply failed: applying again)")
     if change.action == "forget":

@@ -1,6 +1,8 @@
-"""The plan as a pull-request comment: marker, counts first, details folded."""
+"""The plan as a pull-request comment: marker, counts first, warnings, details folded."""
 
 from __future__ import annotations
+
+import re
 
 from reconciler.model import Plan
 from reconciler.render.changes import change_lines, summary_line
@@ -8,6 +10,26 @@ from reconciler.render.markdown import LIMIT, bounded
 
 MARKER = "<!-- reconciler-plan -->"
 _TITLES = {"create": "to create", "update": "to update", "forget": "to forget", "resync": "to resync"}
+#: Warnings beyond this many are counted, not listed (the comment stays readable).
+MAX_WARNINGS_SHOWN = 10
+
+
+def _code_span(text: str) -> str:
+    """`text` as one inline code span: one line, fenced by more backticks than any run it holds."""
+    flat = " ".join(text.splitlines())
+    fence = "`" * (max((len(run) for run in re.findall("`+", flat)), default=0) + 1)
+    padding = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{padding}{flat}{padding}{fence}"
+
+
+def _warning_lines(warnings: tuple[str, ...]) -> list[str]:
+    if not warnings:
+        return []
+    lines = ["", "> [!WARNING]"]
+    lines += [f"> - {_code_span(warning)}" for warning in warnings[:MAX_WARNINGS_SHOWN]]
+    if len(warnings) > MAX_WARNINGS_SHOWN:
+        lines.append(f"> - ... and {len(warnings) - MAX_WARNINGS_SHOWN} more warnings")
+    return lines
 
 
 def render(plan: Plan, config: str = "", state: str = "", limit: int = LIMIT) -> str:
@@ -23,8 +45,10 @@ def render(plan: Plan, config: str = "", state: str = "", limit: int = LIMIT) ->
     )
     if config or state:
         serial = f"serial {plan.serial}" if plan.lineage else "new state"
+        against = f" against state `{state}`" if state else ""
         header.append("")
-        header.append(f"Config `{config}` against state `{state}` ({serial}).")
+        header.append(f"Config `{config}`{against} ({serial}).")
+    header += _warning_lines(plan.warnings)
     sections = []
     for action in ("create", "update", "forget"):
         entries = [change_lines(c) for c in plan.changes if c.action == action]

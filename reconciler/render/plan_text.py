@@ -12,5 +12,5 @@ def render(plan: Plan) -> str:
     out = ["Reconciler will perform the following actions:", ""]
     for change in plan.changes:
         out.extend("  " + line for line in change_lines(change))
-    out.extend(["", summary_line(plan)])
+    out.extend(["", f"{plan.unchanged} account(s) unchanged, not shown.", summary_line(plan)])
     return "\n".join(out) + "\n"
