@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler import logs
 from reconciler.api.answer import Answer
 from reconciler.api.catalogue import OUTAGE_CATEGORIES, classify
+from reconciler.breaker import Breaker, default_threshold
 from reconciler.model import AccountSpec, Change, Operation, Result
 from reconciler.secrets import revealed
 from reconciler.state import Journal
@@ -47,6 +48,12 @@ class ApplyOptions:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     seed: int | None = None
+    #: The breaker's threshold: None for the default (the concurrency, at least 5), 0 for off.
+    max_consecutive_failures: int | None = None
+    #: The longest Retry-After honoured; a longer one fails its operation and stops the run.
+    max_retry_after: float = 120.0
+    #: After a cancelling signal, how long requests already in flight may take to answer.
+    grace: float = 5.0
 
 
 @dataclass(slots=True)
@@ -57,6 +64,12 @@ class Progress:
     done: int = 0
     in_flight: int = 0
     syncs_polling: int = 0
+    #: time.monotonic() until which a Retry-After pause holds every request (0: none).
+    paused_until: float = 0.0
+
+
+class _Held:
+    """A request the breaker held back after it had queued for a permit."""
 
 
 class Engine:
@@ -75,8 +88,13 @@ class Engine:
         self.progress = progress or Progress()
         self.results: list[Result] = []
         self.stop_reason: str | None = None
+        #: The signal that cancelled the run (SIGINT, SIGTERM), if one did.
+        self.cancelled_by: int | None = None
         self._outage_run = 0
-        self._paused_until = 0.0
+        threshold = options.max_consecutive_failures
+        self._breaker = Breaker(default_threshold(options.concurrency) if threshold is None else threshold)
+        self._probe = asyncio.Lock()  # one probe at a time while the breaker is open
+        self._tasks: set[asyncio.Task[None]] = set()
         self._next_send = 0.0
         self._random = random.Random(options.seed)
         # An operation holds a permit from sending a request until its success is durably recorded (or its
@@ -87,11 +105,13 @@ class Engine:
     async def run(self, changes: list[Change]) -> list[Result]:
         self.progress.total = len(changes)
         admission = asyncio.Semaphore(TASKS_AHEAD)
-        tasks: set[asyncio.Task[None]] = set()
+        tasks = self._tasks
 
         async def admitted(change: Change) -> None:
             try:
                 await self._account(change)
+            except asyncio.CancelledError:  # cut at the end of a cancellation's grace: reported as skipped
+                pass
             except BaseException as exc:  # recording failed, say: send nothing more while the run unwinds
                 self._stop(f"{type(exc).__name__}: {exc}"[:300])
                 raise
@@ -100,6 +120,8 @@ class Engine:
                 admission.release()
 
         for index, change in enumerate(changes):
+            if self.stop_reason and self.cancelled_by is not None:
+                break  # cancelled: the operations not started are reported below, not started
             await admission.acquire()
             task = asyncio.create_task(admitted(change))
             tasks.add(task)
@@ -111,7 +133,29 @@ class Engine:
         while tasks:
             await asyncio.gather(*list(tasks))
         self.journal.flush()
+        self._skip_unreported(changes)
         return self.results
+
+    def cancel(self, signal_number: int) -> None:
+        """A cancelling signal: send nothing new; requests in flight get `grace` seconds, then are cut."""
+        if self.cancelled_by is not None:
+            return
+        self.cancelled_by = signal_number
+        self._stop(f"cancelled by {_signal_name(signal_number)}")
+        asyncio.get_running_loop().call_later(self.options.grace, self._cut)
+
+    def _cut(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _skip_unreported(self, changes: list[Change]) -> None:
+        """Every operation of the plan ends with a result: those a stop kept from starting are skipped."""
+        reported = {(result.account_id, result.operation) for result in self.results}
+        for change in changes:
+            if change.patch and (change.account_id, "patch") not in reported:
+                self._skip(change.account_id, "patch")
+            if change.resync and (change.account_id, "resync") not in reported:
+                self._skip(change.account_id, "resync")
 
     async def _account(self, change: Change) -> None:
         if change.action == "forget":
@@ -140,6 +184,7 @@ class Engine:
         body = revealed(spec.settings)
         answer, attempts = await self._with_retries(
             lambda: self.client.patch_account(spec.account_id, body),
+            spec.account_id,
             f"PATCH {spec.account_id}",
             lambda _: recording.applied(spec.account_id, change.after, spec.provider),
             starts=True,
@@ -149,7 +194,13 @@ class Engine:
             return False
         if answer.error is None:
             self.results.append(
-                Result(spec.account_id, "patch", "succeeded", answer.status, attempts=attempts)
+                Result(
+                    account_id=spec.account_id,
+                    operation="patch",
+                    outcome="succeeded",
+                    http_status=answer.status,
+                    attempts=attempts,
+                )
             )
             return True
         self._fail(spec.account_id, "patch", answer, attempts)
@@ -168,6 +219,7 @@ class Engine:
             while True:
                 answer, used = await self._with_retries(
                     lambda: self.client.sync_account(spec.account_id, params),
+                    spec.account_id,
                     f"sync {spec.account_id}",
                     lambda answer: done if answer.body["status"] in TERMINAL_DONE else None,
                     # A stop holds back a first call only: polls of a sync already started are always sent,
@@ -188,10 +240,10 @@ class Engine:
                 if status in TERMINAL_DONE:  # recorded by _with_retries
                     self.results.append(
                         Result(
-                            spec.account_id,
-                            "resync",
-                            "succeeded",
-                            answer.status,
+                            account_id=spec.account_id,
+                            operation="resync",
+                            outcome="succeeded",
+                            http_status=answer.status,
                             attempts=attempts,
                             message=status,
                             polls=polls,
@@ -248,6 +300,7 @@ class Engine:
     async def _with_retries(
         self,
         call: Callable[[], Coroutine[Any, Any, Answer]],
+        account_id: str,
         what: str,
         record: Callable[[Answer], dict[str, Any] | None],
         starts: bool,
@@ -255,37 +308,31 @@ class Engine:
         """Send until success or give up; the answer and the attempts it took.
 
         A success's event (`record`, None for nothing) is durable before the request's permit is given back.
-        When `starts` (the call would start an operation) and the run has stopped, nothing is sent: the answer
-        is None.
+        When `starts` (the call would start an operation, or retries one that has not succeeded) and the run
+        has stopped, nothing is sent: the answer is None. Such calls also wait while the breaker is open,
+        except the one probe at a time that tests the API.
         """
         attempt = 0
         while True:
             attempt += 1
-            async with self._unrecorded:
-                await self._pace()  # after the wait for a permit, so a pause that began meanwhile holds too
-                if starts and self.stop_reason:
-                    return None, attempt - 1
-                self.progress.in_flight += 1
-                try:
-                    answer = await call()
-                finally:
-                    self.progress.in_flight -= 1
-                if answer.error is None:
-                    self._outage_run = 0
-                    event = record(answer)
-                    if event is not None:
-                        self.journal.append(event)
-                        await self.journal.durable()
-                    return answer, attempt
-            if answer.retry_after is not None:
-                self._paused_until = max(self._paused_until, time.monotonic() + answer.retry_after)
+            answer = await self._attempt(call, record, starts)
+            if answer is None:
+                return None, attempt - 1
+            if answer.error is None:
+                return answer, attempt
+            self._breaker.failure(account_id, answer.error, answer.retry_after, first=attempt == 1)
+            retry_after = answer.retry_after if answer.error.retryable else None
+            if retry_after is not None and retry_after > self.options.max_retry_after:
+                self._stop(
+                    f"the API asked to wait {retry_after:.0f} s (Retry-After), over --max-retry-after "
+                    f"{self.options.max_retry_after:g}"
+                )
+                return answer, attempt
+            if retry_after is not None:
+                self.progress.paused_until = max(self.progress.paused_until, time.monotonic() + retry_after)
             if not answer.error.retryable or attempt >= self.options.max_attempts or self.stop_reason:
                 return answer, attempt
-            if answer.retry_after is not None:
-                delay = answer.retry_after
-            else:
-                ceiling = min(self.options.backoff_cap, self.options.backoff_base * 2 ** (attempt - 1))
-                delay = self._random.uniform(0, ceiling)
+            delay = retry_after if retry_after is not None else self._backoff(attempt)
             log.info(
                 "%s: %s (attempt %d of %d); retrying in %.2f s",
                 what,
@@ -296,9 +343,67 @@ class Engine:
             )
             await asyncio.sleep(delay)
 
+    async def _attempt(
+        self,
+        call: Callable[[], Coroutine[Any, Any, Answer]],
+        record: Callable[[Answer], dict[str, Any] | None],
+        starts: bool,
+    ) -> Answer | None:
+        """One request, through the breaker when it is open (one probe at a time, backing off after each
+        failed probe, and stopping the run when the probes are exhausted)."""
+        while True:
+            if starts and self._breaker.open:
+                async with self._probe:
+                    if self._breaker.open:
+                        probed = await self._send(call, record, starts, probe=True)
+                        assert not isinstance(probed, _Held)
+                        if probed is not None and probed.error is not None:
+                            if self._breaker.probe_failed():
+                                self._stop(self._breaker.reason())
+                            else:  # the next probe waits, holding the probe lock
+                                await asyncio.sleep(self._backoff(self._breaker.probes_failed + 1))
+                        return probed
+            answer = await self._send(call, record, starts)
+            if not isinstance(answer, _Held):
+                return answer
+
+    async def _send(
+        self,
+        call: Callable[[], Coroutine[Any, Any, Answer]],
+        record: Callable[[Answer], dict[str, Any] | None],
+        starts: bool,
+        probe: bool = False,
+    ) -> Answer | None | _Held:
+        """Send one request under a permit: None when a stop holds it back, `_Held` when the breaker opened
+        while it waited for the permit (the caller then queues for the probe)."""
+        async with self._unrecorded:
+            await self._pace()  # after the wait for a permit, so a pause that began meanwhile holds too
+            if starts and self.stop_reason:
+                return None
+            if starts and self._breaker.open and not probe:
+                return _Held()
+            self.progress.in_flight += 1
+            try:
+                answer = await call()
+            finally:
+                self.progress.in_flight -= 1
+            if answer.error is None:
+                self._outage_run = 0
+                self._breaker.success()
+                event = record(answer)
+                if event is not None:
+                    self.journal.append(event)
+                    await self.journal.durable()
+            return answer
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempt - 1))]."""
+        ceiling = min(self.options.backoff_cap, self.options.backoff_base * 2 ** (attempt - 1))
+        return self._random.uniform(0, ceiling)
+
     async def _pace(self) -> None:
         """Wait for a Retry-After pause shared by all requests, and for the optional rate limit."""
-        while (wait := self._paused_until - time.monotonic()) > 0:
+        while (wait := self.progress.paused_until - time.monotonic()) > 0:
             await asyncio.sleep(wait)
         if self.options.rate_limit:
             now = time.monotonic()
@@ -319,16 +424,16 @@ class Engine:
         assert kind is not None
         self.results.append(
             Result(
-                account_id,
-                operation,
-                "failed",
-                answer.status,
-                kind.type,
-                kind.category,
-                kind.retryable,
-                attempts,
-                answer.message,
-                polls,
+                account_id=account_id,
+                operation=operation,
+                outcome="failed",
+                http_status=answer.status,
+                error_type=kind.type,
+                category=kind.category,
+                retryable=kind.retryable,
+                attempts=attempts,
+                message=answer.message,
+                polls=polls,
             )
         )
         self.journal.append(
@@ -353,4 +458,15 @@ class Engine:
 
     def _skip(self, account_id: str, operation: Operation, message: str | None = None) -> None:
         reason = message or f"skipped: the run stopped early ({self.stop_reason})"
-        self.results.append(Result(account_id, operation, "skipped", message=reason))
+        self.results.append(
+            Result(account_id=account_id, operation=operation, outcome="skipped", message=reason)
+        )
+
+
+def _signal_name(signal_number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signal_number).name
+    except ValueError:
+        return f"signal {signal_number}"

@@ -12,6 +12,31 @@ class ReconcilerError(Exception):
 #: A message about hostile input (a 50 MB key, say) stays one readable line.
 MESSAGE_LIMIT = 400
 
+_NAMED_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def one_line(text: str) -> str:
+    """`text` with every character that is not printable escaped, so it shows as exactly one line as written.
+
+    Control characters (C0, DEL, C1), bidi controls, zero-width characters, line and paragraph separators and
+    other invisible ones become `\\n`, `\\t`, `\\r`, `\\x1b`, `\\u202e`, as in a Python repr: a key holding a
+    newline cannot split a message, and an override cannot make it read differently. Backslashes are kept as
+    they are, so the function is idempotent.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escaped(char) for char in text)
+
+
+def _escaped(char: str) -> str:
+    named = _NAMED_ESCAPES.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
 
 def brief(value: object, limit: int = 60) -> str:
     """A value's repr cut to `limit` characters, so a huge value never floods a message."""
@@ -21,13 +46,23 @@ def brief(value: object, limit: int = 60) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One positioned finding in a configuration file."""
+    """One positioned finding in a configuration file.
+
+    `path` is the dotted path of the offending value (`accounts.acc_1.proxy.port`), "" when the problem is
+    about the file as a whole. Every text field is made one line on construction (`one_line`), whoever builds
+    the problem.
+    """
 
     file: str
     line: int
     col: int
     message: str
     severity: str = "error"  # "error" or "warning"
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("file", "message", "path"):
+            object.__setattr__(self, name, one_line(getattr(self, name)))
 
     def __str__(self) -> str:
         prefix = "warning: " if self.severity == "warning" else ""
@@ -36,12 +71,19 @@ class Problem:
 
 
 class ConfigError(ReconcilerError):
-    """The configuration is invalid; `problems` lists every error found in one pass."""
+    """The configuration is invalid; `problems` lists every error found in one pass.
 
-    def __init__(self, problems: list[Problem], warnings: list[Problem] | None = None) -> None:
+    `note`, when set, is one line to show after the problems: that the pass stopped early (a file could not be
+    parsed), so fixing these problems may reveal others.
+    """
+
+    def __init__(
+        self, problems: list[Problem], warnings: list[Problem] | None = None, note: str | None = None
+    ) -> None:
         self.problems = problems
         self.warnings = warnings or []
-        super().__init__("\n".join(str(p) for p in problems))
+        self.note = note
+        super().__init__("\n".join([str(p) for p in problems] + ([note] if note else [])))
 
 
 class StateError(ReconcilerError):

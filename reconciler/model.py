@@ -76,12 +76,17 @@ class AccountSpec:
 
 @dataclass(frozen=True, slots=True)
 class Desired:
-    """Everything the configuration declares, validated."""
+    """Everything the configuration declares, validated.
+
+    A value behind an unset `${VAR}` is a `secrets.Unresolved` in `accounts`; `unset_variables` lists the
+    unset variables the accounts need, sorted, each once (empty when every value is known).
+    """
 
     accounts: dict[str, AccountSpec]
     warnings: list[Problem]
     files: list[str]
     config_digest: str
+    unset_variables: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

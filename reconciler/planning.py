@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reconciler.errors import UnsafePlan
+from reconciler.errors import UnsafePlan, UsageError
 from reconciler.model import AccountSpec, Action, Change, Desired, Plan, Recorded, settings_leaves
 from reconciler.secrets import fingerprinted, keyed_salt, masked
 
@@ -29,6 +29,8 @@ def select_accounts(
     """
     targets = set(targets)
     selectors = list(selectors)
+    known = set(account_ids) if not isinstance(account_ids, set) else account_ids
+    check_targets(targets, known)
     chosen = set()
     for account_id in account_ids:
         if targets and account_id not in targets:
@@ -39,6 +41,22 @@ def select_accounts(
                 continue
         chosen.add(account_id)
     return chosen
+
+
+def check_targets(targets: set[str], known: set[str]) -> None:
+    """A `--target` that is neither declared nor recorded is a typo, not "no changes": refuse it, naming the
+    closest ids."""
+    unknown = sorted(targets - known)
+    if not unknown:
+        return
+    import difflib
+
+    parts = []
+    for target in unknown[:5]:
+        close = difflib.get_close_matches(target, known, n=3, cutoff=0.6)
+        parts.append(f"{target!r}" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ""))
+    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    raise UsageError(f"--target names no declared or recorded account: {', '.join(parts)}{more}")
 
 
 def shard_of(account_id: str, shard_count: int) -> int:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
@@ -53,6 +55,8 @@ class ApplyOutcome:
     results: list[Result] = field(default_factory=list)
     stop_reason: str | None = None
     elapsed: float = 0.0
+    #: The signal (SIGINT or SIGTERM) that cancelled the run, if one did.
+    cancelled_by: int | None = None
 
     @property
     def complete(self) -> bool:
@@ -120,7 +124,11 @@ def apply_run(
             raise
         journal.close()
     return ApplyOutcome(
-        plan=plan, results=engine.results, stop_reason=engine.stop_reason, elapsed=time.monotonic() - started
+        plan=plan,
+        results=engine.results,
+        stop_reason=engine.stop_reason,
+        elapsed=time.monotonic() - started,
+        cancelled_by=engine.cancelled_by,
     )
 
 
@@ -136,8 +144,39 @@ async def _run_engine(request: ApplyRequest, plan: Plan, journal: Journal, progr
         ca_bundle=request.ca_bundle,
     )
     engine = Engine(client, journal, request.desired.accounts, options, progress)
-    try:
-        await engine.run(plan.changes)
-    finally:
-        await client.close()
+    with _cancelling_signals(engine, journal):
+        try:
+            await engine.run(plan.changes)
+        finally:
+            await client.close()
     return engine
+
+
+@contextlib.contextmanager
+def _cancelling_signals(engine: Engine, journal: Journal) -> Iterator[None]:
+    """SIGINT and SIGTERM (what a CI cancel sends) cancel the run gracefully: nothing new is sent, requests in
+    flight get a short grace, and everything recorded is kept and reported. A second signal aborts at once,
+    after making every recorded success durable."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signal_number: int) -> None:
+        if engine.cancelled_by is None:
+            log.warning("%s: cancelling", signal.Signals(signal_number).name)
+            engine.cancel(signal_number)
+            return
+        with contextlib.suppress(Exception):
+            journal.flush()
+        os._exit(128 + signal_number)
+
+    installed = []
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signal_number, on_signal, signal_number)
+            installed.append(signal_number)
+        except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or no such support
+            pass
+    try:
+        yield
+    finally:
+        for signal_number in installed:
+            loop.remove_signal_handler(signal_number)

@@ -180,6 +180,72 @@ def masked(value: Any) -> Any:
     return value
 
 
+# --- Environment references that may be unset --------------------------------------------------------------
+#
+# Validating and planning need no secret: a value whose `${VAR}` is unset loads as `Unresolved` (the names it
+# waits for) instead of failing. Only a malformed reference is an error here.
+
+
+class Unresolved:
+    """A configuration value that cannot be known because environment variables it refers to are unset.
+
+    It stands where the resolved `Secret` would be. `names` are the unset variables, sorted, each once. It holds
+    no text of the value (nor of the variables that are set), is equal to nothing (itself included, so a value
+    that cannot be known never looks unchanged), and shows as `Unresolved(NAME, ...)`.
+    """
+
+    __slots__ = ("names",)
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names: tuple[str, ...] = tuple(sorted(set(names)))
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    def __ne__(self, other: object) -> bool:
+        return True
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"Unresolved({', '.join(self.names)})"
+
+    __str__ = __repr__
+
+
+def resolve_or_mark(text: str, environ: Mapping[str, str]) -> tuple[str | Unresolved, bool]:
+    """Like `resolve_references`, but an unset variable gives `Unresolved` (naming every unset one) rather
+    than an error. A malformed reference anywhere in `text` still raises ReferenceError_, set variables or not.
+
+    Returns the resolved text (or the marker) and whether any reference was used.
+    """
+    if "$" not in text:
+        return text, False
+    unset = [name for name in _checked_names(text) if name not in environ]
+    if unset:
+        return Unresolved(unset), True
+    return resolve_references(text, environ)
+
+
+def _checked_names(text: str) -> list[str]:
+    """The names of the references in `text`; ReferenceError_ for the first malformed one (not quoted: the
+    text may be a password)."""
+    names: list[str] = []
+    for match in _REFERENCE.finditer(text):
+        if match.group(0) == "$${":
+            continue
+        name = match.group(1)
+        if name is None:
+            raise ReferenceError_("unterminated '${' (write '$${' for a literal '${')")
+        if not _NAME.match(name):
+            raise ReferenceError_(
+                f"malformed reference at character {match.start() + 1}: '${{...}}' takes a variable name "
+                "(letters, digits and '_', not starting with a digit)"
+            )
+        names.append(name)
+    return names
+
+
 # -- fingerprint keys and the aggregate digest of saved plans --------------------------------------------------
 
 #: An optional key, from the environment only, mixed into every fingerprint's HMAC key; it is never stored.

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +39,22 @@ def run_engine(workdir: Path, server: Any, config: str, **options: Any) -> tuple
         force=True,
     )
     return apply_run(request), backend
+
+
+def start_apply(workdir: Path, server: Any, *args: str, **popen: Any) -> subprocess.Popen[bytes]:
+    """`reconciler apply a.yaml --yes ARGS` as a real process against the sandbox `server` (output discarded
+    unless `stdout`/`stderr` are given)."""
+    env = {**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url}
+    popen.setdefault("stdout", subprocess.DEVNULL)
+    popen.setdefault("stderr", subprocess.DEVNULL)
+    command = [sys.executable, "-m", "reconciler", "apply", "a.yaml", "--yes", *args]
+    return subprocess.Popen(command, cwd=workdir, env=env, **popen)
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 30.0, what: str = "the condition") -> None:
+    """Poll `condition` every 10 ms until it is true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.01)

@@ -54,17 +54,8 @@ def test_non_envelope_error_keeps_status_as_unknown(workdir, write, server) -> N
 
 
 def test_retry_after_is_honoured(workdir, write, server) -> None:
-    server.sandbox.faults = [Fault.parse("errors/too_many_requests:1.0;retry_after=1")]
-    write("a.yaml", fleet(1))
-    import threading
-
-    def lift() -> None:
-        server.sandbox.faults = []
-
-    timer = threading.Timer(0.5, lift)
-    timer.start()
-    engine, _ = run_engine(workdir, server, "a.yaml", max_attempts=4)
-    timer.join()
+    server.sandbox.faults = [Fault.parse("errors/too_many_requests;retry_after=1;times=1")]
+    engine, _ = run_engine(workdir, server, write("a.yaml", fleet(1)), max_attempts=4)
     times = [moment for moment, route, _ in server.sandbox.stats.request_times if route == "patch"]
     assert engine.results[0].outcome == "succeeded"
     assert len(times) == 2 and times[1] - times[0] >= 0.99
@@ -84,9 +75,12 @@ def test_client_timeout_is_retried_then_reported(workdir, write, server) -> None
 
 
 def test_network_errors_stop_early(workdir, write, server) -> None:
+    """Without the breaker, consecutive final network failures still stop the run."""
     write("a.yaml", fleet(30))
     server.stop()  # nothing listens any more
-    engine, backend = run_engine(workdir, server, "a.yaml", max_attempts=2, concurrency=1)
+    engine, backend = run_engine(
+        workdir, server, "a.yaml", max_attempts=2, concurrency=1, max_consecutive_failures=0
+    )
     outcomes = [r.outcome for r in engine.results]
     assert outcomes.count("failed") == 5 and outcomes.count("skipped") == 25
     assert {r.error_type for r in engine.results if r.outcome == "failed"} == {"network_error"}

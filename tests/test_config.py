@@ -1,4 +1,4 @@
-"""Every rule of contract §2: bad input in, exit 1 with the message and its position out."""
+"""Every rule of the configuration format: bad input in, exit 1 with the message and its position out."""
 
 from __future__ import annotations
 
@@ -72,8 +72,12 @@ def test_the_example_loads(workdir) -> None:
         ),
         ("  a:\n    proxy: {port: 1}\n", "a.yaml:4:5: account 'a': proxy needs 'host'"),
         (
-            "  a:\n    proxy: {host: h, port: 1, password: '${UNSET_VAR}'}\n",
-            "a.yaml:4:41: account 'a': proxy.password: environment variable UNSET_VAR is not set",
+            "  a:\n    proxy: {host: h, port: 1, password: 'x${1BAD}'}\n",
+            "a.yaml:4:41: account 'a': proxy.password: malformed reference at character 2",
+        ),
+        (
+            "  a:\n    proxy: {host: h, port: 1, password: '${UNTERMINATED'}\n",
+            "a.yaml:4:41: account 'a': proxy.password: unterminated '${'",
         ),
         (
             "  a:\n    country: US\n    resync: {generation: 1}\n",
@@ -339,3 +343,152 @@ def test_mutated_example_only_raises_config_error(
 
 def test_decode_strips_bom() -> None:
     assert decode("f", b"\xef\xbb\xbfa: 1") == "a: 1"
+
+
+@pytest.mark.parametrize(
+    ("account_id", "kind"),
+    [
+        ("acc\x85x", "U+0085, a control character"),
+        ("acc\x9fx", "U+009F, a control character"),
+        ("acc\u202ex", "U+202E, a bidi control"),
+        ("acc\u200fx", "U+200F, a bidi control"),
+        ("acc\u061cx", "U+061C, a bidi control"),
+        ("acc\u202ax", "U+202A, a bidi control"),
+        ("acc\u2066x", "U+2066, a bidi control"),
+        ("acc\u2069x", "U+2069, a bidi control"),
+        ("acc\u200bx", "U+200B, a zero-width character"),
+        ("acc\u200dx", "U+200D, a zero-width character"),
+        ("acc\u2060x", "U+2060, a zero-width character"),
+        ("acc\ufeffx", "U+FEFF, a zero-width character"),
+    ],
+)
+def test_look_alike_account_ids_are_refused_with_their_position(write, account_id: str, kind: str) -> None:
+    escaped = account_id.encode("unicode_escape").decode()
+    problems = problems_of(write, HEADER + f'  ok: {{country: US}}\n  "{escaped}":\n    country: US\n')
+    assert problems == [
+        f"a.yaml:4:3: invalid account id {account_id!r}: character 4 is {kind}; "
+        "1-256 characters, no whitespace, control, bidi or zero-width characters"
+    ]
+    assert problems[0].isprintable()
+
+
+def test_problem_path_is_the_dotted_path_of_the_value(write) -> None:
+    path = write(
+        "a.yaml",
+        HEADER + "  acc_1:\n    proxy: {host: h, port: 70000}\n  acc_2:\n    country: uk\n"
+        "  acc_3:\n    provider: LINKEDIN\n    resync: {generation: 1, after: '2026-01-01T00:00:00'}\n"
+        "  acc_4: {country: US, country: DE}\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert [(p.line, p.path) for p in caught.value.problems] == [
+        (4, "accounts.acc_1.proxy.port"),
+        (6, "accounts.acc_2.country"),
+        (9, "accounts.acc_3.resync.after"),
+        (10, "accounts.acc_4.country"),
+    ]
+    file_level = problems_of(write, "- a list\n", "b.yaml")
+    assert file_level == ["b.yaml:1:1: the file must be a mapping with 'version' and 'accounts', not a list"]
+
+
+def test_a_document_that_is_not_a_mapping_is_reported_where_it_starts(write) -> None:
+    assert problems_of(write, "# the accounts\n\n---\n- version: 1\n") == [
+        "a.yaml:4:1: the file must be a mapping with 'version' and 'accounts', not a list"
+    ]
+    assert problems_of(write, "# nothing but a comment and a marker\n---\n") == [
+        "a.yaml:2:1: the document is empty: the file must be a mapping with 'version' and 'accounts'"
+    ]
+
+
+def test_an_empty_value_is_called_nothing_once(write) -> None:
+    assert problems_of(write, "version: 1\naccounts:\n") == [
+        "a.yaml:2:10: accounts: expected a mapping, got nothing"
+    ]
+    assert problems_of(write, "version:\naccounts: {}\n") == ["a.yaml:1:9: version: must be 1, got nothing"]
+
+
+def test_an_unclosed_quote_points_where_it_opened(write) -> None:
+    text = HEADER + '  a: {country: "US}\n' + "".join(f"  b{i}: {{country: US}}\n" for i in range(30))
+    assert problems_of(write, text) == [
+        "a.yaml:3:16: invalid YAML: this quote is never closed (the file ends inside it)"
+    ]
+    assert problems_of(write, HEADER + "  a: {country: 'US}\n  b: x\n")[0].startswith("a.yaml:3:16: ")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        HEADER + "\ta: {country: US}\n",
+        HEADER + "  a:\n\t  country: US\n",
+        HEADER + "  a:\n  \tcountry: US\n",
+        "a: 1\n\t\nb: 2\n",
+        "version: 1\n \taccounts: {}\n",
+        "a:\n\t- x\n",
+    ],
+)
+def test_tab_errors_name_the_tab(workdir, text: str) -> None:
+    (workdir / "a.yaml").write_text(text)  # as written: `write` would dedent a line holding only a tab
+    with pytest.raises(ConfigError) as caught:
+        load_config("a.yaml", {})
+    problems = [str(p) for p in caught.value.problems]
+    assert len(problems) == 1 and "a tab character where YAML expects spaces" in problems[0], problems
+
+
+def test_a_construct_left_open_says_where_it_started(write) -> None:
+    problems = problems_of(write, "version: 1\naccounts: {a: 1\n\nfoo: 2\n")
+    assert problems == [
+        "a.yaml:4:4: invalid YAML: did not find expected ',' or '}' "
+        "(while parsing a flow mapping that starts at line 2, column 11)"
+    ]
+
+
+def test_a_control_character_in_the_text_is_positioned(write) -> None:
+    problems = problems_of(write, HEADER + "  ü: {country: US}\n  a\x01: {country: US}\n")
+    assert problems == ["a.yaml:4:4: invalid YAML: the control character U+0001 is not allowed"]
+
+
+def test_standard_input_is_read_as_stdin(monkeypatch) -> None:
+    import io
+    import sys
+
+    text = HEADER + "  a: {country: us}\n  b: {country: uk}\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+    with pytest.raises(ConfigError) as caught:
+        load_config("-", {})
+    assert [str(p) for p in caught.value.problems] == [
+        "<stdin>:4:16: account 'b': country 'uk' is not an ISO 3166-1 alpha-2 code; did you mean 'GB'?"
+    ]
+    monkeypatch.setattr(
+        sys, "stdin", io.TextIOWrapper(io.BytesIO((HEADER + "  a: {country: us}\n").encode()))
+    )
+    desired = load_config("-", {})
+    assert desired.files == ["<stdin>"] and desired.accounts["a"].settings == {"country": "US"}
+
+
+def test_validate_reads_standard_input(run, monkeypatch) -> None:
+    import io
+    import sys
+
+    monkeypatch.setattr(
+        sys, "stdin", io.TextIOWrapper(io.BytesIO(b"version: 1\naccounts:\n  a: {ip: nope}\n"))
+    )
+    result = run("validate", "-")
+    assert result.code == 1
+    assert "<stdin>:3:11: account 'a': ip 'nope' is not a valid IP address" in result.err
+
+
+def test_defaults_are_checked_once_not_once_per_account(write) -> None:
+    body = "".join(f"  a{i}: {{proxy: {{host: h}}}}\n" for i in range(5))
+    path = write(
+        "a.yaml", "version: 1\ndefaults:\n  proxy: {port: 1, password: 'plain${1x}'}\naccounts:\n" + body
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert [str(p) for p in caught.value.problems] == [
+        "a.yaml:3:30: defaults: proxy.password: malformed reference at character 6: '${...}' takes a variable "
+        "name (letters, digits and '_', not starting with a digit)"
+    ]
+    path = write("b.yaml", "version: 1\ndefaults:\n  proxy: {port: 1, password: plain}\naccounts:\n" + body)
+    assert [str(w) for w in load_config(path, {}).warnings] == [
+        "b.yaml:3:30: warning: defaults: plaintext proxy password; use ${VAR} instead"
+    ]

@@ -60,7 +60,18 @@ keys = st.sampled_from(
     ]
 )
 values = st.recursive(scalars, lambda inner: st.dictionaries(keys, inner, max_size=5), max_leaves=12)
-account_ids = st.sampled_from(["acc_1", "a b", "", "x" * 257, "acc\n", "ok-2", "\x7f"])
+#: Ids on both sides of every rule, the look-alike characters (C1, bidi, zero-width) and their neighbours included.
+REFUSED_ID_CHARACTERS = "\x80\x85\x9f\u200b\u200c\u200d\u2060\ufeff\u061c\u200e\u200f\u202a\u202e\u2066\u2069"
+NEIGHBOUR_CHARACTERS = "\xa1\u00e9\u061b\u200a\u2061\u2065\u2029\u202f\ufefe\U0001f642"
+account_ids = st.one_of(
+    st.sampled_from(["acc_1", "a b", "", "x" * 257, "acc\n", "ok-2", "\x7f"]),
+    st.builds(
+        lambda prefix, char, suffix: prefix + char + suffix,
+        st.sampled_from(["", "acc"]),
+        st.sampled_from(REFUSED_ID_CHARACTERS + NEIGHBOUR_CHARACTERS),
+        st.sampled_from(["", "x"]),
+    ),
+)
 documents = st.fixed_dictionaries(
     {"version": st.sampled_from([1, True, "1", 2, 1.0])},
     optional={
@@ -123,3 +134,11 @@ def test_validating_only_suspect_accounts_reports_the_same_problems(document) ->
     subject, subject_paths = schema_problems("f.yaml", _schema_subject(tree))
     assert sorted(map(str, subject)) == sorted(map(str, whole))
     assert subject_paths == whole_paths
+
+
+@pytest.mark.parametrize("char", REFUSED_ID_CHARACTERS)
+def test_the_schema_and_the_fast_check_refuse_look_alike_ids(char: str) -> None:
+    document = {"version": 1, "accounts": {f"acc{char}1": {"country": "US"}}}
+    assert not VALIDATOR.is_valid(document)
+    assert not document_certainly_valid(document)
+    assert document_certainly_valid({"version": 1, "accounts": {"acc1": {"country": "US"}}})

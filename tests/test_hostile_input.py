@@ -49,6 +49,14 @@ HOSTILE: dict[str, bytes] = {
     + b"version: 1\naccounts: 3\n",
     "id with a newline": b'version: 1\naccounts:\n  "a\\nb": {country: US}\n',
     "id too long": b"version: 1\naccounts:\n  " + b"a" * 257 + b": {country: US}\n",
+    "id with a bidi override": 'version: 1\naccounts:\n  "acc\u202e1": {country: US}\n'.encode(),
+    "id with a zero-width space": "version: 1\naccounts:\n  acc\u200b1: {country: US}\n".encode(),
+    "id with a C1 control": b'version: 1\naccounts:\n  "acc\\x851": {country: US}\n',
+    "5,000-digit integer": b"version: 1\naccounts:\n  a: {proxy: {host: h, port: " + b"9" * 5000 + b"}}\n",
+    "400-digit !!float": b"version: 1\naccounts:\n  a: {proxy: {host: h, port: !!float "
+    + b"9" * 400
+    + b"}}\n",
+    "key with a newline and a tab": b'version: 1\naccounts:\n  a: {"x\\ny\\tz": 1, country: US}\n',
 }
 
 
@@ -57,6 +65,7 @@ def assert_refused(result, name: str) -> None:
     assert "Traceback" not in result.out + result.err
     assert POSITIONED.search(result.err), (name, result.err[:500])
     assert max(len(line) for line in result.err.splitlines()) < 1000  # nothing echoed in bulk
+    assert all(line.isprintable() for line in result.err.splitlines()), (name, result.err[:500])
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))

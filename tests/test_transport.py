@@ -53,7 +53,7 @@ def test_self_signed_refused_by_default_accepted_with_ca_bundle(run, write, tls_
     refused = run("apply", "a.yaml", "--yes", "--max-attempts", "1", "--format", "json")
     assert refused.code == 3
     messages = {r["message"] for r in refused.json["results"]}
-    assert all("TLS certificate verification failed (use --ca-bundle" in m for m in messages), messages
+    assert all("signed by an unknown authority (use --ca-bundle" in m for m in messages), messages
     assert server.sandbox.stats.requests == 0
     accepted = run("apply", "a.yaml", "--yes", "--ca-bundle", str(cert))
     assert accepted.code == 0, accepted.err

@@ -59,6 +59,10 @@ class Reply:
     oversized: bool = False
 
 
+#: A 404 about the route, not the account, means the base URL is wrong.
+ROUTE_HINT = "the API URL should end in /api/v1, e.g. https://api.postpress.ai/api/v1"
+
+
 def error_answer(reply: Reply) -> Answer:
     body = reply.body
     error_type = body.get("type") if isinstance(body, dict) and isinstance(body.get("type"), str) else None
@@ -67,4 +71,6 @@ def error_answer(reply: Reply) -> Answer:
     if isinstance(body, dict):
         detail = body.get("detail") or body.get("title")
     message = f"HTTP {reply.status}" + (f": {detail}" if isinstance(detail, str) else "")
+    if reply.status == 404 and isinstance(detail, str) and "route" in detail.lower():
+        message += f" ({ROUTE_HINT})"
     return Answer(reply.status, body, kind, message[:300], parse_retry_after(reply.retry_after))

@@ -23,6 +23,7 @@ from yarl import URL
 from reconciler import logs
 from reconciler.api.answer import Answer, Reply, account_path, error_answer
 from reconciler.api.catalogue import classify
+from reconciler.api.endpoint import tls_context
 
 log = logs.get("http")
 
@@ -48,7 +49,7 @@ class ApiClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = {"X-API-KEY": api_key, "Accept": "application/json"}
-        self._ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+        self._ssl: ssl.SSLContext | bool = tls_context(ca_bundle) if ca_bundle else True
         self._concurrency = concurrency
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
@@ -166,8 +167,37 @@ class ApiClient:
         )
 
 
+#: OpenSSL's verification codes for a certificate whose issuer is not trusted here.
+_UNKNOWN_CA_CODES = frozenset((2, 18, 19, 20, 21))
+_EXPIRED_CODE = 10
+_NOT_YET_VALID_CODE = 9
+_HOSTNAME_MISMATCH_CODE = 62
+
+
+def _tls_message(exc: aiohttp.ClientConnectorCertificateError) -> str:
+    """Name the cause; only an unknown issuer suggests --ca-bundle (it cannot fix the others)."""
+    cause = exc.certificate_error
+    code = getattr(cause, "verify_code", None)
+    where = f"{exc.host}:{exc.port}"
+    if code in _UNKNOWN_CA_CODES:
+        return (
+            f"TLS: {where}'s certificate is signed by an unknown authority (use --ca-bundle for a private CA)"
+        )
+    if code == _EXPIRED_CODE:
+        return f"TLS: {where}'s certificate has expired"
+    if code == _NOT_YET_VALID_CODE:
+        return f"TLS: {where}'s certificate is not valid yet (check this machine's clock)"
+    if code == _HOSTNAME_MISMATCH_CODE:
+        return f"TLS: {where}'s certificate does not name the host {exc.host}"
+    detail = getattr(cause, "verify_message", None) or str(cause)
+    return f"TLS certificate verification failed for {where}: {detail}"[:300]
+
+
 def _network_message(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return _tls_message(exc)
+    if isinstance(exc, aiohttp.ClientConnectorError):  # its own text says "ssl:default" even for http://
+        reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
+        return f"cannot connect to {exc.host}:{exc.port}: {reason}"[:300]
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError) or "CERTIFICATE_VERIFY_FAILED" in text:
-        return "TLS certificate verification failed (use --ca-bundle for a private CA)"
     return f"{type(exc).__name__}: {text}"[:300]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import ssl
 from urllib.parse import urlsplit
 
 from reconciler.errors import UsageError
@@ -33,6 +34,19 @@ def check_api_key(api_key: str) -> str:
     if not api_key.isascii():
         raise UsageError("POSTPRESS_API_KEY holds non-ASCII characters; an HTTP header cannot carry them")
     return api_key
+
+
+def tls_context(ca_bundle: str) -> ssl.SSLContext:
+    """The system's trusted roots plus the certificates of `ca_bundle` (a PEM file): added, not replaced."""
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=ca_bundle)
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        raise UsageError(
+            f"--ca-bundle {ca_bundle}: not a readable PEM file of CA certificates ({reason})"
+        ) from None
+    return context
 
 
 def _is_loopback(host: str) -> bool:

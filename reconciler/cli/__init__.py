@@ -6,6 +6,7 @@ present"), and no error ends in a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -27,9 +28,19 @@ DISTRIBUTION = "postpress-reconciler"
     envvar="RECONCILER_VERBOSE",
     help="Debug log on stderr: files, state, each request and retry (secrets redacted).",
 )
-def cli(verbose: bool) -> None:
+@click.option(
+    "-C",
+    "--chdir",
+    "directory",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Run in DIR, as if started there (paths, the default state, the config).",
+)
+def cli(verbose: bool, directory: str | None) -> None:
     """Declare postpress account proxies in YAML; plan and apply them."""
     logs.configure(verbose)
+    if directory is not None:
+        os.chdir(directory)
 
 
 for command in (

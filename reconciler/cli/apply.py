@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import click
 
 from reconciler import logs, planfile, secrets
-from reconciler.api.endpoint import DEFAULT_API_URL, check_api_key, check_api_url
+from reconciler.api.endpoint import DEFAULT_API_URL, check_api_key, check_api_url, tls_context
 from reconciler.applying import ApplyOptions
 from reconciler.cli.common import (
     ExitCode,
@@ -87,6 +87,27 @@ def _confirm_on_terminal(config: str, location: str) -> Confirmer:
 @click.option("--rate-limit", type=click.FloatRange(0.1), default=None, help="Requests per second at most.")
 @click.option("--sync-poll-interval", type=click.FloatRange(0.0), default=5.0, show_default=True)
 @click.option("--sync-timeout", type=click.FloatRange(0.0), default=1800.0, show_default=True)
+@click.option(
+    "--max-consecutive-failures",
+    type=click.IntRange(0),
+    default=None,
+    help="Stop sending after this many consecutive failed requests of one kind across accounts (a wrong key, "
+    "an API down); 0 turns it off. Default: the concurrency, at least 5.",
+)
+@click.option(
+    "--max-retry-after",
+    type=click.FloatRange(0),
+    default=120.0,
+    show_default=True,
+    help="Longest Retry-After (seconds) honoured; a longer one stops the run.",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(0),
+    default=5.0,
+    show_default=True,
+    help="After Ctrl-C or SIGTERM, seconds that requests in flight may take to answer.",
+)
 @click.option("--lock-timeout", type=click.FloatRange(0.0), default=0.0, show_default=True)
 @click.option("--max-update-percent", type=click.FloatRange(0, 100), default=30.0, show_default=True)
 @click.option("--max-forget-percent", type=click.FloatRange(0, 100), default=30.0, show_default=True)
@@ -120,6 +141,9 @@ def apply(
     rate_limit: float | None,
     sync_poll_interval: float,
     sync_timeout: float,
+    max_consecutive_failures: int | None,
+    max_retry_after: float,
+    grace: float,
     lock_timeout: float,
     max_update_percent: float,
     max_forget_percent: float,
@@ -140,6 +164,8 @@ def apply(
     saved = planfile.load(plan_path) if plan_path else None
     if saved is not None:
         config, targets, selectors = saved.config, saved.targets, saved.selectors
+    if ca_bundle:
+        tls_context(ca_bundle)  # a bad bundle is one line before anything else
     desired = load_or_exit(config)
     if sandbox and not given("sync_poll_interval"):
         sync_poll_interval = SANDBOX_POLL_INTERVAL
@@ -152,6 +178,9 @@ def apply(
         rate_limit=rate_limit,
         sync_poll_interval=sync_poll_interval,
         sync_timeout=sync_timeout,
+        max_consecutive_failures=max_consecutive_failures,
+        max_retry_after=max_retry_after,
+        grace=grace,
     )
     with ReportFile.open(report_path) as report_file, _api(sandbox, api_url) as (url, api_key):
         secrets.register(api_key)
@@ -189,5 +218,7 @@ def apply(
         else:
             click.echo(f"Applied in {outcome.elapsed:.1f}s; state {backend.describe()}.", err=True)
         emit_report(outcome.results, outcome.stop_reason, output_format, report_file)
+    if outcome.cancelled_by is not None:
+        sys.exit(128 + outcome.cancelled_by)  # 130 for SIGINT, 143 for SIGTERM
     if not outcome.complete:
         sys.exit(ExitCode.PARTIAL)

@@ -116,8 +116,11 @@ def annotating() -> bool:
     return os.environ.get("GITHUB_ACTIONS") == "true"
 
 
-def load_or_exit(config: str) -> Desired:
-    """Load the configuration, or print every problem (one line each) and exit 1."""
+def load_or_exit(config: str, need_secrets: bool = True) -> Desired:
+    """Load the configuration, or print every problem (one line each) and exit 1.
+
+    With `need_secrets`, a `${VAR}` that is unset is an error too (validate does not need them).
+    """
     started = time.monotonic()
     try:
         desired = load_config(config)
@@ -128,8 +131,14 @@ def load_or_exit(config: str) -> Desired:
         if annotating():
             for problem in exc.problems + exc.warnings:
                 click.echo(github.render(problem))
+        if exc.note:
+            click.echo(exc.note, err=True)
         click.echo(f"{len(exc.problems)} error(s) in {config}", err=True)
         sys.exit(ExitCode.ERROR)
+    if need_secrets and desired.unset_variables:
+        names = ", ".join(desired.unset_variables)
+        many = len(desired.unset_variables) > 1
+        fail(f"environment variable{'s' if many else ''} {names} {'are' if many else 'is'} not set")
     log.debug(
         "loaded %d account(s) from %s in %.2f s",
         len(desired.accounts),

@@ -3,6 +3,7 @@ print a saved plan."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -21,17 +22,57 @@ from reconciler.cli.common import (
     target_option,
     write_github_outputs,
 )
+from reconciler.config import load_config
+from reconciler.errors import ConfigError, Problem
 from reconciler.planning import make_plan
 from reconciler.secrets import fingerprint_key
 from reconciler.state import open_backend, resolve_state_location
 
 
+def _problem_json(problem: Problem) -> dict[str, object]:
+    return {
+        "file": problem.file,
+        "line": problem.line,
+        "column": problem.col,
+        "path": problem.path,
+        "severity": problem.severity,
+        "message": problem.message,
+    }
+
+
 @click.command()
 @config_argument
-def validate(config: str) -> None:
-    """Check CONFIG; exit 0 when valid, 1 when not."""
-    desired = load_or_exit(config)
-    click.echo(f"{config}: valid ({len(desired.accounts)} accounts)", err=True)
+@click.option(
+    "--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def validate(config: str, output_format: str) -> None:
+    """Check CONFIG (`-` reads standard input); exit 0 when valid, 1 when not. Needs no secret: a `${VAR}` must
+    be well-formed, not set."""
+    if output_format == "text":
+        desired = load_or_exit(config, need_secrets=False)
+        click.echo(f"{config}: valid ({len(desired.accounts)} accounts)", err=True)
+        return
+    try:
+        desired = load_config(config)
+    except ConfigError as exc:
+        document = {
+            "format_version": 1,
+            "valid": False,
+            "problems": [_problem_json(p) for p in exc.problems],
+            "warnings": [_problem_json(p) for p in exc.warnings],
+            "note": exc.note,
+        }
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        sys.exit(ExitCode.ERROR)
+    document = {
+        "format_version": 1,
+        "valid": True,
+        "accounts": len(desired.accounts),
+        "problems": [],
+        "warnings": [_problem_json(p) for p in desired.warnings],
+        "unset_variables": list(desired.unset_variables),
+    }
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
 
 @click.command()

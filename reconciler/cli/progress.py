@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import click
@@ -39,8 +40,14 @@ def _ticking(interval: float, tick: Callable[[], None]) -> Iterator[None]:
         thread.join()
 
 
+def _pause(progress: Progress) -> str:
+    """`, paused 12 s more (Retry-After)` while the API asked the run to wait."""
+    left = progress.paused_until - time.monotonic()
+    return f", paused {left:.0f} s more (Retry-After)" if left > 0.5 else ""
+
+
 def _detail(progress: Progress) -> str:
-    return f"{progress.in_flight} in flight, {progress.syncs_polling} syncs polling"
+    return f"{progress.in_flight} in flight, {progress.syncs_polling} syncs polling" + _pause(progress)
 
 
 @contextlib.contextmanager
@@ -50,7 +57,8 @@ def progress_display(progress: Progress) -> Iterator[None]:
 
         def line() -> None:
             click.echo(
-                f"apply: {progress.done}/{progress.total} accounts done, {progress.syncs_polling} syncs polling",
+                f"apply: {progress.done}/{progress.total} accounts done, {progress.syncs_polling} syncs polling"
+                + _pause(progress),
                 err=True,
             )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -30,66 +31,98 @@ def state() -> None:
     """Inspect and edit the recorded state."""
 
 
-def _read_state(state_location: str | None) -> tuple[str, Recorded]:
-    location = resolve_state_location(state_location)
+def _read_state(state_location: str | None, sandbox: bool = False) -> tuple[str, Recorded]:
+    location = resolve_state_location(state_location, sandbox=sandbox)
     return location, open_backend(location).read()
+
+
+text_or_json = click.option(
+    "--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+
+
+def _echo_json(document: object) -> None:
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
 
 @state.command("list")
 @state_option
-def state_list(state_location: str | None) -> None:
+@click.option("--sandbox", is_flag=True, help="List the sandbox's own state (as apply --sandbox records it).")
+@text_or_json
+def state_list(state_location: str | None, sandbox: bool, output_format: str) -> None:
     """List the recorded accounts."""
-    _, recorded = _read_state(state_location)
+    _, recorded = _read_state(state_location, sandbox)
+    rows = []
     for account_id in sorted(recorded.accounts):
         record = recorded.accounts[account_id]
-        status = "failed" if record.last_failure else "ok"
+        failure = record.last_failure or {}
+        rows.append(
+            {
+                "account_id": account_id,
+                "status": "failed" if record.last_failure else "ok",
+                "applied_at": record.applied_at,
+                "resync_generation": record.resync_generation,
+                "last_failure_type": failure.get("error_type"),
+            }
+        )
+    if output_format == "json":
+        _echo_json({"format_version": 1, "accounts": rows})
+        return
+    for row in rows:
+        failure_type = f"\t{row['last_failure_type']}" if row["last_failure_type"] else ""
         click.echo(
-            f"{account_id}\t{status}\tapplied {record.applied_at or '-'}\tresync generation "
-            f"{record.resync_generation}"
+            f"{row['account_id']}\t{row['status']}\tapplied {row['applied_at'] or '-'}\tresync generation "
+            f"{row['resync_generation']}{failure_type}"
         )
 
 
 @state.command("show")
 @click.argument("account_id")
 @state_option
-def state_show(account_id: str, state_location: str | None) -> None:
-    """Show one account's record (secrets as (sensitive))."""
-    _, recorded = _read_state(state_location)
+@click.option("--sandbox", is_flag=True, help="Read the sandbox's own state.")
+@text_or_json
+def state_show(account_id: str, state_location: str | None, sandbox: bool, output_format: str) -> None:
+    """Show one account's record (secrets as (sensitive)); the same JSON in both formats."""
+    _, recorded = _read_state(state_location, sandbox)
     record = recorded.accounts.get(account_id)
     if record is None:
         fail(f"{account_id!r} is not in the state")
-    click.echo(
-        json.dumps({"account_id": account_id, **masked(record.to_json())}, indent=2, ensure_ascii=False)
-    )
+    _echo_json({"account_id": account_id, **masked(record.to_json())})
 
 
 def _edit_state(state_location: str | None, edit: Callable[[Recorded], Any]) -> Any:
-    """Run `edit` on the state under its lock and write the result (serial + 1); nothing is written if it raises."""
+    """Run `edit` on the state under its lock and write the result (serial + 1); nothing is written if it
+    raises or returns None."""
     location = resolve_state_location(state_location)
     backend = open_backend(location)
     with backend.lock(command="state edit"):
         recorded, journal = backend.open_journal()
         journal.close()
         outcome = edit(recorded)
-        backend.write(recorded)
+        if outcome is not None:
+            backend.write(recorded)
     return outcome
 
 
 @state.command("forget")
 @click.argument("account_ids", nargs=-1, required=True)
 @state_option
-def state_forget(account_ids: tuple[str, ...], state_location: str | None) -> None:
+@text_or_json
+def state_forget(account_ids: tuple[str, ...], state_location: str | None, output_format: str) -> None:
     """Remove accounts from the state without any API call."""
 
-    def edit(recorded: Recorded) -> None:
+    def edit(recorded: Recorded) -> list[str]:
         missing = [account_id for account_id in account_ids if account_id not in recorded.accounts]
         if missing:
             raise ReconcilerError(f"not in the state: {', '.join(missing)}")
         for account_id in account_ids:
             recording.fold(recorded, recording.forgotten(account_id))
+        return sorted(set(account_ids))
 
-    _edit_state(state_location, edit)
-    click.echo(f"Forgot {len(account_ids)} account(s).", err=True)
+    forgotten = _edit_state(state_location, edit)
+    if output_format == "json":
+        _echo_json({"format_version": 1, "forgotten": forgotten})
+    click.echo(f"Forgot {len(forgotten)} account(s): {', '.join(forgotten)}.", err=True)
 
 
 @state.command("migrate")
@@ -122,27 +155,71 @@ def state_migrate(source: str, target: str, force: bool) -> None:
 @state_option
 @target_option
 @select_option
+@click.option(
+    "--resynced/--no-resynced",
+    default=True,
+    show_default=True,
+    help="Record each declared resync generation as done (--no-resynced: leave resyncs planned).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation on a terminal.")
+@text_or_json
 def import_(
-    config: str, state_location: str | None, targets: tuple[str, ...], selectors: tuple[tuple[str, str], ...]
+    config: str,
+    state_location: str | None,
+    targets: tuple[str, ...],
+    selectors: tuple[tuple[str, str], ...],
+    resynced: bool,
+    yes: bool,
+    output_format: str,
 ) -> None:
-    """Record declared accounts as already applied, without calling the API."""
+    """Record declared accounts as already applied, without calling the API.
+
+    Use it when the accounts already have these settings (set by hand, or by another tool). Declared resync
+    generations are recorded as done too, unless --no-resynced.
+    """
     desired = load_or_exit(config)
 
-    def edit(recorded: Recorded) -> int:
+    def edit(recorded: Recorded) -> dict[str, list[str]] | None:
         the_plan = make_plan(
             desired, recorded, targets, list(selectors), fingerprint_key=fingerprint_key(os.environ)
         )
-        imported = 0
+        imported: list[str] = []
+        resync_done: list[str] = []
+        failed_before = [
+            change.account_id
+            for change in the_plan.changes
+            if (record := recorded.accounts.get(change.account_id)) is not None and record.last_failure
+        ]
         for change in the_plan.changes:
             spec = desired.accounts.get(change.account_id)
             if spec is None:
                 continue
             if change.action in ("create", "update"):
                 recording.fold(recorded, recording.applied(spec.account_id, change.after, spec.provider))
-            if change.resync and spec.resync:
+                imported.append(spec.account_id)
+            if resynced and change.resync and spec.resync:
                 recording.fold(recorded, recording.resynced(spec.account_id, spec.resync.generation))
-            imported += 1
-        return imported
+                resync_done.append(spec.account_id)
+        if not imported and not resync_done:
+            return None
+        if not yes and sys.stdin.isatty():
+            click.echo(
+                f"Import will record {len(imported)} account(s) as applied"
+                + (f" and {len(resync_done)} resync(s) as done" if resync_done else "")
+                + " without calling the API.",
+                err=True,
+            )
+            click.confirm("Write the state?", abort=True, err=True)
+        return {"imported": imported, "resynced": resync_done, "previously_failed": failed_before}
 
-    imported = _edit_state(state_location, edit)
-    click.echo(f"Imported {imported} account(s).", err=True)
+    result = _edit_state(state_location, edit) or {"imported": [], "resynced": [], "previously_failed": []}
+    if output_format == "json":
+        _echo_json({"format_version": 1, **result})
+    for account_id in result["imported"]:
+        click.echo(f"imported {account_id}", err=True)
+    for account_id in result["previously_failed"]:
+        click.echo(f"note: {account_id}'s last apply had failed; it is now recorded as applied", err=True)
+    summary = f"Imported {len(result['imported'])} account(s)"
+    if result["resynced"]:
+        summary += f"; recorded {len(result['resynced'])} resync(s) as done"
+    click.echo(summary + ".", err=True)

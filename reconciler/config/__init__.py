@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import hashlib
 import os
 import stat
-from collections.abc import Iterator, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from reconciler.config.accounts import AccountBuilder
 from reconciler.config.fastcheck import ACCOUNT_ID, account_certainly_valid, document_certainly_valid
-from reconciler.config.schema import schema_problems
-from reconciler.config.yamlpos import YMap, decode, load
-from reconciler.errors import ConfigError, Problem, ReconcilerError
+from reconciler.config.schema import describe, schema_problems
+from reconciler.config.yamlpos import Loaded, YMap, decode, load
+from reconciler.errors import ConfigError, Problem, ReconcilerError, brief, one_line
 from reconciler.model import AccountSpec, Desired
 from reconciler.secrets import SENSITIVE, redaction_pattern, referenced_names
 
-__all__ = ["load_config", "config_files"]
+__all__ = ["load_config", "config_files", "STDIN", "STDIN_NAME"]
+
+#: The CONFIG that means standard input, and the file name messages then use.
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+
+#: Said once when a file could not be parsed: the checks that need the parsed file did not run.
+STOPPED_NOTE = "fix this error first: the file could not be parsed, so the other checks did not run"
+STOPPED_NOTE_PLURAL = "fix these errors first: the files could not be parsed, so the other checks did not run"
 
 
 def config_files(config: str) -> list[Path]:
@@ -36,48 +46,154 @@ def config_files(config: str) -> list[Path]:
     return [path]
 
 
+def _sources(config: str) -> list[tuple[str, str, Callable[[], bytes]]]:
+    """(name in messages, name in the digest, reader) of each file CONFIG names; `-` is standard input."""
+    if config == STDIN:
+        return [(STDIN_NAME, STDIN_NAME, lambda: sys.stdin.buffer.read())]
+    files = config_files(config)
+    if Path(config).is_dir():
+        return [(str(path), path.name, functools.partial(_read_regular, path)) for path in files]
+    return [(str(path), path.name, path.read_bytes) for path in files]
+
+
 def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desired:
-    """Read, validate and resolve CONFIG. Raises ConfigError listing every problem found, in one pass."""
+    """Read, validate and resolve CONFIG (a file, a directory, or `-` for standard input).
+
+    Raises ConfigError listing every problem found, in one pass; when a file cannot be parsed, the pass stops
+    after parsing every file, and the error's `note` says the other checks did not run. Needs no secret: a
+    value behind an unset `${VAR}` loads as `secrets.Unresolved`, named in `Desired.unset_variables`.
+    """
     environ = os.environ if environ is None else environ
     problems: list[Problem] = []
-    warnings: list[Problem] = []
-    accounts: dict[str, AccountSpec] = {}
+    stopping: list[Problem] = []
+    names: list[str] = []
+    parsed: list[tuple[str, Loaded]] = []
     digest = hashlib.sha256()
-    files = config_files(config)
-    documents: list[YMap] = []
-    from_directory = Path(config).is_dir()
-    for path in files:
-        name = str(path)
+    for name, label, read in _sources(config):
+        names.append(name)
         try:
-            raw = _read_regular(path) if from_directory else path.read_bytes()
+            raw = read()
         except OSError as exc:
             problems.append(Problem(name, 1, 1, f"cannot read the file: {exc.strerror or exc}"))
             continue
         # The file's own name, not the path as typed: `apply --plan` reloads it by its absolute path.
-        digest.update(path.name.encode() + b"\0" + hashlib.sha256(raw).digest())
+        digest.update(label.encode() + b"\0" + hashlib.sha256(raw).digest())
         try:
-            document, duplicates = load(name, decode(name, raw))
+            parsed.append((name, load(name, decode(name, raw))))
         except ConfigError as exc:
-            problems.extend(exc.problems)
-            continue
-        problems.extend(duplicates)
+            stopping.extend(exc.problems)
+    order = {one_line(name): index for index, name in enumerate(names)}  # as a Problem holds it
+
+    def in_order(found: list[Problem]) -> list[Problem]:
+        return sorted(found, key=lambda p: (order.get(p.file, len(order)), p.line, p.col))
+
+    if stopping:
+        note = STOPPED_NOTE if len(stopping) == 1 else STOPPED_NOTE_PLURAL
+        raise ConfigError(in_order(problems + stopping), note=note)
+    warnings: list[Problem] = []
+    accounts: dict[str, AccountSpec] = {}
+    unbuilt: dict[str, tuple[str, int, int]] = {}  # declared accounts that have problems: where
+    unset: set[str] = set()
+    for name, loaded in parsed:
+        problems.extend(loaded.duplicates)
+        document = loaded.value
         if not isinstance(document, YMap):
-            problems.append(Problem(name, 1, 1, "the file must be a mapping with 'version' and 'accounts'"))
+            problems.append(Problem(name, *loaded.mark, _not_a_mapping(document)))
             continue
-        documents.append(document)
         found, bad_paths = (
             ([], set())
             if document_certainly_valid(document)
             else schema_problems(name, _schema_subject(document))
         )
         problems.extend(found)
-        _build_accounts(name, document, environ, bad_paths, accounts, problems, warnings)
+        builder = AccountBuilder(name, document, environ)
+        _check_accounts(name, document, builder, bad_paths, accounts, unbuilt, problems)
+        problems.extend(builder.problems)
+        warnings.extend(builder.warnings)
+        unset |= builder.unset
     if problems:
-        problems.sort(key=lambda p: (files_index(files, p.file), p.line, p.col))
-        raise ConfigError(_redacted(problems, documents, environ), warnings)
+        documents = [loaded.value for _, loaded in parsed if isinstance(loaded.value, YMap)]
+        raise ConfigError(_redacted(in_order(problems), documents, environ), warnings)
     return Desired(
-        accounts=accounts, warnings=warnings, files=[str(p) for p in files], config_digest=digest.hexdigest()
+        accounts=accounts,
+        warnings=warnings,
+        files=names,
+        config_digest=digest.hexdigest(),
+        unset_variables=tuple(sorted(unset)),
     )
+
+
+def _not_a_mapping(document: object) -> str:
+    if document is None:
+        return "the document is empty: the file must be a mapping with 'version' and 'accounts'"
+    return f"the file must be a mapping with 'version' and 'accounts', not {describe(document)}"
+
+
+def _check_accounts(
+    name: str,
+    document: YMap,
+    builder: AccountBuilder,
+    bad_paths: set[tuple[Any, ...]],
+    accounts: dict[str, AccountSpec],
+    unbuilt: dict[str, tuple[str, int, int]],
+    problems: list[Problem],
+) -> None:
+    """Check every account of one file (id, then body, whatever the schema found) and keep the valid ones."""
+    declared = document.get("accounts")
+    if not isinstance(declared, YMap):
+        return  # the schema's message
+    for account_id, body in declared.items():
+        key_mark = declared.key_mark(account_id)
+        path = f"accounts.{account_id}"
+        previous = accounts.get(account_id)
+        first = (previous.file, previous.line, previous.col) if previous else unbuilt.get(account_id)
+        if first is not None:
+            problems.append(
+                Problem(
+                    name,
+                    *key_mark,
+                    f"account {brief(account_id, 260)} is also declared in {first[0]}:{first[1]}:{first[2]}",
+                    path=path,
+                )
+            )
+            continue
+        id_problem = account_id_problem(account_id)
+        if id_problem is not None:
+            problems.append(Problem(name, *key_mark, id_problem, path=path))
+        valid = id_problem is None and ("accounts", account_id) not in bad_paths
+        spec = builder.build(account_id, body, key_mark, valid)
+        if spec is not None:
+            accounts[account_id] = spec
+        else:
+            unbuilt[account_id] = (name, *key_mark)
+
+
+_REFUSED_CHARACTERS = (
+    (lambda char: char <= "\x1f" or "\x7f" <= char <= "\x9f", "a control character"),
+    (
+        lambda char: (
+            char in "\u061c\u200e\u200f" or "\u202a" <= char <= "\u202e" or "\u2066" <= char <= "\u2069"
+        ),
+        "a bidi control",
+    ),
+    (lambda char: char.isspace(), "whitespace"),
+    (lambda char: True, "a zero-width character"),
+)
+
+
+def account_id_problem(account_id: str) -> str | None:
+    """Why `account_id` is not a valid id (naming the first character refused, and where), or None."""
+    if ACCOUNT_ID.fullmatch(account_id):
+        return None
+    rule = "1-256 characters, no whitespace, control, bidi or zero-width characters"
+    shown = brief(account_id, 80)
+    if not account_id:
+        return f"invalid account id '': {rule}"
+    for index, char in enumerate(account_id):
+        if not ACCOUNT_ID.fullmatch(char):
+            kind = next(label for test, label in _REFUSED_CHARACTERS if test(char))
+            return f"invalid account id {shown}: character {index + 1} is U+{ord(char):04X}, {kind}; {rule}"
+    return f"invalid account id {shown}: {len(account_id):,} characters; {rule}"
 
 
 def _redacted(problems: list[Problem], documents: list[YMap], environ: Mapping[str, str]) -> list[Problem]:
@@ -147,60 +263,3 @@ def _read_regular(path: Path) -> bytes:
             return stream.read()
     finally:
         os.close(fd)
-
-
-def files_index(files: list[Path], name: str) -> int:
-    for index, path in enumerate(files):
-        if str(path) == name:
-            return index
-    return len(files)
-
-
-def _build_accounts(
-    name: str,
-    document: YMap,
-    environ: Mapping[str, str],
-    bad_paths: set[tuple[Any, ...]],
-    accounts: dict[str, AccountSpec],
-    problems: list[Problem],
-    warnings: list[Problem],
-) -> None:
-    declared = document.get("accounts")
-    if not isinstance(declared, YMap):
-        return
-    # Semantic checks run only where the schema found nothing, so one mistake gives one message.
-    if any(path[:1] in (("defaults",), ()) or path == ("accounts",) for path in bad_paths):
-        return
-    builder = AccountBuilder(name, document, environ)
-    for account_id, body in declared.items():
-        key_mark = declared.key_mark(account_id)
-        previous = accounts.get(account_id)
-        if previous is not None:
-            problems.append(
-                Problem(
-                    name,
-                    key_mark[0],
-                    key_mark[1],
-                    f"account {account_id!r} is also declared in "
-                    f"{previous.file}:{previous.line}:{previous.col}",
-                )
-            )
-            continue
-        if not isinstance(body, YMap) or ("accounts", account_id) in bad_paths:
-            continue
-        if not ACCOUNT_ID.fullmatch(account_id):  # the schema's `$` lets a trailing newline through
-            problems.append(
-                Problem(
-                    name,
-                    key_mark[0],
-                    key_mark[1],
-                    f"invalid account id {account_id[:80]!r}: "
-                    "1-256 characters, no whitespace or control characters",
-                )
-            )
-            continue
-        spec = builder.build(account_id, body, key_mark)
-        if spec is not None:
-            accounts[account_id] = spec
-    problems.extend(builder.problems)
-    warnings.extend(builder.warnings)

@@ -1,4 +1,9 @@
-"""The checks a schema cannot express, and the building of `AccountSpec`s from a schema-valid file."""
+"""The checks a schema cannot express, and the building of `AccountSpec`s from a loaded file.
+
+The checks run whatever the schema found, so that one pass reports every mistake of an account: each check
+looks only at values of the type the schema asks for, and leaves a value of another type to the schema's
+message (one mistake, one message).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,17 @@ from datetime import UTC, date, datetime
 from importlib import resources
 from typing import Any
 
-from reconciler.config.yamlpos import YMap
+from reconciler.config.fastcheck import ACCOUNT_KEYS, PROVIDERS
+from reconciler.config.yamlpos import Mark, YMap
 from reconciler.errors import Problem, brief
 from reconciler.model import SYNC_PROVIDERS, AccountSpec, ResyncSpec
-from reconciler.secrets import ReferenceError_, Secret, resolve_references
+from reconciler.secrets import ReferenceError_, Secret, Unresolved, resolve_or_mark
 
 # Codes people write that ISO 3166-1 spells otherwise.
 _COUNTRY_HINTS = {"UK": "GB", "EL": "GR", "EN": "GB"}
 _PROXY_KEYS = ("protocol", "host", "port", "username", "password")
+
+Path = tuple[Any, ...]
 
 
 @functools.cache
@@ -26,66 +34,97 @@ def iso_countries() -> frozenset[str]:
     return frozenset(text.split())
 
 
+def _dotted(path: Path) -> str:
+    return ".".join(str(part) for part in path)
+
+
 class AccountBuilder:
-    """Turns one schema-valid file's accounts into `AccountSpec`s, collecting problems instead of stopping."""
+    """Checks one file's accounts and builds their `AccountSpec`s, collecting problems instead of stopping.
+
+    `unset` collects the names of the unset environment variables the built accounts need.
+    """
 
     def __init__(self, file: str, document: YMap, environ: Mapping[str, str]) -> None:
         self.file = file
         self.environ = environ
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
-        defaults = document.get("defaults") or {}
-        self.default_proxy: YMap | None = defaults.get("proxy") if isinstance(defaults, YMap) else None
+        self.unset: set[str] = set()
+        defaults = document.get("defaults")
+        default_proxy = defaults.get("proxy") if isinstance(defaults, YMap) else None
+        # Resolved once, so a mistake in the defaults is reported once, not once per account.
+        self.default_keys: frozenset[str] = frozenset()
+        self.default_proxy: dict[str, Any] = {}
+        if isinstance(default_proxy, YMap):
+            self.default_keys = frozenset(default_proxy)
+            self.default_proxy = self._proxy_values("defaults", default_proxy, ("defaults", "proxy"))
 
-    def error(self, mark: tuple[int, int], message: str) -> None:
-        self.problems.append(Problem(self.file, mark[0], mark[1], message))
+    def error(self, mark: Mark, message: str, path: Path) -> None:
+        self.problems.append(Problem(self.file, mark[0], mark[1], message, path=_dotted(path)))
 
-    def build(self, account_id: str, body: YMap, key_mark: tuple[int, int]) -> AccountSpec | None:
+    def build(
+        self, account_id: str, body: Any, key_mark: Mark, schema_valid: bool = True
+    ) -> AccountSpec | None:
+        """Check one account; its spec, or None when it has a problem (`schema_valid` False counts as one)."""
+        if not isinstance(body, YMap):
+            return None  # the schema says what an account is
         before = len(self.problems)
+        path: Path = ("accounts", account_id)
+        owner = f"account {brief(account_id, 260)}"
         provider = body.get("provider")
         has_proxy = "proxy" in body
         has_managed = "country" in body or "ip" in body
-        where = f"account {account_id!r}"
         if has_proxy and has_managed:
             later = "country" if "country" in body else "ip"
             self.error(
                 body.key_mark(later),
-                f"{where}: declares both a custom proxy and a managed one ({later!r}); keep one",
+                f"{owner}: declares both a custom proxy and a managed one ({later!r}); keep one",
+                (*path, later),
             )
-        if not (has_proxy or has_managed or "resync" in body):
-            self.error(key_mark, f"{where}: declares nothing; give it a proxy, a country/ip or a resync")
+        if not (has_proxy or has_managed or "resync" in body) and body.keys() <= ACCOUNT_KEYS:
+            # With an unknown key (`contry: US`), the schema's "did you mean" is the one message.
+            self.error(
+                key_mark, f"{owner}: declares nothing; give it a proxy, a country/ip or a resync", path
+            )
         settings: dict[str, Any] | None = None
         if has_proxy:
-            settings = {"proxy": self._proxy(where, body["proxy"], body.key_mark("proxy"))}
+            proxy = self._proxy(owner, body["proxy"], body.key_mark("proxy"), (*path, "proxy"))
+            settings = None if proxy is None else {"proxy": proxy}
         elif has_managed:
-            settings = self._managed(where, body)
-        resync = self._resync(where, body, provider) if "resync" in body else None
-        if len(self.problems) > before:
+            settings = self._managed(owner, body, path)
+        times = self._resync(owner, body, provider, path) if "resync" in body else None
+        if len(self.problems) > before or not schema_valid:
             return None
+        resync = None
+        if times is not None:
+            declared: YMap = body["resync"]
+            resync = ResyncSpec(
+                generation=declared["generation"],
+                chunk_size=declared.get("chunk_size"),
+                partial=declared.get("partial"),
+                linkedin_product=declared.get("linkedin_product"),
+                after_ms=times[0],
+                before_ms=times[1],
+            )
         labels = dict(body.get("labels") or {})
         return AccountSpec(
             account_id, provider, labels, settings, resync, self.file, key_mark[0], key_mark[1]
         )
 
-    def _proxy(self, where: str, proxy: YMap, proxy_mark: tuple[int, int]) -> dict[str, Any]:
-        merged: dict[str, tuple[Any, tuple[int, int]]] = {}
-        for source in (self.default_proxy, proxy):
-            if source:
-                for key, value in source.items():
-                    merged[key] = (value, source.value_mark(key))
-        for required in ("host", "port"):
-            if required not in merged:
-                self.error(proxy_mark, f"{where}: proxy needs {required!r}")
-        result: dict[str, Any] = {}
+    def _proxy_values(self, owner: str, proxy: YMap, path: Path) -> dict[str, Any]:
+        """The known keys of one proxy mapping, each string resolved: a `Secret` where a reference was used
+        and for a password, an `Unresolved` where a referenced variable is unset, plain text otherwise."""
+        values: dict[str, Any] = {}
         for key in _PROXY_KEYS:
-            if key not in merged:
+            if key not in proxy:
                 continue
-            value, mark = merged[key]
+            value = proxy[key]
             if isinstance(value, str):
+                mark = proxy.value_mark(key)
                 try:
-                    resolved, referenced = resolve_references(value, self.environ)
+                    resolved, referenced = resolve_or_mark(value, self.environ)
                 except ReferenceError_ as exc:
-                    self.error(mark, f"{where}: proxy.{key}: {exc}")
+                    self.error(mark, f"{owner}: proxy.{key}: {exc}", (*path, key))
                     continue
                 if key == "password" and not referenced:
                     self.warnings.append(
@@ -93,75 +132,108 @@ class AccountBuilder:
                             self.file,
                             mark[0],
                             mark[1],
-                            f"{where}: plaintext proxy password; use ${{VAR}} instead",
+                            f"{owner}: plaintext proxy password; use ${{VAR}} instead",
                             "warning",
+                            _dotted((*path, key)),
                         )
                     )
-                value = Secret(resolved) if (referenced or key == "password") else resolved
-            result[key] = value
+                if isinstance(resolved, str) and (referenced or key == "password"):
+                    value = Secret(resolved)
+                else:
+                    value = resolved
+            values[key] = value
+        return values
+
+    def _proxy(self, owner: str, proxy: Any, proxy_mark: Mark, path: Path) -> dict[str, Any] | None:
+        if not isinstance(proxy, YMap):
+            return None  # the schema's message
+        merged = dict(self.default_proxy)
+        merged.update(self._proxy_values(owner, proxy, path))
+        for required in ("host", "port"):
+            if required not in proxy and required not in self.default_keys:
+                self.error(proxy_mark, f"{owner}: proxy needs {required!r}", path)
+        result = {key: merged[key] for key in _PROXY_KEYS if key in merged}
+        for value in result.values():
+            if isinstance(value, Unresolved):
+                self.unset.update(value.names)
         return result
 
-    def _managed(self, where: str, body: YMap) -> dict[str, Any]:
+    def _managed(self, owner: str, body: YMap, path: Path) -> dict[str, Any]:
         settings: dict[str, Any] = {}
-        if "country" in body:
-            code = body["country"].upper()
+        country = body.get("country")
+        if isinstance(country, str) and len(country) == 2 and country.isascii() and country.isalpha():
+            code = country.upper()
             if code not in iso_countries():
                 hint = _COUNTRY_HINTS.get(code)
                 suggestion = f"; did you mean {hint!r}?" if hint else ""
                 self.error(
                     body.value_mark("country"),
-                    f"{where}: country {brief(body['country'])} is not an ISO 3166-1 alpha-2 code{suggestion}",
+                    f"{owner}: country {brief(country)} is not an ISO 3166-1 alpha-2 code{suggestion}",
+                    (*path, "country"),
                 )
             settings["country"] = code
-        if "ip" in body:
+        ip = body.get("ip")
+        if isinstance(ip, str):
             try:
-                settings["ip"] = str(ipaddress.ip_address(body["ip"]))
+                settings["ip"] = str(ipaddress.ip_address(ip))
             except ValueError:
                 self.error(
-                    body.value_mark("ip"), f"{where}: ip {brief(body['ip'])} is not a valid IP address"
+                    body.value_mark("ip"), f"{owner}: ip {brief(ip)} is not a valid IP address", (*path, "ip")
                 )
         return settings
 
-    def _resync(self, where: str, body: YMap, provider: str | None) -> ResyncSpec | None:
-        resync: YMap = body["resync"]
+    def _resync(
+        self, owner: str, body: YMap, provider: Any, path: Path
+    ) -> tuple[int | None, int | None] | None:
+        """Check a resync; its (after, before) in epoch milliseconds, or None when it is not a mapping."""
+        resync = body["resync"]
+        if not isinstance(resync, YMap):
+            return None
         mark = body.key_mark("resync")
+        path = (*path, "resync")
+        # A provider the schema refuses (`LINKDIN`) has its own message; checks that depend on it wait.
+        provider_known = provider is None or (type(provider) is str and provider in PROVIDERS)
         if provider is None:
-            self.error(mark, f"{where}: resync needs 'provider: LINKEDIN' or 'provider: TELEGRAM'")
-        elif provider not in SYNC_PROVIDERS:
+            self.error(mark, f"{owner}: resync needs 'provider: LINKEDIN' or 'provider: TELEGRAM'", path)
+        elif provider_known and provider not in SYNC_PROVIDERS:
             self.error(
                 mark,
-                f"{where}: the sync route does not support {provider} accounts (LinkedIn and Telegram only)",
+                f"{owner}: the sync route does not support {provider} accounts (LinkedIn and Telegram only)",
+                path,
             )
         for linkedin_only in ("partial", "linkedin_product"):
-            if linkedin_only in resync and provider != "LINKEDIN":
+            if linkedin_only in resync and provider_known and provider != "LINKEDIN":
                 self.error(
-                    resync.key_mark(linkedin_only), f"{where}: resync.{linkedin_only} is LinkedIn only"
+                    resync.key_mark(linkedin_only),
+                    f"{owner}: resync.{linkedin_only} is LinkedIn only",
+                    (*path, linkedin_only),
                 )
-        after = self._time(where, resync, "after")
-        before = self._time(where, resync, "before")
+        after = self._time(owner, resync, "after", path)
+        before = self._time(owner, resync, "before", path)
         if after is not None and before is not None and after >= before:
-            self.error(resync.value_mark("before"), f"{where}: resync.before must be later than resync.after")
-        return ResyncSpec(
-            generation=resync["generation"],
-            chunk_size=resync.get("chunk_size"),
-            partial=resync.get("partial"),
-            linkedin_product=resync.get("linkedin_product"),
-            after_ms=after,
-            before_ms=before,
-        )
+            self.error(
+                resync.value_mark("before"),
+                f"{owner}: resync.before must be later than resync.after",
+                (*path, "before"),
+            )
+        return after, before
 
-    def _time(self, where: str, resync: YMap, key: str) -> int | None:
+    def _time(self, owner: str, resync: YMap, key: str, path: Path) -> int | None:
         if key not in resync:
             return None
         value = resync[key]
-        if isinstance(value, int):
+        if type(value) is int:
             if value < 0:
-                self.error(resync.value_mark(key), f"{where}: resync.{key} must not be negative")
+                self.error(
+                    resync.value_mark(key), f"{owner}: resync.{key} must not be negative", (*path, key)
+                )
             return value
+        if not isinstance(value, str):
+            return None  # the schema's message
         try:
             return epoch_milliseconds(value)
         except ValueError as exc:
-            self.error(resync.value_mark(key), f"{where}: resync.{key}: {exc}")
+            self.error(resync.value_mark(key), f"{owner}: resync.{key}: {exc}", (*path, key))
             return None
 
 

@@ -13,7 +13,10 @@ from typing import Any
 
 from reconciler.config.schema import accounts_schema
 
-ACCOUNT_ID = re.compile(r"[^\s\x00-\x1f\x7f]{1,256}")
+#: The schema's account id pattern, anchored by `fullmatch` (its `$` would let a trailing newline through).
+ACCOUNT_ID = re.compile(
+    accounts_schema()["$defs"]["accountId"]["pattern"].removeprefix("^").removesuffix("$")
+)
 _COUNTRY = re.compile(r"[A-Za-z]{2}")
 
 
@@ -24,10 +27,10 @@ def _enum(*path: str) -> frozenset[str]:
     return frozenset(node["enum"])
 
 
-_PROVIDERS = _enum("account", "properties", "provider")
+PROVIDERS = _enum("account", "properties", "provider")
 _PROTOCOLS = _enum("protocol")
 _PRODUCTS = _enum("resync", "properties", "linkedin_product")
-_ACCOUNT_KEYS = frozenset(("provider", "labels", "proxy", "country", "ip", "resync"))
+ACCOUNT_KEYS = frozenset(("provider", "labels", "proxy", "country", "ip", "resync"))
 _PROXY_KEYS = frozenset(("host", "port", "protocol", "username", "password"))
 _RESYNC_KEYS = frozenset(("generation", "chunk_size", "partial", "linkedin_product", "after", "before"))
 
@@ -73,9 +76,9 @@ def account_certainly_valid(account_id: Any, body: Any) -> bool:
     """True only if the schema accepts this entry of `accounts` (no rule of the schema spans accounts)."""
     if type(account_id) is not str or not ACCOUNT_ID.fullmatch(account_id):
         return False
-    if not isinstance(body, dict) or not body.keys() <= _ACCOUNT_KEYS:
+    if not isinstance(body, dict) or not body.keys() <= ACCOUNT_KEYS:
         return False
-    if "provider" in body and not _one_of(body["provider"], _PROVIDERS):
+    if "provider" in body and not _one_of(body["provider"], PROVIDERS):
         return False
     labels = body.get("labels", {})
     if not isinstance(labels, dict) or not all(type(value) is str for value in labels.values()):

@@ -45,7 +45,8 @@ def _validator() -> jsonschema.protocols.Validator:
     return cls(schema)
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
+    """What kind of value this is, in words ("a string", "nothing")."""
     if value is None:
         return "nothing"
     if isinstance(value, bool):
@@ -67,7 +68,7 @@ def dotted(path: Iterable[Any]) -> str:
 
 def _is_sensitive(path: list[Any]) -> bool:
     """Values under `proxy` may be secrets: never echo them in a message."""
-    return "proxy" in path
+    return "proxy" in path or "password" in path
 
 
 def locate(root: Any, path: Iterable[Any]) -> tuple[Mark, Mark]:
@@ -89,7 +90,8 @@ def schema_problems(file: str, root: Any) -> tuple[list[Problem], set[tuple[Any,
     """Every schema violation of one file, each placed at the most useful position.
 
     Also returns the paths (at most two levels deep, e.g. `("accounts", "acc_1")`) that hold a violation,
-    so later checks can skip what the schema already rejected.
+    so later checks know which accounts the schema refused. Account ids are left to the loader, which checks
+    every id itself and says which character is wrong.
     """
     problems: list[Problem] = []
     bad_paths: set[tuple[Any, ...]] = set()
@@ -102,6 +104,7 @@ def schema_problems(file: str, root: Any) -> tuple[list[Problem], set[tuple[Any,
 def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> list[Problem]:
     path = list(error.absolute_path)
     where = dotted(path)
+    at = ".".join(str(part) for part in path)
     key_mark, value_mark = locate(root, path)
     kind = error.validator
     instance = error.instance
@@ -113,45 +116,51 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
                 continue
             line, col = instance.key_mark(key) if isinstance(instance, YMap) else key_mark
             hint = difflib.get_close_matches(key, allowed, n=1)
-            suggestion = (
-                f"; did you mean {hint[0]!r}?" if hint else f" (expected one of: {', '.join(allowed)})"
+            if hint:
+                message = f"unknown key {brief(key)} in {where}; did you mean {hint[0]!r}?"
+            elif _is_sensitive(path):
+                # `proxy: {host: h, hunter2}` makes a password a key: an unknown key here is not quoted.
+                message = f"unknown key in {where} (expected one of: {', '.join(allowed)})"
+            else:
+                message = f"unknown key {brief(key)} in {where} (expected one of: {', '.join(allowed)})"
+            key_path = (
+                at if _is_sensitive(path) and not hint else ".".join(str(part) for part in [*path, key])
             )
-            problems.append(Problem(file, line, col, f"unknown key {brief(key)} in {where}{suggestion}"))
+            problems.append(Problem(file, line, col, message, path=key_path))
         return problems
     if kind == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return [Problem(file, *key_mark, f"{where}: missing required key {missing!r}")]
+        return [Problem(file, *key_mark, f"{where}: missing required key {missing!r}", path=at)]
     if "propertyNames" in error.schema_path:
-        name = instance if isinstance(error.instance, str) else str(error.instance)
-        line, col = root_key_mark(root, path, name)
-        return [
-            Problem(
-                file,
-                line,
-                col,
-                f"invalid account id {brief(name)}: 1-256 characters, no whitespace or control characters",
-            )
-        ]
+        return []
     # Scalars only: a mapping or list given in the wrong place may hold anything, a password included.
-    shown = "" if _is_sensitive(path) or isinstance(instance, dict | list) else f" {brief(instance)}"
+    hidden = _is_sensitive(path) or instance is None or isinstance(instance, dict | list)
+    shown = "" if hidden else f" {brief(instance)}"
     if kind == "type":
         expected = error.validator_value
         expected_names = " or ".join(
             _TYPE_NAMES.get(t, t) for t in (expected if isinstance(expected, list) else [expected])
         )
-        message = f"{where}: expected {expected_names}, got {_describe(instance)}{shown}"
+        message = f"{where}: expected {expected_names}, got {describe(instance)}{shown}"
         if expected == "integer" and isinstance(instance, str) and instance.strip().isdigit():
             message += "; write the number without quotes"
-        return [Problem(file, *value_mark, message)]
+        return [Problem(file, *value_mark, message, path=at)]
     if kind == "enum":
-        options = ", ".join(str(option) for option in error.validator_value)
-        return [Problem(file, *value_mark, f"{where}: {shown.strip() or 'value'} is not one of: {options}")]
+        options = [str(option) for option in error.validator_value]
+        message = f"{where}: {shown.strip() or 'value'} is not one of: {', '.join(options)}"
+        hint = (
+            difflib.get_close_matches(instance, options, n=1) if isinstance(instance, str) and shown else []
+        )
+        if hint:
+            message += f"; did you mean {hint[0]!r}?"
+        return [Problem(file, *value_mark, message, path=at)]
     if kind == "const":
         return [
             Problem(
                 file,
                 *value_mark,
-                f"{where}: must be {error.validator_value!r}, got{shown or ' another value'}",
+                f"{where}: must be {error.validator_value!r}, got{shown or ' ' + describe(instance)}",
+                path=at,
             )
         ]
     if kind in ("minimum", "maximum"):
@@ -160,24 +169,23 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
             "maximum": f"at most {error.validator_value}",
         }
         got = f", got{shown}" if shown else ""
-        return [Problem(file, *value_mark, f"{where}: must be {bounds[kind]}{got}")]
+        return [Problem(file, *value_mark, f"{where}: must be {bounds[kind]}{got}", path=at)]
     if kind == "pattern" and path and path[-1] == "country":
         return [
             Problem(
-                file, *value_mark, f"{where}: {brief(instance)} is not a two-letter ISO 3166-1 country code"
+                file,
+                *value_mark,
+                f"{where}: {brief(instance)} is not a two-letter ISO 3166-1 country code",
+                path=at,
             )
         ]
     if kind == "minLength":
-        return [Problem(file, *value_mark, f"{where}: must not be empty")]
+        return [Problem(file, *value_mark, f"{where}: must not be empty", path=at)]
     return [
         Problem(
-            file, *value_mark, f"{where}: {error.message if not _is_sensitive(path) else 'invalid value'}"
+            file,
+            *value_mark,
+            f"{where}: {error.message if not _is_sensitive(path) else 'invalid value'}",
+            path=at,
         )
     ]
-
-
-def root_key_mark(root: Any, path: list[Any], name: str) -> Mark:
-    node = root
-    for part in path:
-        node = node[part]
-    return node.key_mark(name) if isinstance(node, YMap) else (1, 1)

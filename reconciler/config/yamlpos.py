@@ -5,7 +5,7 @@ Built on libyaml's event stream (`yaml.parse` with the C parser) rather than `ya
 * every mapping records the line and column of each key and value, so any later check can say `FILE:LINE:COL`;
 * duplicate keys are errors naming both lines (PyYAML silently keeps the last one);
 * aliases are shared, not copied, and their expanded size is counted, so an alias bomb is refused at once;
-* the garbage collector is paused while the tree is built: findings.md measured that most of a stock load's
+* the garbage collector is paused while the tree is built: measured, most of a stock load's
   time at 100,000 accounts is the collector walking young objects, not parsing.
 
 Scalars follow the YAML 1.2 core schema: only `true`/`false` are booleans (so `country: NO` stays Norway),
@@ -15,6 +15,7 @@ timestamps stay strings, and mapping keys are always the key's text.
 from __future__ import annotations
 
 import gc
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,11 @@ MAX_ALIAS_EXPANSION = 1_000_000
 #: The accounts format has no lists (merge keys take short ones): a long list is refused while it is parsed,
 #: rather than built (a 50 MB flow list measured 81 s and 3 GB before this bound).
 MAX_LIST_ITEMS = 10_000
+#: The longest number accepted, in characters. The format's largest number is epoch milliseconds (13 digits);
+#: the bound keeps far clear of that, and of Python's own limit on converting long integers to text.
+MAX_NUMBER_LENGTH = 1_000
+#: Keys whose values (and everything under them) may be secret: a message never quotes what is written there.
+SECRET_KEYS = frozenset(("proxy", "password"))
 
 _INT = re.compile(r"[-+]?[0-9]+\Z")
 _INT_HEX = re.compile(r"0x[0-9a-fA-F]+\Z")
@@ -82,9 +88,26 @@ class YSeq(list):
         return self.item_pos[index] if 0 <= index < len(self.item_pos) else self.pos
 
 
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """One parsed document: its value, where that value starts, and the duplicate keys found on the way."""
+
+    value: Any
+    mark: Mark
+    duplicates: list[Problem]
+
+
 class _Abort(Exception):
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
+
+
+class _BadScalar(Exception):
+    """A scalar that cannot be read. `shown` quotes it; `hidden` says the same without it, for secret places."""
+
+    def __init__(self, shown: str, hidden: str | None = None) -> None:
+        self.shown = shown
+        self.hidden = hidden if hidden is not None else shown
 
 
 _MERGE = object()
@@ -104,7 +127,7 @@ def _mark(event: events.Event) -> Mark:
     return event.start_mark.line + 1, event.start_mark.column + 1
 
 
-def _resolve_scalar(event: events.ScalarEvent, file: str) -> Any:
+def _resolve_scalar(event: events.ScalarEvent) -> Any:
     value: str = event.value
     tag = event.tag
     if tag and tag != "!":
@@ -114,12 +137,15 @@ def _resolve_scalar(event: events.ScalarEvent, file: str) -> Any:
         if name in ("int", "float", "bool", "null"):
             resolved = _resolve_plain(value)
             expected = {"int": int, "float": float, "bool": bool, "null": type(None)}[name]
-            if type(resolved) is expected or (name == "float" and type(resolved) is int):
-                return float(resolved) if name == "float" else resolved
-            line, col = _mark(event)
-            raise _Abort(Problem(file, line, col, f"{brief(value)} is not a valid !!{name}"))
-        line, col = _mark(event)
-        raise _Abort(Problem(file, line, col, f"unsupported YAML tag {brief(tag)}"))
+            if name == "float" and type(resolved) is int:
+                return _as_float(value, resolved)
+            if type(resolved) is expected:
+                return resolved
+            raise _BadScalar(f"{brief(value)} is not a valid !!{name}", f"the value is not a valid !!{name}")
+        raise _BadScalar(
+            f"unsupported YAML tag {brief(tag)}; quote a value that starts with '!'",
+            "unsupported YAML tag (not shown: the value may be secret); quote a value that starts with '!'",
+        )
     if event.implicit[0]:
         return _resolve_plain(value)
     return value
@@ -134,6 +160,12 @@ def _resolve_plain(value: str) -> Any:
         return False
     first = value[0]
     if first.isdigit() or first in "-+.":
+        if len(value) > MAX_NUMBER_LENGTH and (
+            _INT.match(value) or _INT_HEX.match(value) or _INT_OCT.match(value) or _FLOAT.match(value)
+        ):
+            raise _BadScalar(
+                f"a number of {len(value):,} characters; a number here has at most {MAX_NUMBER_LENGTH:,}"
+            )
         if _INT.match(value):
             return int(value, 10)
         if _INT_HEX.match(value):
@@ -141,11 +173,25 @@ def _resolve_plain(value: str) -> Any:
         if _INT_OCT.match(value):
             return int(value[2:], 8)
         if _FLOAT.match(value):
-            return float(value)
+            return _as_float(value, float(value))
         special = _SPECIAL_FLOATS.get(value.lower())
         if special is not None:
             return special
     return value
+
+
+def _as_float(text: str, number: int | float) -> float:
+    """`number` as a float; a finite literal too large for one is an error, not infinity or OverflowError."""
+    try:
+        result = float(number)
+    except OverflowError:
+        result = math.inf
+    if math.isinf(result):
+        raise _BadScalar(
+            f"{brief(text)} is too large for a floating-point number",
+            "a number too large for a floating-point number",
+        )
+    return result
 
 
 def decode(file: str, raw: bytes) -> str:
@@ -162,17 +208,60 @@ def decode(file: str, raw: bytes) -> str:
         ) from None
 
 
-def _yaml_error_problem(file: str, exc: yaml.YAMLError) -> Problem:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-    problem = getattr(exc, "problem", None) or str(exc)
-    context = getattr(exc, "context", None)
-    message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
-    return Problem(file, line, col, " ".join(message.split()))
+def _line_text(text: str, line: int) -> str:
+    """Line `line` (0-based) of `text`, without its end."""
+    start = 0
+    for _ in range(line):
+        start = text.find("\n", start) + 1
+        if start == 0:
+            return ""
+    end = text.find("\n", start)
+    return text[start:] if end < 0 else text[start:end]
 
 
-def load(file: str, text: str) -> tuple[Any, list[Problem]]:
-    """Parse one YAML document; return its value and the duplicate-key problems found.
+def _yaml_error_problem(file: str, text: str, exc: yaml.YAMLError) -> Problem:
+    """One positioned line for a libyaml error, pointing at the cause where libyaml knows it."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        # `position` counts UTF-8 bytes; the character is a control character, never worth quoting.
+        before = text.encode("utf-8", "surrogatepass")[: exc.position].decode("utf-8", "replace")
+        line = before.count("\n") + 1
+        col = len(before) - (before.rfind("\n") + 1) + 1
+        return Problem(
+            file, line, col, f"invalid YAML: the control character U+{exc.character:04X} is not allowed"
+        )
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    context: str | None = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if problem is None or mark is None:
+        return Problem(file, 1, 1, "invalid YAML: " + " ".join(str(exc).split()))
+    line_text = _line_text(text, mark.line)
+    at_mark = line_text[mark.column : mark.column + 1]
+    indentation = line_text[: len(line_text) - len(line_text.lstrip(" \t"))]
+    if problem == "found unexpected end of stream" and context and context_mark is not None:
+        # The end of the file is where libyaml noticed; the cause is where the construct opened.
+        mark = context_mark
+        if "quoted scalar" in context:
+            message = "this quote is never closed (the file ends inside it)"
+        else:
+            construct = context.removeprefix("while scanning ").removeprefix("while parsing ")
+            message = f"the file ends inside this {construct}"
+    elif "tab" in problem or at_mark == "\t" or "\t" in indentation:
+        message = "a tab character where YAML expects spaces: indent with spaces only"
+    else:
+        message = problem
+        if problem == "found character that cannot start any token" and at_mark in ("@", "`"):
+            message += " (quote a value that starts with '@' or '`')"
+        if context:
+            where = ""
+            if context_mark is not None and context_mark.line != mark.line:
+                where = f" that starts at line {context_mark.line + 1}, column {context_mark.column + 1}"
+            message += f" ({context}{where})"
+    return Problem(file, mark.line + 1, mark.column + 1, "invalid YAML: " + " ".join(message.split()))
+
+
+def load(file: str, text: str) -> Loaded:
+    """Parse one YAML document: its value, where it starts, and the duplicate-key problems found.
 
     Raises ConfigError for anything that stops the file being read at all (syntax, bounds, several documents).
     """
@@ -183,46 +272,63 @@ def load(file: str, text: str) -> tuple[Any, list[Problem]]:
     except _Abort as abort:
         raise ConfigError([abort.problem]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([_yaml_error_problem(file, exc)]) from None
+        raise ConfigError([_yaml_error_problem(file, text, exc)]) from None
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _build(file: str, text: str) -> tuple[Any, list[Problem]]:
+def _dotted(parts: list[Any]) -> str:
+    return ".".join(str(part) for part in parts)
+
+
+def _build(file: str, text: str) -> Loaded:
     problems: list[Problem] = []
     anchors: dict[str, tuple[Any, int, str | None]] = {}
     stack: list[_Frame] = []
-    root: list[Any] = []
+    root: list[tuple[Any, Mark]] = []
     documents = 0
+    document_mark: Mark = (1, 1)
     expanded = 0  # nodes reached through aliases beyond the first occurrence
+
+    def current_path() -> list[Any]:
+        """The keys and indexes leading to the node being read (computed only for a problem)."""
+        parts: list[Any] = []
+        for frame in stack:
+            if type(frame.container) is YSeq:
+                parts.append(len(frame.container))
+            elif frame.key is not None:
+                parts.append("<<" if frame.key is _MERGE else frame.key)
+        return parts
+
+    def abort(mark: Mark, message: str, path: list[Any] | None = None) -> _Abort:
+        return _Abort(
+            Problem(file, mark[0], mark[1], message, path=_dotted(current_path() if path is None else path))
+        )
+
+    def at_secret_place() -> bool:
+        return any(part in SECRET_KEYS for part in current_path())
 
     def finish(value: Any, raw: str | None, mark: Mark, size: int) -> None:
         if not stack:
-            root.append(value)
+            root.append((value, mark))
             return
         frame = stack[-1]
         frame.size += size
         container = frame.container
         if type(container) is YSeq:
             if len(container) >= MAX_LIST_ITEMS:
-                line, col = container.pos
-                raise _Abort(
-                    Problem(
-                        file,
-                        line,
-                        col,
-                        f"a list of more than {MAX_LIST_ITEMS:,} items; the accounts format has no lists",
-                    )
+                stack.pop()  # the path of the list itself
+                raise abort(
+                    container.pos,
+                    f"a list of more than {MAX_LIST_ITEMS:,} items; the accounts format has no lists",
                 )
             container.append(value)
             container.item_pos.append(mark)
             return
         if frame.key is None:
             if raw is None:
-                raise _Abort(
-                    Problem(file, mark[0], mark[1], "mapping keys must be plain text, not a mapping or list")
-                )
+                raise abort(mark, "mapping keys must be plain text, not a mapping or list")
             frame.key = _MERGE if raw == "<<" and size == 1 and value == "<<" else raw
             frame.key_mark = mark
             return
@@ -240,6 +346,7 @@ def _build(file: str, text: str) -> tuple[Any, list[Problem]]:
                     frame.key_mark[0],
                     frame.key_mark[1],
                     f"duplicate key {brief(key)} (first defined at line {first_line}, column {first_col})",
+                    path=_dotted([*current_path(), key]),
                 )
             )
             return
@@ -252,10 +359,10 @@ def _build(file: str, text: str) -> tuple[Any, list[Problem]]:
             sources = value if type(value) is YSeq else [value]
             for source in sources:
                 if type(source) is not YMap:
-                    raise _Abort(
-                        Problem(
-                            file, mark[0], mark[1], "a merge key (<<) needs a mapping or a list of mappings"
-                        )
+                    raise abort(
+                        mark,
+                        "a merge key (<<) needs a mapping or a list of mappings",
+                        [*current_path(), "<<"],
                     )
                 for key, item in source.items():
                     if key not in target:
@@ -265,24 +372,31 @@ def _build(file: str, text: str) -> tuple[Any, list[Problem]]:
     for event in yaml.parse(text, Loader=_Loader):
         kind = type(event)
         if kind is events.ScalarEvent:
-            value = _resolve_scalar(event, file)
+            try:
+                value = _resolve_scalar(event)
+            except _BadScalar as bad:
+                raise abort(_mark(event), bad.hidden if at_secret_place() else bad.shown) from None
             if event.anchor:
                 anchors[event.anchor] = (value, 1, event.value)
             finish(value, event.value, _mark(event), 1)
         elif kind is events.MappingStartEvent or kind is events.SequenceStartEvent:
             if len(stack) >= MAX_DEPTH:
-                line, col = _mark(event)
-                raise _Abort(Problem(file, line, col, f"nesting deeper than {MAX_DEPTH} levels"))
+                raise abort(_mark(event), f"nesting deeper than {MAX_DEPTH} levels")
             is_map = kind is events.MappingStartEvent
             if event.tag and event.tag != "!" and event.tag != _TAG_PREFIX + ("map" if is_map else "seq"):
-                line, col = _mark(event)
-                raise _Abort(Problem(file, line, col, f"unsupported YAML tag {brief(event.tag)}"))
+                raise abort(
+                    _mark(event),
+                    "unsupported YAML tag (not shown: the value may be secret); quote a value that starts with '!'"
+                    if at_secret_place()
+                    else f"unsupported YAML tag {brief(event.tag)}; quote a value that starts with '!'",
+                )
             container = YMap(_mark(event)) if is_map else YSeq(_mark(event))
             stack.append(_Frame(container, event.anchor))
         elif kind is events.MappingEndEvent or kind is events.SequenceEndEvent:
-            frame = stack.pop()
+            frame = stack[-1]
             if frame.merges:
                 apply_merges(frame)
+            stack.pop()
             if frame.anchor:
                 anchors[frame.anchor] = (frame.container, frame.size, None)
             finish(frame.container, None, frame.container.pos, frame.size)
@@ -290,26 +404,26 @@ def _build(file: str, text: str) -> tuple[Any, list[Problem]]:
             mark = _mark(event)
             target = anchors.get(event.anchor)
             if target is None:
-                raise _Abort(Problem(file, mark[0], mark[1], f"unknown alias *{event.anchor}"))
+                raise abort(
+                    mark,
+                    "unknown alias (not shown: the value may be secret); quote a value that starts with '*'"
+                    if at_secret_place()
+                    else f"unknown alias *{event.anchor[:60]}; quote a value that starts with '*'",
+                )
             value, size, raw = target
             expanded += size
             if expanded > MAX_ALIAS_EXPANSION:
-                raise _Abort(
-                    Problem(
-                        file,
-                        mark[0],
-                        mark[1],
-                        f"aliases expand past {MAX_ALIAS_EXPANSION:,} nodes; refusing (alias bomb?)",
-                    )
+                raise abort(
+                    mark, f"aliases expand past {MAX_ALIAS_EXPANSION:,} nodes; refusing (alias bomb?)"
                 )
             finish(value, raw, mark, size)
         elif kind is events.DocumentStartEvent:
             documents += 1
+            document_mark = _mark(event)
             if documents > 1:
-                line, col = _mark(event)
-                raise _Abort(
-                    Problem(file, line, col, "a configuration file holds one YAML document, found a second")
-                )
+                raise abort(_mark(event), "a configuration file holds one YAML document, found a second", [])
     if not root:
         raise _Abort(Problem(file, 1, 1, "the file is empty"))
-    return root[0], problems
+    value, mark = root[0]
+    # An empty document has no node of its own: it starts where its `---` (or its first token) is.
+    return Loaded(value, document_mark if value is None else mark, problems)

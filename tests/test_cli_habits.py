@@ -1,0 +1,112 @@
+"""The habits users bring from Terraform and octoDNS: -C, JSON everywhere, an import that says what it did."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+from reconciler.sandbox.server import Fault
+from tests.helpers import fleet
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_chdir_runs_as_if_started_there(run, write, workdir) -> None:
+    write("repo/accounts.yaml", fleet(2))
+    result = run("-C", "repo", "plan", "--format", "json")
+    assert result.code == 0 and result.json["summary"]["create"] == 2
+    missing = run("-C", "nowhere", "plan")
+    assert missing.code == 1 and "nowhere" in missing.err
+
+
+def test_a_target_that_names_nothing_is_refused_with_the_closest_ids(run, write) -> None:
+    write("a.yaml", fleet(3))
+    result = run("plan", "a.yaml", "--target", "acc_0O01")
+    assert result.code == 1
+    assert "--target names no declared or recorded account: 'acc_0O01' (did you mean 'acc_0001'" in result.err
+    assert run("plan", "a.yaml", "--target", "acc_0001").code == 0
+
+
+def test_state_list_and_show_and_forget_in_json(run, write, api) -> None:
+    write("a.yaml", fleet(3))
+    api.faults = [Fault.parse("errors/proxy_error@acc_0002")]
+    assert run("apply", "a.yaml", "--yes", "--max-attempts", "1").code == 3
+    listed = run("state", "list", "--format", "json").json
+    assert [(a["account_id"], a["status"], a["last_failure_type"]) for a in listed["accounts"]] == [
+        ("acc_0000", "ok", None),
+        ("acc_0001", "ok", None),
+        ("acc_0002", "failed", "errors/proxy_error"),
+    ]
+    assert "acc_0002\tfailed\tapplied -\tresync generation 0\terrors/proxy_error" in run("state", "list").out
+    shown = run("state", "show", "acc_0000", "--format", "json").json
+    assert shown["account_id"] == "acc_0000" and shown["settings"] == {"country": "US", "ip": "203.0.113.1"}
+    forgot = run("state", "forget", "acc_0001", "--format", "json")
+    assert forgot.json == {"format_version": 1, "forgotten": ["acc_0001"]}
+    assert "Forgot 1 account(s): acc_0001." in forgot.err
+
+
+def test_state_list_reads_the_sandbox_state_with_sandbox(run, write) -> None:
+    write("a.yaml", fleet(2))
+    assert run("apply", "a.yaml", "--sandbox", "--yes").code == 0
+    assert run("state", "list", "--format", "json").json["accounts"] == []
+    assert len(run("state", "list", "--sandbox", "--format", "json").json["accounts"]) == 2
+
+
+def test_import_says_what_it_recorded(run, write) -> None:
+    write(
+        "a.yaml",
+        """
+        version: 1
+        accounts:
+          acc_a: {country: US}
+          acc_b:
+            provider: LINKEDIN
+            country: DE
+            resync: {generation: 2}
+        """,
+    )
+    result = run("import", "a.yaml", "--no-resynced", "--format", "json")
+    assert result.code == 0
+    assert result.json == {
+        "format_version": 1,
+        "imported": ["acc_a", "acc_b"],
+        "resynced": [],
+        "previously_failed": [],
+    }
+    assert "imported acc_a" in result.err and "Imported 2 account(s)." in result.err
+    plan = run("plan", "a.yaml", "--format", "json").json
+    assert [(c["account_id"], c["action"], c["resync"]) for c in plan["changes"]] == [("acc_b", "none", True)]
+    again = run("import", "a.yaml")
+    assert "recorded 1 resync(s) as done" in again.err
+    assert run("plan", "a.yaml", "--detailed-exitcode").code == 0
+
+
+def test_import_on_a_terminal_asks_before_writing(run, write, workdir, monkeypatch) -> None:
+    write("a.yaml", fleet(2))
+    monkeypatch.setattr(sys, "stdin", _Terminal("n\n"))
+    refused = run("import", "a.yaml")
+    assert refused.code == 1 and "Write the state?" in refused.err
+    assert run("state", "list", "--format", "json").json["accounts"] == []
+    monkeypatch.setattr(sys, "stdin", _Terminal("y\n"))
+    assert run("import", "a.yaml").code == 0
+    assert len(run("state", "list", "--format", "json").json["accounts"]) == 2
+
+
+def test_validate_in_json_and_from_standard_input(run, write, monkeypatch) -> None:
+    write("a.yaml", "version: 1\naccounts:\n  acc_1: {proxy: {host: h, port: '8080'}}\n")
+    result = run("validate", "a.yaml", "--format", "json")
+    assert result.code == 1
+    problem = result.json["problems"][0]
+    assert (problem["file"], problem["line"], problem["path"]) == ("a.yaml", 3, "accounts.acc_1.proxy.port")
+    assert result.json["valid"] is False and "port" in problem["message"]
+    monkeypatch.setattr(
+        sys, "stdin", io.TextIOWrapper(io.BytesIO(b"version: 1\naccounts:\n  acc_1: {country: US}\n"))
+    )
+    piped = run("validate", "-", "--format", "json")
+    assert piped.code == 0 and piped.json["valid"] is True and piped.json["accounts"] == 1
+    write("b.yaml", "version: 1\naccounts:\n  acc_1: {proxy: {host: h, port: 1, password: '${NOT_SET}'}}\n")
+    unset = run("validate", "b.yaml", "--format", "json")
+    assert unset.code == 0 and unset.json["unset_variables"] == ["NOT_SET"]
