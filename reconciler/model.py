@@ -161,7 +161,8 @@ class Plan:
     """The changes from recorded to desired, with what identifies the inputs it was computed from.
 
     `warnings` are the configuration's (a plaintext password, say), carried so that every rendering of the plan
-    shows them. A plan holds no salt and no secret: a saved plan is written from it as it is.
+    shows them. A plan holds no salt and no secret: a saved plan is written from it as it is. A value behind an
+    unset `${VAR}` is a `secrets.unknown_marker` in `after`, and its account is never unchanged.
     """
 
     changes: list[Change]
@@ -172,6 +173,9 @@ class Plan:
     desired_digest: str
     files: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: Variables unset while planning that the changes depend on: their values show as not known, and such a
+    #: plan cannot be applied.
+    unset_variables: tuple[str, ...] = ()
 
     def count(self, action: str) -> int:
         if action == "resync":

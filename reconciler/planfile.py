@@ -61,6 +61,7 @@ class SavedPlanDocument(TypedDict):
     secrets: SavedSecrets
     unchanged: int
     warnings: list[str]
+    unset_variables: list[str]
     changes: list[SavedChange]
 
 
@@ -112,6 +113,7 @@ def save(
         },
         "unchanged": plan.unchanged,
         "warnings": list(plan.warnings),
+        "unset_variables": list(plan.unset_variables),
         "changes": [_saved_change(masked_change(change)) for change in plan.changes],
     }
     target = Path(path)
@@ -174,7 +176,18 @@ class SavedPlan:
             config_digest=document["config_digest"],
             desired_digest=document["desired_digest"],
             warnings=tuple(document["warnings"]),
+            unset_variables=tuple(document["unset_variables"]),
         )
+
+    def check_complete(self) -> None:
+        """Refuse a plan made while variables it depends on were unset: it cannot say what apply would send."""
+        names = self.document["unset_variables"]
+        if names:
+            many = len(names) > 1
+            raise StalePlan(
+                f"{self.path} was made while {', '.join(names)} {'were' if many else 'was'} unset, so it does not "
+                f"say what apply would send; run plan again where {'they are' if many else 'it is'} set"
+            )
 
     def check_fresh(
         self, current: Plan, desired: Desired, recorded: Recorded, fingerprint_key: str | None = None

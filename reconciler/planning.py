@@ -9,7 +9,7 @@ from typing import Any
 
 from reconciler.errors import UnsafePlan, UsageError
 from reconciler.model import AccountSpec, Action, Change, Desired, Plan, Recorded, settings_leaves
-from reconciler.secrets import fingerprinted, keyed_salt, masked
+from reconciler.secrets import fingerprinted, keyed_salt, masked, unresolved_names
 
 #: Below this many recorded accounts the safety bounds do not apply (as octoDNS's MIN_EXISTING_RECORDS).
 MIN_EXISTING_RECORDS = 10
@@ -123,6 +123,7 @@ def make_plan(
         chosen = {account_id for account_id in chosen if shard_of(account_id, shard[1]) == shard[0]}
     changes: list[Change] = []
     unchanged = 0
+    unset: set[str] = set()
     for account_id in sorted(chosen):
         spec = desired.accounts.get(account_id)
         record = recorded.accounts.get(account_id)
@@ -141,7 +142,9 @@ def make_plan(
                 )
             )
             continue
+        # A value behind an unset variable is a marker that equals no fingerprint: never claimed unchanged.
         after = fingerprinted(spec.settings, salt)
+        unset |= unresolved_names(spec.settings)
         before = record.settings if record else None
         recorded_generation = record.resync_generation if record else 0
         failed_patch = bool(
@@ -182,6 +185,7 @@ def make_plan(
         desired_digest=desired_digest(desired),
         files=tuple(desired.files),
         warnings=tuple(str(warning) for warning in desired.warnings),
+        unset_variables=tuple(sorted(unset)),
     )
 
 

@@ -136,7 +136,8 @@ def resolve_references(text: str, environ: Mapping[str, str]) -> tuple[str, bool
 
 
 def fingerprinted(settings: Mapping[str, Any] | None, salt: str) -> dict[str, Any] | None:
-    """A copy of desired settings with every Secret replaced by its fingerprint: safe to persist."""
+    """A copy of desired settings with every Secret replaced by its fingerprint: safe to persist. A value behind
+    an unset variable becomes its `unknown_marker` (never persisted: apply refuses to run without it)."""
     if settings is None:
         return None
     return {
@@ -145,6 +146,8 @@ def fingerprinted(settings: Mapping[str, Any] | None, salt: str) -> dict[str, An
             if isinstance(value, Mapping)
             else value.fingerprint(salt)
             if isinstance(value, Secret)
+            else unknown_marker(value.names)
+            if isinstance(value, Unresolved)
             else value
         )
         for key, value in settings.items()
@@ -169,15 +172,26 @@ SECRET_KEYS = frozenset(("password",))
 
 
 def masked(value: Any) -> Any:
-    """A copy of settings with every fingerprint, Secret or password shown as `(sensitive)`."""
+    """A copy of settings with every fingerprint, Secret or password shown as `(sensitive)`, and every value
+    behind an unset variable as its `unknown_marker`."""
     if isinstance(value, Mapping):
         return {
-            key: SENSITIVE if key in SECRET_KEYS and value[key] is not None else masked(item)
+            key: (
+                SENSITIVE
+                if key in SECRET_KEYS and value[key] is not None and not _unknown(value[key])
+                else masked(item)
+            )
             for key, item in value.items()
         }
+    if isinstance(value, Unresolved):
+        return unknown_marker(value.names)
     if isinstance(value, Secret) or is_fingerprint(value):
         return SENSITIVE
     return value
+
+
+def _unknown(value: Any) -> bool:
+    return isinstance(value, Unresolved) or is_unknown(value)
 
 
 # --- Environment references that may be unset --------------------------------------------------------------
@@ -299,3 +313,29 @@ def secrets_digest(settings_by_account: Mapping[str, Mapping[str, Any] | None], 
     message = hashlib.sha256(json.dumps(found, ensure_ascii=False).encode()).digest()
     digest = hashlib.scrypt(message, salt=salt.encode(), n=SCRYPT_N, r=8, p=1, maxmem=2**26, dklen=32)
     return "scrypt:" + digest.hex()
+
+
+# -- values not known here: a plan made while some variables are unset --------------------------------------------
+
+_UNKNOWN = re.compile(r"\(not known here: [A-Za-z_][A-Za-z0-9_]*(, [A-Za-z_][A-Za-z0-9_]*)* unset\)\Z")
+
+
+def unknown_marker(names: Iterable[str]) -> str:
+    """How a value behind unset variables reads in a plan: `(not known here: PROXY_PASSWORD unset)`."""
+    return f"(not known here: {', '.join(names)} unset)"
+
+
+def is_unknown(value: object) -> bool:
+    """Whether `value` is an `unknown_marker` (a planned value that only apply, with the variables, can know)."""
+    return isinstance(value, str) and _UNKNOWN.match(value) is not None
+
+
+def unresolved_names(settings: Mapping[str, Any] | None) -> set[str]:
+    """The unset variables the values of `settings` wait for."""
+    names: set[str] = set()
+    for value in (settings or {}).values():
+        if isinstance(value, Mapping):
+            names |= unresolved_names(value)
+        elif isinstance(value, Unresolved):
+            names.update(value.names)
+    return names

@@ -17,7 +17,7 @@ from reconciler.model import AccountRecord, Desired, Plan, Recorded, settings_le
 from reconciler.planning import changed_fields, make_plan
 from reconciler.render import plan_json, plan_markdown, plan_text
 from reconciler.render.changes import ABSENT
-from reconciler.secrets import SENSITIVE, fingerprinted, masked
+from reconciler.secrets import SENSITIVE, fingerprinted, is_unknown, masked
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
 SALT = "test-salt"
@@ -42,13 +42,14 @@ _managed = st.fixed_dictionaries(
 _resync_only = st.just({"provider": "TELEGRAM", "resync": {"generation": 1}})
 #: An account body as a user writes it, or None for "not declared" / "not recorded".
 _body = st.one_of(st.none(), _proxy.map(lambda proxy: {"proxy": proxy}), _managed, _resync_only)
-_environ = st.fixed_dictionaries(
-    {
-        "PROXY_PASSWORD": st.sampled_from(["secret-1", "secret-2"]),
-        "OTHER_PASSWORD": st.sampled_from(["secret-1", "other-3"]),
-        "PROXY_USER": st.sampled_from(["user-1", "user-2"]),
-    }
-)
+_VALUES = {
+    "PROXY_PASSWORD": st.sampled_from(["secret-1", "secret-2"]),
+    "OTHER_PASSWORD": st.sampled_from(["secret-1", "other-3"]),
+    "PROXY_USER": st.sampled_from(["user-1", "user-2"]),
+}
+_environ = st.fixed_dictionaries(_VALUES)
+#: What a plan may be made with: any variable may be unset (the recorded side was applied with all of them).
+_environ_maybe_unset = st.fixed_dictionaries({}, optional=_VALUES)
 
 
 def _desired(body: dict[str, Any] | None, environ: dict[str, str], directory: str) -> Desired:
@@ -76,6 +77,9 @@ def _shown_value(text: str) -> tuple[Any, str]:
     for marker in (ABSENT, SENSITIVE):
         if text.startswith(marker):
             return marker, text[len(marker) :]
+    if text.startswith("(not known here: "):
+        end = text.index(" unset)") + len(" unset)")
+        return text[:end], text[end:]
     value, end = json.JSONDecoder().raw_decode(text)
     return value, text[end:]
 
@@ -121,10 +125,11 @@ def _apply_shown(rendered: str, before: dict[str, Any]) -> dict[str, Any]:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(before=_body, after=_body, env_before=_environ, env_after=_environ)
+@given(before=_body, after=_body, env_before=_environ, env_after=_environ_maybe_unset)
 def test_shown_field_changes_turn_before_into_after(before, after, env_before, env_after) -> None:
     plan = _plan_of_pair(before, after, env_before, env_after)
     if not plan.changes:
+        assert not plan.unset_variables
         return
     (change,) = plan.changes
     assert "root" not in change.fields
@@ -153,6 +158,10 @@ def test_shown_field_changes_turn_before_into_after(before, after, env_before, e
     fingerprinted_after = settings_leaves(change.after)
     for field in change.fields:
         assert fingerprinted_before.get(field, ABSENT) != fingerprinted_after.get(field, ABSENT)
+    # A value not known here is always shown, so an account is never claimed unchanged because of it.
+    for field, value in fingerprinted_after.items():
+        if is_unknown(value):
+            assert field in change.fields and plan.unset_variables
 
 
 def test_changed_fields_compares_types_and_lists_leaves_of_both_shapes() -> None:

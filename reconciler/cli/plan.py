@@ -97,7 +97,7 @@ def plan(
     selectors: tuple[tuple[str, str], ...],
 ) -> None:
     """Show what apply would change. Needs no network, no API key and no lock."""
-    desired = load_or_exit(config)
+    desired = load_or_exit(config, need_secrets=False)
     location = resolve_state_location(state_location, sandbox=sandbox)
     recorded = open_backend(location).read()
     key = fingerprint_key(os.environ)

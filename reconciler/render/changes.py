@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from reconciler.model import Change, Plan, settings_leaves
-from reconciler.secrets import SENSITIVE, is_fingerprint, masked
+from reconciler.secrets import SENSITIVE, is_fingerprint, is_unknown, masked
 
 SYMBOLS = {"create": "+", "update": "~", "forget": "-", "none": "⟳"}
 
@@ -19,6 +19,8 @@ def show(value: Any) -> str:
     """One leaf as the plan shows it: JSON, `(sensitive)` for a secret."""
     if value == SENSITIVE or is_fingerprint(value):
         return SENSITIVE
+    if is_unknown(value):
+        return str(value)
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -65,4 +67,27 @@ def summary_line(plan: Plan) -> str:
     return (
         f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['forget']} to forget, "
         f"{counts['resync']} to resync."
+    )
+
+
+def unknown_line(plan: Plan) -> str | None:
+    """The one line naming the variables that were unset while planning (None when every value was known)."""
+    if not plan.unset_variables:
+        return None
+    names = ", ".join(plan.unset_variables)
+    pronoun = "them" if len(plan.unset_variables) > 1 else "it"
+    maybe_none = sum(1 for change in plan.changes if _only_unknown(change))
+    line = f"Not known here: {names} unset; the fields that depend on {pronoun} show as not known until apply"
+    if maybe_none:
+        line += f" ({maybe_none} update(s) may change nothing)"
+    return line + "."
+
+
+def _only_unknown(change: Change) -> bool:
+    """An update whose every shown difference is a value not known here: it may turn out to change nothing."""
+    after = settings_leaves(change.after)
+    return (
+        change.action == "update"
+        and bool(change.fields)
+        and all(is_unknown(after.get(f)) for f in change.fields)
     )

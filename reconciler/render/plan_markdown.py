@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from reconciler.model import Plan
-from reconciler.render.changes import change_lines, summary_line
+from reconciler.render.changes import change_lines, summary_line, unknown_line
 from reconciler.render.markdown import LIMIT, bounded
 
 MARKER = "<!-- reconciler-plan -->"
@@ -48,6 +48,9 @@ def render(plan: Plan, config: str = "", state: str = "", limit: int = LIMIT) ->
         against = f" against state `{state}`" if state else ""
         header.append("")
         header.append(f"Config `{config}`{against} ({serial}).")
+    unknown = unknown_line(plan)
+    if unknown:
+        header += ["", "> [!NOTE]", f"> {unknown}"]
     header += _warning_lines(plan.warnings)
     sections = []
     for action in ("create", "update", "forget"):
