@@ -150,7 +150,8 @@ def make_plan(
         failed_patch = bool(
             record and record.last_failure and record.last_failure.get("operation") == "patch"
         )
-        fields = changed_fields(before, after) if after is not None else ()
+        # `!=` first: at 100,000 accounts flattening every unchanged account would cost seconds.
+        fields = changed_fields(before, after) if after is not None and before != after else ()
         action: Action
         if after is None:
             action = "none"  # resync-only account: nothing to PATCH
