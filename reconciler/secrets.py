@@ -139,7 +139,8 @@ def resolve_references(text: str, environ: Mapping[str, str]) -> tuple[str, bool
 
 
 def fingerprinted(settings: Mapping[str, Any] | None, salt: str) -> dict[str, Any] | None:
-    """A copy of desired settings with every Secret replaced by its fingerprint: safe to persist."""
+    """A copy of desired settings with every Secret replaced by its fingerprint: safe to persist. A value behind
+    an unset variable becomes its `unknown_marker` (never persisted: apply refuses to run without it)."""
     if settings is None:
         return None
     return {
@@ -148,6 +149,8 @@ def fingerprinted(settings: Mapping[str, Any] | None, salt: str) -> dict[str, An
             if isinstance(value, Mapping)
             else value.fingerprint(salt)
             if isinstance(value, Secret)
+            else unknown_marker(value.names)
+            if isinstance(value, Unresolved)
             else value
         )
         for key, value in settings.items()
@@ -172,15 +175,26 @@ SECRET_KEYS = frozenset(("password",))
 
 
 def masked(value: Any) -> Any:
-    """A copy of settings with every fingerprint, Secret or password shown as `(sensitive)`."""
+    """A copy of settings with every fingerprint, Secret or password shown as `(sensitive)`, and every value
+    behind an unset variable as its `unknown_marker`."""
     if isinstance(value, Mapping):
         return {
-            key: SENSITIVE if key in SECRET_KEYS and value[key] is not None else masked(item)
+            key: (
+                SENSITIVE
+                if key in SECRET_KEYS and value[key] is not None and not _unknown(value[key])
+                else masked(item)
+            )
             for key, item in value.items()
         }
+    if isinstance(value, Unresolved):
+        return unknown_marker(value.names)
     if isinstance(value, Secret) or is_fingerprint(value):
         return SENSITIVE
     return value
+
+
+def _unknown(value: Any) -> bool:
+    return isinstance(value, Unresolved) or is_unknown(value)
 
 
 # --- Environment references that may be unset --------------------------------------------------------------
@@ -380,3 +394,84 @@ def clear_registered() -> None:
     with _registry_lock:
         _registry.clear()
         _redactor = Redactor()
+
+
+# -- fingerprint keys and the aggregate digest of saved plans --------------------------------------------------
+
+#: An optional key, from the environment only, mixed into every fingerprint's HMAC key; it is never stored.
+FINGERPRINT_KEY_VARIABLE = "RECONCILER_FINGERPRINT_KEY"
+#: scrypt's cost for the aggregate digest: 16 MiB and a fraction of a second, paid once per saved plan (and
+#: once per guess by whoever tries to guess a secret from it).
+SCRYPT_N = 2**14
+
+
+def fingerprint_key(environ: Mapping[str, str]) -> str | None:
+    """The fingerprint key the environment gives (`RECONCILER_FINGERPRINT_KEY`), or None when unset or empty."""
+    key = environ.get(FINGERPRINT_KEY_VARIABLE) or None
+    if key is not None:
+        register(key)
+    return key
+
+
+def keyed_salt(salt: str, key: str | None) -> str:
+    """The salt fingerprints are made with: the state's own salt, or with a key, an HMAC of the salt under it.
+
+    With a key, a copy of the state (its salt and fingerprints) cannot confirm a guessed password without the
+    key as well. Without one the salt is used as it is, so fingerprints recorded before keys existed still match.
+    """
+    if not key:
+        return salt
+    return "keyed:" + hmac.new(key.encode(), salt.encode(), hashlib.sha256).hexdigest()
+
+
+def _secret_leaves(settings: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Secret]]:
+    for key, value in sorted(settings.items()):
+        if isinstance(value, Mapping):
+            yield from _secret_leaves(value, f"{prefix}{key}.")
+        elif isinstance(value, Secret):
+            yield prefix + key, value
+
+
+def secrets_digest(settings_by_account: Mapping[str, Mapping[str, Any] | None], salt: str) -> str:
+    """One digest of every secret in the desired settings (with the account and the path each sits at).
+
+    It changes when any secret changes and says nothing about any one of them: it is keyed by `salt` (the
+    state's, which a saved plan does not hold) and costs scrypt's work factor per guess. "none" when there is no
+    secret at all.
+    """
+    found = [
+        [account_id, path, secret.reveal()]
+        for account_id in sorted(settings_by_account)
+        for path, secret in _secret_leaves(settings_by_account[account_id] or {})
+    ]
+    if not found:
+        return "none"
+    message = hashlib.sha256(json.dumps(found, ensure_ascii=False).encode()).digest()
+    digest = hashlib.scrypt(message, salt=salt.encode(), n=SCRYPT_N, r=8, p=1, maxmem=2**26, dklen=32)
+    return "scrypt:" + digest.hex()
+
+
+# -- values not known here: a plan made while some variables are unset --------------------------------------------
+
+_UNKNOWN = re.compile(r"\(not known here: [A-Za-z_][A-Za-z0-9_]*(, [A-Za-z_][A-Za-z0-9_]*)* unset\)\Z")
+
+
+def unknown_marker(names: Iterable[str]) -> str:
+    """How a value behind unset variables reads in a plan: `(not known here: PROXY_PASSWORD unset)`."""
+    return f"(not known here: {', '.join(names)} unset)"
+
+
+def is_unknown(value: object) -> bool:
+    """Whether `value` is an `unknown_marker` (a planned value that only apply, with the variables, can know)."""
+    return isinstance(value, str) and _UNKNOWN.match(value) is not None
+
+
+def unresolved_names(settings: Mapping[str, Any] | None) -> set[str]:
+    """The unset variables the values of `settings` wait for."""
+    names: set[str] = set()
+    for value in (settings or {}).values():
+        if isinstance(value, Mapping):
+            names |= unresolved_names(value)
+        elif isinstance(value, Unresolved):
+            names.update(value.names)
+    return names

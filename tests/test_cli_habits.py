@@ -132,4 +132,5 @@ def test_an_unsupported_state_location_names_what_is_supported(run, write) -> No
 def test_plan_out_into_a_missing_directory_names_the_plan_file(run, write) -> None:
     write("a.yaml", fleet(1))
     result = run("plan", "a.yaml", "--out", "nodir/plan.bin")
-    assert result.code == 1 and result.err == "Error: nodir/plan.bin: No such file or directory\n"
+    assert result.code == 1
+    assert result.err == "Error: --out nodir/plan.bin: cannot write there (No such file or directory)\n"

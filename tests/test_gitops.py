@@ -178,7 +178,9 @@ def test_ci_steps_against_the_sandbox(run, write, api, workdir, monkeypatch) -> 
     applied = run("apply", "--plan", "plan.bin", "--yes", "--report", "report.json")
     assert applied.code == 0
     assert "<!-- reconciler-report -->" in summary.read_text()
-    assert "Apply: 3 succeeded, 0 failed, 0 skipped." in summary.read_text()
+    assert (
+        "Apply: 3 account(s): 3 PATCHed, 0 resynced, 0 forgotten, 0 failed, 0 skipped." in summary.read_text()
+    )
 
     api.faults = []
     write("accounts.yaml", fleet(3).replace("ip: 203.0.113.1}", "ip: 203.0.113.1, country: DE}"))

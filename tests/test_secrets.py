@@ -127,7 +127,7 @@ def test_error_paths_verbose(run, write, api, server, workdir, monkeypatch) -> N
             outcomes.append(outcome)
     # An unset variable names the variable, never a value.
     monkeypatch.delenv("PROXY_PASSWORD")
-    outcomes.append(run("-v", "plan", "a.yaml"))
+    outcomes.append(run("-v", "apply", "a.yaml", "--yes"))
     assert outcomes[-1].code == 1 and "PROXY_PASSWORD is not set" in outcomes[-1].err
     assert_clean(outcomes, workdir)
 

@@ -46,6 +46,7 @@ def cli(verbose: bool, directory: str | None) -> None:
 for command in (
     plan.validate,
     plan.plan,
+    plan.show,
     apply.apply,
     state.state,
     state.import_,

@@ -168,7 +168,7 @@ def apply(
         config, targets, selectors = saved.config, saved.targets, saved.selectors
     if ca_bundle:
         tls_context(ca_bundle)  # a bad bundle is one line before anything else
-    desired = load_or_exit(config)
+    desired = load_or_exit(config, need_secrets=False)
     if sandbox and not given("sync_poll_interval"):
         sync_poll_interval = SANDBOX_POLL_INTERVAL
     location = resolve_state_location(state_location, sandbox=sandbox)
@@ -208,6 +208,7 @@ def apply(
             max_forget_percent=max_forget_percent,
             lock_timeout=lock_timeout,
             ca_bundle=ca_bundle,
+            fingerprint_key=secrets.fingerprint_key(os.environ),
         )
         outcome = apply_run(
             request,

@@ -6,6 +6,7 @@ import enum
 import os
 import sys
 import time
+from collections.abc import Sequence
 from typing import NoReturn
 
 import click
@@ -105,7 +106,7 @@ format_option = click.option(
 )
 
 
-def show_warnings(warnings: list[Problem]) -> None:
+def show_warnings(warnings: Sequence[Problem | str]) -> None:
     for warning in warnings[:MAX_WARNINGS_SHOWN]:
         click.echo(terminal(str(warning)), err=True)
     if len(warnings) > MAX_WARNINGS_SHOWN:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.model import Recorded
 from reconciler.planning import make_plan
 from reconciler.render.escape import json_document, terminal
-from reconciler.secrets import masked
+from reconciler.secrets import fingerprint_key, masked
 from reconciler.state import events as recording
 from reconciler.state import open_backend, resolve_state_location
 
@@ -186,7 +187,9 @@ def import_(
     desired = load_or_exit(config)
 
     def edit(recorded: Recorded) -> dict[str, list[str]] | None:
-        the_plan = make_plan(desired, recorded, targets, list(selectors))
+        the_plan = make_plan(
+            desired, recorded, targets, list(selectors), fingerprint_key=fingerprint_key(os.environ)
+        )
         imported: list[str] = []
         resync_done: list[str] = []
         failed_before = [

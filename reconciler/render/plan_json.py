@@ -14,6 +14,7 @@ def document(plan: Plan) -> dict[str, Any]:
     return {
         "format_version": 1,
         "summary": plan.summary,
+        "unset_variables": list(plan.unset_variables),
         "changes": [
             {
                 "account_id": change.account_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconciler.model import Plan
-from reconciler.render.changes import change_lines, summary_line
+from reconciler.render.changes import change_lines, summary_line, unknown_line
 from reconciler.render.escape import terminal
 
 
@@ -13,5 +13,9 @@ def render(plan: Plan) -> str:
     out = ["Reconciler will perform the following actions:", ""]
     for change in plan.changes:
         out.extend("  " + terminal(line) for line in change_lines(change))
-    out.extend(["", summary_line(plan)])
+    out.append("")
+    unknown = unknown_line(plan)
+    if unknown:
+        out.append(terminal(unknown))
+    out.extend([f"{plan.unchanged} account(s) unchanged, not shown.", summary_line(plan)])
     return "\n".join(out) + "\n"
