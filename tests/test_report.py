@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import jsonschema
-from reconciler.sandbox import Fault, SandboxAccount
 
 from reconciler.model import Result
 from reconciler.render import report
+from reconciler.sandbox import Fault, SandboxAccount
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
 
