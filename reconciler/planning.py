@@ -131,14 +131,14 @@ def make_plan(
             assert record is not None
             changes.append(
                 Change(
-                    account_id,
-                    "forget",
-                    False,
-                    changed_fields(record.settings, None),
-                    record.settings,
-                    None,
-                    None,
-                    record.resync_generation,
+                    account_id=account_id,
+                    action="forget",
+                    resync=False,
+                    fields=changed_fields(record.settings, None),
+                    before=record.settings,
+                    after=None,
+                    resync_generation=None,
+                    recorded_generation=record.resync_generation,
                 )
             )
             continue
@@ -167,14 +167,14 @@ def make_plan(
             continue
         changes.append(
             Change(
-                account_id,
-                action,
-                resync,
-                fields,
-                before,
-                after,
-                spec.resync.generation if spec.resync else None,
-                recorded_generation,
+                account_id=account_id,
+                action=action,
+                resync=resync,
+                fields=fields,
+                before=before,
+                after=after,
+                resync_generation=spec.resync.generation if spec.resync else None,
+                recorded_generation=recorded_generation,
             )
         )
     return Plan(
