@@ -53,6 +53,7 @@ class ApiClient:
         self._timeout = timeout
         self._session: CurlSession | None = None
         parts = urlsplit(self.base_url)
+        self._https = parts.scheme != "http"
         self._host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
         # for messages: the host and port, never a user or a key
@@ -61,7 +62,9 @@ class ApiClient:
     def _open(self) -> CurlSession:
         # Created on first use, inside the running loop (the session is driven by that loop).
         if self._session is None:
-            self._session = CurlSession(self._headers, self._concurrency, self._timeout, self._ca_bundle)
+            self._session = CurlSession(
+                self._headers, self._concurrency, self._timeout, self._ca_bundle, https=self._https
+            )
         return self._session
 
     async def close(self) -> None:

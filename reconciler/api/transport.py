@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +114,10 @@ class CurlSession:
         max_connections: int,
         timeout: float,
         ca_bundle: str | None = None,
+        https: bool = True,
     ) -> None:
+        """`https`: whether TLS is needed (the trusted roots are loaded only then)."""
+        self._https = https
         self._loop = asyncio.get_running_loop()
         self._common = [f"{name}: {value}" for name, value in headers.items()] + ["Expect:"]
         self._timeout_ms = max(1, round(timeout * 1000))
@@ -202,7 +204,8 @@ class CurlSession:
         handle.setopt(pycurl.TIMEOUT_MS, self._timeout_ms)
         handle.setopt(pycurl.DNS_CACHE_TIMEOUT, 300)
         handle.setopt(pycurl.SOCKOPTFUNCTION, self._new_socket)
-        self._trust(handle)
+        if self._https:
+            self._trust(handle)
         headers = self._common
         if with_body:
             headers = [*headers, "Content-Type: application/json"]
@@ -222,6 +225,8 @@ class CurlSession:
         Set explicitly: a libcurl built elsewhere (pycurl's wheels bring their own) may look for the roots in
         another distribution's place."""
         if self._roots is None:
+            import ssl  # ~20 ms of start-up, only for https
+
             system = ssl.get_default_verify_paths()
             cafile = system.cafile if system.cafile and os.path.isfile(system.cafile) else None
             capath = system.capath if system.capath and os.path.isdir(system.capath) else None
@@ -266,8 +271,9 @@ class CurlSession:
         return 0  # CURL_SOCKOPT_OK
 
     def _on_timer(self, milliseconds: int) -> None:
+        """libcurl's next deadline: -1 none, 0 at once. libcurl tells a deadline once, so each one is kept."""
         if milliseconds == 0 and self._timer_now:
-            return  # already due on the loop's next turn: many transfers added in one turn share it
+            return  # already due on the loop's next turn: the transfers added in one turn share it
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
