@@ -8,12 +8,13 @@ about three times libcurl's CPU per request and took longer to import than the w
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
+
+import orjson
 
 from reconciler import logs
 from reconciler.api.answer import Answer, Reply, account_path, error_answer
@@ -95,8 +96,8 @@ class ApiClient:
         if answer.oversized:
             return Reply(answer.status, None, answer.retry_after, oversized=True)
         try:
-            decoded = json.loads(answer.body) if answer.body else None
-        except ValueError:  # also UnicodeDecodeError
+            decoded = orjson.loads(answer.body) if answer.body else None
+        except ValueError:  # orjson.JSONDecodeError, also for text that is not UTF-8
             decoded = None
         return Reply(answer.status, decoded, answer.retry_after)
 
@@ -147,7 +148,7 @@ class ApiClient:
             url,
             "AccountPatched",
             lambda payload: payload.get("account_id") == account_id,
-            body=json.dumps(body, separators=(",", ":")).encode(),
+            body=orjson.dumps(body),
         )
 
     async def sync_account(self, account_id: str, params: dict[str, str]) -> Answer:
