@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -164,7 +165,7 @@ def make_plan(
         serial=recorded.serial,
         salt=salt,
         config_digest=desired.config_digest,
-        desired_digest=desired_digest(desired, desired_settings),
+        digest_of_desired=functools.cache(lambda: desired_digest(desired, desired_settings)),
         files=tuple(desired.files),
     )
 
