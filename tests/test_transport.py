@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +15,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from reconciler.sandbox.server import Sandbox, ServerThread
+from reconciler.sandbox.server import Fault, Sandbox, ServerThread
 from tests.conftest import SENTINEL_KEY
 from tests.helpers import fleet, run_engine
 
@@ -122,3 +123,20 @@ def test_connection_refused_names_host_and_port(workdir, write) -> None:
     (result,) = outcome.results
     assert (result.outcome, result.error_type) == ("failed", "network_error")
     assert result.message == f"cannot connect to 127.0.0.1:{port}: Connection refused"
+
+
+def test_a_hung_request_times_out_while_others_finish(workdir, write, server) -> None:
+    """libcurl moves its next deadline after every transfer; the wake-up for a hung request's --timeout must
+    still come, however many transfers finish (and move that deadline) meanwhile."""
+    server.sandbox.faults = [Fault.parse("hang@acc_0399")]
+    server.sandbox.hang_seconds = 6
+    server.sandbox.latency_ms = 5
+    started = time.monotonic()
+    outcome, _ = run_engine(
+        workdir, server, write("a.yaml", fleet(400)), max_attempts=1, timeout=0.5, concurrency=4
+    )
+    elapsed = time.monotonic() - started
+    by_account = {r.account_id: r for r in outcome.results}
+    assert (by_account["acc_0399"].error_type, by_account["acc_0399"].attempts) == ("client_timeout", 1)
+    assert all(r.outcome == "succeeded" for r in outcome.results if r.account_id != "acc_0399")
+    assert elapsed < 5  # the hang lasts 6 s: only the timeout ends it sooner

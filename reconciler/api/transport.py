@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pycurl
 
@@ -59,8 +59,7 @@ class CertificateRejected(TransportError):
         self.verify_code = verify_code
 
 
-@dataclass(frozen=True, slots=True)
-class Exchange:
+class Exchange(NamedTuple):
     """An answer as read off the wire: `body` is empty when `oversized` (larger than MAX_BODY_BYTES)."""
 
     status: int
@@ -128,8 +127,9 @@ class CurlSession:
         self._running: dict[pycurl.Curl, _Transfer] = {}
         self._reading: dict[int, bool] = {}  # registered readers: whether libcurl wants them now
         self._writing: set[int] = set()
-        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
-        self._timer_now = False
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None  # the wake-up pending on the loop
+        self._timer_at = 0.0  # when it comes (loop time)
+        self._deadline: float | None = None  # when libcurl wants its next wake-up (loop time), if ever
         self._closed = False
         multi = self._multi = pycurl.CurlMulti()
         multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
@@ -271,17 +271,29 @@ class CurlSession:
         return 0  # CURL_SOCKOPT_OK
 
     def _on_timer(self, milliseconds: int) -> None:
-        """libcurl's next deadline: -1 none, 0 at once. libcurl tells a deadline once, so each one is kept."""
-        if milliseconds == 0 and self._timer_now:
-            return  # already due on the loop's next turn: the transfers added in one turn share it
+        """libcurl's next deadline: -1 none, 0 at once. A pending wake-up that comes no later is kept.
+
+        libcurl moves its deadline after nearly every transfer (each has a --timeout); replacing the loop's
+        timer each time cost more than the transfer's own Python. A wake-up that comes early costs one idle
+        `socket_action` (which libcurl allows), after which `_act` waits for the deadline told."""
+        if milliseconds < 0:
+            self._deadline = None  # a pending wake-up stays: one idle `socket_action` at worst
+            return
+        now = self._loop.time()
+        self._deadline = now + milliseconds / 1000
         if self._timer is not None:
+            if self._timer_at <= self._deadline:
+                return
             self._timer.cancel()
-            self._timer = None
-        self._timer_now = milliseconds == 0
-        if milliseconds == 0:
+        self._wake_at(self._deadline, now)
+
+    def _wake_at(self, moment: float, now: float) -> None:
+        if moment <= now:
             self._timer = self._loop.call_soon(self._act, _TIMEOUT_SOCKET, 0)
-        elif milliseconds > 0:
-            self._timer = self._loop.call_later(milliseconds / 1000, self._act, _TIMEOUT_SOCKET, 0)
+            self._timer_at = now
+        else:
+            self._timer = self._loop.call_at(moment, self._act, _TIMEOUT_SOCKET, 0)
+            self._timer_at = moment
 
     def _readable(self, fd: int) -> None:
         if not self._reading.get(fd):  # an idle connection became readable: the server closed it, say
@@ -293,7 +305,6 @@ class CurlSession:
     def _act(self, fd: int, event: int) -> None:
         if fd == _TIMEOUT_SOCKET:
             self._timer = None
-            self._timer_now = False
         if self._closed:
             return
         multi = self._multi
@@ -305,7 +316,12 @@ class CurlSession:
             for handle, code, message in failed:
                 self._finish(handle, _failure(handle, code, message))
             if not queued:
-                return
+                break
+        if self._timer is None and self._deadline is not None:
+            # Woken before libcurl's deadline, and libcurl told none since: recent versions tell it again
+            # after a wake-up, older ones only when it changes; so it is set here, never sooner than 1 ms on.
+            now = self._loop.time()
+            self._wake_at(max(self._deadline, now + 0.001), now)
 
     def _finish(self, handle: pycurl.Curl, error: TransportError | None) -> None:
         self._multi.remove_handle(handle)
