@@ -140,3 +140,13 @@ def test_a_hung_request_times_out_while_others_finish(workdir, write, server) ->
     assert (by_account["acc_0399"].error_type, by_account["acc_0399"].attempts) == ("client_timeout", 1)
     assert all(r.outcome == "succeeded" for r in outcome.results if r.account_id != "acc_0399")
     assert elapsed < 5  # the hang lasts 6 s: only the timeout ends it sooner
+
+
+def test_proxy_variables_of_the_environment_are_not_used(workdir, write, server, monkeypatch) -> None:
+    """As before the transport changed: requests go straight to --api-url, whatever *_proxy says."""
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # the discard port: nothing answers there
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    outcome, _ = run_engine(workdir, server, write("a.yaml", fleet(3)), max_attempts=1)
+    assert [r.outcome for r in outcome.results] == ["succeeded"] * 3
