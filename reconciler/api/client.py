@@ -1,9 +1,9 @@
 """The postpress HTTP client: one request in, one `Answer` out, never an exception for an API failure.
 
 This module is the only place that knows the API's routes and what a success looks like; the bytes travel on
-libcurl (transport.py). History, measured (BENCHMARKS.md, shared/findings.md): one shared httpx pool collapsed
-under concurrency; httpx's API over aiohttp spent half its CPU in httpx's request model; aiohttp alone spent
-about three times libcurl's CPU per request and took longer to import than the whole start-up budget.
+libcurl (transport.py). History, measured (BENCHMARKS.md): one shared httpx pool collapsed under concurrency;
+httpx's API over aiohttp spent half its CPU in httpx's request model; aiohttp alone spent about three times
+libcurl's CPU per request and took longer to import than the whole start-up budget.
 """
 
 from __future__ import annotations
