@@ -377,7 +377,8 @@ class Engine:
         """Send one request under a permit: None when a stop holds it back, `_Held` when the breaker opened
         while it waited for the permit (the caller then queues for the probe)."""
         async with self._unrecorded:
-            await self._pace()  # after the wait for a permit, so a pause that began meanwhile holds too
+            if self.progress.paused_until or self.options.rate_limit:
+                await self._pace()  # after the wait for a permit, so a pause that began meanwhile holds too
             if starts and self.stop_reason:
                 return None
             if starts and self._breaker.open and not probe:

@@ -167,7 +167,7 @@ class SavedPlan:
             lineage=document["lineage"],
             serial=document["serial"],
             config_digest=document["config_digest"],
-            desired_digest=document["desired_digest"],
+            digest_of_desired=lambda: document["desired_digest"],
             warnings=tuple(document["warnings"]),
             unset_variables=tuple(document["unset_variables"]),
         )

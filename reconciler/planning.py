@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -183,7 +184,7 @@ def make_plan(
         lineage=recorded.lineage,
         serial=recorded.serial,
         config_digest=desired.config_digest,
-        desired_digest=desired_digest(desired),
+        digest_of_desired=functools.cache(lambda: desired_digest(desired)),
         files=tuple(desired.files),
         warnings=tuple(str(warning) for warning in desired.warnings),
         unset_variables=tuple(sorted(unset)),

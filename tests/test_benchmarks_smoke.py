@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
 
 import bench_apply  # noqa: E402
@@ -21,8 +23,18 @@ def test_apply_benchmark_smoke() -> None:
     assert result["patched"] == 200 and result["max_in_flight"] <= 8
     assert bench_apply.sequential_loop(200, latency_ms=1, sample=20) > 0
     assert bench_apply.transport_floor(200, latency_ms=1, concurrency=8)[1] >= 0.001
+    assert result["cpu"] > 0 and result["before_first"] > 0
     rss = bench_apply.peak_rss(200, concurrency=8)
     assert rss["patched"] == 200 and rss["apply_rss_mib"] > 0 and rss["plan_rss_mib"] > 0
+
+
+@pytest.mark.skipif(
+    (bench_apply.curl_version() or (0, 0)) < bench_apply.CURL_PARALLEL_SINCE, reason="no curl with --parallel"
+)
+def test_curl_contender_smoke() -> None:
+    """curl sends the same PATCHes as apply, within the concurrency, and every one is accepted."""
+    result = bench_apply.curl_parallel(200, latency_ms=5, concurrency=8)
+    assert result["ok"] == 200 and result["patched"] == 200 and 1 < result["max_in_flight"] <= 8
 
 
 def test_sandbox_benchmark_smoke() -> None:

@@ -1,42 +1,42 @@
 """The postpress HTTP client: one request in, one `Answer` out, never an exception for an API failure.
 
-Why aiohttp and not httpx here: shared/findings.md measured one shared httpx.AsyncClient pool collapsing under
-concurrency (11x under the ideal at 64 in flight), and httpx's API over the aiohttp transport near the bound but
-CPU-bound at ~1,900 requests/s in this engine: httpx's request and response model (headers, URL parsing) cost as
-much again as aiohttp's own work (BENCHMARKS.md, issue 8). This module is the only place that speaks HTTP, so it
-uses aiohttp's session directly; its connector holds at most N connections.
+This module is the only place that knows the API's routes and what a success looks like; the bytes travel on
+libcurl (transport.py). History, measured (BENCHMARKS.md): one shared httpx pool collapsed under concurrency;
+httpx's API over aiohttp spent half its CPU in httpx's request model; aiohttp alone spent about three times
+libcurl's CPU per request and took longer to import than the whole start-up budget.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import ssl
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
-import aiohttp
-from yarl import URL
+import orjson
 
 from reconciler import logs, secrets
 from reconciler.api.answer import Answer, Reply, account_path, error_answer
 from reconciler.api.catalogue import classify
-from reconciler.api.endpoint import tls_context
+from reconciler.api.transport import (
+    MAX_BODY_BYTES,
+    CertificateRejected,
+    ConnectFailed,
+    CurlSession,
+    TimedOut,
+    TransportError,
+)
 
 log = logs.get("http")
-
-#: The largest answer body read; a bigger one is an unexpected answer, never buffered whole.
-MAX_BODY_BYTES = 1 << 20
 
 
 class ApiClient:
     """A bounded connection pool for the postpress API.
 
     At most `concurrency` connections, so at most that many requests in flight (the engine admits no more than
-    that, so none waits inside aiohttp for a connection; `--timeout` counts from the send). What to send and
-    when to stop is the engine's: the client only sends.
+    that, so none waits for a connection; `--timeout` counts from the send). What to send and when to stop is
+    the engine's: the client only sends.
     """
 
     def __init__(
@@ -50,38 +50,37 @@ class ApiClient:
         self.base_url = base_url.rstrip("/")
         secrets.register(api_key)  # an answer that echoes the key is redacted (api/answer.py)
         self._headers = {"X-API-KEY": api_key, "Accept": "application/json"}
-        self._ssl: ssl.SSLContext | bool = tls_context(ca_bundle) if ca_bundle else True
+        self._ca_bundle = ca_bundle
         self._concurrency = concurrency
         self._timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
+        self._session: CurlSession | None = None
+        parts = urlsplit(self.base_url)
+        self._https = parts.scheme != "http"
+        self._host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        # for messages: the host and port, never a user or a key
+        self._where = f"[{self._host}]:{port}" if ":" in self._host else f"{self._host}:{port}"
 
-    def _open(self) -> aiohttp.ClientSession:
-        # Created on first use, inside the running loop (aiohttp binds a session to its loop).
+    def _open(self) -> CurlSession:
+        # Created on first use, inside the running loop (the session is driven by that loop).
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._concurrency, ssl=self._ssl, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                auto_decompress=True,
-                raise_for_status=False,
-                skip_auto_headers=("User-Agent",),
-                cookie_jar=aiohttp.DummyCookieJar(),
+            self._session = CurlSession(
+                self._headers, self._concurrency, self._timeout, self._ca_bundle, https=self._https
             )
         return self._session
 
     async def close(self) -> None:
         if self._session is not None:
-            await self._session.close()
+            self._session.close()
 
     async def _send(self, method: str, url: str, body: bytes | None) -> Reply | Answer:
         sent = time.monotonic()
         try:
             outcome: Reply | Answer = await self._exchange(method, url, body)
-        except TimeoutError:
+        except TimedOut:
             outcome = Answer(None, None, classify("client_timeout", None), "no answer within --timeout")
-        except aiohttp.ClientError as exc:
-            outcome = Answer(None, None, classify("network_error", None), _network_message(exc))
+        except TransportError as exc:
+            outcome = Answer(None, None, classify("network_error", None), self._network_message(exc))
         if log.isEnabledFor(logging.DEBUG):  # the route and the outcome; never headers or bodies
             status = outcome.status if isinstance(outcome, Reply) else outcome.message
             log.debug(
@@ -94,23 +93,21 @@ class ApiClient:
         return outcome
 
     async def _exchange(self, method: str, url: str, body: bytes | None) -> Reply:
-        headers = {"Content-Type": "application/json"} if body is not None else None
-        async with self._open().request(
-            method, URL(url, encoded=True), data=body, headers=headers, allow_redirects=False
-        ) as response:
-            raw = b""  # read at most one byte past the limit
-            while len(raw) <= MAX_BODY_BYTES and (
-                chunk := await response.content.read(MAX_BODY_BYTES + 1 - len(raw))
-            ):
-                raw += chunk
-            retry_after = response.headers.get("Retry-After")
-            if len(raw) > MAX_BODY_BYTES:
-                return Reply(response.status, None, retry_after, oversized=True)
-            try:
-                decoded = json.loads(raw) if raw else None
-            except ValueError:  # also UnicodeDecodeError
-                decoded = None
-            return Reply(response.status, decoded, retry_after)
+        answer = await self._open().request(method, url, body)
+        if answer.oversized:
+            return Reply(answer.status, None, answer.retry_after, oversized=True)
+        try:
+            decoded = orjson.loads(answer.body) if answer.body else None
+        except ValueError:  # orjson.JSONDecodeError, also for text that is not UTF-8
+            decoded = None
+        return Reply(answer.status, decoded, answer.retry_after)
+
+    def _network_message(self, exc: TransportError) -> str:
+        if isinstance(exc, CertificateRejected):
+            return _tls_message(self._where, self._host, exc.verify_code, str(exc))
+        if isinstance(exc, ConnectFailed):
+            return f"cannot connect to {self._where}: {exc.reason}"[:300]
+        return f"no answer from {self._where}: {exc}"[:300]
 
     async def _call(
         self,
@@ -152,7 +149,7 @@ class ApiClient:
             url,
             "AccountPatched",
             lambda payload: payload.get("account_id") == account_id,
-            body=json.dumps(body, separators=(",", ":")).encode(),
+            body=orjson.dumps(body),
         )
 
     async def sync_account(self, account_id: str, params: dict[str, str]) -> Answer:
@@ -175,11 +172,9 @@ _NOT_YET_VALID_CODE = 9
 _HOSTNAME_MISMATCH_CODE = 62
 
 
-def _tls_message(exc: aiohttp.ClientConnectorCertificateError) -> str:
-    """Name the cause; only an unknown issuer suggests --ca-bundle (it cannot fix the others)."""
-    cause = exc.certificate_error
-    code = getattr(cause, "verify_code", None)
-    where = f"{exc.host}:{exc.port}"
+def _tls_message(where: str, host: str, code: int, detail: str) -> str:
+    """Name the cause; only an unknown issuer suggests --ca-bundle (it cannot fix the others). libcurl checks
+    the host name itself, after OpenSSL accepted the chain: then the code is 0 (OK)."""
     if code in _UNKNOWN_CA_CODES:
         return (
             f"TLS: {where}'s certificate is signed by an unknown authority (use --ca-bundle for a private CA)"
@@ -188,17 +183,6 @@ def _tls_message(exc: aiohttp.ClientConnectorCertificateError) -> str:
         return f"TLS: {where}'s certificate has expired"
     if code == _NOT_YET_VALID_CODE:
         return f"TLS: {where}'s certificate is not valid yet (check this machine's clock)"
-    if code == _HOSTNAME_MISMATCH_CODE:
-        return f"TLS: {where}'s certificate does not name the host {exc.host}"
-    detail = getattr(cause, "verify_message", None) or str(cause)
+    if code in (_HOSTNAME_MISMATCH_CODE, 0):
+        return f"TLS: {where}'s certificate does not name the host {host}"
     return f"TLS certificate verification failed for {where}: {detail}"[:300]
-
-
-def _network_message(exc: BaseException) -> str:
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return _tls_message(exc)
-    if isinstance(exc, aiohttp.ClientConnectorError):  # its own text says "ssl:default" even for http://
-        reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
-        return f"cannot connect to {exc.host}:{exc.port}: {reason}"[:300]
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:300]
