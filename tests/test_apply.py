@@ -11,8 +11,7 @@ import pytest
 from reconciler.api.catalogue import CATALOGUE
 from reconciler.sandbox import Fault, SandboxAccount
 from reconciler.state.file import FileBackend
-from tests.conftest import SENTINEL_KEY, SENTINEL_PASSWORD
-from tests.helpers import fleet, run_engine
+from tests.helpers import SENTINEL_KEY, SENTINEL_PASSWORD, fleet, run_engine
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
 

@@ -2,47 +2,28 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-import time
 
 import pytest
 
 from reconciler.state import open_backend
-from tests.conftest import SENTINEL_KEY
+from tests.helpers import PG_URL, SENTINEL_PASSWORD, fleet, start_apply, wait_until
 from tests.soak import scale
-from tests.test_apply import fleet
 
 CONCURRENCY = 4
+
+
+def _start_apply(workdir, server, state_url: str, *extra: str, **popen) -> subprocess.Popen:
+    """apply at CONCURRENCY on `state_url`, as a real process."""
+    return start_apply(workdir, server, "--concurrency", str(CONCURRENCY), *extra, state=state_url, **popen)
 
 
 def test_kill_9_mid_apply_then_converge(run, write, api, server, workdir, state_url) -> None:
     api.latency_ms = 15
     write("a.yaml", fleet(400))
-    env = {**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "apply",
-            "a.yaml",
-            "--yes",
-            "--state",
-            state_url,
-            "--concurrency",
-            str(CONCURRENCY),
-        ],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while len(api.stats.patched) < 100 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    process = _start_apply(workdir, server, state_url)
+    wait_until(lambda: len(api.stats.patched) >= 100, fail_on_timeout=False)
     process.send_signal(signal.SIGKILL)
     process.wait()
     succeeded_at_server = set(api.stats.patched)
@@ -73,9 +54,7 @@ def test_api_stopped_mid_run_stops_early_and_records_only_successes(run, write, 
     write("a.yaml", fleet(300))
 
     def stop_after_some() -> None:
-        deadline = time.monotonic() + 30
-        while len(api.stats.patched) < 60 and time.monotonic() < deadline:
-            time.sleep(0.005)
+        wait_until(lambda: len(api.stats.patched) >= 60, fail_on_timeout=False, interval=0.005)
         server.stop()
 
     stopper = threading.Thread(target=stop_after_some)
@@ -94,29 +73,6 @@ def test_api_stopped_mid_run_stops_early_and_records_only_successes(run, write, 
     assert recorded_ok <= set(api.stats.patched)  # nothing recorded falsely
     succeeded = {r["account_id"] for r in report["results"] if r["outcome"] == "succeeded"}
     assert succeeded == recorded_ok
-
-
-def _start_apply(workdir, server, state_url: str, *extra: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "apply",
-            "a.yaml",
-            "--yes",
-            "--state",
-            state_url,
-            "--concurrency",
-            str(CONCURRENCY),
-            *extra,
-        ],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 def _recorded_ok(state_url: str) -> set[str]:
@@ -140,9 +96,13 @@ def test_kill_9_at_ten_seeded_moments(run, write, api, server, workdir, state_ur
     for moment in moments:
         patches_before = dict(api.stats.patches)
         process = _start_apply(workdir, server, state_url)
-        deadline = time.monotonic() + 60
-        while len(api.stats.patched) < moment and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)
+        wait_until(
+            lambda: len(api.stats.patched) >= moment,  # noqa: B023 - called before the loop moves on
+            timeout=60,
+            stop_if_exited=process,
+            fail_on_timeout=False,
+            interval=0.002,
+        )
         process.send_signal(signal.SIGKILL)
         process.wait()
         assert len(api.stats.patched) < count, "the kill must land mid-run"
@@ -168,7 +128,6 @@ def test_kill_9_during_the_state_file_write(run, write, api, server, workdir) ->
     import uuid
 
     from reconciler.secrets import fingerprinted
-    from tests.conftest import SENTINEL_PASSWORD
 
     state = workdir / "state.json"
     big = 30_000  # recorded accounts, so that writing the state takes long enough to be caught
@@ -202,11 +161,15 @@ def test_kill_9_during_the_state_file_write(run, write, api, server, workdir) ->
         state.write_bytes(original)
         api.stats.patched.clear()
         process = _start_apply(workdir, server, str(state), "--max-update-percent", "100")
-        while process.poll() is None:
-            if next(workdir.glob(".state.json.*.tmp"), None) is not None:
-                process.send_signal(signal.SIGKILL)
-                caught = True
-                break
+        if wait_until(
+            lambda: next(workdir.glob(".state.json.*.tmp"), None) is not None,
+            timeout=120,
+            stop_if_exited=process,
+            fail_on_timeout=False,
+            interval=0,  # the write lasts milliseconds: look as often as possible
+        ):
+            process.send_signal(signal.SIGKILL)
+            caught = True
         process.wait()
         if caught and process.returncode == -signal.SIGKILL:
             break
@@ -274,32 +237,10 @@ def test_postgres_connection_lost_mid_apply(run, write, api, server, workdir, st
         pytest.skip("PostgreSQL only")
     import psycopg
 
-    from tests.conftest import PG_URL
-
     api.latency_ms = 10
     write("a.yaml", fleet(400))
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "apply",
-            "a.yaml",
-            "--yes",
-            "--state",
-            state_url,
-            "--concurrency",
-            str(CONCURRENCY),
-        ],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url},
-    )
-    deadline = time.monotonic() + 30
-    while len(api.stats.patched) < 60 and time.monotonic() < deadline:
-        time.sleep(0.005)
+    process = _start_apply(workdir, server, state_url, stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: len(api.stats.patched) >= 60, fail_on_timeout=False, interval=0.005)
     with psycopg.connect(PG_URL, autocommit=True) as connection:
         killed = connection.execute(
             "select pg_terminate_backend(pid) from pg_stat_activity "

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.sandbox import Sandbox, ServerThread
-from tests.conftest import SENTINEL_KEY
-from tests.test_apply import fleet
+from tests.helpers import SENTINEL_KEY, fleet
 
 
 @pytest.fixture

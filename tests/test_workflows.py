@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 
 from reconciler.planning import changed_fields
 from reconciler.sandbox import Fault, Sandbox
-from tests.conftest import PG_URL, SENTINEL_KEY, SENTINEL_PASSWORD, _postgres_reachable
+from tests.helpers import SENTINEL_KEY, SENTINEL_PASSWORD, fresh_postgres_state
 from tests.workflow_harness import Repository, Runner, WorkflowRun, copy_tree, toolcache_python
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,18 +64,8 @@ def runner_image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture
 def pg_state() -> Iterator[str]:
-    problem = _postgres_reachable()
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {PG_URL} is unreachable under CI=true: {problem}")
-        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable: {problem}")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    separator = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{separator}schema={schema}&workspace=production"
-    import psycopg
-
-    with psycopg.connect(PG_URL, autocommit=True) as connection:
-        connection.execute(f'drop schema if exists "{schema}" cascade')
+    with fresh_postgres_state("production") as url:
+        yield url
 
 
 @dataclass
