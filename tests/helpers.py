@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,9 @@ from reconciler.state.file import FileBackend
 #: Planted as the proxy password and the API key: a test fails wherever either shows up.
 SENTINEL_PASSWORD = "pw-SENTINEL-7f3a9c"
 SENTINEL_KEY = "key-SENTINEL-51d2e8"
+
+#: The secrets every test plants; none may appear in output, logs, state, plans or reports.
+SENTINELS = (SENTINEL_PASSWORD, SENTINEL_KEY)
 
 #: The PostgreSQL the backend tests use; each test gets a fresh schema in it.
 PG_URL = os.environ.get("RECONCILER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -106,6 +109,20 @@ def wait_until(
             return False
         time.sleep(interval)
     return True
+
+
+def assert_no_secrets(*places: str | bytes | Path, secrets: Iterable[str] = SENTINELS) -> None:
+    """Fail if one of `secrets` appears in a text or a file's bytes, naming the file or showing what precedes
+    the secret, never the secret itself (pytest does not rewrite this module's asserts: only the message shows)."""
+    for place in places:
+        if isinstance(place, Path):
+            content, where = place.read_bytes(), str(place)
+        else:
+            content = place.encode() if isinstance(place, str) else place
+            where = "the text"
+        for secret in secrets:
+            at = content.find(secret.encode())
+            assert at < 0, f"a secret in {where} at offset {at}, after {content[max(0, at - 300) : at]!r}"
 
 
 def postgres_unreachable_reason() -> str | None:

@@ -8,7 +8,7 @@ from reconciler.errors import LockHeld
 from reconciler.install import extra_command
 from reconciler.state import events as recording
 from reconciler.state import open_backend
-from tests.helpers import PG_URL, SENTINEL_KEY, SENTINEL_PASSWORD, fleet, start_apply, wait_until
+from tests.helpers import PG_URL, SENTINEL_PASSWORD, assert_no_secrets, fleet, start_apply, wait_until
 
 
 def test_apply_plan_state_commands(run, write, api, state_url) -> None:
@@ -142,8 +142,7 @@ def test_no_secret_reaches_any_backend(run, write, api, state_url, workdir) -> N
     )
     outcome = run("apply", "a.yaml", "--yes", "--state", state_url, "--max-attempts", "1")
     assert outcome.code == 3 and api.stats.patched["a"]["proxy"]["password"] == SENTINEL_PASSWORD
-    for secret in (SENTINEL_PASSWORD, SENTINEL_KEY):
-        assert secret not in outcome.out + outcome.err
+    assert_no_secrets(outcome.out + outcome.err)
     if state_url.startswith("postgresql://"):
         schema = state_url.split("schema=")[1].split("&")[0]
         with psycopg.connect(PG_URL) as connection:
@@ -155,8 +154,7 @@ def test_no_secret_reaches_any_backend(run, write, api, state_url, workdir) -> N
         assert "sha256:" in stored
     else:
         stored = "".join(p.read_text() for p in (workdir / "state").iterdir() if p.is_file())
-    for secret in (SENTINEL_PASSWORD, SENTINEL_KEY):
-        assert secret not in stored
+    assert_no_secrets(stored)
 
 
 # -- PostgreSQL: reading creates nothing, every failure is one line, names PostgreSQL can hold ----------------------
