@@ -1,4 +1,4 @@
-"""What apply shows while it runs: a line every few seconds without a terminal, a rich bar on one."""
+"""What apply shows while it runs: a line every few seconds without a terminal, a progress bar on one."""
 
 from __future__ import annotations
 
