@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import main
-from reconciler.sandbox import Sandbox, SandboxAccount, ServerThread
+from reconciler.sandbox import Sandbox, ServerThread
+from tests.helpers import PG_URL, SENTINEL_KEY, SENTINEL_PASSWORD, fresh_postgres_state
 
-SENTINEL_PASSWORD = "pw-SENTINEL-7f3a9c"
-SENTINEL_KEY = "key-SENTINEL-51d2e8"
+#: tests/helpers.py owns these; they stay importable from here for the modules that still do.
+__all__ = ["PG_URL", "SENTINEL_KEY", "SENTINEL_PASSWORD"]
 
 
 @dataclass
@@ -90,44 +91,14 @@ def api(server: ServerThread, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     return server.sandbox
 
 
-def accounts(**providers: str) -> dict[str, SandboxAccount]:
-    return {account_id: SandboxAccount(provider) for account_id, provider in providers.items()}
-
-
-PG_URL = __import__("os").environ.get("RECONCILER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _postgres_reachable() -> str | None:
-    import psycopg
-
-    try:
-        psycopg.connect(PG_URL, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        return " ".join(str(exc).split())
-    return None
-
-
 @pytest.fixture(params=["file", "postgres"])
 def state_url(request: pytest.FixtureRequest, workdir: Path) -> Iterator[str]:
     """The same behaviour suite over both backends; PostgreSQL gets a fresh schema per test.
 
     Unreachable PostgreSQL skips with the reason, except under CI=true where it fails the run.
     """
-    import os
-    import uuid
-
     if request.param == "file":
         yield str(workdir / "state" / "state.json")
         return
-    problem = _postgres_reachable()
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {PG_URL} is unreachable under CI=true: {problem}")
-        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable: {problem}")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    separator = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{separator}schema={schema}&workspace=test"
-    import psycopg
-
-    with psycopg.connect(PG_URL, autocommit=True) as connection:
-        connection.execute(f'drop schema if exists "{schema}" cascade')
+    with fresh_postgres_state("test") as url:
+        yield url

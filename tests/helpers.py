@@ -1,4 +1,7 @@
-"""The test toolkit: builders of inputs and runners of the real code paths, shared by every test module."""
+"""The test toolkit: builders of inputs, runners of the real code paths and waits, shared by every test module.
+
+Fixtures live in conftest.py; everything here is a plain function or constant a test module imports.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +12,29 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
+
+import pytest
 
 from reconciler.applying import ApplyOptions
 from reconciler.config import load_config
 from reconciler.runs import ApplyOutcome, ApplyRequest, apply_run
 from reconciler.state.file import FileBackend
-from tests.conftest import PG_URL, SENTINEL_KEY, SENTINEL_PASSWORD
+
+#: Planted as the proxy password and the API key: a test fails wherever either shows up.
+SENTINEL_PASSWORD = "pw-SENTINEL-7f3a9c"
+SENTINEL_KEY = "key-SENTINEL-51d2e8"
+
+#: The secrets every test plants; none may appear in output, logs, state, plans or reports.
+SENTINELS = (SENTINEL_PASSWORD, SENTINEL_KEY)
+
+#: The PostgreSQL the backend tests use; each test gets a fresh schema in it.
+PG_URL = os.environ.get("RECONCILER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def fleet(count: int, prefix: str = "acc_", extra: str = "") -> str:
@@ -45,23 +61,58 @@ def run_engine(workdir: Path, server: Any, config: str, **options: Any) -> tuple
     return apply_run(request), backend
 
 
-def start_apply(workdir: Path, server: Any, *args: str, **popen: Any) -> subprocess.Popen[bytes]:
-    """`reconciler apply a.yaml --yes ARGS` as a real process against the sandbox `server` (output discarded
-    unless `stdout`/`stderr` are given)."""
-    env = {**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url}
+def start_apply(
+    workdir: Path,
+    server: Any,
+    *args: str,
+    state: str | None = None,
+    env: Mapping[str, str] | None = None,
+    **popen: Any,
+) -> subprocess.Popen[Any]:
+    """`reconciler apply a.yaml --yes [--state STATE] ARGS` as a real process against the sandbox `server`.
+
+    The process inherits the test's environment plus the API key and URL and `env`. Its output is discarded
+    unless `stdout`/`stderr` are given; any other keyword (`text`, `stdin`) goes to Popen.
+    """
+    environment = {
+        **os.environ,
+        "POSTPRESS_API_KEY": SENTINEL_KEY,
+        "POSTPRESS_API_URL": server.url,
+        **(env or {}),
+    }
     popen.setdefault("stdout", subprocess.DEVNULL)
     popen.setdefault("stderr", subprocess.DEVNULL)
-    command = [sys.executable, "-m", "reconciler", "apply", "a.yaml", "--yes", *args]
-    return subprocess.Popen(command, cwd=workdir, env=env, **popen)
+    command = [sys.executable, "-m", "reconciler", "apply", "a.yaml", "--yes"]
+    if state is not None:
+        command += ["--state", state]
+    return subprocess.Popen([*command, *args], cwd=workdir, env=environment, **popen)
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 30.0, what: str = "the condition") -> None:
-    """Poll `condition` every 10 ms until it is true; fail the test after `timeout` seconds."""
+def wait_until(
+    condition: Callable[[], object],
+    timeout: float = 30.0,
+    what: str = "the condition",
+    *,
+    stop_if_exited: subprocess.Popen[Any] | None = None,
+    fail_on_timeout: bool = True,
+    interval: float = 0.01,
+) -> bool:
+    """Poll `condition` every `interval` seconds until it is true; return True then.
+
+    Waiting also ends, returning False, when the process `stop_if_exited` has ended, and after `timeout`
+    seconds: that fails the test unless `fail_on_timeout` is False (then the test proceeds and its own
+    assertions judge what happened).
+    """
     deadline = time.monotonic() + timeout
     while not condition():
+        if stop_if_exited is not None and stop_if_exited.poll() is not None:
+            return False
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.01)
+            if fail_on_timeout:
+                raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            return False
+        time.sleep(interval)
+    return True
 
 
 # -- the secrets scanner ---------------------------------------------------------------------------------------
@@ -138,29 +189,69 @@ def written_files(root: Path, skip: Iterable[Path] = ()) -> dict[str, bytes]:
 
 
 def assert_no_secrets(
-    secrets: Iterable[str],
+    *places: str | bytes | Path,
+    secrets: Iterable[str] = SENTINELS,
     texts: Mapping[str, str | bytes] | None = None,
-    *,
     files: Path | None = None,
     skip: Iterable[Path] = (),
     postgres: str | None = None,
 ) -> None:
-    """No secret appears in any text, in any file under `files` (but `skip`), or in any PostgreSQL row of the
-    state `postgres`: neither raw, nor URL-encoded, HTML- or JSON-escaped, nor base64-encoded at any alignment,
-    nor cut in half (a first half of at least 8 characters).
-
-    `texts` names each blob (an output, a captured journal) so that a failure says where the secret was.
-    """
-    blobs: dict[str, str | bytes] = dict(texts or {})
+    """Fail if one of `secrets` appears anywhere given: in `places` (texts, or files read whole), in the named
+    `texts`, in every file under `files` (but `skip`), or in every PostgreSQL row of the state `postgres`. Each is
+    read raw, URL-decoded, HTML- and JSON-unescaped and base64-decoded at every alignment; a secret's first
+    half (at least 8 characters) counts too. A failure names the place and the decoding, never the secret."""
+    blobs: dict[str, str | bytes] = {}
+    for index, place in enumerate(places):
+        if isinstance(place, Path):
+            blobs[str(place)] = place.read_bytes()
+        else:
+            blobs[f"text #{index + 1}"] = place
+    blobs.update(texts or {})
     if files is not None:
         blobs.update(written_files(files, skip))
     if postgres is not None and postgres.startswith(("postgresql://", "postgres://")):
         blobs.update(_postgres_rows(postgres))
-    secrets = [secret for secret in secrets if secret]
+    wanted = [secret for secret in secrets if secret]
     for name, blob in blobs.items():
         for view, text in _views(_blob_text(blob)):
-            for secret in secrets:
+            for number, secret in enumerate(wanted, 1):
                 half = secret[: max(8, len(secret) // 2)]
-                where = f"{secret!r} in {name} ({view})"
-                assert secret not in text, where
-                assert half not in text, f"the first half of {where}"
+                at = text.find(secret)
+                if at < 0:
+                    at = text.find(half)
+                assert at < 0, (
+                    f"secret #{number} in {name} ({view}) at offset {at}, after {text[max(0, at - 200) : at]!r}"
+                )
+
+
+def postgres_unreachable_reason() -> str | None:
+    """Why PostgreSQL at PG_URL cannot be reached (one line), or None when it answers."""
+    import psycopg
+
+    try:
+        psycopg.connect(PG_URL, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        return " ".join(str(exc).split())
+    return None
+
+
+@contextmanager
+def fresh_postgres_state(workspace: str) -> Iterator[str]:
+    """A `postgresql://` state URL in a schema of its own, dropped afterwards.
+
+    Unreachable PostgreSQL skips the test with the reason, except under CI=true where it fails it.
+    """
+    problem = postgres_unreachable_reason()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {PG_URL} is unreachable under CI=true: {problem}")
+        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable: {problem}")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    separator = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{separator}schema={schema}&workspace={workspace}"
+    finally:
+        import psycopg
+
+        with psycopg.connect(PG_URL, autocommit=True) as connection:
+            connection.execute(f'drop schema if exists "{schema}" cascade')

@@ -11,8 +11,7 @@ import pytest
 from reconciler.api.catalogue import CATALOGUE
 from reconciler.sandbox import Fault, SandboxAccount
 from reconciler.state.file import FileBackend
-from tests.conftest import SENTINEL_KEY, SENTINEL_PASSWORD
-from tests.helpers import fleet, run_engine
+from tests.helpers import SENTINEL_KEY, SENTINEL_PASSWORD, assert_no_secrets, fleet, run_engine
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
 
@@ -310,15 +309,10 @@ def test_sentinels_absent_from_apply_outputs(run, write, api, workdir, monkeypat
     monkeypatch.setenv("POSTPRESS_API_KEY", "wrong-" + SENTINEL_KEY)
     outcomes.append(run("apply", "a.yaml", "--yes", "--format", "markdown", "--max-attempts", "1"))
     assert "errors/invalid_credentials" in outcomes[-1].out
-    for outcome in outcomes:
-        for secret in (SENTINEL_PASSWORD, SENTINEL_KEY):
-            assert secret not in outcome.out + outcome.err
-    for path in workdir.rglob("*"):
-        if path.is_file():
-            content = path.read_bytes()
-            assert SENTINEL_KEY.encode() not in content
-            if path.name != "a.yaml":
-                assert SENTINEL_PASSWORD.encode() not in content, path
+    assert_no_secrets(*(outcome.out + outcome.err for outcome in outcomes))
+    files = [path for path in workdir.rglob("*") if path.is_file()]
+    assert_no_secrets(*files, secrets=[SENTINEL_KEY])
+    assert_no_secrets(*(path for path in files if path.name != "a.yaml"), secrets=[SENTINEL_PASSWORD])
     assert "<!-- reconciler-report -->" in (workdir / "summary.md").read_text()
 
 

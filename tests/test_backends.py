@@ -8,8 +8,7 @@ from reconciler.errors import LockHeld
 from reconciler.install import extra_command
 from reconciler.state import events as recording
 from reconciler.state import open_backend
-from tests.conftest import PG_URL
-from tests.test_apply import fleet
+from tests.helpers import PG_URL, SENTINEL_PASSWORD, assert_no_secrets, fleet, start_apply, wait_until
 
 
 def test_apply_plan_state_commands(run, write, api, state_url) -> None:
@@ -112,13 +111,6 @@ def test_state_migrate_round_trip(run, write, api, state_url, workdir) -> None:
 def test_two_shards_apply_at_once_and_a_whole_apply_is_refused(
     run, write, api, server, state_url, workdir
 ) -> None:
-    import os
-    import subprocess
-    import sys
-    import time
-
-    from tests.conftest import SENTINEL_KEY
-
     if not state_url.startswith("postgresql://"):
         write("a.yaml", fleet(2))
         result = run("apply", "a.yaml", "--yes", "--state", state_url, "--shard", "1/2")
@@ -126,33 +118,11 @@ def test_two_shards_apply_at_once_and_a_whole_apply_is_refused(
         return
     api.latency_ms = 20
     write("a.yaml", fleet(120))
-    env = {**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url}
     shards = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "reconciler",
-                "apply",
-                "a.yaml",
-                "--yes",
-                "--state",
-                state_url,
-                "--shard",
-                f"{k}/2",
-                "--concurrency",
-                "2",
-            ],
-            cwd=workdir,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        start_apply(workdir, server, "--shard", f"{k}/2", "--concurrency", "2", state=state_url)
         for k in (1, 2)
     ]
-    deadline = time.monotonic() + 20
-    while not api.stats.patched and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: api.stats.patched, timeout=20, fail_on_timeout=False)
     whole = run("apply", "a.yaml", "--yes", "--state", state_url)
     assert whole.code == 1 and "is locked by apply shard" in whole.err
     assert [process.wait(timeout=60) for process in shards] == [0, 0]
@@ -165,8 +135,6 @@ def test_two_shards_apply_at_once_and_a_whole_apply_is_refused(
 def test_no_secret_reaches_any_backend(run, write, api, state_url, workdir) -> None:
     import psycopg
 
-    from tests.conftest import SENTINEL_KEY, SENTINEL_PASSWORD
-
     write(
         "a.yaml",
         "version: 1\naccounts:\n  a: {proxy: {host: h, port: 1, password: '${PROXY_PASSWORD}'}}\n"
@@ -174,8 +142,7 @@ def test_no_secret_reaches_any_backend(run, write, api, state_url, workdir) -> N
     )
     outcome = run("apply", "a.yaml", "--yes", "--state", state_url, "--max-attempts", "1")
     assert outcome.code == 3 and api.stats.patched["a"]["proxy"]["password"] == SENTINEL_PASSWORD
-    for secret in (SENTINEL_PASSWORD, SENTINEL_KEY):
-        assert secret not in outcome.out + outcome.err
+    assert_no_secrets(outcome.out + outcome.err)
     if state_url.startswith("postgresql://"):
         schema = state_url.split("schema=")[1].split("&")[0]
         with psycopg.connect(PG_URL) as connection:
@@ -187,8 +154,7 @@ def test_no_secret_reaches_any_backend(run, write, api, state_url, workdir) -> N
         assert "sha256:" in stored
     else:
         stored = "".join(p.read_text() for p in (workdir / "state").iterdir() if p.is_file())
-    for secret in (SENTINEL_PASSWORD, SENTINEL_KEY):
-        assert secret not in stored
+    assert_no_secrets(stored)
 
 
 # -- PostgreSQL: reading creates nothing, every failure is one line, names PostgreSQL can hold ----------------------

@@ -3,35 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
 from reconciler.state import open_backend
-from tests.conftest import SENTINEL_KEY
-from tests.test_apply import fleet
+from tests.helpers import fleet, start_apply, wait_until
 
 
-def _apply_process(workdir, server, state_url: str, *extra: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "POSTPRESS_API_KEY": SENTINEL_KEY, "POSTPRESS_API_URL": server.url}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "apply",
-            "a.yaml",
-            "--yes",
-            "--state",
-            state_url,
-            "--concurrency",
-            "4",
-            *extra,
-        ],
-        cwd=workdir,
-        env=env,
+def _apply_process(workdir, server, state_url: str) -> subprocess.Popen[str]:
+    return start_apply(
+        workdir,
+        server,
+        "--concurrency",
+        "4",
+        state=state_url,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -39,9 +25,13 @@ def _apply_process(workdir, server, state_url: str, *extra: str) -> subprocess.P
 
 
 def _wait_for_patches(api, count: int, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while len(api.stats.patched) < count and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
+    wait_until(
+        lambda: len(api.stats.patched) >= count,
+        what=f"{count} PATCHes",
+        stop_if_exited=process,
+        fail_on_timeout=False,
+        interval=0.005,
+    )
     assert process.poll() is None, "the first apply ended before the test could act"
 
 

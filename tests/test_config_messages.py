@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem, one_line
-from tests.conftest import SENTINEL_PASSWORD
+from tests.helpers import SENTINEL_PASSWORD
 from tests.soak import scale
 
 HEADER = "version: 1\naccounts:\n"

@@ -21,7 +21,7 @@ from reconciler.config import load_config
 from reconciler.sandbox import ServerThread
 from reconciler.sandbox.reference import ROUTE_ERROR_TYPES, Route
 from reconciler.secrets import revealed
-from tests.conftest import SENTINEL_KEY
+from tests.helpers import SENTINEL_KEY
 
 DOCUMENT_PATH = Path(__file__).parent.parent / "schemas" / "openapi.yaml"
 DOCUMENT: dict[str, Any] = yaml.safe_load(DOCUMENT_PATH.read_text(encoding="utf-8"))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_apply import fleet
+from tests.helpers import fleet
 from tests.workflow_lint import ACTION, lint_action, lint_workflows, workflow_files
 
 ROOT = Path(__file__).resolve().parent.parent

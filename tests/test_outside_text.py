@@ -39,8 +39,7 @@ from reconciler.render import escape
 from reconciler.render.markdown import LIMIT
 from reconciler.sandbox import Fault, Sandbox, ServerThread
 from reconciler.sandbox.reference import Reply
-from tests.conftest import PG_URL, _postgres_reachable
-from tests.helpers import assert_no_secrets, written_files
+from tests.helpers import PG_URL, assert_no_secrets, postgres_unreachable_reason, written_files
 
 # -- sentinel secrets: characters that change under JSON, URL, HTML and base64 encoding ------------------------
 PASSWORD = 'pw/SENT"inel+<é>&7f3a'  # ${PROXY_PASSWORD}
@@ -287,7 +286,7 @@ def test_every_command_and_format(
         texts[f"{name} stdout"], texts[f"{name} stderr"] = outcome.out, outcome.err
     texts["the journal as written"] = b"".join(journal_writes)
     assert state_url.startswith("postgresql") or len(journal_writes) > 3
-    assert_no_secrets(SECRETS, texts, files=workdir, skip=[config], postgres=state_url)
+    assert_no_secrets(secrets=SECRETS, texts=texts, files=workdir, skip=[config], postgres=state_url)
 
     # The terminal: no raw control, bidi or format character in any output or any written file.
     for name, text in texts.items():
@@ -418,7 +417,7 @@ DB_PASSWORD = "dbSENTinel9pw"
 
 
 def test_database_password_is_never_shown(run, workdir, hostile_api, monkeypatch) -> None:
-    problem = _postgres_reachable()
+    problem = postgres_unreachable_reason()
     if problem:
         pytest.skip(f"PostgreSQL at {PG_URL} is unreachable: {problem}")
     user_url = PG_URL.replace("postgresql://postgres@", f"postgresql://postgres:{DB_PASSWORD}@")
@@ -440,7 +439,7 @@ def test_database_password_is_never_shown(run, workdir, hostile_api, monkeypatch
         for index, o in enumerate(outcomes)
         for stream in ("out", "err")
     }
-    assert_no_secrets([DB_PASSWORD], texts, files=workdir)
+    assert_no_secrets(secrets=[DB_PASSWORD], texts=texts, files=workdir)
 
 
 @pytest.mark.parametrize("character", ["\u009b", "\u202e", "\u2066", "\u200b", "\ufeff"])
@@ -475,7 +474,7 @@ def test_configuration_messages_quote_no_secret(run, write, monkeypatch, passwor
         for index, o in enumerate(outcomes)
         for stream in ("out", "err")
     }
-    assert_no_secrets([WORD_SECRET], texts)
+    assert_no_secrets(secrets=[WORD_SECRET], texts=texts)
 
 
 def test_a_key_with_a_newline_or_tab_stays_one_line(run, write, monkeypatch) -> None:
@@ -519,7 +518,7 @@ def test_answers_are_redacted_without_verbose(run, write, workdir, hostile_api) 
         for index, o in enumerate(outcomes)
         for stream in ("out", "err")
     }
-    assert_no_secrets(SECRETS, texts, files=workdir, skip=[workdir / "a.yaml"])
+    assert_no_secrets(secrets=SECRETS, texts=texts, files=workdir, skip=[workdir / "a.yaml"])
 
 
 def test_usage_errors_and_file_names_are_escaped(run, write, workdir) -> None:

@@ -14,7 +14,7 @@ from reconciler.errors import LockHeld
 from reconciler.model import Recorded
 from reconciler.state import events as recording
 from reconciler.state.file import FileBackend
-from tests.conftest import SENTINEL_PASSWORD
+from tests.helpers import SENTINEL_PASSWORD
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
 
@@ -221,7 +221,7 @@ def test_plan_of_a_valid_file_imports_no_http_client_nor_jsonschema(write, workd
     import subprocess
     import sys
 
-    from tests.test_apply import fleet
+    from tests.helpers import fleet
 
     write("a.yaml", fleet(3))
     probe = (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jsonschema
 
-from tests.conftest import SENTINEL_PASSWORD
+from tests.helpers import SENTINEL_PASSWORD
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
 

@@ -1,4 +1,4 @@
-"""What apply shows while it runs: a line every few seconds without a terminal, a rich bar on one."""
+"""What apply shows while it runs: a line every few seconds without a terminal, a progress bar on one."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ import os
 import pty
 import select
 import subprocess
-import sys
-import time
 
 from reconciler.cli import progress
-from tests.conftest import SENTINEL_KEY
-from tests.test_apply import fleet
+from tests.helpers import fleet, start_apply, wait_until
 
 
 def test_progress_lines_without_a_terminal(run, write, api, monkeypatch) -> None:
@@ -31,38 +28,33 @@ def test_progress_bar_on_a_terminal(write, api, server, workdir) -> None:
     api.latency_ms = 20
     write("a.yaml", fleet(60))
     leader, follower = pty.openpty()
-    env = {
-        **os.environ,
-        "POSTPRESS_API_KEY": SENTINEL_KEY,
-        "POSTPRESS_API_URL": server.url,
-        "TERM": "xterm",
-        "COLUMNS": "120",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "apply", "a.yaml", "--yes", "--concurrency", "2"],
-        cwd=workdir,
-        env=env,
+    process = start_apply(
+        workdir,
+        server,
+        "--concurrency",
+        "2",
+        env={"TERM": "xterm", "COLUMNS": "120"},
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
         stderr=follower,
     )
     os.close(follower)
-    shown = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    shown = bytearray()
+
+    def drained() -> bool:
+        """Read what the terminal shows; true once the child closed it or ended."""
         ready, _, _ = select.select([leader], [], [], 0.5)
-        if ready:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            shown += chunk
-        elif process.poll() is not None:
-            break
+        if not ready:
+            return process.poll() is not None
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            return True
+        shown.extend(chunk)
+        return not chunk
+
+    wait_until(drained, timeout=60, fail_on_timeout=False, interval=0)
     os.close(leader)
     assert process.wait(timeout=30) == 0
-    text = shown.decode(errors="replace")
+    text = bytes(shown).decode(errors="replace")
     assert "in flight" in text and "/60" in text, text[-2000:]  # the bar: counts and what is in flight
     assert "Apply: 60 account(s)" not in text  # the report is on stdout, not mixed into the bar

@@ -17,7 +17,7 @@ from reconciler.api.answer import account_path
 from reconciler.api.catalogue import CATALOGUE
 from reconciler.sandbox import Fault, Sandbox, SandboxAccount, SandboxStartError, ServerThread
 from reconciler.sandbox.reference import ROUTE_ERROR_TYPES
-from tests.conftest import SENTINEL_KEY
+from tests.helpers import SENTINEL_KEY
 
 API_TYPES = sorted(name for name, row in CATALOGUE.items() if row.status is not None)
 KEY_HEADER = {"X-API-KEY": SENTINEL_KEY}

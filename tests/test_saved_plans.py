@@ -13,7 +13,7 @@ import pytest
 
 from reconciler.model import AccountRecord, Recorded
 from reconciler.state.file import FileBackend
-from tests.conftest import SENTINEL_PASSWORD
+from tests.helpers import SENTINEL_PASSWORD
 
 CONFIG = """
 version: 1

@@ -12,7 +12,7 @@ import socket
 import pytest
 
 from reconciler import logs, secrets
-from tests.conftest import PG_URL, SENTINEL_KEY, SENTINEL_PASSWORD
+from tests.helpers import PG_URL, SENTINEL_KEY, SENTINEL_PASSWORD
 
 SENTINELS = (SENTINEL_PASSWORD, SENTINEL_KEY)
 CONFIG = """\
@@ -196,7 +196,7 @@ def test_redact_finds_every_form_of_a_secret(encoding: str) -> None:
     echoed = _encodings(ODD_SECRET)[encoding]
     redacted = secrets.redact(f"before {echoed} after")
     assert redacted.startswith("before ") and redacted.endswith(" after") and "***" in redacted
-    assert_no_secrets([ODD_SECRET], {encoding: redacted})
+    assert_no_secrets(secrets=[ODD_SECRET], texts={encoding: redacted})
 
 
 def test_redact_cuts_only_after_redacting() -> None:

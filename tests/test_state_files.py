@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import fsutil
-from tests.test_apply import fleet
+from tests.helpers import fleet
 
 PRECIOUS = "a file of the user's that a link points at\n"
 

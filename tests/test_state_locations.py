@@ -12,8 +12,7 @@ import pytest
 
 from reconciler.state import display_location, open_backend
 from reconciler.urls import redact_credentials
-from tests.conftest import SENTINEL_KEY
-from tests.test_apply import fleet
+from tests.helpers import SENTINEL_KEY, fleet
 
 DB_SECRET = "dbpw-SENTINEL-93c1"
 

@@ -16,8 +16,7 @@ from urllib.parse import unquote
 import pytest
 
 from reconciler.sandbox import Fault, Sandbox, ServerThread
-from tests.conftest import SENTINEL_KEY
-from tests.helpers import fleet, run_engine
+from tests.helpers import SENTINEL_KEY, fleet, run_engine
 
 
 @pytest.fixture

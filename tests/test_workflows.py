@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +15,14 @@ import pytest
 
 from reconciler.planning import changed_fields
 from reconciler.sandbox import Fault, Sandbox
-from tests.conftest import PG_URL, SENTINEL_KEY, SENTINEL_PASSWORD, _postgres_reachable
+from tests.helpers import SENTINEL_KEY, SENTINEL_PASSWORD, SENTINELS, assert_no_secrets, fresh_postgres_state
 from tests.workflow_harness import Repository, Runner, WorkflowRun, copy_tree, toolcache_python
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "examples" / "workflows"
 ACTION = "postpress/reconciler"
 LEGACY_PASSWORD = "legacy-SENTINEL-0b94e1"
+WORKFLOW_SECRETS = (*SENTINELS, LEGACY_PASSWORD)
 ACCOUNTS = [f"acc_{i:02d}" for i in range(50)]
 
 
@@ -65,18 +65,8 @@ def runner_image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture
 def pg_state() -> Iterator[str]:
-    problem = _postgres_reachable()
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {PG_URL} is unreachable under CI=true: {problem}")
-        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable: {problem}")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    separator = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{separator}schema={schema}&workspace=production"
-    import psycopg
-
-    with psycopg.connect(PG_URL, autocommit=True) as connection:
-        connection.execute(f'drop schema if exists "{schema}" cascade')
+    with fresh_postgres_state("production") as url:
+        yield url
 
 
 @dataclass
@@ -142,11 +132,6 @@ def shown(run: WorkflowRun, runner: Runner) -> str:
     return "\n".join(parts)
 
 
-def assert_no_secrets(text: str) -> None:
-    for secret in (SENTINEL_PASSWORD, SENTINEL_KEY, LEGACY_PASSWORD):
-        assert secret not in text
-
-
 def accounts_named(text: str) -> set[str]:
     return set(re.findall(r"\bacc_\d\d\b", text))
 
@@ -183,7 +168,7 @@ def test_pull_request_plan_is_one_comment_updated_in_place(gitops: GitOps) -> No
     assert comments["reconciler-plan"]["updates"] == 1
     assert re.search(r'\n    country +: \(none\) -> "FR"\n', comments["reconciler-plan"]["body"])
     assert '"DE"' not in comments["reconciler-plan"]["body"]
-    assert_no_secrets(shown(first, gitops.runner) + shown(second, gitops.runner))
+    assert_no_secrets(shown(first, gitops.runner) + shown(second, gitops.runner), secrets=WORKFLOW_SECRETS)
 
 
 def test_a_switch_from_custom_proxy_to_managed_country_names_each_field() -> None:
@@ -210,7 +195,7 @@ def test_fork_pull_request_plans_without_secrets(gitops: GitOps) -> None:
     run = gitops.run("plan.yml", gitops.repository.pull_request(2, "fork-change", fork_owner="outsider"))
 
     job = run.jobs["plan"]
-    assert_no_secrets(shown(run, gitops.runner))
+    assert_no_secrets(shown(run, gitops.runner), secrets=WORKFLOW_SECRETS)
     assert gitops.runner.comments_on(2) == {}  # a fork's token cannot comment; the plan is in the summary
     assert job.result == "success", run.log
     assert job.steps[1].outputs["exit-code"] == "2"
@@ -226,7 +211,7 @@ def test_merge_applies_the_saved_plan_from_another_checkout(gitops: GitOps, run)
     plan_job, apply_job = applied.jobs["plan"], applied.jobs["apply"]
     assert plan_job.outputs == {"changes": "true"}
     assert plan_job.workspace != apply_job.workspace
-    assert_no_secrets(shown(applied, gitops.runner))
+    assert_no_secrets(shown(applied, gitops.runner), secrets=WORKFLOW_SECRETS)
     assert apply_job.result == "success", applied.log
     assert gitops.requests() == [("PATCH", "acc_01", 200), ("PATCH", "acc_02", 200)]
     assert gitops.api.stats.patched["acc_01"]["proxy"]["password"] == SENTINEL_PASSWORD
@@ -289,5 +274,6 @@ def test_scheduled_reconcile_keeps_one_failures_issue_until_a_clean_run(gitops: 
     assert issue["comments"][0].startswith("Closed by a clean reconcile")
     assert gitops.api.stats.patched["acc_05"]["proxy"]["host"] == "p05-new.proxy.example.com"
     assert_no_secrets(
-        shown(failing, gitops.runner) + shown(still_failing, gitops.runner) + shown(clean, gitops.runner)
+        shown(failing, gitops.runner) + shown(still_failing, gitops.runner) + shown(clean, gitops.runner),
+        secrets=WORKFLOW_SECRETS,
     )

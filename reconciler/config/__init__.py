@@ -21,7 +21,7 @@ from reconciler.errors import ConfigError, Problem, ReconcilerError, brief, one_
 from reconciler.model import AccountSpec, Desired
 from reconciler.secrets import SENSITIVE, redaction_pattern, referenced_names
 
-__all__ = ["load_config", "config_files", "STDIN", "STDIN_NAME"]
+__all__ = ["load_config", "config_files", "schema_subject", "STDIN", "STDIN_NAME"]
 
 #: The CONFIG that means standard input, and the file name messages then use.
 STDIN = "-"
@@ -103,7 +103,7 @@ def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desire
         found, bad_paths = (
             ([], set())
             if document_certainly_valid(document)
-            else schema_problems(name, _schema_subject(document))
+            else schema_problems(name, schema_subject(document))
         )
         problems.extend(found)
         builder = AccountBuilder(name, document, environ)
@@ -229,7 +229,7 @@ def _proxies(documents: list[YMap]) -> Iterator[dict[str, Any]]:
                 yield body["proxy"]
 
 
-def _schema_subject(document: YMap) -> YMap:
+def schema_subject(document: YMap) -> YMap:
     """The document with only the accounts the fast check cannot vouch for, positions kept.
 
     jsonschema then costs what the suspect accounts cost: measured, one bad account among 1.1 million (a 50 MB
