@@ -1,9 +1,9 @@
 """The postpress HTTP client: one request in, one `Answer` out, never an exception for an API failure.
 
-Why aiohttp and not httpx here: shared/findings.md measured one shared httpx.AsyncClient pool collapsing under
+Why aiohttp and not httpx here: measured on this machine, one shared httpx.AsyncClient pool collapsed under
 concurrency (11x under the ideal at 64 in flight), and httpx's API over the aiohttp transport near the bound but
 CPU-bound at ~1,900 requests/s in this engine: httpx's request and response model (headers, URL parsing) cost as
-much again as aiohttp's own work (BENCHMARKS.md, issue 8). This module is the only place that speaks HTTP, so it
+much again as aiohttp's own work (BENCHMARKS.md). This module is the only place that speaks HTTP, so it
 uses aiohttp's session directly; its connector holds at most N connections.
 """
 
