@@ -160,6 +160,7 @@ class Engine:
     async def _account(self, change: Change) -> None:
         if change.action == "forget":
             self.journal.append(recording.forgotten(change.account_id))
+            self.results.append(Result(change.account_id, "forget", "succeeded"))
             return
         spec = self.desired[change.account_id]
         patched = True
@@ -210,7 +211,8 @@ class Engine:
         params = spec.resync.query()
         done = recording.resynced(spec.account_id, spec.resync.generation)
         deadline = time.monotonic() + self.options.sync_timeout
-        attempts = 0
+        sent = 0  # every request, retries included
+        polls = 0  # status requests after the one that started the sync, each counted once
         self.progress.syncs_polling += 1
         started = False
         try:
@@ -224,12 +226,14 @@ class Engine:
                     # or we would lose track of a sync running upstream.
                     starts=not started,
                 )
-                attempts += used
+                sent += used
+                polls += 1 if started and used else 0
+                attempts = sent - polls
                 if answer is None:
                     self._skip(spec.account_id, "resync")
                     return
                 if answer.error is not None:
-                    self._fail(spec.account_id, "resync", answer, attempts)
+                    self._fail(spec.account_id, "resync", answer, attempts, polls)
                     return
                 started = True
                 status = answer.body["status"]
@@ -242,6 +246,7 @@ class Engine:
                             http_status=answer.status,
                             attempts=attempts,
                             message=status,
+                            polls=polls,
                         )
                     )
                     return
@@ -256,6 +261,7 @@ class Engine:
                             "the sync ended in SYNC_ERROR",
                         ),
                         attempts,
+                        polls,
                     )
                     return
                 if status not in RUNNING:
@@ -269,6 +275,7 @@ class Engine:
                             f"unknown sync status {status[:40]!r}",
                         ),
                         attempts,
+                        polls,
                     )
                     return
                 if time.monotonic() + self.options.sync_poll_interval > deadline:
@@ -282,6 +289,7 @@ class Engine:
                             f"still {status} after --sync-timeout {self.options.sync_timeout:g}s",
                         ),
                         attempts,
+                        polls,
                     )
                     return
                 await asyncio.sleep(self.options.sync_poll_interval)  # holds no concurrency slot
@@ -294,7 +302,7 @@ class Engine:
         call: Callable[[], Coroutine[Any, Any, Answer]],
         account_id: str,
         what: str,
-        record: Callable[[Answer], dict[str, Any] | None],
+        record: Callable[[Answer], recording.Event | None],
         starts: bool,
     ) -> tuple[Answer | None, int]:
         """Send until success or give up; the answer and the attempts it took.
@@ -338,7 +346,7 @@ class Engine:
     async def _attempt(
         self,
         call: Callable[[], Coroutine[Any, Any, Answer]],
-        record: Callable[[Answer], dict[str, Any] | None],
+        record: Callable[[Answer], recording.Event | None],
         starts: bool,
     ) -> Answer | None:
         """One request, through the breaker when it is open (one probe at a time, backing off after each
@@ -362,7 +370,7 @@ class Engine:
     async def _send(
         self,
         call: Callable[[], Coroutine[Any, Any, Answer]],
-        record: Callable[[Answer], dict[str, Any] | None],
+        record: Callable[[Answer], recording.Event | None],
         starts: bool,
         probe: bool = False,
     ) -> Answer | None | _Held:
@@ -409,7 +417,9 @@ class Engine:
             log.warning("stopping early: %s", reason)
             self.stop_reason = reason
 
-    def _fail(self, account_id: str, operation: Operation, answer: Answer, attempts: int) -> None:
+    def _fail(
+        self, account_id: str, operation: Operation, answer: Answer, attempts: int, polls: int = 0
+    ) -> None:
         kind = answer.error
         assert kind is not None
         self.results.append(
@@ -423,6 +433,7 @@ class Engine:
                 retryable=kind.retryable,
                 attempts=attempts,
                 message=answer.message,
+                polls=polls,
             )
         )
         self.journal.append(

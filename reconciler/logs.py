@@ -1,51 +1,47 @@
-"""`--verbose`: debug logging to stderr, with every known secret value redacted as a last line of defence.
+"""`--verbose`: debug logging to stderr, every record redacted of known secrets and escaped for the terminal.
 
 What is logged never includes a secret by construction (request bodies and headers are not logged; messages
 name accounts, routes, statuses, durations and state locations). The redacting filter covers what a future
 log line, or a library's, might let through: the API key and each distinct secret resolved from the config
-are registered (only while verbose logging is on) and replaced by `***` in every record, and so is the
-password of any URL in a record (`https://user:PASSWORD@host`, `?password=...`): the API URL, say.
+are registered (secrets.register) and replaced by `***` in every record, and so is the password of any URL in
+a record (`https://user:PASSWORD@host`, `?password=...`). A record quotes outside text (an account id, an API
+answer): its control characters are escaped, so one record is one line that cannot drive the terminal; only an
+attached traceback keeps its own line breaks.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 
 from reconciler import secrets
+from reconciler.render.escape import terminal
 from reconciler.urls import redact_credentials
 
 LOGGER_NAME = "reconciler"
-REDACTED = "***"
+REDACTED = secrets.REDACTED
 _FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
 
 
 class RedactingFilter(logging.Filter):
-    """Replace every registered secret value in a record's final message (and drop its arguments)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._pattern: re.Pattern[str] | None = None
-        self._pattern_size = -1
+    """Replace every registered secret value in a record's final message (and drop its arguments); escape its
+    control characters."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if record.exc_info or record.exc_text:  # the traceback too, then no handler formats it again
-            message += "\n" + (record.exc_text or logging.Formatter().formatException(record.exc_info))
+        message = terminal(secrets.redact(redact_credentials(record.getMessage())))
+        trace: list[str] = []
+        if record.exc_text:  # the traceback too, then no handler formats it again
+            trace.append(record.exc_text)
+        elif record.exc_info:
+            trace.append(logging.Formatter().formatException(record.exc_info))
         if record.stack_info:
-            message += "\n" + record.stack_info
-        record.msg = self._redact(message)
+            trace.append(record.stack_info)
+        for text in trace:
+            redacted = secrets.redact(redact_credentials(text))
+            message += "".join("\n" + terminal(line) for line in redacted.split("\n"))
+        record.msg = message
         record.args = record.exc_info = record.exc_text = record.stack_info = None
         return True
-
-    def _redact(self, message: str) -> str:
-        known = secrets.registered()
-        if self._pattern_size != len(known):  # the registry only grows
-            self._pattern = secrets.redaction_pattern(known)
-            self._pattern_size = len(known)
-        message = redact_credentials(message)
-        return self._pattern.sub(REDACTED, message) if self._pattern else message
 
 
 # Without --verbose nothing of ours is logged: not even warnings through logging's last-resort handler (the
@@ -57,7 +53,6 @@ def configure(verbose: bool) -> None:
     """Send reconciler's debug log, and warnings from the libraries it uses, to stderr."""
     if not verbose:
         return
-    secrets.start_registry()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
     handler.addFilter(RedactingFilter())

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler.errors import Problem
 
 Action = Literal["create", "update", "forget", "none"]
-Operation = Literal["patch", "resync"]
+#: What one Result is about. A forget is local (no API call); the JSON report lists forgets apart from results.
+Operation = Literal["patch", "resync", "forget"]
 Outcome = Literal["succeeded", "failed", "skipped"]
 
 SYNC_PROVIDERS = ("LINKEDIN", "TELEGRAM")
+
+
+def settings_leaves(settings: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:
+    """Every leaf of `settings` under its dotted path (`proxy.host`); an empty mapping is a leaf of its own.
+
+    Two settings are equal exactly when their leaves are: this is what a plan's `fields` are made of.
+    """
+    leaves: dict[str, Any] = {}
+    for key, value in (settings or {}).items():
+        if isinstance(value, Mapping) and value:
+            leaves.update(settings_leaves(value, f"{prefix}{key}."))
+        else:
+            leaves[prefix + key] = value
+    return leaves
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +138,9 @@ class Recorded:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """What one account needs. `before`/`after` are fingerprinted settings (never plaintext)."""
+    """What one account needs. `before`/`after` are fingerprinted settings (never plaintext), or masked ones
+    (every secret `(sensitive)`) in a plan read back from a file; `fields` are the dotted paths of the leaves
+    that differ."""
 
     account_id: str
     action: Action
@@ -140,16 +158,24 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """The changes from recorded to desired, with what identifies the inputs it was computed from."""
+    """The changes from recorded to desired, with what identifies the inputs it was computed from.
+
+    `warnings` are the configuration's (a plaintext password, say), carried so that every rendering of the plan
+    shows them. A plan holds no salt and no secret: a saved plan is written from it as it is. A value behind an
+    unset `${VAR}` is a `secrets.unknown_marker` in `after`, and its account is never unchanged.
+    """
 
     changes: list[Change]
     unchanged: int
     lineage: str | None
     serial: int
-    salt: str
     config_digest: str
     desired_digest: str
     files: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    #: Variables unset while planning that the changes depend on: their values show as not known, and such a
+    #: plan cannot be applied.
+    unset_variables: tuple[str, ...] = ()
 
     def count(self, action: str) -> int:
         if action == "resync":
@@ -182,8 +208,11 @@ class Result:
     error_type: str | None = None
     category: str | None = None
     retryable: bool | None = None
+    #: Requests sent for the operation apart from polls: 1 plus its retries (0 when nothing was sent).
     attempts: int = 0
     message: str | None = None
+    #: resync only: status requests after the one that started the sync (each counted once, retries apart).
+    polls: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -195,5 +224,6 @@ class Result:
             "category": self.category,
             "retryable": self.retryable,
             "attempts": self.attempts,
+            "polls": self.polls,
             "message": self.message,
         }

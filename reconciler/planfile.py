@@ -1,23 +1,32 @@
 """Saved plans (`plan --out`): what `apply --plan` needs to apply exactly that plan, and to refuse a stale one.
 
-A saved plan holds fingerprints, never secrets. Apply reloads the configuration it names (secrets come from the
-environment again) and refuses when the state's lineage or serial moved, or the configuration or the resolved
-secrets differ from what was planned.
+A saved plan is meant to travel (a CI artifact that anyone with read access may download), so it holds no secret
+and nothing that helps guess one: no salt, no per-secret fingerprint. Its changes show every secret as
+`(sensitive)`; one aggregate digest of all the secrets, keyed by the state's salt (which stays in the state)
+and slow to compute, tells apply that the secrets resolved now differ from those planned. The configuration is
+named relative to the working directory, so that a plan made in one checkout applies in another checkout of the
+same commit; another commit's configuration is refused by its digest.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
+import secrets as random_tokens
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypedDict, cast
 
 from reconciler import fsutil
 from reconciler.errors import ReconcilerError, StalePlan
-from reconciler.model import Change, Plan
+from reconciler.model import Change, Desired, Plan, Recorded
+from reconciler.secrets import keyed_salt, masked, secrets_digest
 
 KIND = "reconciler-saved-plan"
+FORMAT_VERSION = 2
 
 
 class SavedChange(TypedDict):
@@ -31,8 +40,15 @@ class SavedChange(TypedDict):
     recorded_generation: int
 
 
+class SavedSecrets(TypedDict):
+    """`digest` of every secret; `nonce` keys it when the plan was made before the state existed."""
+
+    digest: str
+    nonce: str | None
+
+
 class SavedPlanDocument(TypedDict):
-    """The JSON document `plan --out` writes."""
+    """The JSON document `plan --out` writes (`reconciler/schemas/saved-plan.schema.json`)."""
 
     kind: str
     format_version: int
@@ -41,42 +57,84 @@ class SavedPlanDocument(TypedDict):
     selectors: list[list[str]]
     lineage: str | None
     serial: int
-    salt: str
     config_digest: str
     desired_digest: str
+    secrets: SavedSecrets
     unchanged: int
+    warnings: list[str]
+    unset_variables: list[str]
     changes: list[SavedChange]
 
 
-def save(plan: Plan, config: str, targets: list[str], selectors: list[tuple[str, str]], path: str) -> None:
+def masked_change(change: Change) -> Change:
+    """`change` with every secret of `before`/`after` shown as `(sensitive)`: what a saved plan holds."""
+    return dataclasses.replace(change, before=masked(change.before), after=masked(change.after))
+
+
+def _digest_salt(recorded: Recorded, nonce: str | None, fingerprint_key: str | None) -> str:
+    """What keys the secrets digest: the state's salt, or the plan's nonce when there was no state yet."""
+    base = recorded.salt if recorded.exists else nonce
+    if base is None:
+        raise StalePlan("saved plan is stale: it was made against another state; run plan again")
+    return keyed_salt(base, fingerprint_key)
+
+
+def _secrets_digest(desired: Desired, salt: str) -> str:
+    return secrets_digest({i: spec.settings for i, spec in desired.accounts.items()}, salt)
+
+
+def save(
+    path: str,
+    plan: Plan,
+    desired: Desired,
+    recorded: Recorded,
+    *,
+    config: str,
+    targets: list[str],
+    selectors: list[tuple[str, str]],
+    fingerprint_key: str | None = None,
+) -> None:
+    """Write `plan` (made from `desired` against `recorded`) for `apply --plan`; mode 0600, replaced atomically."""
+    # Before the state exists its salt is not kept anywhere: a fresh nonce keys the digest instead. (The first
+    # apply creates the state with a salt of its own, so this nonce never keys a fingerprint.)
+    nonce = None if recorded.exists else random_tokens.token_hex(16)
     document: SavedPlanDocument = {
         "kind": KIND,
-        "format_version": 1,
-        "config": os.path.abspath(config),
+        "format_version": FORMAT_VERSION,
+        "config": os.path.relpath(os.path.abspath(config)),
         "targets": targets,
         "selectors": [list(pair) for pair in selectors],
         "lineage": plan.lineage,
         "serial": plan.serial,
-        "salt": plan.salt,
         "config_digest": plan.config_digest,
         "desired_digest": plan.desired_digest,
+        "secrets": {
+            "digest": _secrets_digest(desired, _digest_salt(recorded, nonce, fingerprint_key)),
+            "nonce": nonce,
+        },
         "unchanged": plan.unchanged,
-        "changes": [
-            {
-                "account_id": c.account_id,
-                "action": c.action,
-                "resync": c.resync,
-                "fields": list(c.fields),
-                "before": c.before,
-                "after": c.after,
-                "resync_generation": c.resync_generation,
-                "recorded_generation": c.recorded_generation,
-            }
-            for c in plan.changes
-        ],
+        "warnings": list(plan.warnings),
+        "unset_variables": list(plan.unset_variables),
+        "changes": [_saved_change(masked_change(change)) for change in plan.changes],
     }
     # A new temporary (unique name, O_EXCL | O_NOFOLLOW) renamed over the target: never written through a link.
-    fsutil.replace_atomically(Path(path), json.dumps(document).encode(), 0o600)
+    try:
+        fsutil.replace_atomically(Path(path), json.dumps(document).encode(), 0o600)
+    except OSError as exc:
+        raise ReconcilerError(f"--out {path}: cannot write there ({exc.strerror or exc})") from None
+
+
+def _saved_change(change: Change) -> SavedChange:
+    return {
+        "account_id": change.account_id,
+        "action": change.action,
+        "resync": change.resync,
+        "fields": list(change.fields),
+        "before": change.before,
+        "after": change.after,
+        "resync_generation": change.resync_generation,
+        "recorded_generation": change.recorded_generation,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +146,7 @@ class SavedPlan:
 
     @property
     def config(self) -> str:
+        """The configuration it was made from, relative to the working directory."""
         return self.document["config"]
 
     @property
@@ -99,20 +158,103 @@ class SavedPlan:
         return tuple((key, value) for key, value in self.document["selectors"])
 
     @property
-    def salt(self) -> str:
-        return self.document["salt"]
+    def plan(self) -> Plan:
+        """The plan as it was saved (secrets `(sensitive)`), for showing it."""
+        document = self.document
+        return Plan(
+            changes=changes_of(document),
+            unchanged=document["unchanged"],
+            lineage=document["lineage"],
+            serial=document["serial"],
+            config_digest=document["config_digest"],
+            desired_digest=document["desired_digest"],
+            warnings=tuple(document["warnings"]),
+            unset_variables=tuple(document["unset_variables"]),
+        )
 
-    def check_fresh(self, current: Plan) -> None:
-        check_fresh(self.document, current)
+    def check_complete(self) -> None:
+        """Refuse a plan made while variables it depends on were unset: it cannot say what apply would send."""
+        names = self.document["unset_variables"]
+        if names:
+            many = len(names) > 1
+            raise StalePlan(
+                f"{self.path} was made while {', '.join(names)} {'were' if many else 'was'} unset, so it does not "
+                f"say what apply would send; run plan again where {'they are' if many else 'it is'} set"
+            )
+
+    def check_fresh(
+        self, current: Plan, desired: Desired, recorded: Recorded, fingerprint_key: str | None = None
+    ) -> None:
+        """Raise StalePlan unless `current` (planned now from `desired` against `recorded`) is the saved plan."""
+        document = self.document
+        if document["lineage"] != current.lineage:
+            raise StalePlan(
+                "saved plan is stale: it was made against another state (lineage "
+                f"{document['lineage'] or '(none: no state yet)'}, this state's is "
+                f"{current.lineage or '(none: no state yet)'}); run plan again"
+            )
+        if document["serial"] != current.serial:
+            raise StalePlan(
+                f"saved plan is stale: the state moved since it was made (serial {document['serial']} -> "
+                f"{current.serial}); run plan again"
+            )
+        if document["config_digest"] != current.config_digest:
+            raise StalePlan(
+                f"saved plan is stale: the configuration {document['config']} differs from the one planned "
+                "(another commit, or edited since); run plan again"
+            )
+        if document["desired_digest"] != current.desired_digest:
+            raise StalePlan("saved plan is stale: the configuration reads differently now; run plan again")
+        salt = _digest_salt(recorded, document["secrets"]["nonce"], fingerprint_key)
+        if document["secrets"]["digest"] != _secrets_digest(desired, salt):
+            raise StalePlan(
+                "saved plan is stale: the secrets resolved now differ from those planned (or "
+                "RECONCILER_FINGERPRINT_KEY does); run plan again"
+            )
+        if changes_of(document) != [masked_change(change) for change in current.changes]:
+            raise StalePlan("saved plan is stale: planning again gives different changes; run plan again")
+
+
+@functools.cache
+def _validator() -> Any:
+    import jsonschema  # imported here: only apply --plan and show read saved plans
+
+    text = resources.files("reconciler").joinpath("schemas/saved-plan.schema.json").read_text("utf-8")
+    schema = json.loads(text)
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)
+
+
+def _where(path: Any) -> str:
+    """A JSON path as `changes[0].fields`, or `the document`."""
+    where = ""
+    for part in path:
+        where += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return where.lstrip(".") or "the document"
 
 
 def load(path: str) -> SavedPlan:
+    """Read and check a saved plan; any problem is one line naming the file (ReconcilerError)."""
     try:
-        document = json.loads(Path(path).read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ReconcilerError(f"{path}: cannot read the saved plan ({exc})") from None
+        document = json.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise ReconcilerError(f"{path}: cannot read the saved plan ({exc.strerror or exc})") from None
+    except ValueError:
+        raise ReconcilerError(f"{path}: not a saved reconciler plan (not JSON)") from None
     if not isinstance(document, dict) or document.get("kind") != KIND:
         raise ReconcilerError(f"{path}: not a saved reconciler plan")
+    if document.get("format_version") != FORMAT_VERSION:
+        raise ReconcilerError(
+            f"{path}: a saved plan of format {str(document.get('format_version'))[:20]!r}, this version reads "
+            f"format {FORMAT_VERSION}; run plan again"
+        )
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_validator().iter_errors(document))
+    if error is not None:
+        message = " ".join(error.message.split())
+        message = message if len(message) <= 160 else message[:160] + "…"
+        raise ReconcilerError(f"{path}: not a valid saved plan: {_where(error.absolute_path)}: {message}")
     return SavedPlan(path, cast(SavedPlanDocument, document))
 
 
@@ -130,21 +272,3 @@ def changes_of(document: SavedPlanDocument) -> list[Change]:
         )
         for c in document["changes"]
     ]
-
-
-def check_fresh(document: SavedPlanDocument, current: Plan) -> None:
-    """Raise StalePlan unless `current` (planned now from the same inputs) is the saved plan."""
-    if document["lineage"] != current.lineage or document["serial"] != current.serial:
-        raise StalePlan(
-            f"saved plan is stale: the state moved since it was made (lineage/serial "
-            f"{document['lineage']}/{document['serial']} -> {current.lineage}/{current.serial}); "
-            "run plan again"
-        )
-    if document["config_digest"] != current.config_digest:
-        raise StalePlan("saved plan is stale: the configuration changed since it was made; run plan again")
-    if document["desired_digest"] != current.desired_digest:
-        raise StalePlan(
-            "saved plan is stale: the secrets resolved now differ from those planned; run plan again"
-        )
-    if changes_of(document) != current.changes:
-        raise StalePlan("saved plan is stale: planning again gives different changes; run plan again")

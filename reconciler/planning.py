@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler.errors import UnsafePlan, UsageError
-from reconciler.model import AccountSpec, Change, Desired, Plan, Recorded
-from reconciler.secrets import fingerprinted
+from reconciler.model import AccountSpec, Action, Change, Desired, Plan, Recorded, settings_leaves
+from reconciler.secrets import fingerprinted, keyed_salt, masked, unresolved_names
 
 #: Below this many recorded accounts the safety bounds do not apply (as octoDNS's MIN_EXISTING_RECORDS).
 MIN_EXISTING_RECORDS = 10
@@ -65,14 +65,15 @@ def shard_of(account_id: str, shard_count: int) -> int:
     return int.from_bytes(digest[:8], "big") % shard_count + 1
 
 
-def desired_digest(desired: Desired, fingerprinted_settings: dict[str, dict[str, Any] | None]) -> str:
-    """A digest of everything apply would send: settings (secrets as fingerprints) and resync wishes."""
+def desired_digest(desired: Desired) -> str:
+    """A digest of everything apply would send apart from secrets (those are `(sensitive)` here): settings,
+    resync wishes and providers. The secrets have their own digest (`secrets.secrets_digest`)."""
     digest = hashlib.sha256()
     for account_id in sorted(desired.accounts):
         spec = desired.accounts[account_id]
         entry = [
             account_id,
-            fingerprinted_settings[account_id],
+            masked(spec.settings),
             spec.resync.as_dict() if spec.resync else None,
             spec.provider,
         ]
@@ -80,44 +81,25 @@ def desired_digest(desired: Desired, fingerprinted_settings: dict[str, dict[str,
     return digest.hexdigest()
 
 
+def _same(left: Any, right: Any) -> bool:
+    """Equal and of one type: a port of 1 is not `true`, and `8080` is not `"8080"`."""
+    return type(left) is type(right) and left == right
+
+
 def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) -> tuple[str, ...]:
-    """Dotted paths of the leaves that differ (`proxy.host`), via deepdiff."""
-    if before is None or after is None:
-        return tuple(sorted(_leaves(after if before is None else before)))
-    from deepdiff import DeepDiff  # imported on first use: ~45 ms of start-up, needed only for updates
+    """Dotted paths of the leaves that differ (`proxy.host`), present on one side only included.
 
-    # threshold_to_diff_deeper=0: compare key by key even when two mappings share few keys (a custom proxy
-    # switched to a managed country), rather than report the whole settings as one changed value.
-    diff = DeepDiff(before, after, threshold_to_diff_deeper=0)
-    paths = set()
-    for path in diff.affected_paths:
-        parts = [part.strip("'\"") for part in path.removeprefix("root[").rstrip("]").split("][")]
-        dotted = ".".join(parts)
-        # A mapping added or removed whole (`proxy`) is shown leaf by leaf, so each secret stays (sensitive).
-        mappings = [node for node in (_at(before, parts), _at(after, parts)) if isinstance(node, dict)]
-        paths.update(f"{dotted}.{leaf}" for node in mappings for leaf in _leaves(node))
-        if not mappings:
-            paths.add(dotted)
-    return tuple(sorted(paths))
-
-
-def _at(settings: dict[str, Any], parts: list[str]) -> Any:
-    node: Any = settings
-    for part in parts:
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def _leaves(settings: dict[str, Any] | None, prefix: str = "") -> list[str]:
-    leaves: list[str] = []
-    for key, value in (settings or {}).items():
-        if isinstance(value, dict):
-            leaves.extend(_leaves(value, f"{prefix}{key}."))
-        else:
-            leaves.append(prefix + key)
-    return leaves
+    Switching a custom proxy for a managed one lists every `proxy.*` leaf and `country`/`ip`: setting each
+    listed leaf of `before` to its value in `after` (or removing it) gives `after`.
+    """
+    old, new = settings_leaves(before), settings_leaves(after)
+    return tuple(
+        sorted(
+            path
+            for path in old.keys() | new.keys()
+            if path not in old or path not in new or not _same(old[path], new[path])
+        )
+    )
 
 
 def make_plan(
@@ -126,22 +108,22 @@ def make_plan(
     targets: Iterable[str] = (),
     selectors: Iterable[tuple[str, str]] = (),
     shard: tuple[int, int] | None = None,
+    fingerprint_key: str | None = None,
 ) -> Plan:
     """Compare what is declared with what was recorded; one Change per account with something to do.
 
-    With `shard=(K, N)`, only the accounts of shard K of N are considered.
+    With `shard=(K, N)`, only the accounts of shard K of N are considered. `fingerprint_key` is the optional
+    key mixed into the state's salt (`secrets.keyed_salt`); the fingerprints of `after` are made with it.
     """
-    salt = recorded.salt
+    salt = keyed_salt(recorded.salt, fingerprint_key)
     chosen = select_accounts(
         desired.accounts.keys() | recorded.accounts.keys(), desired.accounts, targets, selectors
     )
     if shard is not None:
         chosen = {account_id for account_id in chosen if shard_of(account_id, shard[1]) == shard[0]}
-    desired_settings = {
-        account_id: fingerprinted(spec.settings, salt) for account_id, spec in desired.accounts.items()
-    }
     changes: list[Change] = []
     unchanged = 0
+    unset: set[str] = set()
     for account_id in sorted(chosen):
         spec = desired.accounts.get(account_id)
         record = recorded.accounts.get(account_id)
@@ -152,7 +134,7 @@ def make_plan(
                     account_id,
                     "forget",
                     False,
-                    tuple(sorted(_leaves(record.settings))),
+                    changed_fields(record.settings, None),
                     record.settings,
                     None,
                     None,
@@ -160,17 +142,22 @@ def make_plan(
                 )
             )
             continue
-        after = desired_settings[account_id]
+        # A value behind an unset variable is a marker that equals no fingerprint: never claimed unchanged.
+        after = fingerprinted(spec.settings, salt)
+        unset |= unresolved_names(spec.settings)
         before = record.settings if record else None
         recorded_generation = record.resync_generation if record else 0
         failed_patch = bool(
             record and record.last_failure and record.last_failure.get("operation") == "patch"
         )
+        # `!=` first: at 100,000 accounts flattening every unchanged account would cost seconds.
+        fields = changed_fields(before, after) if after is not None and before != after else ()
+        action: Action
         if after is None:
             action = "none"  # resync-only account: nothing to PATCH
         elif record is None or record.settings is None:
             action = "create"
-        elif before != after or failed_patch:
+        elif fields or failed_patch:
             action = "update"
         else:
             action = "none"
@@ -178,7 +165,6 @@ def make_plan(
         if action == "none" and not resync:
             unchanged += 1
             continue
-        fields = changed_fields(before, after) if action != "none" else ()
         changes.append(
             Change(
                 account_id,
@@ -196,10 +182,11 @@ def make_plan(
         unchanged=unchanged,
         lineage=recorded.lineage,
         serial=recorded.serial,
-        salt=salt,
         config_digest=desired.config_digest,
-        desired_digest=desired_digest(desired, desired_settings),
+        desired_digest=desired_digest(desired),
         files=tuple(desired.files),
+        warnings=tuple(str(warning) for warning in desired.warnings),
+        unset_variables=tuple(sorted(unset)),
     )
 
 

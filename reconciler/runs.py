@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from reconciler import logs, planfile
 from reconciler.applying import ApplyOptions, Engine, Progress
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, UsageError
 from reconciler.model import Desired, Plan, Recorded, Result
 from reconciler.planning import make_plan, raise_if_unsafe, shard_of
 from reconciler.state import Backend, Journal
@@ -43,6 +43,8 @@ class ApplyRequest:
     max_forget_percent: float = 30.0
     lock_timeout: float = 0.0
     ca_bundle: str | None = None
+    #: Mixed into the state's salt for fingerprints (`RECONCILER_FINGERPRINT_KEY`); None: the salt alone.
+    fingerprint_key: str | None = None
 
 
 @dataclass(kw_only=True, slots=True)
@@ -84,20 +86,34 @@ def apply_run(
 ) -> ApplyOutcome:
     """Apply the desired state under the state's lock; every success is recorded durably as it happens.
 
-    Raises (nothing sent): LockHeld, StalePlan, UnsafePlan, or whatever `confirm` raises. Failures of single
+    Raises (nothing sent): LockHeld, StalePlan (also for a saved plan made while variables were unset),
+    UsageError (a variable the changes need is unset), UnsafePlan, or whatever `confirm` raises. Failures of single
     operations are results, not exceptions.
     """
+    if request.saved is not None:
+        request.saved.check_complete()
     backend = request.backend
     with backend.lock(timeout=request.lock_timeout, command="apply", shard=request.shard):
         log.debug("locked the state %s", backend.describe())
         before = backend.read()
         log.debug("read %d recorded account(s), serial %d", len(before.accounts), before.serial)
-        saved = request.saved
-        if saved is not None and not before.exists:
-            before.salt = saved.salt  # a first apply keeps the salt its saved plan fingerprinted with
-        plan = make_plan(request.desired, before, request.targets, list(request.selectors), request.shard)
-        if saved is not None:
-            saved.check_fresh(plan)
+        plan = make_plan(
+            request.desired,
+            before,
+            request.targets,
+            list(request.selectors),
+            request.shard,
+            fingerprint_key=request.fingerprint_key,
+        )
+        if plan.unset_variables:
+            names = plan.unset_variables
+            raise UsageError(
+                f"environment variable{'s' if len(names) > 1 else ''} {', '.join(names)} "
+                f"{'are' if len(names) > 1 else 'is'} not set; apply needs {'them' if len(names) > 1 else 'it'}"
+                " for the values it sends"
+            )
+        if request.saved is not None:
+            request.saved.check_fresh(plan, request.desired, before, request.fingerprint_key)
         if plan.empty:
             return ApplyOutcome(plan=plan)
         if not request.force:

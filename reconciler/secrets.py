@@ -6,12 +6,17 @@ A `Secret` holds plaintext in memory between resolving the configuration and bui
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import html
+import json
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 SENSITIVE = "(sensitive)"
 FINGERPRINT_PREFIX = "sha256:"
@@ -20,26 +25,25 @@ _REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-#: Distinct secret values, kept only while verbose logging is on (logs.py redacts them); None otherwise.
-_registry: set[str] | None = None
+#: Distinct secret values (the API key, every password and every resolved `${VAR}`), always kept: whatever comes
+#: from outside (an API answer, a log record) is redacted of them before it is stored or shown. See `redact`.
+_registry: set[str] = set()
+_registry_lock = threading.Lock()
 #: Shorter values would redact ordinary words from log lines; such a secret is weak anyway.
 MIN_REDACTED_LENGTH = 4
 
 
-def start_registry() -> None:
-    global _registry
-    _registry = set() if _registry is None else _registry
-
-
 def register(value: str) -> None:
-    """Note a plaintext secret (the API key, a password) so that any log line holding it is redacted."""
-    if _registry is not None and len(value) >= MIN_REDACTED_LENGTH:
-        _registry.add(value)
+    """Note a plaintext secret (the API key, a password) so that any outside text or log line holding it is
+    redacted."""
+    if len(value) >= MIN_REDACTED_LENGTH:
+        with _registry_lock:
+            _registry.add(value)
 
 
 def registered() -> AbstractSet[str]:
     """The registered values (read only: the set itself, so a log line costs no copy)."""
-    return _registry if _registry is not None else frozenset()
+    return _registry
 
 
 def redaction_pattern(values: Iterable[str]) -> re.Pattern[str] | None:
@@ -135,7 +139,8 @@ def resolve_references(text: str, environ: Mapping[str, str]) -> tuple[str, bool
 
 
 def fingerprinted(settings: Mapping[str, Any] | None, salt: str) -> dict[str, Any] | None:
-    """A copy of desired settings with every Secret replaced by its fingerprint: safe to persist."""
+    """A copy of desired settings with every Secret replaced by its fingerprint: safe to persist. A value behind
+    an unset variable becomes its `unknown_marker` (never persisted: apply refuses to run without it)."""
     if settings is None:
         return None
     return {
@@ -144,6 +149,8 @@ def fingerprinted(settings: Mapping[str, Any] | None, salt: str) -> dict[str, An
             if isinstance(value, Mapping)
             else value.fingerprint(salt)
             if isinstance(value, Secret)
+            else unknown_marker(value.names)
+            if isinstance(value, Unresolved)
             else value
         )
         for key, value in settings.items()
@@ -168,15 +175,26 @@ SECRET_KEYS = frozenset(("password",))
 
 
 def masked(value: Any) -> Any:
-    """A copy of settings with every fingerprint, Secret or password shown as `(sensitive)`."""
+    """A copy of settings with every fingerprint, Secret or password shown as `(sensitive)`, and every value
+    behind an unset variable as its `unknown_marker`."""
     if isinstance(value, Mapping):
         return {
-            key: SENSITIVE if key in SECRET_KEYS and value[key] is not None else masked(item)
+            key: (
+                SENSITIVE
+                if key in SECRET_KEYS and value[key] is not None and not _unknown(value[key])
+                else masked(item)
+            )
             for key, item in value.items()
         }
+    if isinstance(value, Unresolved):
+        return unknown_marker(value.names)
     if isinstance(value, Secret) or is_fingerprint(value):
         return SENSITIVE
     return value
+
+
+def _unknown(value: Any) -> bool:
+    return isinstance(value, Unresolved) or is_unknown(value)
 
 
 # --- Environment references that may be unset --------------------------------------------------------------
@@ -242,4 +260,218 @@ def _checked_names(text: str) -> list[str]:
                 "(letters, digits and '_', not starting with a digit)"
             )
         names.append(name)
+    return names
+
+
+# -- Redaction of outside text -------------------------------------------------------------------------------
+#
+# An API answer may echo the request (its body, its X-API-KEY header) in `detail`; a library's log record may
+# quote a URL. `redact` replaces every registered secret in such text, in each form it could have been echoed
+# in: raw, JSON-escaped, URL-encoded, HTML-escaped and base64 (at any alignment inside a longer base64 text).
+
+REDACTED = "***"
+#: Up to this many forms, each is searched with str.find (C speed); past it, one pass indexed by prefix.
+_FIND_EACH_UP_TO = 64
+_PREFIX = MIN_REDACTED_LENGTH
+_URLSAFE = str.maketrans("+/", "-_")
+_HEX_ESCAPE = re.compile(r"%[0-9A-F]{2}")
+
+
+def _base64_cores(data: bytes) -> set[str]:
+    """The base64 characters that encode only `data`, at each of the three alignments it can have inside a
+    longer base64 text (the characters shared with neighbouring bytes are left out)."""
+    cores: set[str] = set()
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + data).decode("ascii")
+        first = -(-8 * offset // 6)  # the first character made only of `data`'s bits
+        end = 8 * (offset + len(data)) // 6  # past the last one
+        core = encoded[first:end]
+        cores.update((core, core.translate(_URLSAFE)))
+    return cores
+
+
+def secret_forms(value: str) -> set[str]:
+    """Every form of `value` that redaction looks for, each at least MIN_REDACTED_LENGTH long."""
+    escaped = {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    escaped |= {form.replace("/", "\\/") for form in escaped}  # some encoders escape the slash too
+    forms = {value, *escaped}
+    for encoded in (quote(value, safe=""), quote(value), quote_plus(value, safe="")):
+        forms.update((encoded, _HEX_ESCAPE.sub(lambda match: match.group().lower(), encoded)))
+    forms.update((html.escape(value), html.escape(value, quote=False)))
+    for text in {value, *escaped}:
+        forms.update(_base64_cores(text.encode("utf-8", "surrogatepass")))
+    return {form for form in forms if len(form) >= MIN_REDACTED_LENGTH}
+
+
+class Redactor:
+    """Finds every form of a set of secrets in a text; overlapping finds are redacted as one."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._forms: list[str] = []
+        self._by_prefix: dict[str, list[str]] = {}
+        self.longest = 0
+
+    def add(self, values: Iterable[str]) -> None:
+        for value in values:
+            if value in self._values or len(value) < MIN_REDACTED_LENGTH:
+                continue
+            self._values.add(value)
+            for form in secret_forms(value):
+                self._forms.append(form)
+                self._by_prefix.setdefault(form[:_PREFIX], []).append(form)
+                self.longest = max(self.longest, len(form))
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def _spans(self, text: str) -> list[tuple[int, int]]:
+        spans: list[tuple[int, int]] = []
+        if len(self._forms) <= _FIND_EACH_UP_TO:
+            for form in self._forms:
+                start = text.find(form)
+                while start >= 0:
+                    spans.append((start, start + len(form)))
+                    start = text.find(form, start + 1)
+        else:
+            lookup = self._by_prefix.get
+            for start in range(len(text) - _PREFIX + 1):
+                for form in lookup(text[start : start + _PREFIX], ()):
+                    if text.startswith(form, start):
+                        spans.append((start, start + len(form)))
+        return spans
+
+    def redact_all(self, text: str) -> str:
+        spans = self._spans(text) if self._forms else []
+        if not spans:
+            return text
+        merged: list[list[int]] = []
+        for start, stop in sorted(spans):
+            if merged and start <= merged[-1][1]:  # overlapping or adjacent finds: one redaction
+                merged[-1][1] = max(merged[-1][1], stop)
+            else:
+                merged.append([start, stop])
+        parts: list[str] = []
+        position = 0
+        for start, stop in merged:
+            parts += (text[position:start], REDACTED)
+            position = stop
+        parts.append(text[position:])
+        return "".join(parts)
+
+    def redact(self, text: str, limit: int | None = None) -> str:
+        """`text` without any form of the secrets; with `limit`, at most its first `limit` characters.
+
+        A long text is redacted a window at a time, and cut only where no secret can straddle the cut: a
+        secret cut in half would not be recognised, and its first half would be shown.
+        """
+        if limit is None or len(text) <= limit:
+            return self.redact_all(text)[:limit]
+        window = limit + 2 * self.longest
+        while True:
+            redacted = self.redact_all(text[:window])
+            if window >= len(text) or len(redacted) >= limit + self.longest:
+                return redacted[:limit]
+            window *= 2
+
+
+_redactor = Redactor()
+
+
+def redact(text: str, limit: int | None = None) -> str:
+    """`text` (from outside: an API answer, a log record) with every registered secret replaced by `***`, in
+    any of the forms of `secret_forms`; with `limit`, cut to at most that many characters after redaction."""
+    redactor = _redactor
+    if len(redactor) != len(_registry):  # the registry only grows (until cleared)
+        with _registry_lock:
+            redactor.add(list(_registry))
+    return redactor.redact(text, limit)
+
+
+def clear_registered() -> None:
+    """Forget every registered secret (for tests that run many commands in one process)."""
+    global _redactor
+    with _registry_lock:
+        _registry.clear()
+        _redactor = Redactor()
+
+
+# -- fingerprint keys and the aggregate digest of saved plans --------------------------------------------------
+
+#: An optional key, from the environment only, mixed into every fingerprint's HMAC key; it is never stored.
+FINGERPRINT_KEY_VARIABLE = "RECONCILER_FINGERPRINT_KEY"
+#: scrypt's cost for the aggregate digest: 16 MiB and a fraction of a second, paid once per saved plan (and
+#: once per guess by whoever tries to guess a secret from it).
+SCRYPT_N = 2**14
+
+
+def fingerprint_key(environ: Mapping[str, str]) -> str | None:
+    """The fingerprint key the environment gives (`RECONCILER_FINGERPRINT_KEY`), or None when unset or empty."""
+    key = environ.get(FINGERPRINT_KEY_VARIABLE) or None
+    if key is not None:
+        register(key)
+    return key
+
+
+def keyed_salt(salt: str, key: str | None) -> str:
+    """The salt fingerprints are made with: the state's own salt, or with a key, an HMAC of the salt under it.
+
+    With a key, a copy of the state (its salt and fingerprints) cannot confirm a guessed password without the
+    key as well. Without one the salt is used as it is, so fingerprints recorded before keys existed still match.
+    """
+    if not key:
+        return salt
+    return "keyed:" + hmac.new(key.encode(), salt.encode(), hashlib.sha256).hexdigest()
+
+
+def _secret_leaves(settings: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Secret]]:
+    for key, value in sorted(settings.items()):
+        if isinstance(value, Mapping):
+            yield from _secret_leaves(value, f"{prefix}{key}.")
+        elif isinstance(value, Secret):
+            yield prefix + key, value
+
+
+def secrets_digest(settings_by_account: Mapping[str, Mapping[str, Any] | None], salt: str) -> str:
+    """One digest of every secret in the desired settings (with the account and the path each sits at).
+
+    It changes when any secret changes and says nothing about any one of them: it is keyed by `salt` (the
+    state's, which a saved plan does not hold) and costs scrypt's work factor per guess. "none" when there is no
+    secret at all.
+    """
+    found = [
+        [account_id, path, secret.reveal()]
+        for account_id in sorted(settings_by_account)
+        for path, secret in _secret_leaves(settings_by_account[account_id] or {})
+    ]
+    if not found:
+        return "none"
+    message = hashlib.sha256(json.dumps(found, ensure_ascii=False).encode()).digest()
+    digest = hashlib.scrypt(message, salt=salt.encode(), n=SCRYPT_N, r=8, p=1, maxmem=2**26, dklen=32)
+    return "scrypt:" + digest.hex()
+
+
+# -- values not known here: a plan made while some variables are unset --------------------------------------------
+
+_UNKNOWN = re.compile(r"\(not known here: [A-Za-z_][A-Za-z0-9_]*(, [A-Za-z_][A-Za-z0-9_]*)* unset\)\Z")
+
+
+def unknown_marker(names: Iterable[str]) -> str:
+    """How a value behind unset variables reads in a plan: `(not known here: PROXY_PASSWORD unset)`."""
+    return f"(not known here: {', '.join(names)} unset)"
+
+
+def is_unknown(value: object) -> bool:
+    """Whether `value` is an `unknown_marker` (a planned value that only apply, with the variables, can know)."""
+    return isinstance(value, str) and _UNKNOWN.match(value) is not None
+
+
+def unresolved_names(settings: Mapping[str, Any] | None) -> set[str]:
+    """The unset variables the values of `settings` wait for."""
+    names: set[str] = set()
+    for value in (settings or {}).values():
+        if isinstance(value, Mapping):
+            names |= unresolved_names(value)
+        elif isinstance(value, Unresolved):
+            names.update(value.names)
     return names

@@ -111,7 +111,17 @@ def test_cli_apply_records_reports_and_converges(run, write, api) -> None:
     assert result.code == 3
     report = json.loads(Path("report.json").read_text())
     jsonschema.validate(report, json.loads((SCHEMAS / "report.schema.json").read_text()))
-    assert report["summary"] == {"succeeded": 2, "failed": 1, "skipped": 0}
+    assert report["summary"] == {
+        "succeeded": 2,
+        "failed": 1,
+        "skipped": 0,
+        "accounts": 3,
+        "patched": 2,
+        "resynced": 0,
+        "forgotten": 0,
+        "polls": 0,
+        "retries": 0,
+    }
     assert report["failures_by_type"] == {"errors/proxy_error": 1}
     assert "errors/proxy_error (HTTP 502, 1 operation(s))" in result.out
     assert "what to do: The proxy is not working" in result.out
@@ -281,7 +291,8 @@ def test_resync_timeout(run, write, api) -> None:
     assert result.code == 3
     assert result.json["failures_by_type"] == {"sync_timeout": 1}
     text = run("apply", "a.yaml", "--yes", "--sync-poll-interval", "0.05", "--sync-timeout", "0.2")
-    assert "Resyncs: 0 done, 0 failed, 1 still running at the timeout, 0 skipped." in text.out
+    assert "Apply: 1 account(s): 0 PATCHed, 0 resynced, 0 forgotten, 1 failed, 0 skipped." in text.out
+    assert "sync_timeout (no HTTP answer, 1 operation(s))" in text.out
     assert sum(api.stats.after_terminal.values()) == 0
 
 
@@ -329,9 +340,20 @@ def test_report_written_when_nothing_to_do(run, write, api, workdir) -> None:
     assert result.code == 0
     empty = {
         "format_version": 1,
-        "summary": {"succeeded": 0, "failed": 0, "skipped": 0},
+        "summary": {
+            "succeeded": 0,
+            "failed": 0,
+            "skipped": 0,
+            "accounts": 0,
+            "patched": 0,
+            "resynced": 0,
+            "forgotten": 0,
+            "polls": 0,
+            "retries": 0,
+        },
         "failures_by_type": {},
         "results": [],
+        "forgotten": [],
     }
     assert json.loads((workdir / "r.json").read_text()) == empty and result.json == empty
 

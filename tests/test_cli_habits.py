@@ -110,3 +110,27 @@ def test_validate_in_json_and_from_standard_input(run, write, monkeypatch) -> No
     write("b.yaml", "version: 1\naccounts:\n  acc_1: {proxy: {host: h, port: 1, password: '${NOT_SET}'}}\n")
     unset = run("validate", "b.yaml", "--format", "json")
     assert unset.code == 0 and unset.json["unset_variables"] == ["NOT_SET"]
+
+
+def test_annotations_never_mix_into_a_plan_on_stdout(run, write, monkeypatch) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    write("a.yaml", "version: 1\naccounts:\n  acc_1: {proxy: {host: h, port: 1, password: plain-text-pw}}\n")
+    result = run("plan", "a.yaml", "--format", "json")
+    assert result.code == 0 and result.json["summary"]["create"] == 1  # stdout is the JSON alone
+    assert "::warning file=a.yaml,line=3," in result.err
+
+
+def test_an_unsupported_state_location_names_what_is_supported(run, write) -> None:
+    write("a.yaml", fleet(1))
+    result = run("plan", "a.yaml", "--state", "s3://bucket/state.json")
+    assert result.code == 1
+    assert (
+        "unsupported state location 's3'://: use a path, a file:// URL or a postgresql:// URL" in result.err
+    )
+
+
+def test_plan_out_into_a_missing_directory_names_the_plan_file(run, write) -> None:
+    write("a.yaml", fleet(1))
+    result = run("plan", "a.yaml", "--out", "nodir/plan.bin")
+    assert result.code == 1
+    assert result.err == "Error: --out nodir/plan.bin: cannot write there (No such file or directory)\n"

@@ -298,7 +298,7 @@ def test_validate_command_annotations(run, write, monkeypatch) -> None:
     result = run("validate", "a.yaml")
     assert result.code == 1
     assert "a.yaml:4:14: account 'a': country 'uk'" in result.err
-    assert "::error file=a.yaml,line=4,col=14::account 'a': country 'uk'" in result.out
+    assert "::error file=a.yaml,line=4,col=14::account 'a': country 'uk'" in result.err
     assert "Traceback" not in result.err
 
 

@@ -165,7 +165,7 @@ def test_ci_steps_against_the_sandbox(run, write, api, workdir, monkeypatch) -> 
     write("accounts.yaml", fleet(3).replace("country: US, ip: 203.0.113.2", "country: uk, ip: 203.0.113.2"))
     invalid = run("validate", "accounts.yaml")
     assert invalid.code == 1
-    assert "::error file=accounts.yaml,line=4,col=23::account 'acc_0001': country 'uk'" in invalid.out
+    assert "::error file=accounts.yaml,line=4,col=23::account 'acc_0001': country 'uk'" in invalid.err
 
     write("accounts.yaml", fleet(3))
     assert run("validate", "accounts.yaml").code == 0
@@ -178,7 +178,9 @@ def test_ci_steps_against_the_sandbox(run, write, api, workdir, monkeypatch) -> 
     applied = run("apply", "--plan", "plan.bin", "--yes", "--report", "report.json")
     assert applied.code == 0
     assert "<!-- reconciler-report -->" in summary.read_text()
-    assert "Apply: 3 succeeded, 0 failed, 0 skipped." in summary.read_text()
+    assert (
+        "Apply: 3 account(s): 3 PATCHed, 0 resynced, 0 forgotten, 0 failed, 0 skipped." in summary.read_text()
+    )
 
     api.faults = []
     write("accounts.yaml", fleet(3).replace("ip: 203.0.113.1}", "ip: 203.0.113.1, country: DE}"))
@@ -191,4 +193,4 @@ def test_ci_steps_against_the_sandbox(run, write, api, workdir, monkeypatch) -> 
     )
     failed = run("apply", "accounts.yaml", "--yes", "--max-attempts", "1", "--report", "report.json")
     assert failed.code == 3
-    assert "errors/proxy_error (HTTP 502, 1 operation(s))" in summary.read_text()
+    assert "<code>errors/proxy_error</code> (HTTP 502, 1 operation(s))" in summary.read_text()

@@ -65,4 +65,4 @@ def test_progress_bar_on_a_terminal(write, api, server, workdir) -> None:
     assert process.wait(timeout=30) == 0
     text = shown.decode(errors="replace")
     assert "in flight" in text and "/60" in text, text[-2000:]  # the bar: counts and what is in flight
-    assert "Apply: 60 succeeded" not in text  # the report is on stdout, not mixed into the bar
+    assert "Apply: 60 account(s)" not in text  # the report is on stdout, not mixed into the bar

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 
 import pytest
@@ -33,7 +34,7 @@ def _fresh_logging():
     for handler in root.handlers[:]:
         if handler not in handlers:
             root.removeHandler(handler)
-    secrets._registry = None
+    secrets.clear_registered()
 
 
 def assert_clean(outcomes, workdir, state_url: str | None = None) -> None:
@@ -126,7 +127,7 @@ def test_error_paths_verbose(run, write, api, server, workdir, monkeypatch) -> N
             outcomes.append(outcome)
     # An unset variable names the variable, never a value.
     monkeypatch.delenv("PROXY_PASSWORD")
-    outcomes.append(run("-v", "plan", "a.yaml"))
+    outcomes.append(run("-v", "apply", "a.yaml", "--yes"))
     assert outcomes[-1].code == 1 and "PROXY_PASSWORD is not set" in outcomes[-1].err
     assert_clean(outcomes, workdir)
 
@@ -156,3 +157,93 @@ def test_the_redacting_filter_is_the_last_line_of_defence(capsys) -> None:
     err = capsys.readouterr().err
     assert "key=*** password=***" in err and "ValueError: ***" in err
     assert SENTINEL_KEY not in err and SENTINEL_PASSWORD not in err
+
+
+# -- redaction of outside text ---------------------------------------------------------------------------------
+ODD_SECRET = 'p/w"+<é>&SENT%41'
+
+
+def _encodings(secret: str) -> dict[str, str]:
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    escaped = json.dumps(secret)[1:-1]
+    return {
+        "raw": secret,
+        "JSON": escaped,
+        "JSON, ASCII only": json.dumps(secret, ensure_ascii=False)[1:-1],
+        "URL": quote(secret, safe=""),
+        "URL, lower-case hex": re.sub(
+            "%[0-9A-F]{2}", lambda match: match.group().lower(), quote(secret, safe="")
+        ),
+        "form": quote_plus(secret),
+        "HTML": __import__("html").escape(secret),
+        **{
+            f"base64 of a JSON body, offset {offset}": base64.b64encode(
+                b"x" * offset + json.dumps({"password": secret}).encode()
+            ).decode()
+            for offset in range(3)
+        },
+        "base64url": base64.urlsafe_b64encode(b"yy" + secret.encode()).decode(),
+    }
+
+
+@pytest.mark.parametrize("encoding", sorted(_encodings(ODD_SECRET)))
+def test_redact_finds_every_form_of_a_secret(encoding: str) -> None:
+    from tests.helpers import assert_no_secrets
+
+    secrets.register(ODD_SECRET)
+    echoed = _encodings(ODD_SECRET)[encoding]
+    redacted = secrets.redact(f"before {echoed} after")
+    assert redacted.startswith("before ") and redacted.endswith(" after") and "***" in redacted
+    assert_no_secrets([ODD_SECRET], {encoding: redacted})
+
+
+def test_redact_cuts_only_after_redacting() -> None:
+    """A secret straddling the length limit is redacted whole, never shown in part."""
+    secrets.register(SENTINEL_PASSWORD)
+    for filler in range(280, 301):
+        text = "x" * filler + SENTINEL_PASSWORD + "y" * 10_000 + SENTINEL_PASSWORD
+        redacted = secrets.redact(text, limit=300)
+        assert len(redacted) <= 300 and SENTINEL_PASSWORD[:4] not in redacted.strip("x*y")
+    many = (SENTINEL_PASSWORD + "-") * 1000 + "tail"
+    assert secrets.redact(many, limit=300) == ("***-" * 75)
+
+
+def test_redact_merges_overlapping_secrets() -> None:
+    secrets.register("abcdefgh")
+    secrets.register("efghijkl")
+    assert secrets.redact("0abcdefghijkl1 efgh") == "0***1 efgh"
+
+
+def test_redact_scales_to_many_distinct_secrets() -> None:
+    """Past a few dozen forms the search is one pass indexed by prefix: same result, no per-secret cost."""
+    values = [f"secret-{index:06d}-value" for index in range(5_000)]
+    for value in values:
+        secrets.register(value)
+    text = f"a {values[17]} b {json.dumps(values[4_321])} c"
+    assert secrets.redact(text) == 'a *** b "***" c'
+
+
+def test_an_answer_is_redacted_where_it_is_built() -> None:
+    from reconciler.api.answer import Answer, Reply, error_answer
+
+    secrets.register(SENTINEL_KEY)
+    body = {
+        "type": f"errors/<b>\x1b[2J {SENTINEL_KEY} " + "z" * 200,
+        "title": "ignored: the detail is shown",
+        "detail": f"key {SENTINEL_KEY} base64 {__import__('base64').b64encode(SENTINEL_KEY.encode()).decode()}",
+    }
+    answer = error_answer(Reply(400, body, None))
+    assert answer.message is not None and answer.message.startswith("HTTP 400: key *** base64 ***")
+    assert answer.error is not None and answer.error.type.startswith("errors/%3Cb%3E%1B%5B2J%20***%20zzz")
+    assert len(answer.error.type) <= 100 and answer.error.category == "invalid_request"
+    assert error_answer(Reply(400, {"type": "errors/proxy_error"}, None)).error.type == "errors/proxy_error"
+    assert Answer(None, None, None, f"network: {SENTINEL_KEY}").message == "network: ***"
+
+
+def test_a_log_record_is_one_escaped_line(capsys) -> None:
+    logs.configure(True)
+    logs.get("test").warning("account %s failed", "a\x1b[2J\nERROR forged\u202e")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "account a\\x1b[2J\\x0aERROR forged\\u202e failed" in err

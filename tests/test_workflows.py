@@ -205,11 +205,6 @@ def test_plan_workflow_ignores_pull_requests_that_do_not_touch_the_accounts(gito
     assert not run.triggered
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan with unset variables (points 3 of the pull-request issue) is being built elsewhere: today a plan "
-    "without PROXY_PASSWORD exits 1",
-)
 def test_fork_pull_request_plans_without_secrets(gitops: GitOps) -> None:
     gitops.repository.commit({"accounts.yaml": PULL_REQUEST}, "Rotate, switch, remove", branch="fork-change")
     run = gitops.run("plan.yml", gitops.repository.pull_request(2, "fork-change", fork_owner="outsider"))
@@ -223,11 +218,6 @@ def test_fork_pull_request_plans_without_secrets(gitops: GitOps) -> None:
     assert "PROXY_PASSWORD" in job.summary
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="saved plans naming their config relative to the working directory (point 2 of the pull-request issue) "
-    "are being built elsewhere: today the apply job looks for the plan job's checkout, gone with its runner",
-)
 def test_merge_applies_the_saved_plan_from_another_checkout(gitops: GitOps, run) -> None:
     gitops.repository.commit({"accounts.yaml": SECOND_PUSH}, "Rotate, switch, remove", branch="change")
     before, after = gitops.repository.merge("change")
@@ -243,13 +233,15 @@ def test_merge_applies_the_saved_plan_from_another_checkout(gitops: GitOps, run)
     assert gitops.api.stats.patched["acc_02"] == {"country": "FR"}
     report = (gitops.runner.artifact(applied, "reconciler-report") / "report.json").read_text("utf-8")
     assert '"succeeded": 2' in report
-    assert "Apply: 2 succeeded, 0 failed, 0 skipped." in apply_job.summary
+    assert (
+        "Apply: 3 account(s): 2 PATCHed, 0 resynced, 1 forgotten, 0 failed, 0 skipped." in apply_job.summary
+    )
 
     listed = run("state", "list", "--state", gitops.state)
     assert {line.split("\t")[0] for line in listed.out.splitlines()} == set(ACCOUNTS) - {"acc_03"}
     assert (
         run("plan", str(gitops.repository.path / "accounts.yaml"), "--state", gitops.state).out
-        == "No changes.\n"
+        == "No changes. 49 account(s) match the recorded state.\n"
     )
 
     gitops.api.reset_stats()
@@ -274,8 +266,8 @@ def test_scheduled_reconcile_keeps_one_failures_issue_until_a_clean_run(gitops: 
     assert failing.jobs["reconcile"].step("apply").outputs["exit-code"] == "3"
     [issue] = gitops.runner.issues()
     assert issue["state"] == "open" and issue["labels"] == ["reconciler-failures"]
-    assert "**Apply: 1 succeeded, 1 failed, 0 skipped.**" in issue["body"]
-    assert "errors/service_unavailable (HTTP 503, 1 operation(s))" in issue["body"]
+    assert "**Apply: 2 account(s): 1 PATCHed, 0 resynced, 0 forgotten, 1 failed, 0 skipped." in issue["body"]
+    assert "<code>errors/service_unavailable</code> (HTTP 503, 1 operation(s))" in issue["body"]
     assert "- acc_05 (patch, 4 attempt(s))" in issue["body"]
     assert accounts_named(issue["body"]) == {"acc_05"}
     assert any("the reconcile exited 3" in line for line in failing.jobs["reconcile"].annotations)
@@ -285,7 +277,7 @@ def test_scheduled_reconcile_keeps_one_failures_issue_until_a_clean_run(gitops: 
     [issue] = gitops.runner.issues()
     assert issue["edits"] == 1 and issue["state"] == "open"
     assert (
-        "**Apply: 0 succeeded, 1 failed, 0 skipped.**" in issue["body"]
+        "**Apply: 1 account(s): 0 PATCHed, 0 resynced, 0 forgotten, 1 failed, 0 skipped." in issue["body"]
     )  # only the failed account is retried
 
     gitops.api.faults = []

@@ -1,6 +1,11 @@
 """What one HTTP exchange with the API came to: the `Answer` the engine acts on, and how an error answer is read.
 
 Kept apart from the transport (client.py) so that planning-only commands never import aiohttp.
+
+This is where text from the API enters: an answer may echo the request (its body, its X-API-KEY header) in
+`detail` or `title`, or carry any text in `type`. Every `Answer.message` is redacted of every known secret
+(secrets.redact) and bounded when the answer is built, and a `type` the catalogue does not know is redacted,
+percent-encoded and bounded, before the engine records or reports either.
 """
 
 from __future__ import annotations
@@ -12,7 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from reconciler.api.catalogue import ErrorKind, classify
+from reconciler import secrets
+from reconciler.api.catalogue import CATALOGUE, ErrorKind, classify
+
+#: The longest message kept from an answer (after redaction).
+MESSAGE_LIMIT = 300
+#: The longest error type kept from an answer whose type the catalogue does not know.
+TYPE_LIMIT = 100
+#: What an unknown type keeps as is; anything else is percent-encoded (`errors/a%20b`).
+_TYPE_SAFE = "/:._-~*"
+_CUT_ESCAPE = re.compile(r"%[0-9A-F]?\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +38,10 @@ class Answer:
     error: ErrorKind | None
     message: str | None = None
     retry_after: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.message is not None:  # built from an answer, or quoting one: redacted here, once for all uses
+            object.__setattr__(self, "message", secrets.redact(self.message, limit=MESSAGE_LIMIT))
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_~-]+")
@@ -63,14 +81,24 @@ class Reply:
 ROUTE_HINT = "the API URL should end in /api/v1, e.g. https://api.postpress.ai/api/v1"
 
 
+def outside_type(error_type: str) -> str:
+    """An error type as the API wrote it, safe to record and show: a catalogued type as is; any other redacted
+    of known secrets, percent-encoded outside a small safe set (no space, markup or control character) and cut
+    to TYPE_LIMIT characters."""
+    if error_type in CATALOGUE:
+        return error_type
+    encoded = quote(secrets.redact(error_type, limit=TYPE_LIMIT), safe=_TYPE_SAFE)[:TYPE_LIMIT]
+    return _CUT_ESCAPE.sub("", encoded)
+
+
 def error_answer(reply: Reply) -> Answer:
     body = reply.body
     error_type = body.get("type") if isinstance(body, dict) and isinstance(body.get("type"), str) else None
-    kind = classify(error_type, reply.status)
+    kind = classify(None if error_type is None else outside_type(error_type), reply.status)
     detail = None
     if isinstance(body, dict):
         detail = body.get("detail") or body.get("title")
     message = f"HTTP {reply.status}" + (f": {detail}" if isinstance(detail, str) else "")
     if reply.status == 404 and isinstance(detail, str) and "route" in detail.lower():
         message += f" ({ROUTE_HINT})"
-    return Answer(reply.status, body, kind, message[:300], parse_retry_after(reply.retry_after))
+    return Answer(reply.status, body, kind, message, parse_retry_after(reply.retry_after))

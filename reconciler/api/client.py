@@ -20,7 +20,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from yarl import URL
 
-from reconciler import logs
+from reconciler import logs, secrets
 from reconciler.api.answer import Answer, Reply, account_path, error_answer
 from reconciler.api.catalogue import classify
 from reconciler.api.endpoint import tls_context
@@ -48,6 +48,7 @@ class ApiClient:
         ca_bundle: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        secrets.register(api_key)  # an answer that echoes the key is redacted (api/answer.py)
         self._headers = {"X-API-KEY": api_key, "Accept": "application/json"}
         self._ssl: ssl.SSLContext | bool = tls_context(ca_bundle) if ca_bundle else True
         self._concurrency = concurrency

@@ -16,6 +16,7 @@ from reconciler.cli import apply, plan, sandbox, state
 from reconciler.cli.common import ExitCode, fail
 from reconciler.errors import ReconcilerError
 from reconciler.install import DISTRIBUTION
+from reconciler.render.escape import terminal
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,6 +46,7 @@ def cli(verbose: bool, directory: str | None) -> None:
 for command in (
     plan.validate,
     plan.plan,
+    plan.show,
     apply.apply,
     state.state,
     state.import_,
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("Aborted.", err=True)
         sys.exit(ExitCode.ERROR)
     except click.ClickException as exc:
+        exc.message = terminal(exc.message)  # type: ignore[misc]  # it may quote an argument as given
         exc.show()
         sys.exit(ExitCode.ERROR)
     except ReconcilerError as exc:

@@ -30,6 +30,7 @@ from reconciler.cli.reports import ReportFile, emit_report
 from reconciler.errors import UsageError
 from reconciler.install import extra_command
 from reconciler.model import Plan
+from reconciler.render.escape import terminal
 from reconciler.runs import ApplyRequest, Confirmer, apply_run
 from reconciler.state import display_location, open_backend, resolve_state_location
 
@@ -46,7 +47,7 @@ def _api(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str]]:
         api_key = check_api_key(os.environ.get("POSTPRESS_API_KEY", ""))
         url = api_url or os.environ.get("POSTPRESS_API_URL") or DEFAULT_API_URL
         for warning in check_api_url(url):
-            click.echo(f"Warning: {warning}", err=True)
+            click.echo(f"Warning: {terminal(warning)}", err=True)
         yield url, api_key
         return
     try:
@@ -167,7 +168,7 @@ def apply(
         config, targets, selectors = saved.config, saved.targets, saved.selectors
     if ca_bundle:
         tls_context(ca_bundle)  # a bad bundle is one line before anything else
-    desired = load_or_exit(config)
+    desired = load_or_exit(config, need_secrets=False)
     if sandbox and not given("sync_poll_interval"):
         sync_poll_interval = SANDBOX_POLL_INTERVAL
     location = resolve_state_location(state_location, sandbox=sandbox)
@@ -207,6 +208,7 @@ def apply(
             max_forget_percent=max_forget_percent,
             lock_timeout=lock_timeout,
             ca_bundle=ca_bundle,
+            fingerprint_key=secrets.fingerprint_key(os.environ),
         )
         outcome = apply_run(
             request,
@@ -216,7 +218,9 @@ def apply(
         if outcome.plan.empty:
             click.echo("No changes. Nothing to apply.", err=True)
         else:
-            click.echo(f"Applied in {outcome.elapsed:.1f}s; state {display_location(location)}.", err=True)
+            click.echo(
+                f"Applied in {outcome.elapsed:.1f}s; state {terminal(display_location(location))}.", err=True
+            )
         emit_report(outcome.results, outcome.stop_reason, output_format, report_file)
     if outcome.cancelled_by is not None:
         sys.exit(128 + outcome.cancelled_by)  # 130 for SIGINT, 143 for SIGTERM

@@ -6,6 +6,7 @@ import enum
 import os
 import sys
 import time
+from collections.abc import Sequence
 from typing import NoReturn
 
 import click
@@ -15,6 +16,7 @@ from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
 from reconciler.model import Desired, Plan
 from reconciler.render import github, plan_json, plan_markdown, plan_text
+from reconciler.render.escape import terminal
 
 MAX_WARNINGS_SHOWN = 10
 DEFAULT_CONFIG = "accounts.yaml"
@@ -38,8 +40,9 @@ class ExitCode(enum.IntEnum):
 
 
 def fail(message: str) -> NoReturn:
-    """Print one error line and exit 1."""
-    click.echo(f"Error: {message}", err=True)
+    """Print one error line and exit 1. The message may quote outside text (a file name, a lock's holder): its
+    control characters, newlines included, are escaped, so it stays one line that cannot drive the terminal."""
+    click.echo(f"Error: {terminal(message)}", err=True)
     sys.exit(ExitCode.ERROR)
 
 
@@ -52,7 +55,7 @@ class ShardType(click.ParamType):
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> tuple[int, int]:
         if isinstance(value, tuple):
-            return value  # type: ignore[return-value]
+            return value
         index, _, count = str(value).partition("/")
         if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
             self.fail(f"{value!r}: expected K/N with 1 <= K <= N, e.g. 2/4", param, ctx)
@@ -68,7 +71,7 @@ class SelectorType(click.ParamType):
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> tuple[str, str]:
         if isinstance(value, tuple):
-            return value  # type: ignore[return-value]
+            return value
         key, separator, wanted = str(value).partition("=")
         if not separator or not key:
             self.fail(f"{value!r} is not KEY=VALUE", param, ctx)
@@ -103,9 +106,9 @@ format_option = click.option(
 )
 
 
-def show_warnings(warnings: list[Problem]) -> None:
+def show_warnings(warnings: Sequence[Problem | str]) -> None:
     for warning in warnings[:MAX_WARNINGS_SHOWN]:
-        click.echo(str(warning), err=True)
+        click.echo(terminal(str(warning)), err=True)
     if len(warnings) > MAX_WARNINGS_SHOWN:
         click.echo(f"... and {len(warnings) - MAX_WARNINGS_SHOWN} more warnings", err=True)
 
@@ -125,14 +128,14 @@ def load_or_exit(config: str, need_secrets: bool = True) -> Desired:
         desired = load_config(config)
     except ConfigError as exc:
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
+            click.echo(terminal(str(problem)), err=True)
         show_warnings(exc.warnings)
         if annotating():
             for problem in exc.problems + exc.warnings:
-                click.echo(github.render(problem))
+                click.echo(github.render(problem), err=True)
         if exc.note:
-            click.echo(exc.note, err=True)
-        click.echo(f"{len(exc.problems)} error(s) in {config}", err=True)
+            click.echo(terminal(exc.note), err=True)
+        click.echo(f"{len(exc.problems)} error(s) in {terminal(config)}", err=True)
         sys.exit(ExitCode.ERROR)
     if need_secrets and desired.unset_variables:
         names = ", ".join(desired.unset_variables)
@@ -147,7 +150,7 @@ def load_or_exit(config: str, need_secrets: bool = True) -> Desired:
     show_warnings(desired.warnings)
     if annotating():
         for warning in desired.warnings:
-            click.echo(github.render(warning))
+            click.echo(github.render(warning), err=True)
     return desired
 
 

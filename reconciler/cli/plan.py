@@ -1,8 +1,10 @@
-"""`validate` and `plan`: read the configuration (and the state), print what is wrong or what would change."""
+"""`validate`, `plan` and `show`: read the configuration (and the state), print what is wrong or what would change;
+print a saved plan."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -15,6 +17,7 @@ from reconciler.cli.common import (
     load_or_exit,
     render_plan,
     select_option,
+    show_warnings,
     state_option,
     target_option,
     write_github_outputs,
@@ -22,6 +25,8 @@ from reconciler.cli.common import (
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
 from reconciler.planning import make_plan
+from reconciler.render.escape import terminal
+from reconciler.secrets import fingerprint_key
 from reconciler.state import display_location, open_backend, resolve_state_location
 
 
@@ -46,7 +51,7 @@ def validate(config: str, output_format: str) -> None:
     be well-formed, not set."""
     if output_format == "text":
         desired = load_or_exit(config, need_secrets=False)
-        click.echo(f"{config}: valid ({len(desired.accounts)} accounts)", err=True)
+        click.echo(f"{terminal(config)}: valid ({len(desired.accounts)} accounts)", err=True)
         return
     try:
         desired = load_config(config)
@@ -93,13 +98,23 @@ def plan(
     selectors: tuple[tuple[str, str], ...],
 ) -> None:
     """Show what apply would change. Needs no network, no API key and no lock."""
-    desired = load_or_exit(config)
+    desired = load_or_exit(config, need_secrets=False)
     location = resolve_state_location(state_location, sandbox=sandbox)
     recorded = open_backend(location).read()
-    the_plan = make_plan(desired, recorded, targets, list(selectors))
+    key = fingerprint_key(os.environ)
+    the_plan = make_plan(desired, recorded, targets, list(selectors), fingerprint_key=key)
     click.echo(render_plan(the_plan, output_format, config, display_location(location)), nl=False)
     if out_path:
-        planfile.save(the_plan, config, list(targets), list(selectors), out_path)
+        planfile.save(
+            out_path,
+            the_plan,
+            desired,
+            recorded,
+            config=config,
+            targets=list(targets),
+            selectors=list(selectors),
+            fingerprint_key=key,
+        )
     write_github_outputs(
         {
             "changes": "true" if not the_plan.empty else "false",
@@ -108,3 +123,14 @@ def plan(
     )
     if detailed_exitcode and not the_plan.empty:
         sys.exit(ExitCode.CHANGES)
+
+
+@click.command()
+@click.argument("planfile_path", metavar="PLANFILE")
+@format_option
+def show(planfile_path: str, output_format: str) -> None:
+    """Print a saved plan (from plan --out). Needs no network, no state and no secret."""
+    saved = planfile.load(planfile_path)
+    the_plan = saved.plan
+    show_warnings(list(the_plan.warnings))
+    click.echo(render_plan(the_plan, output_format, saved.config, ""), nl=False)

@@ -12,6 +12,7 @@ import click
 from reconciler.errors import UsageError
 from reconciler.model import Result
 from reconciler.render import report
+from reconciler.render.escape import terminal
 
 
 @dataclass(slots=True)
@@ -77,5 +78,6 @@ def emit_report(
                 handle.write(report.render_markdown(results, stop_reason) + "\n")
         except OSError as exc:
             click.echo(
-                f"Warning: cannot write the step summary {summary_path}: {exc.strerror or exc}", err=True
+                f"Warning: cannot write the step summary {terminal(summary_path)}: {exc.strerror or exc}",
+                err=True,
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,8 @@ from reconciler.cli.common import (
 from reconciler.errors import ReconcilerError
 from reconciler.model import Recorded
 from reconciler.planning import make_plan
-from reconciler.secrets import masked
+from reconciler.render.escape import json_document, terminal
+from reconciler.secrets import fingerprint_key, masked
 from reconciler.state import events as recording
 from reconciler.state import open_backend, resolve_state_location
 
@@ -41,7 +43,7 @@ text_or_json = click.option(
 
 
 def _echo_json(document: object) -> None:
-    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    click.echo(json_document(json.dumps(document, indent=2, ensure_ascii=False)))
 
 
 @state.command("list")
@@ -68,11 +70,15 @@ def state_list(state_location: str | None, sandbox: bool, output_format: str) ->
         _echo_json({"format_version": 1, "accounts": rows})
         return
     for row in rows:
-        failure_type = f"\t{row['last_failure_type']}" if row["last_failure_type"] else ""
-        click.echo(
-            f"{row['account_id']}\t{row['status']}\tapplied {row['applied_at'] or '-'}\tresync generation "
-            f"{row['resync_generation']}{failure_type}"
-        )
+        columns = [
+            str(row["account_id"]),
+            str(row["status"]),
+            f"applied {row['applied_at'] or '-'}",
+            f"resync generation {row['resync_generation']}",
+        ]
+        if row["last_failure_type"]:
+            columns.append(str(row["last_failure_type"]))
+        click.echo("\t".join(map(terminal, columns)))
 
 
 @state.command("show")
@@ -146,7 +152,9 @@ def state_migrate(source: str, target: str, force: bool) -> None:
         journal.close()
         snapshot.serial = max(snapshot.serial, existing.serial)
         target_backend.write(snapshot)
-    click.echo(f"Copied {len(snapshot.accounts)} account(s) to {target_backend.describe()}.", err=True)
+    click.echo(
+        f"Copied {len(snapshot.accounts)} account(s) to {terminal(target_backend.describe())}.", err=True
+    )
 
 
 @click.command("import")
@@ -179,7 +187,9 @@ def import_(
     desired = load_or_exit(config)
 
     def edit(recorded: Recorded) -> dict[str, list[str]] | None:
-        the_plan = make_plan(desired, recorded, targets, list(selectors))
+        the_plan = make_plan(
+            desired, recorded, targets, list(selectors), fingerprint_key=fingerprint_key(os.environ)
+        )
         imported: list[str] = []
         resync_done: list[str] = []
         failed_before = [

@@ -106,10 +106,13 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
     where = dotted(path)
     at = ".".join(str(part) for part in path)
     key_mark, value_mark = locate(root, path)
-    kind = error.validator
+    # jsonschema types these as unions of what any keyword could hold; each branch below knows its keyword.
+    kind: Any = error.validator
+    schema: Any = error.schema
+    validator_value: Any = error.validator_value
     instance = error.instance
     if kind == "additionalProperties" and isinstance(instance, dict):
-        allowed = sorted(error.schema.get("properties", {}))
+        allowed = sorted(schema.get("properties", {}))
         problems = []
         for key in instance:
             if key in allowed:
@@ -137,16 +140,16 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
     hidden = _is_sensitive(path) or instance is None or isinstance(instance, dict | list)
     shown = "" if hidden else f" {brief(instance)}"
     if kind == "type":
-        expected = error.validator_value
+        expected: Any = validator_value
         expected_names = " or ".join(
-            _TYPE_NAMES.get(t, t) for t in (expected if isinstance(expected, list) else [expected])
+            _TYPE_NAMES.get(t) or str(t) for t in (expected if isinstance(expected, list) else [expected])
         )
         message = f"{where}: expected {expected_names}, got {describe(instance)}{shown}"
         if expected == "integer" and isinstance(instance, str) and instance.strip().isdigit():
             message += "; write the number without quotes"
         return [Problem(file, *value_mark, message, path=at)]
     if kind == "enum":
-        options = [str(option) for option in error.validator_value]
+        options = [str(option) for option in validator_value]
         message = f"{where}: {shown.strip() or 'value'} is not one of: {', '.join(options)}"
         hint = (
             difflib.get_close_matches(instance, options, n=1) if isinstance(instance, str) and shown else []
@@ -159,14 +162,14 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
             Problem(
                 file,
                 *value_mark,
-                f"{where}: must be {error.validator_value!r}, got{shown or ' ' + describe(instance)}",
+                f"{where}: must be {validator_value!r}, got{shown or ' ' + describe(instance)}",
                 path=at,
             )
         ]
     if kind in ("minimum", "maximum"):
         bounds = {
-            "minimum": f"at least {error.validator_value}",
-            "maximum": f"at most {error.validator_value}",
+            "minimum": f"at least {validator_value}",
+            "maximum": f"at most {validator_value}",
         }
         got = f", got{shown}" if shown else ""
         return [Problem(file, *value_mark, f"{where}: must be {bounds[kind]}{got}", path=at)]

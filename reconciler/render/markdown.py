@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from reconciler.render.escape import code_fence, code_line
+
 LIMIT = 60_000
 
 
@@ -12,8 +14,9 @@ def bounded(
 ) -> str:
     """Join `header` and `<details>` sections of entries, leaving out whole entries past `limit` characters.
 
-    Each section is (summary, entries) and each entry a block of lines shown in a diff code block. When entries
-    are left out, a last line says how many.
+    Each section is (summary, entries) and each entry a block of lines shown in a diff code block. `summary` is
+    raw HTML (outside text in it escaped by the caller); every line of an entry is outside text, escaped here,
+    in a block whose fence no line can close. When entries are left out, a last line says how many.
     """
     out = "\n".join(header) + "\n"
     reserve = 400  # room for closing fences and the truncation line
@@ -21,9 +24,14 @@ def bounded(
     for summary, entries in sections:
         if not entries:
             continue
-        opening = f"\n<details><summary>{summary}</summary>\n\n```diff\n"
-        closing = "```\n\n</details>\n"
-        if left_out or len(out) + len(opening) + len(closing) + reserve > limit:
+        if left_out:
+            left_out += len(entries)
+            continue
+        entries = [[code_line(line) for line in entry] for entry in entries]
+        fence = code_fence(line for entry in entries for line in entry)
+        opening = f"\n<details><summary>{summary}</summary>\n\n{fence}diff\n"
+        closing = f"{fence}\n\n</details>\n"
+        if len(out) + len(opening) + len(closing) + reserve > limit:
             left_out += len(entries)
             continue
         out += opening

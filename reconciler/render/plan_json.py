@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from reconciler.model import Plan
+from reconciler.render.escape import json_document
 from reconciler.secrets import masked
 
 
@@ -13,6 +14,7 @@ def document(plan: Plan) -> dict[str, Any]:
     return {
         "format_version": 1,
         "summary": plan.summary,
+        "unset_variables": list(plan.unset_variables),
         "changes": [
             {
                 "account_id": change.account_id,
@@ -28,4 +30,4 @@ def document(plan: Plan) -> dict[str, Any]:
 
 
 def render(plan: Plan) -> str:
-    return json.dumps(document(plan), indent=2, ensure_ascii=False) + "\n"
+    return json_document(json.dumps(document(plan), indent=2, ensure_ascii=False)) + "\n"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from reconciler.model import Plan
-from reconciler.render.changes import change_lines, summary_line
+from reconciler.render.changes import change_lines, summary_line, unknown_line
+from reconciler.render.escape import terminal
 
 
 def render(plan: Plan) -> str:
@@ -11,6 +12,10 @@ def render(plan: Plan) -> str:
         return f"No changes. {plan.unchanged} account(s) match the recorded state.\n"
     out = ["Reconciler will perform the following actions:", ""]
     for change in plan.changes:
-        out.extend("  " + line for line in change_lines(change))
-    out.extend(["", summary_line(plan)])
+        out.extend("  " + terminal(line) for line in change_lines(change))
+    out.append("")
+    unknown = unknown_line(plan)
+    if unknown:
+        out.append(terminal(unknown))
+    out.extend([f"{plan.unchanged} account(s) unchanged, not shown.", summary_line(plan)])
     return "\n".join(out) + "\n"

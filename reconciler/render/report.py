@@ -8,29 +8,54 @@ from typing import Any
 
 from reconciler.api.catalogue import classify
 from reconciler.model import Result
+from reconciler.render.escape import code_span, html_code, html_text, json_document, terminal
 from reconciler.render.markdown import LIMIT, bounded
 
 MARKER = "<!-- reconciler-report -->"
 
 
+def _operations(results: list[Result]) -> list[Result]:
+    """The results of API operations (PATCH and resync); forgets are local and counted apart."""
+    return [result for result in results if result.operation != "forget"]
+
+
 def summary(results: list[Result]) -> dict[str, int]:
-    outcomes = Counter(result.outcome for result in results)
-    return {"succeeded": outcomes["succeeded"], "failed": outcomes["failed"], "skipped": outcomes["skipped"]}
+    """Counts of operations by outcome, and of what was done by kind: they add up the same in every format.
+
+    `succeeded + failed + skipped` is the number of `results` (PATCHes and resyncs); `patched + resynced` is
+    `succeeded`; forgets make no API call and are only `forgotten`; `polls` are resync status requests after the
+    starting one, and `retries` every request sent again after a failed attempt.
+    """
+    operations = _operations(results)
+    outcomes = Counter(result.outcome for result in operations)
+    done = Counter(result.operation for result in operations if result.outcome == "succeeded")
+    return {
+        "succeeded": outcomes["succeeded"],
+        "failed": outcomes["failed"],
+        "skipped": outcomes["skipped"],
+        "accounts": len({result.account_id for result in results}),
+        "patched": done["patch"],
+        "resynced": done["resync"],
+        "forgotten": sum(1 for result in results if result.operation == "forget"),
+        "polls": sum(result.polls for result in operations),
+        "retries": sum(max(result.attempts - 1, 0) for result in operations),
+    }
 
 
 def document(results: list[Result]) -> dict[str, Any]:
     by_type = Counter(result.error_type for result in results if result.outcome == "failed")
-    ordered = sorted(results, key=lambda r: (r.account_id, r.operation))
+    ordered = sorted(_operations(results), key=lambda r: (r.account_id, r.operation))
     return {
         "format_version": 1,
         "summary": summary(results),
         "failures_by_type": dict(sorted(by_type.items())),
         "results": [result.to_json() for result in ordered],
+        "forgotten": sorted(result.account_id for result in results if result.operation == "forget"),
     }
 
 
 def render_json(results: list[Result]) -> str:
-    return json.dumps(document(results), indent=2, ensure_ascii=False) + "\n"
+    return json_document(json.dumps(document(results), indent=2, ensure_ascii=False)) + "\n"
 
 
 def _groups(results: list[Result]) -> dict[str, list[Result]]:
@@ -43,21 +68,24 @@ def _groups(results: list[Result]) -> dict[str, list[Result]]:
 
 def _counts_line(results: list[Result]) -> str:
     counts = summary(results)
-    syncs = Counter(r.outcome for r in results if r.operation == "resync")
-    line = f"Apply: {counts['succeeded']} succeeded, {counts['failed']} failed, {counts['skipped']} skipped."
-    if syncs:
-        running = sum(1 for r in results if r.error_type == "sync_timeout")
-        line += (
-            f" Resyncs: {syncs['succeeded']} done, {syncs['failed'] - running} failed, {running} still running"
-            f" at the timeout, {syncs['skipped']} skipped."
-        )
+    line = (
+        f"Apply: {counts['accounts']} account(s): {counts['patched']} PATCHed, {counts['resynced']} resynced, "
+        f"{counts['forgotten']} forgotten, {counts['failed']} failed, {counts['skipped']} skipped."
+    )
+    if counts["polls"] or counts["retries"]:
+        line += f" Also sent: {counts['polls']} resync poll(s), {counts['retries']} retry(ies)."
     return line
 
 
-def _group_title(error_type: str, group: list[Result]) -> str:
+def _tries(result: Result) -> str:
+    polls = f", {result.polls} poll(s)" if result.polls else ""
+    return f"{result.operation}, {result.attempts} attempt(s){polls}"
+
+
+def _group_counts(group: list[Result]) -> str:
     statuses = sorted({str(r.http_status) for r in group if r.http_status is not None})
     status = f"HTTP {', '.join(statuses)}" if statuses else "no HTTP answer"
-    return f"{error_type} ({status}, {len(group)} operation(s))"
+    return f"({status}, {len(group)} operation(s))"
 
 
 def render_text(results: list[Result], stop_reason: str | None = None, shown_per_group: int = 20) -> str:
@@ -66,24 +94,22 @@ def render_text(results: list[Result], stop_reason: str | None = None, shown_per
         out.append(f"Stopped early: {stop_reason}; the remaining operations were skipped.")
     for error_type, group in _groups(results).items():
         out.append("")
-        out.append(_group_title(error_type, group))
+        out.append(f"{error_type} {_group_counts(group)}")
         out.append(f"  what to do: {classify(error_type, group[0].http_status).hint}")
         for result in group[:shown_per_group]:
-            out.append(
-                f"  {result.account_id} ({result.operation}, {result.attempts} attempt(s)): {result.message}"
-            )
+            out.append(f"  {result.account_id} ({_tries(result)}): {result.message}")
         if len(group) > shown_per_group:
             out.append(f"  ... and {len(group) - shown_per_group} more")
-    return "\n".join(out) + "\n"
+    return "\n".join(terminal(line) for line in out) + "\n"
 
 
 def render_markdown(results: list[Result], stop_reason: str | None = None, limit: int = LIMIT) -> str:
     header = [MARKER, "### reconciler apply", "", f"**{_counts_line(results)}**"]
     if stop_reason:
-        header += ["", f"Stopped early: {stop_reason}; the remaining operations were skipped."]
+        header += ["", f"Stopped early: {code_span(stop_reason)}; the remaining operations were skipped."]
     sections = []
     for error_type, group in _groups(results).items():
         hint = classify(error_type, group[0].http_status).hint
-        entries = [[f"- {r.account_id} ({r.operation}, {r.attempts} attempt(s)): {r.message}"] for r in group]
-        sections.append((f"{_group_title(error_type, group)}: {hint}", entries))
+        entries = [[f"- {r.account_id} ({_tries(r)}): {r.message}"] for r in group]
+        sections.append((f"{html_code(error_type)} {_group_counts(group)}: {html_text(hint)}", entries))
     return bounded(header, sections, "failures", limit)

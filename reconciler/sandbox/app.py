@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from reconciler.sandbox.accounts import MAIL_PROVIDERS, SandboxAccount
-from reconciler.sandbox.faults import BAD_ANSWERS, Fault, bad_answer_body
+from reconciler.sandbox.faults import BAD_ANSWERS, Fault, bad_answer_body, echo
 from reconciler.sandbox.reference import SYNC_PROVIDERS, TERMINAL_SYNC_STATUSES, Reply, Route, error_reply
 from reconciler.sandbox.validation import (
     Receive,
@@ -167,7 +167,12 @@ class Sandbox:
                 return error_reply("errors/too_many_requests", "Too many requests.", {"retry-after": "1"})
             fault = self._fault(route, account_id)
             if fault is not None:
-                return await self._injected(fault, route, account_id)
+                echoed = (
+                    echo(headers, await read_body(headers, receive, self.max_body_bytes))
+                    if fault.echo
+                    else None
+                )
+                return await self._injected(fault, route, account_id, echoed)
             if route == "patch":
                 body = await read_body(headers, receive, self.max_body_bytes)
                 return self._patch(account_id, patch_request(headers, body))
@@ -238,8 +243,10 @@ class Sandbox:
                 return fault
         return None
 
-    async def _injected(self, fault: Fault, route: Route, account_id: str) -> Reply:
-        """The answer a fault gives; the request changes nothing."""
+    async def _injected(
+        self, fault: Fault, route: Route, account_id: str, echoed: str | None = None
+    ) -> Reply:
+        """The answer a fault gives (`echoed`: the request quoted back in its detail); nothing changes."""
         if fault.error_type == "hang":  # a gateway that gives up
             await asyncio.sleep(self.hang_seconds)
             return error_reply("errors/request_timeout", "Injected by the sandbox: the request hung.")
@@ -250,7 +257,7 @@ class Sandbox:
         if fault.error_type in BAD_ANSWERS:
             return Reply(200, bad_answer_body(fault.error_type, route, account_id))
         extra = {"retry-after": fault.retry_after} if fault.retry_after else {}
-        return error_reply(fault.error_type, "Injected by the sandbox.", extra)
+        return error_reply(fault.error_type, echoed or "Injected by the sandbox.", extra)
 
     # -- PATCH -----------------------------------------------------------------------------------------------
     def _patch(self, account_id: str, request: dict[str, Any]) -> Reply:

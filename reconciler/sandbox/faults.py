@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reconciler.api.catalogue import CATALOGUE
@@ -12,7 +14,7 @@ from reconciler.sandbox.reference import API_ERROR_TYPES, ROUTE_ERROR_TYPES, ROU
 
 #: Faults that are not an error envelope: the network, or a broken API answering something undocumented.
 BAD_ANSWERS = ("hang", "drop", "garbage", "html", "truncated", "huge", "wrong_account", "wrong_object")
-SPEC_SYNTAX = "TYPE[:RATE][@ID,ID...][;retry_after=N][;route=patch|sync][;times=N][;unlisted]"
+SPEC_SYNTAX = "TYPE[:RATE][@ID,ID...][;retry_after=N][;route=patch|sync][;times=N][;unlisted][;echo]"
 #: A header value the sandbox may send: visible ASCII and spaces (seconds, or an HTTP date).
 _HEADER_VALUE = re.compile(r"[\x20-\x7e]+")
 
@@ -34,6 +36,8 @@ class Fault:
     route: Route | None = None
     times: int | None = None
     unlisted: bool = False
+    #: The error's `detail` quotes the request's X-API-KEY and body, raw and base64, as a careless API might.
+    echo: bool = False
 
     def __post_init__(self) -> None:
         if self.error_type not in API_ERROR_TYPES and self.error_type not in BAD_ANSWERS:
@@ -66,7 +70,7 @@ class Fault:
 
     @classmethod
     def parse(cls, spec: str) -> Fault:
-        """Read `TYPE[:RATE][@ID,ID...][;retry_after=N][;route=patch|sync][;times=N][;unlisted]`.
+        """Read `TYPE[:RATE][@ID,ID...][;retry_after=N][;route=patch|sync][;times=N][;unlisted][;echo]`.
 
         TYPE is an error type an API answers (`errors/...`), or one of BAD_ANSWERS: `hang` (no answer for a long
         time), `drop` (the connection closes mid-answer), `garbage` (a 502 whose body is an HTML page), `html` (a
@@ -86,6 +90,7 @@ class Fault:
         route: str | None = None
         times: int | None = None
         unlisted = False
+        echo = False
         for option in options:
             key, equals, value = option.partition("=")
             if key == "retry_after" and equals:
@@ -96,6 +101,8 @@ class Fault:
                 times = _parse_times(value)
             elif key == "unlisted" and not equals:
                 unlisted = True
+            elif key == "echo" and not equals:
+                echo = True
             else:
                 raise ValueError(f"unknown fault option {option!r} (the syntax is {SPEC_SYNTAX})")
         return cls(
@@ -106,6 +113,7 @@ class Fault:
             route=route,  # type: ignore[arg-type]  # checked in __post_init__
             times=times,
             unlisted=unlisted,
+            echo=echo,
         )
 
 
@@ -150,3 +158,14 @@ def bad_answer_body(kind: str, route: Route, account_id: str) -> bytes:
     if kind == "wrong_account" and route == "patch":  # a sync answer names no account
         return json.dumps({**success, "account_id": account_id + "_other"}).encode()
     return json.dumps({**success, "object": "Account"}).encode()  # wrong_object
+
+
+def echo(headers: Mapping[str, str], body: bytes) -> str:
+    """The request's key and body quoted back, raw and base64: what an API that echoes its input would leak."""
+    key = headers.get("x-api-key", "")
+    key_base64 = base64.b64encode(key.encode("latin-1", "replace")).decode()
+    body_base64 = base64.b64encode(body).decode()
+    return (
+        f"Injected by the sandbox; X-API-KEY {key} ({key_base64}); "
+        f"the request {body.decode('utf-8', 'replace')} ({body_base64})"
+    )

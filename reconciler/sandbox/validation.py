@@ -83,7 +83,7 @@ def patch_request(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
     problem = _patch_problem(request)
     if problem:
         raise _refuse("errors/invalid_parameters", problem)
-    return request  # type: ignore[no-any-return]
+    return request
 
 
 def _no_constant(name: str) -> Any:

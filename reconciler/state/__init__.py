@@ -53,7 +53,10 @@ def open_backend(location: str, explicit: bool | None = None) -> Backend:
     if location.startswith("file://"):
         location = location[len("file://") :]
     if "://" in location:
-        raise UsageError(f"unsupported state location {location.split('://')[0]}://; use a path or file://")
+        scheme = location.split("://")[0]
+        raise UsageError(
+            f"unsupported state location {scheme!r}://: use a path, a file:// URL or a postgresql:// URL"
+        )
     from reconciler.state.file import FileBackend
 
     backend = FileBackend(Path(location), explicit=explicit)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Protocol
 
 from reconciler.model import Recorded
+from reconciler.state.events import Event
 
 
 class Journal(Protocol):
     """Durable recording during an apply: each event survives a kill -9 once `durable()` returned after it."""
 
-    def append(self, event: dict[str, Any]) -> None: ...
+    def append(self, event: Event) -> None: ...
 
     async def durable(self) -> None:
         """Return once every event appended so far survives a kill -9 of this process."""

@@ -8,11 +8,51 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict
 
 from reconciler.errors import brief
 from reconciler.model import AccountRecord, Recorded
 from reconciler.state.document import MAX_BIGINT, failure_ok
+
+
+class Failure(TypedDict):
+    """What an account's last failed attempt was (`AccountRecord.last_failure`)."""
+
+    operation: str
+    error_type: str
+    http_status: int | None
+    message: str | None
+    at: NotRequired[str]
+
+
+class AppliedEvent(TypedDict):
+    op: Literal["applied"]
+    id: str
+    settings: dict[str, Any] | None
+    provider: str | None
+    at: str
+
+
+class ResyncedEvent(TypedDict):
+    op: Literal["resynced"]
+    id: str
+    generation: int
+    at: str
+
+
+class FailedEvent(TypedDict):
+    op: Literal["failed"]
+    id: str
+    failure: Failure
+
+
+class ForgetEvent(TypedDict):
+    op: Literal["forget"]
+    id: str
+
+
+#: One line of the journal (or one recorded change in PostgreSQL), as `fold` applies it.
+Event = AppliedEvent | ResyncedEvent | FailedEvent | ForgetEvent
 
 
 def now() -> str:
@@ -21,20 +61,20 @@ def now() -> str:
 
 def applied(
     account_id: str, settings: dict[str, Any] | None, provider: str | None, at: str | None = None
-) -> dict[str, Any]:
+) -> AppliedEvent:
     """The account now has `settings` (fingerprinted) on the API side."""
     return {"op": "applied", "id": account_id, "settings": settings, "provider": provider, "at": at or now()}
 
 
-def resynced(account_id: str, generation: int, at: str | None = None) -> dict[str, Any]:
+def resynced(account_id: str, generation: int, at: str | None = None) -> ResyncedEvent:
     return {"op": "resynced", "id": account_id, "generation": generation, "at": at or now()}
 
 
-def failed(account_id: str, failure: dict[str, Any], at: str | None = None) -> dict[str, Any]:
+def failed(account_id: str, failure: Failure, at: str | None = None) -> FailedEvent:
     return {"op": "failed", "id": account_id, "failure": {**failure, "at": at or now()}}
 
 
-def forgotten(account_id: str) -> dict[str, Any]:
+def forgotten(account_id: str) -> ForgetEvent:
     return {"op": "forget", "id": account_id}
 
 
@@ -66,15 +106,14 @@ def event_problem(event: Any) -> str | None:
     return f"unknown recording event {brief(op)}"
 
 
-def fold(recorded: Recorded, event: dict[str, Any]) -> None:
+def fold(recorded: Recorded, event: Event) -> None:
     """Apply one event to the snapshot in place."""
     account_id = event["id"]
-    op = event["op"]
-    if op == "forget":
+    if event["op"] == "forget":
         recorded.accounts.pop(account_id, None)
         return
     record = recorded.accounts.get(account_id) or AccountRecord()
-    if op == "applied":
+    if event["op"] == "applied":
         record = dataclasses.replace(
             record,
             settings=event["settings"],
@@ -82,15 +121,15 @@ def fold(recorded: Recorded, event: dict[str, Any]) -> None:
             provider=event.get("provider") or record.provider,
             last_failure=None,
         )
-    elif op == "resynced":
+    elif event["op"] == "resynced":
         record = dataclasses.replace(
             record,
             resync_generation=max(record.resync_generation, event["generation"]),
             resynced_at=event["at"],
             last_failure=None,
         )
-    elif op == "failed":
-        record = dataclasses.replace(record, last_failure=event["failure"])
+    elif event["op"] == "failed":
+        record = dataclasses.replace(record, last_failure=dict(event["failure"]))
     else:
-        raise ValueError(f"unknown recording event {op!r}")
+        raise ValueError(f"unknown recording event {event['op']!r}")
     recorded.accounts[account_id] = record

@@ -24,13 +24,12 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from reconciler import fsutil, logs
 from reconciler.errors import LockHeld, StateError, UsageError, brief
 from reconciler.model import AccountRecord, Recorded
 from reconciler.state.document import state_problem
-from reconciler.state.events import event_problem, fold
+from reconciler.state.events import Event, event_problem, fold
 
 log = logs.get("state")
 
@@ -245,7 +244,7 @@ class FileJournal:
         self._events = 0
         self._last_sync = time.monotonic()
 
-    def append(self, event: dict[str, Any]) -> None:
+    def append(self, event: Event) -> None:
         try:
             fsutil.write_all(self._fd, json.dumps(event, separators=(",", ":")).encode() + b"\n")
         except OSError as exc:

@@ -37,7 +37,7 @@ from psycopg import sql
 from reconciler.errors import MESSAGE_LIMIT, LockHeld, StateError
 from reconciler.model import AccountRecord, Recorded
 from reconciler.state.document import record_problem
-from reconciler.state.events import fold
+from reconciler.state.events import Event, fold
 from reconciler.state.file import new_salt
 from reconciler.urls import BAD_PERCENT, REDACTED, display_url, redact_credentials
 
@@ -421,7 +421,7 @@ class PostgresJournal:
         self._thread = threading.Thread(target=self._run, name="reconciler-pg-recording", daemon=True)
         self._thread.start()
 
-    def append(self, event: dict[str, Any]) -> None:
+    def append(self, event: Event) -> None:
         fold(self.recorded, event)
         record = self.recorded.accounts.get(event["id"])
         with self._condition:

@@ -1,0 +1,118 @@
+"""Planning without secrets: values behind an unset `${VAR}` are not known here, never claimed unchanged, listed
+once; such a plan cannot be applied, and apply without a variable it needs sends nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+
+from tests.conftest import SENTINEL_PASSWORD
+
+SCHEMAS = Path(__file__).parent.parent / "schemas"
+
+CONFIG = """
+version: 1
+defaults:
+  proxy: {port: 8080, password: "${PROXY_PASSWORD}"}
+accounts:
+  a: {proxy: {host: h1.example, username: "${PROXY_USER}"}}
+  b: {proxy: {host: h2.example}}
+  c: {country: US}
+"""
+UNKNOWN_PASSWORD = "proxy.password : (sensitive) -> (not known here: PROXY_PASSWORD unset)"
+
+
+def _imported(run, write, monkeypatch) -> None:
+    monkeypatch.setenv("PROXY_USER", "user-SENTINEL-4411")
+    write("a.yaml", CONFIG)
+    assert run("import", "a.yaml").code == 0
+    monkeypatch.delenv("PROXY_PASSWORD")
+
+
+def test_plan_with_an_unset_variable_plans_and_says_what_is_not_known(run, write, monkeypatch) -> None:
+    _imported(run, write, monkeypatch)
+    write("a.yaml", CONFIG.replace("country: US", "country: DE"))
+    result = run("plan", "a.yaml", "--detailed-exitcode")
+    assert result.code == 2, result.err
+    # a and b differ from the state only through the unknown password: not claimed unchanged.
+    assert "  ~ a (update)\n      " + UNKNOWN_PASSWORD + "\n" in result.out
+    assert "  ~ b (update)\n      " + UNKNOWN_PASSWORD + "\n" in result.out
+    assert '  ~ c (update)\n      country : "US" -> "DE"' in result.out
+    output = result.out + result.err
+    lines = [line for line in output.splitlines() if line.startswith("Not known here")]
+    assert lines == [
+        "Not known here: PROXY_PASSWORD unset; the fields that depend on it show as not known until apply "
+        "(2 update(s) may change nothing)."
+    ]
+    assert output.count("PROXY_PASSWORD") == 3  # a's line, b's line, and the one line naming it
+    assert "user-SENTINEL-4411" not in output
+
+    document = run("plan", "a.yaml", "--format", "json").json
+    jsonschema.validate(document, json.loads((SCHEMAS / "plan.schema.json").read_text()))
+    assert document["unset_variables"] == ["PROXY_PASSWORD"]
+    assert document["summary"]["update"] == 3 and document["summary"]["unchanged"] == 0
+    by_id = {change["account_id"]: change for change in document["changes"]}
+    assert by_id["a"]["fields"] == ["proxy.password"]
+    assert by_id["a"]["after"]["proxy"]["password"] == "(not known here: PROXY_PASSWORD unset)"
+    assert by_id["a"]["after"]["proxy"]["username"] == "(sensitive)"
+
+    markdown = run("plan", "a.yaml", "--format", "markdown").out
+    assert "> [!NOTE]\n> Not known here: PROXY_PASSWORD unset;" in markdown and UNKNOWN_PASSWORD in markdown
+
+
+def test_unknown_values_of_a_new_account_and_several_variables(run, write, monkeypatch) -> None:
+    monkeypatch.delenv("PROXY_PASSWORD")
+    monkeypatch.setenv("PROXY_USER", "user-SENTINEL-4411")
+    write(
+        "a.yaml",
+        """
+        version: 1
+        accounts:
+          n: {proxy: {host: "${PROXY_HOST}.example", port: 1, username: "${PROXY_USER}-${USER_SUFFIX}"}}
+          m: {proxy: {host: m.example, port: 1, password: "${PROXY_PASSWORD}"}}
+        """,
+    )
+    result = run("plan", "a.yaml")
+    assert result.code == 0, result.err
+    assert "proxy.host     = (not known here: PROXY_HOST unset)" in result.out
+    assert "proxy.username = (not known here: USER_SUFFIX unset)" in result.out
+    assert "proxy.password = (not known here: PROXY_PASSWORD unset)" in result.out
+    assert (
+        "Not known here: PROXY_HOST, PROXY_PASSWORD, USER_SUFFIX unset; the fields that depend on them"
+        in result.out
+    )
+    assert "user-SENTINEL-4411" not in result.out + result.err
+
+
+def test_a_plan_saved_with_unset_variables_is_refused_naming_them(run, write, api, monkeypatch) -> None:
+    _imported(run, write, monkeypatch)
+    assert run("plan", "a.yaml", "--out", "plan.bin").code == 0
+    assert json.loads(Path("plan.bin").read_text())["unset_variables"] == ["PROXY_PASSWORD"]
+    assert "(not known here: PROXY_PASSWORD unset)" in run("show", "plan.bin").out
+    monkeypatch.setenv("PROXY_PASSWORD", SENTINEL_PASSWORD)  # set by now: the plan still did not know it
+    refused = run("apply", "--plan", "plan.bin", "--yes")
+    assert refused.code == 1
+    assert refused.err == (
+        "Error: plan.bin was made while PROXY_PASSWORD was unset, so it does not say what apply would send; "
+        "run plan again where it is set\n"
+    )
+    assert api.stats.requests == 0
+
+
+def test_apply_without_a_variable_it_needs_sends_nothing_and_names_each_once(
+    run, write, api, monkeypatch
+) -> None:
+    monkeypatch.delenv("PROXY_PASSWORD")
+    write("a.yaml", CONFIG)
+    result = run("apply", "a.yaml", "--yes")
+    assert result.code == 1
+    assert result.err == (
+        "Error: environment variables PROXY_PASSWORD, PROXY_USER are not set; apply needs them for the values it "
+        "sends\n"
+    )
+    assert api.stats.requests == 0 and not Path(".reconciler/state.json").exists()
+    # An account that needs none of them applies.
+    assert run("apply", "a.yaml", "--yes", "--target", "c").code == 0
+    assert set(api.stats.patches) == {"c"}
