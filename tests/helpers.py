@@ -255,3 +255,34 @@ def fresh_postgres_state(workspace: str) -> Iterator[str]:
 
         with psycopg.connect(PG_URL, autocommit=True) as connection:
             connection.execute(f'drop schema if exists "{schema}" cascade')
+
+
+def self_signed_certificate(directory: Path, name: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A fresh self-signed certificate and its key (PEM files in `directory`) for `name`, valid for a day; an
+    IP address as `name` is also its subjectAltName. Skips the test when openssl is not installed."""
+    import ipaddress
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    command = [
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(cert),
+    ]
+    command += ["-days", "1", "-subj", f"/CN={name}"]
+    try:
+        ipaddress.ip_address(name)
+        command += ["-addext", f"subjectAltName=IP:{name}"]
+    except ValueError:
+        pass
+    subprocess.run(command, check=True, capture_output=True)
+    return cert, key

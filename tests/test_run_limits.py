@@ -9,7 +9,7 @@ import time
 import pytest
 
 from reconciler.sandbox import Fault
-from tests.helpers import fleet, run_engine
+from tests.helpers import fleet, run_engine, self_signed_certificate
 
 
 def test_a_wrong_key_costs_about_two_times_the_concurrency(run, write, api, monkeypatch) -> None:
@@ -246,35 +246,11 @@ def test_a_bad_ca_bundle_names_the_file_and_the_option(run, write, workdir, monk
 
 
 def test_the_ca_bundle_adds_to_the_system_roots(tmp_path) -> None:
-    import shutil
     import ssl
-    import subprocess
 
     from reconciler.api.endpoint import tls_context
 
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=test-ca",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, _ = self_signed_certificate(tmp_path, "test-ca")
     system = ssl.create_default_context().cert_store_stats()["x509_ca"]
     combined = tls_context(str(cert)).cert_store_stats()["x509_ca"]
     assert combined == system + 1

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,36 +14,12 @@ from urllib.parse import unquote
 import pytest
 
 from reconciler.sandbox import Fault, Sandbox, ServerThread
-from tests.helpers import SENTINEL_KEY, fleet, run_engine
+from tests.helpers import SENTINEL_KEY, fleet, run_engine, self_signed_certificate
 
 
 @pytest.fixture
 def tls_server(tmp_path: Path):
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_certificate(tmp_path)
     server = ServerThread(Sandbox(SENTINEL_KEY, accept_any_account=True), tls=(str(cert), str(key))).start()
     yield server, cert
     server.stop()
