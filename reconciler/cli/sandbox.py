@@ -32,8 +32,9 @@ from reconciler.install import extra_command
     "faults",
     multiple=True,
     metavar="SPEC",
-    help="TYPE[:RATE][@ID,...][;retry_after=N][;route=patch|sync][;times=N][;unlisted]; TYPE is an API error "
-    "type (answered only on the routes whose reference page lists it, unless ;unlisted), or hang, drop, "
+    help="TYPE[:RATE][@ID,...][;retry_after=N][;route=patch|sync][;times=N][;unlisted][;echo]; TYPE is an API "
+    "error type (answered only on the routes whose reference page lists it, unless ;unlisted; ;echo quotes the "
+    "request in the error's detail), or hang, drop, "
     "garbage, html, truncated, huge, wrong_account or wrong_object.",
 )
 @click.option(
