@@ -31,7 +31,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 from bench_plan import measure  # noqa: E402
-from generate import PASSWORD_ENV, write_config  # noqa: E402
+from generate import PASSWORD_ENV, reconciler_command, write_config  # noqa: E402
 
 KEY = "bench-key"
 #: `--parallel` came with curl 7.66.0.
@@ -67,18 +67,9 @@ def bench(count: int, latency_ms: float, concurrency: int) -> dict[str, float]:
             env = {**os.environ, "POSTPRESS_API_KEY": KEY, "POSTPRESS_API_URL": server.url}
             launched = time.monotonic()
             elapsed, cpu, _ = run_child(
-                [
-                    sys.executable,
-                    "-m",
-                    "reconciler",
-                    "apply",
-                    str(config),
-                    "--yes",
-                    "--state",
-                    str(Path(scratch) / "state.json"),
-                    "--concurrency",
-                    str(concurrency),
-                ],
+                reconciler_command(
+                    "apply", config, Path(scratch) / "state.json", "--concurrency", str(concurrency)
+                ),
                 env,
             )
             ended = time.monotonic()
@@ -224,34 +215,13 @@ def peak_rss(count: int, concurrency: int) -> dict[str, float]:
             env = {**os.environ, **PASSWORD_ENV, "POSTPRESS_API_KEY": KEY, "POSTPRESS_API_URL": server.url}
             state = str(Path(scratch) / "state.json")
             plan_s, plan_rss = measure(
-                [
-                    sys.executable,
-                    "-m",
-                    "reconciler",
-                    "plan",
-                    str(config),
-                    "--state",
-                    state,
-                    "--format",
-                    "json",
-                ],
+                reconciler_command("plan", config, state, "--format", "json"),
                 env,
             )
             apply_s, apply_rss = measure(
-                [
-                    sys.executable,
-                    "-m",
-                    "reconciler",
-                    "apply",
-                    str(config),
-                    "--yes",
-                    "--state",
-                    state,
-                    "--concurrency",
-                    str(concurrency),
-                    "--sync-poll-interval",
-                    "0.05",
-                ],
+                reconciler_command(
+                    "apply", config, state, "--concurrency", str(concurrency), "--sync-poll-interval", "0.05"
+                ),
                 env,
             )
     finally:

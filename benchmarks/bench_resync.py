@@ -16,6 +16,10 @@ from pathlib import Path
 
 from reconciler.sandbox import Sandbox, ServerThread
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from generate import reconciler_command  # noqa: E402
+
 KEY = "bench-key"
 
 
@@ -32,20 +36,15 @@ def bench(count: int, polls: int, latency_ms: float, concurrency: int, interval:
             env = {**os.environ, "POSTPRESS_API_KEY": KEY, "POSTPRESS_API_URL": server.url}
             started = time.perf_counter()
             subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "reconciler",
+                reconciler_command(
                     "apply",
-                    str(config),
-                    "--yes",
-                    "--state",
-                    str(Path(scratch) / "state.json"),
+                    config,
+                    Path(scratch) / "state.json",
                     "--concurrency",
                     str(concurrency),
                     "--sync-poll-interval",
                     str(interval),
-                ],
+                ),
                 env=env,
                 check=True,
                 stdout=subprocess.DEVNULL,

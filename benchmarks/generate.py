@@ -19,6 +19,12 @@ COUNTRIES = ["US", "DE", "FR", "GB", "ES", "IT", "NL", "SE", "PL", "BR"]
 PASSWORD_ENV = {"BENCH_PROXY_PASSWORD": "bench-secret"}
 
 
+def reconciler_command(command: str, config: Path | str, state: Path | str, *options: str) -> list[str]:
+    """`python -m reconciler COMMAND CONFIG --state STATE OPTIONS` as a fresh process runs it (`apply` with --yes)."""
+    yes = ["--yes"] if command == "apply" else []
+    return [sys.executable, "-m", "reconciler", command, str(config), *yes, "--state", str(state), *options]
+
+
 def write_config(count: int, path: Path) -> None:
     lines = ["version: 1", "defaults:", "  proxy:", "    protocol: https", "accounts:"]
     for i in range(count):
