@@ -193,15 +193,7 @@ class Engine:
             self._skip(spec.account_id, "patch")
             return False
         if answer.error is None:
-            self.results.append(
-                Result(
-                    account_id=spec.account_id,
-                    operation="patch",
-                    outcome="succeeded",
-                    http_status=answer.status,
-                    attempts=attempts,
-                )
-            )
+            self._succeed(spec.account_id, "patch", answer, attempts)
             return True
         self._fail(spec.account_id, "patch", answer, attempts)
         return False
@@ -238,17 +230,7 @@ class Engine:
                 started = True
                 status = answer.body["status"]
                 if status in TERMINAL_DONE:  # recorded by _with_retries
-                    self.results.append(
-                        Result(
-                            account_id=spec.account_id,
-                            operation="resync",
-                            outcome="succeeded",
-                            http_status=answer.status,
-                            attempts=attempts,
-                            message=status,
-                            polls=polls,
-                        )
-                    )
+                    self._succeed(spec.account_id, "resync", answer, attempts, message=status, polls=polls)
                     return
                 if status == TERMINAL_ERROR:
                     self._fail(
@@ -456,6 +438,27 @@ class Engine:
                 self._stop(f"{self._outage_run} consecutive {kind.category} failures")
         else:
             self._outage_run = 0
+
+    def _succeed(
+        self,
+        account_id: str,
+        operation: Operation,
+        answer: Answer,
+        attempts: int,
+        message: str | None = None,
+        polls: int = 0,
+    ) -> None:
+        self.results.append(
+            Result(
+                account_id=account_id,
+                operation=operation,
+                outcome="succeeded",
+                http_status=answer.status,
+                attempts=attempts,
+                message=message,
+                polls=polls,
+            )
+        )
 
     def _skip(self, account_id: str, operation: Operation, message: str | None = None) -> None:
         reason = message or f"skipped: the run stopped early ({self.stop_reason})"
