@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 DISTRIBUTION = "postpress-reconciler"
 
 
 def extra_command(extra: str) -> str:
     """The pip command that adds `extra` to the installed version (never an unpinned name)."""
+    from importlib.metadata import PackageNotFoundError, version  # ~10 ms: only on the way to this message
+
     try:
         installed = version(DISTRIBUTION)
     except PackageNotFoundError:  # run from a source tree that is not installed

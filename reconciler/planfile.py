@@ -16,11 +16,10 @@ import json
 import os
 import secrets as random_tokens
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypedDict, cast
 
-from reconciler import fsutil
+from reconciler import fsutil, packaged
 from reconciler.errors import ReconcilerError, StalePlan
 from reconciler.model import Change, Desired, Plan, Recorded
 from reconciler.secrets import keyed_salt, masked, secrets_digest
@@ -219,7 +218,7 @@ class SavedPlan:
 def _validator() -> Any:
     import jsonschema  # imported here: only apply --plan and show read saved plans
 
-    text = resources.files("reconciler").joinpath("schemas/saved-plan.schema.json").read_text("utf-8")
+    text = packaged.read_text("schemas/saved-plan.schema.json")
     schema = json.loads(text)
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)

@@ -14,13 +14,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from reconciler import logs, planfile
+from reconciler import logs
 from reconciler.applying import ApplyOptions, Engine, Progress
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.model import Desired, Plan, Recorded, Result
 from reconciler.planning import make_plan, raise_if_unsafe, shard_of
 from reconciler.state import Backend, Journal
+
+if TYPE_CHECKING:
+    from reconciler import planfile
 
 log = logs.get("apply")
 

@@ -82,7 +82,10 @@ def test_the_catalogue_in_the_docs_is_the_codes_table() -> None:
 # -- commands and options -------------------------------------------------------------------------------------
 def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
     found: list[tuple[str, click.Command]] = []
-    for name, command in sorted(group.commands.items()):
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None, name
         path = f"{prefix}{name}"
         if isinstance(command, click.Group):
             found += _commands(command, path + " ")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from reconciler import planning
 from tests.helpers import fleet
 
@@ -31,3 +35,44 @@ def test_a_saved_plan_still_has_its_digest_checked(run, write, api, monkeypatch)
     assert run("apply", "--plan", "p.plan", "--yes").code == 0
     assert computed == ["digest"]  # once, for the freshness check
     assert len(api.stats.patched) == 3
+
+
+#: What an apply of a config file has no use for: other commands, saved plans, JSON Schema (a valid file skips
+#: it), package metadata and resources, aiohttp, the sandbox. Each once cost start-up time (BENCHMARKS.md).
+NOT_FOR_APPLY = (
+    "reconciler.cli.plan",
+    "reconciler.cli.state",
+    "reconciler.cli.sandbox",
+    "reconciler.planfile",
+    "reconciler.sandbox",
+    "jsonschema",
+    "importlib.metadata",
+    "importlib.resources",
+    "aiohttp",
+    "email.utils",
+)
+
+_LIST_MODULES = """
+import atexit, sys
+atexit.register(lambda: print("\\n".join(sorted(sys.modules)), file=open(sys.argv[1], "w")))
+from reconciler.cli import main
+main(sys.argv[2:])
+"""
+
+
+def test_apply_imports_only_what_it_uses(workdir, write, api) -> None:
+    write("a.yaml", fleet(5))
+    listed = workdir / "modules.txt"
+    finished = subprocess.run(
+        [sys.executable, "-c", _LIST_MODULES, str(listed), "apply", "a.yaml", "--yes"],
+        cwd=workdir,
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert len(api.stats.patched) == 5
+    imported = set(listed.read_text().split())
+    assert "reconciler.cli.apply" in imported and "pycurl" in imported
+    assert [name for name in NOT_FOR_APPLY if name in imported] == []

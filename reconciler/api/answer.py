@@ -10,7 +10,6 @@ percent-encoded and bounded, before the engine records or reports either.
 
 from __future__ import annotations
 
-import email.utils
 import re
 import time
 from dataclasses import dataclass
@@ -60,6 +59,8 @@ def parse_retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # an HTTP-date here is rare; the import is not
+
     try:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -6,20 +6,50 @@ present"), and no error ends in a traceback.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import click
 
 from reconciler import logs
-from reconciler.cli import apply, plan, sandbox, state
 from reconciler.cli.common import ExitCode, fail
 from reconciler.errors import ReconcilerError
 from reconciler.install import DISTRIBUTION
 from reconciler.render.escape import terminal
 
+#: Each command and the module that defines it (`module:attribute` under reconciler.cli).
+COMMANDS = {
+    "validate": "plan:validate",
+    "plan": "plan:plan",
+    "show": "plan:show",
+    "apply": "apply:apply",
+    "state": "state:state",
+    "import": "state:import_",
+    "sandbox": "sandbox:sandbox",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    """Imports a command's module only when that command is run or listed.
+
+    A run imports one command's code, not every command's: start-up is part of how soon `apply` sends its first
+    request (BENCHMARKS.md).
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        module, attribute = where.split(":")
+        command: click.Command = getattr(importlib.import_module(f"reconciler.cli.{module}"), attribute)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name=DISTRIBUTION)
 @click.option(
     "-v",
@@ -41,18 +71,6 @@ def cli(verbose: bool, directory: str | None) -> None:
     logs.configure(verbose)
     if directory is not None:
         os.chdir(directory)
-
-
-for command in (
-    plan.validate,
-    plan.plan,
-    plan.show,
-    apply.apply,
-    state.state,
-    state.import_,
-    sandbox.sandbox,
-):
-    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

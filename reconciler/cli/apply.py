@@ -6,10 +6,11 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
 
-from reconciler import logs, planfile, secrets
+from reconciler import logs, secrets
 from reconciler.api.endpoint import DEFAULT_API_URL, check_api_key, check_api_url, tls_context
 from reconciler.applying import ApplyOptions
 from reconciler.cli.common import (
@@ -33,6 +34,9 @@ from reconciler.model import Plan
 from reconciler.render.escape import terminal
 from reconciler.runs import ApplyRequest, Confirmer, apply_run
 from reconciler.state import display_location, open_backend, resolve_state_location
+
+if TYPE_CHECKING:
+    from reconciler import planfile
 
 log = logs.get("apply")
 
@@ -61,6 +65,12 @@ def _api(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str]]:
         yield server.url, api_key
     finally:
         server.stop()
+
+
+def _load_saved_plan(path: str) -> planfile.SavedPlan:
+    from reconciler import planfile  # only `apply --plan` reads one
+
+    return planfile.load(path)
 
 
 def _confirm_on_terminal(config: str, location: str) -> Confirmer:
@@ -163,7 +173,7 @@ def apply(
         raise UsageError(
             "--plan applies exactly the saved plan: give no CONFIG, --target, --select or --shard"
         )
-    saved = planfile.load(plan_path) if plan_path else None
+    saved = _load_saved_plan(plan_path) if plan_path else None
     if saved is not None:
         config, targets, selectors = saved.config, saved.targets, saved.selectors
     if ca_bundle:

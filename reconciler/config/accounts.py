@@ -11,9 +11,9 @@ import functools
 import ipaddress
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from importlib import resources
 from typing import Any
 
+from reconciler import packaged
 from reconciler.config.fastcheck import ACCOUNT_KEYS, PROVIDERS
 from reconciler.config.yamlpos import Mark, YMap
 from reconciler.errors import Problem, brief
@@ -30,7 +30,7 @@ Path = tuple[Any, ...]
 @functools.cache
 def iso_countries() -> frozenset[str]:
     """ISO 3166-1 alpha-2 codes, shipped with the package (no network)."""
-    text = resources.files("reconciler").joinpath("config/iso3166-alpha2.txt").read_text("ascii")
+    text = packaged.read_text("config/iso3166-alpha2.txt", "ascii")
     return frozenset(text.split())
 
 

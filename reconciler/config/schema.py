@@ -6,9 +6,9 @@ import difflib
 import functools
 import json
 from collections.abc import Iterable
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from reconciler import packaged
 from reconciler.config.yamlpos import Mark, YMap, YSeq
 from reconciler.errors import Problem, brief
 
@@ -29,7 +29,7 @@ _TYPE_NAMES = {
 @functools.cache
 def accounts_schema() -> dict[str, Any]:
     """The public JSON Schema of the desired-state file (`schemas/accounts.schema.json`)."""
-    text = resources.files("reconciler").joinpath("schemas/accounts.schema.json").read_text("utf-8")
+    text = packaged.read_text("schemas/accounts.schema.json")
     return json.loads(text)
 
 

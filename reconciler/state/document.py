@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import functools
 import json
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from reconciler import packaged
 from reconciler.errors import brief
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ _TYPE_NAMES = {
 @functools.cache
 def state_schema() -> dict[str, Any]:
     """The JSON Schema of a state file (`schemas/state.schema.json`)."""
-    return json.loads(resources.files("reconciler").joinpath("schemas/state.schema.json").read_text("utf-8"))
+    return json.loads(packaged.read_text("schemas/state.schema.json"))
 
 
 # -- the fast check: True only for what the schema accepts ------------------------------------------------------
