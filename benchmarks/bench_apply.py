@@ -31,7 +31,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 from bench_plan import measure  # noqa: E402
-from generate import PASSWORD_ENV, reconciler_command, write_config  # noqa: E402
+from generate import PASSWORD_ENV, byte_compile_reconciler, reconciler_command, write_config  # noqa: E402
 
 KEY = "bench-key"
 #: `--parallel` came with curl 7.66.0.
@@ -245,6 +245,7 @@ def _spread(rounds: list[dict[str, float]], key: str) -> str:
 
 
 def main() -> None:
+    byte_compile_reconciler()
     count, latency_ms, concurrency = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
     rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 1
     with_curl = "--no-curl" not in sys.argv

@@ -145,14 +145,20 @@ def make_plan(
             continue
         # A value behind an unset variable is a marker that equals no fingerprint: never claimed unchanged.
         after = fingerprinted(spec.settings, salt)
-        unset |= unresolved_names(spec.settings)
+        if desired.unset_variables:  # the file names none: no account's settings wait for one
+            unset |= unresolved_names(spec.settings)
         before = record.settings if record else None
         recorded_generation = record.resync_generation if record else 0
         failed_patch = bool(
             record and record.last_failure and record.last_failure.get("operation") == "patch"
         )
         # `!=` first: at 100,000 accounts flattening every unchanged account would cost seconds.
-        fields = changed_fields(before, after) if after is not None and before != after else ()
+        if after is None or before == after:
+            fields: tuple[str, ...] = ()
+        elif before is None:
+            fields = tuple(sorted(settings_leaves(after)))  # a create: every leaf
+        else:
+            fields = changed_fields(before, after)
         action: Action
         if after is None:
             action = "none"  # resync-only account: nothing to PATCH

@@ -146,7 +146,7 @@ def fingerprinted(settings: Mapping[str, Any] | None, salt: str) -> dict[str, An
     return {
         key: (
             fingerprinted(value, salt)
-            if isinstance(value, Mapping)
+            if isinstance(value, dict)
             else value.fingerprint(salt)
             if isinstance(value, Secret)
             else unknown_marker(value.names)
@@ -162,7 +162,7 @@ def revealed(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {
         key: (
             revealed(value)
-            if isinstance(value, Mapping)
+            if isinstance(value, dict)
             else value.reveal()
             if isinstance(value, Secret)
             else value
@@ -470,7 +470,7 @@ def unresolved_names(settings: Mapping[str, Any] | None) -> set[str]:
     """The unset variables the values of `settings` wait for."""
     names: set[str] = set()
     for value in (settings or {}).values():
-        if isinstance(value, Mapping):
+        if isinstance(value, dict):
             names |= unresolved_names(value)
         elif isinstance(value, Unresolved):
             names.update(value.names)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reconciler import logs, secrets
+from reconciler import collector, logs, secrets
 from reconciler.api.endpoint import DEFAULT_API_URL, check_api_key, check_api_url, tls_context
 from reconciler.applying import ApplyOptions
 from reconciler.cli.common import (
@@ -141,6 +141,7 @@ def _confirm_on_terminal(config: str, location: str) -> Confirmer:
 @format_option
 @target_option
 @select_option
+@collector.paused()
 def apply(
     config: str,
     plan_path: str | None,

@@ -14,7 +14,6 @@ timestamps stay strings, and mapping keys are always the key's text.
 
 from __future__ import annotations
 
-import gc
 import math
 import re
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 import yaml
 from yaml import events
 
+from reconciler import collector
 from reconciler.errors import ConfigError, Problem, brief
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -48,6 +48,9 @@ _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
 _TRUES = frozenset(("true", "True", "TRUE"))
 _FALSES = frozenset(("false", "False", "FALSE"))
 _TAG_PREFIX = "tag:yaml.org,2002:"
+#: Plain scalars that are not text; with the first characters a number can start with (an empty scalar is one).
+_WORDS = _NULLS | _TRUES | _FALSES
+_NUMERIC_START = frozenset("0123456789-+.")
 
 Mark = tuple[int, int]  # 1-based line, column
 
@@ -265,17 +268,13 @@ def load(file: str, text: str) -> Loaded:
 
     Raises ConfigError for anything that stops the file being read at all (syntax, bounds, several documents).
     """
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
     try:
-        return _build(file, text)
+        with collector.paused():
+            return _build(file, text)
     except _Abort as abort:
         raise ConfigError([abort.problem]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([_yaml_error_problem(file, text, exc)]) from None
-    finally:
-        if gc_was_enabled:
-            gc.enable()
 
 
 def _dotted(parts: list[Any]) -> str:
@@ -376,13 +375,34 @@ def _build(file: str, text: str) -> Loaded:
     for event in yaml.parse(text, Loader=_Loader):
         kind = type(event)
         if kind is events.ScalarEvent:
-            try:
-                value = _resolve_scalar(event)
-            except _BadScalar as bad:
-                raise abort(_mark(event), bad.hidden if at_secret_place() else bad.shown) from None
+            raw = event.value
+            if event.tag is None and event.implicit[0] and raw not in _WORDS and raw[0] not in _NUMERIC_START:
+                value = raw  # plain text: most scalars of a file (keys, ids, hosts, countries)
+            else:
+                try:
+                    value = _resolve_scalar(event)
+                except _BadScalar as bad:
+                    raise abort(_mark(event), bad.hidden if at_secret_place() else bad.shown) from None
             if event.anchor:
-                anchors[event.anchor] = (value, 1, event.value)
-            finish(value, event.value, _mark(event), 1)
+                anchors[event.anchor] = (value, 1, raw)
+            start = event.start_mark
+            mark = (start.line + 1, start.column + 1)
+            frame = stack[-1] if stack else None
+            if frame is not None and type(frame.container) is YMap and frame.key is not _MERGE:
+                # The common case, inline: a key, or a value under a key not seen before in this mapping.
+                if frame.key is None:
+                    if raw != "<<" or value != "<<":
+                        frame.size += 1
+                        frame.key = raw
+                        frame.key_mark = mark
+                        continue
+                elif frame.key not in frame.container:
+                    frame.size += 1
+                    key, frame.key = frame.key, None
+                    frame.container[key] = value
+                    frame.container.marks[key] = (*frame.key_mark, *mark)
+                    continue
+            finish(value, raw, mark, 1)
         elif kind is events.MappingStartEvent or kind is events.SequenceStartEvent:
             if len(stack) >= MAX_DEPTH:
                 raise abort(_mark(event), f"nesting deeper than {MAX_DEPTH} levels")

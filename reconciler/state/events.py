@@ -6,7 +6,6 @@ twice gives the same record, so replaying a journal after a crash is safe.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from datetime import UTC, datetime
 from typing import Any, Literal, NotRequired, TypedDict
@@ -118,30 +117,45 @@ def event_problem(event: Any) -> str | None:
     return f"unknown recording event {brief(op)}"
 
 
+#: The record of an account that has none yet (read only).
+_NO_RECORD = AccountRecord()
+
+
 def fold(recorded: Recorded, event: Event) -> None:
     """Apply one event to the snapshot in place."""
     account_id = event["id"]
     if event["op"] == "forget":
         recorded.accounts.pop(account_id, None)
         return
-    record = recorded.accounts.get(account_id) or AccountRecord()
+    record = recorded.accounts.get(account_id) or _NO_RECORD
+    # New records rather than dataclasses.replace, which costs several times as much: this runs for every success.
     if event["op"] == "applied":
-        record = dataclasses.replace(
-            record,
+        record = AccountRecord(
             settings=event["settings"],
             applied_at=event["at"],
-            provider=event.get("provider") or record.provider,
+            resync_generation=record.resync_generation,
+            resynced_at=record.resynced_at,
             last_failure=None,
+            provider=event.get("provider") or record.provider,
         )
     elif event["op"] == "resynced":
-        record = dataclasses.replace(
-            record,
+        record = AccountRecord(
+            settings=record.settings,
+            applied_at=record.applied_at,
             resync_generation=max(record.resync_generation, event["generation"]),
             resynced_at=event["at"],
             last_failure=None,
+            provider=record.provider,
         )
     elif event["op"] == "failed":
-        record = dataclasses.replace(record, last_failure=dict(event["failure"]))
+        record = AccountRecord(
+            settings=record.settings,
+            applied_at=record.applied_at,
+            resync_generation=record.resync_generation,
+            resynced_at=record.resynced_at,
+            last_failure=dict(event["failure"]),
+            provider=record.provider,
+        )
     else:
         raise ValueError(f"unknown recording event {event['op']!r}")
     recorded.accounts[account_id] = record
