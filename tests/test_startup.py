@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 
 from reconciler import planning
+from reconciler.applying import Engine
 from tests.helpers import fleet
 
 
@@ -76,3 +78,22 @@ def test_apply_imports_only_what_it_uses(workdir, write, api) -> None:
     imported = set(listed.read_text().split())
     assert "reconciler.cli.apply" in imported and "pycurl" in imported
     assert [name for name in NOT_FOR_APPLY if name in imported] == []
+
+
+def test_apply_runs_with_the_collector_paused_and_restores_it(run, write, api, monkeypatch) -> None:
+    """The cyclic collector walked the whole configuration and plan several times per apply (BENCHMARKS.md)."""
+    seen: list[bool] = []
+    real = Engine.run
+
+    async def watched(self: Engine, changes: list) -> list:
+        seen.append(gc.isenabled())
+        return await real(self, changes)
+
+    monkeypatch.setattr(Engine, "run", watched)
+    assert gc.isenabled()
+    write("a.yaml", fleet(5))
+    assert run("apply", "a.yaml", "--yes").code == 0
+    assert seen == [False]
+    assert gc.isenabled()
+    assert run("apply", "missing.yaml", "--yes").code == 1
+    assert gc.isenabled()

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from reconciler import fsutil
+from reconciler.model import AccountRecord, Recorded
+from reconciler.state.file import FileBackend
 from tests.helpers import fleet
 
 PRECIOUS = "a file of the user's that a link points at\n"
@@ -229,3 +231,28 @@ def test_a_large_valid_state_loads_without_jsonschema(workdir) -> None:
         [sys.executable, "-c", probe], cwd=workdir, capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["20000", "False"]
+
+
+def test_the_state_is_written_in_ascii_whatever_it_holds(workdir) -> None:
+    """orjson writes the state where its output is ASCII; anything else is written with escapes, as before."""
+    awkward = {
+        "plain": AccountRecord(settings={"country": "US"}, applied_at="2026-01-01T00:00:00Z"),
+        "acc_é☃": AccountRecord(
+            last_failure={
+                "operation": "patch",
+                "error_type": "x",
+                "http_status": 400,
+                "message": "é \u202e \x1b",
+            }
+        ),
+        "huge": AccountRecord(resync_generation=2**70),
+    }
+    backend = FileBackend(workdir / "state.json")
+    with backend.lock():
+        backend.write(Recorded(lineage="l", serial=1, salt="s" * 32, accounts=dict(awkward)))
+    raw = (workdir / "state.json").read_bytes()
+    assert raw.isascii()
+    assert "\\u202e" in raw.decode() and "\\u001b" in raw.decode()
+    accounts = json.loads(raw)["accounts"]
+    assert accounts == {key: record.to_json() for key, record in awkward.items()}
+    assert list(accounts) == sorted(awkward)

@@ -142,8 +142,9 @@ def _check_accounts(
     declared = document.get("accounts")
     if not isinstance(declared, YMap):
         return  # the schema's message
+    marks = declared.marks
     for account_id, body in declared.items():
-        key_mark = declared.key_mark(account_id)
+        key_mark = marks[account_id][:2]
         path = f"accounts.{account_id}"
         previous = accounts.get(account_id)
         first = (previous.file, previous.line, previous.col) if previous else unbuilt.get(account_id)
@@ -160,7 +161,7 @@ def _check_accounts(
         id_problem = account_id_problem(account_id)
         if id_problem is not None:
             problems.append(Problem(name, *key_mark, id_problem, path=path))
-        valid = id_problem is None and ("accounts", account_id) not in bad_paths
+        valid = id_problem is None and not (bad_paths and ("accounts", account_id) in bad_paths)
         spec = builder.build(account_id, body, key_mark, valid)
         if spec is not None:
             accounts[account_id] = spec

@@ -372,9 +372,14 @@ def _build(file: str, text: str) -> Loaded:
     # `type(event) is X` is the fastest dispatch (a million events at 100,000 accounts) but does not narrow for
     # the type checker: `event` is Any here, and each branch reads only what its event type has.
     event: Any
+    scalar_event, mapping_start, mapping_end = (
+        events.ScalarEvent,
+        events.MappingStartEvent,
+        events.MappingEndEvent,
+    )
     for event in yaml.parse(text, Loader=_Loader):
         kind = type(event)
-        if kind is events.ScalarEvent:
+        if kind is scalar_event:
             raw = event.value
             if event.tag is None and event.implicit[0] and raw not in _WORDS and raw[0] not in _NUMERIC_START:
                 value = raw  # plain text: most scalars of a file (keys, ids, hosts, countries)
@@ -387,26 +392,29 @@ def _build(file: str, text: str) -> Loaded:
                 anchors[event.anchor] = (value, 1, raw)
             start = event.start_mark
             mark = (start.line + 1, start.column + 1)
-            frame = stack[-1] if stack else None
-            if frame is not None and type(frame.container) is YMap and frame.key is not _MERGE:
-                # The common case, inline: a key, or a value under a key not seen before in this mapping.
-                if frame.key is None:
-                    if raw != "<<" or value != "<<":
+            if stack:
+                # The common case, inline: a key, or a value under a key not seen before in its mapping.
+                frame = stack[-1]
+                container = frame.container
+                key = frame.key
+                if type(container) is YMap and key is not _MERGE:
+                    if key is None:
+                        if raw != "<<" or value != "<<":
+                            frame.size += 1
+                            frame.key = raw
+                            frame.key_mark = mark
+                            continue
+                    elif key not in container:
                         frame.size += 1
-                        frame.key = raw
-                        frame.key_mark = mark
+                        frame.key = None
+                        container[key] = value
+                        container.marks[key] = (*frame.key_mark, *mark)
                         continue
-                elif frame.key not in frame.container:
-                    frame.size += 1
-                    key, frame.key = frame.key, None
-                    frame.container[key] = value
-                    frame.container.marks[key] = (*frame.key_mark, *mark)
-                    continue
             finish(value, raw, mark, 1)
-        elif kind is events.MappingStartEvent or kind is events.SequenceStartEvent:
+        elif kind is mapping_start or kind is events.SequenceStartEvent:
             if len(stack) >= MAX_DEPTH:
                 raise abort(_mark(event), f"nesting deeper than {MAX_DEPTH} levels")
-            is_map = kind is events.MappingStartEvent
+            is_map = kind is mapping_start
             if event.tag and event.tag != "!" and event.tag != _TAG_PREFIX + ("map" if is_map else "seq"):
                 raise abort(
                     _mark(event),
@@ -416,14 +424,26 @@ def _build(file: str, text: str) -> Loaded:
                 )
             container = YMap(_mark(event)) if is_map else YSeq(_mark(event))
             stack.append(_Frame(container, event.anchor))
-        elif kind is events.MappingEndEvent or kind is events.SequenceEndEvent:
+        elif kind is mapping_end or kind is events.SequenceEndEvent:
             frame = stack[-1]
             if frame.merges:
                 apply_merges(frame)
             stack.pop()
+            done = frame.container
             if frame.anchor:
-                anchors[frame.anchor] = (frame.container, frame.size, None)
-            finish(frame.container, None, frame.container.pos, frame.size)
+                anchors[frame.anchor] = (done, frame.size, None)
+            if stack:
+                # The common case, inline: the value of a key not seen before in its mapping.
+                parent = stack[-1]
+                container = parent.container
+                key = parent.key
+                if type(container) is YMap and key is not None and key is not _MERGE and key not in container:
+                    parent.size += frame.size
+                    parent.key = None
+                    container[key] = done
+                    container.marks[key] = (*parent.key_mark, *done.pos)
+                    continue
+            finish(done, None, done.pos, frame.size)
         elif kind is events.AliasEvent:
             mark = _mark(event)
             target = anchors.get(event.anchor)

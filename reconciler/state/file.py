@@ -21,12 +21,10 @@ import secrets as random_tokens
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-
-import orjson
 
 from reconciler import fsutil, logs
 from reconciler.errors import LockHeld, StateError, UsageError, brief
@@ -250,7 +248,9 @@ class FileJournal:
         # disk took ~9 ms per fsync, during which no answer was read and no request sent).
         self._syncer: ThreadPoolExecutor | None = None
         self._syncing: Future[None] | None = None
-        self._orjson_dumps = orjson.dumps  # a tenth of the json module's time per event
+        import orjson  # a tenth of the json module's time per event; imported by apply only
+
+        self._orjson_dumps = orjson.dumps
 
     def _encode(self, event: Event) -> bytes:
         """One journal line. orjson writes text as raw UTF-8: a line holding anything but ASCII (an account id
@@ -320,21 +320,23 @@ class FileJournal:
         return self.recorded
 
 
-def _compact(value: object) -> str:
-    """`value` as compact JSON with every character outside ASCII escaped, as `json.dumps` writes it.
+def _compact_encoder() -> Callable[[object], str]:
+    """Compact JSON with every character outside ASCII escaped, as `json.dumps` writes it.
 
-    orjson takes a tenth of the json module's time (measured: the state write of 10,000 accounts is the end of
-    every apply); the json module writes what orjson would write as raw UTF-8, or cannot write at all."""
-    try:
-        text = orjson.dumps(value)
-    except orjson.JSONEncodeError:  # an integer beyond 64 bits, say
-        text = b"\x80"
-    if text.isascii():
-        return text.decode("ascii")
-    return _JSON_COMPACT(value)
+    orjson takes a tenth of the json module's time (measured: the state write of 10,000 accounts ends every
+    apply); the json module writes what orjson would write as raw UTF-8, or cannot write at all."""
+    import orjson  # imported where a state is written, not by every command that reads one
 
+    dumps, fallback = orjson.dumps, json.JSONEncoder(separators=(",", ":")).encode
 
-_JSON_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+    def compact(value: object) -> str:
+        try:
+            text = dumps(value)
+        except orjson.JSONEncodeError:  # an integer beyond 64 bits, say
+            return fallback(value)
+        return text.decode("ascii") if text.isascii() else fallback(value)
+
+    return compact
 
 
 def _serialise(recorded: Recorded) -> bytes:
@@ -351,9 +353,9 @@ def _serialise(recorded: Recorded) -> bytes:
             "salt": recorded.salt,
         }
     )
+    compact = _compact_encoder()
     rows = ",\n".join(
-        f"  {_compact(key)}: {_compact(recorded.accounts[key].to_json())}"
-        for key in sorted(recorded.accounts)
+        f"  {compact(key)}: {compact(recorded.accounts[key].to_json())}" for key in sorted(recorded.accounts)
     )
     body = (
         f'{head[:-1]},\n "accounts": {{\n{rows}\n }}\n}}\n' if rows else f'{head[:-1]}, "accounts": {{}}}}\n'
