@@ -125,9 +125,10 @@ def make_plan(
     changes: list[Change] = []
     unchanged = 0
     unset: set[str] = set()
+    specs, records, some_unset = desired.accounts, recorded.accounts, bool(desired.unset_variables)
     for account_id in sorted(chosen):
-        spec = desired.accounts.get(account_id)
-        record = recorded.accounts.get(account_id)
+        spec = specs.get(account_id)
+        record = records.get(account_id)
         if spec is None:
             assert record is not None
             changes.append(
@@ -145,7 +146,7 @@ def make_plan(
             continue
         # A value behind an unset variable is a marker that equals no fingerprint: never claimed unchanged.
         after = fingerprinted(spec.settings, salt)
-        if desired.unset_variables:  # the file names none: no account's settings wait for one
+        if some_unset:  # the file names none: no account's settings wait for one
             unset |= unresolved_names(spec.settings)
         before = record.settings if record else None
         recorded_generation = record.resync_generation if record else 0
@@ -172,17 +173,10 @@ def make_plan(
         if action == "none" and not resync:
             unchanged += 1
             continue
+        generation = spec.resync.generation if spec.resync else None
+        # Positional: keywords cost twice as much here, once per account (the order is Change's).
         changes.append(
-            Change(
-                account_id=account_id,
-                action=action,
-                resync=resync,
-                fields=fields,
-                before=before,
-                after=after,
-                resync_generation=spec.resync.generation if spec.resync else None,
-                recorded_generation=recorded_generation,
-            )
+            Change(account_id, action, resync, fields, before, after, generation, recorded_generation)
         )
     return Plan(
         changes=changes,

@@ -100,14 +100,11 @@ def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desire
         if not isinstance(document, YMap):
             problems.append(Problem(name, *loaded.mark, _not_a_mapping(document)))
             continue
-        found, bad_paths = (
-            ([], set())
-            if document_certainly_valid(document)
-            else schema_problems(name, schema_subject(document))
-        )
+        certainly_valid = document_certainly_valid(document)
+        found, bad_paths = ([], set()) if certainly_valid else schema_problems(name, schema_subject(document))
         problems.extend(found)
         builder = AccountBuilder(name, document, environ)
-        _check_accounts(name, document, builder, bad_paths, accounts, unbuilt, problems)
+        _check_accounts(name, document, builder, bad_paths, accounts, unbuilt, problems, certainly_valid)
         problems.extend(builder.problems)
         warnings.extend(builder.warnings)
         unset |= builder.unset
@@ -137,15 +134,17 @@ def _check_accounts(
     accounts: dict[str, AccountSpec],
     unbuilt: dict[str, tuple[str, int, int]],
     problems: list[Problem],
+    ids_checked: bool = False,
 ) -> None:
-    """Check every account of one file (id, then body, whatever the schema found) and keep the valid ones."""
+    """Check every account of one file (id, then body, whatever the schema found) and keep the valid ones.
+
+    `ids_checked`: every id is known to be valid (the fast schema check passed the whole file)."""
     declared = document.get("accounts")
     if not isinstance(declared, YMap):
         return  # the schema's message
     marks = declared.marks
     for account_id, body in declared.items():
         key_mark = marks[account_id][:2]
-        path = f"accounts.{account_id}"
         previous = accounts.get(account_id)
         first = (previous.file, previous.line, previous.col) if previous else unbuilt.get(account_id)
         if first is not None:
@@ -154,13 +153,13 @@ def _check_accounts(
                     name,
                     *key_mark,
                     f"account {brief(account_id, 260)} is also declared in {first[0]}:{first[1]}:{first[2]}",
-                    path=path,
+                    path=f"accounts.{account_id}",
                 )
             )
             continue
-        id_problem = account_id_problem(account_id)
+        id_problem = None if ids_checked else account_id_problem(account_id)
         if id_problem is not None:
-            problems.append(Problem(name, *key_mark, id_problem, path=path))
+            problems.append(Problem(name, *key_mark, id_problem, path=f"accounts.{account_id}"))
         valid = id_problem is None and not (bad_paths and ("accounts", account_id) in bad_paths)
         spec = builder.build(account_id, body, key_mark, valid)
         if spec is not None:

@@ -377,7 +377,9 @@ def _build(file: str, text: str) -> Loaded:
         events.MappingStartEvent,
         events.MappingEndEvent,
     )
-    for event in yaml.parse(text, Loader=_Loader):
+    parser = _Loader(text)
+    # `get_event` until it has none, rather than yaml.parse's generator: measured, a tenth of the parse.
+    for event in iter(parser.get_event, None):
         kind = type(event)
         if kind is scalar_event:
             raw = event.value
