@@ -35,7 +35,7 @@ def settings_leaves(settings: Mapping[str, Any] | None, prefix: str = "") -> dic
     return leaves
 
 
-@dataclass(slots=True)  # not frozen: see PER_ITEM below
+@dataclass(slots=True)  # not frozen: see PER_ITEM above
 class ResyncSpec:
     """A declared resync: `generation` above the recorded one asks for one more sync."""
 
@@ -65,7 +65,7 @@ class ResyncSpec:
         return {"generation": self.generation, **self.query()}
 
 
-@dataclass(slots=True)  # not frozen: see PER_ITEM below
+@dataclass(slots=True)  # not frozen: see PER_ITEM above
 class AccountSpec:
     """One declared account. `settings` may hold `Secret`s: it is the desired PATCH body, normalised."""
 
@@ -94,7 +94,7 @@ class Desired:
     unset_variables: tuple[str, ...] = ()
 
 
-@dataclass(slots=True)  # not frozen: see PER_ITEM below
+@dataclass(slots=True)  # not frozen: see PER_ITEM above
 class AccountRecord:
     """What was last applied to one account. `settings` holds fingerprints, never secrets."""
 
@@ -141,7 +141,7 @@ class Recorded:
         return self.lineage is not None
 
 
-@dataclass(slots=True)  # not frozen: see PER_ITEM below
+@dataclass(slots=True)  # not frozen: see PER_ITEM above
 class Change:
     """What one account needs. `before`/`after` are fingerprinted settings (never plaintext), or masked ones
     (every secret `(sensitive)`) in a plan read back from a file; `fields` are the dotted paths of the leaves
@@ -209,7 +209,7 @@ class Plan:
         return not self.changes
 
 
-@dataclass(slots=True)  # not frozen: see PER_ITEM below
+@dataclass(slots=True)  # not frozen: see PER_ITEM above
 class Result:
     """The outcome of one operation of an apply."""
 

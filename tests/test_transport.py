@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -13,6 +14,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from reconciler.api.transport import CurlSession, Exchange
 from reconciler.sandbox import Fault, Sandbox, ServerThread
 from tests.helpers import SENTINEL_KEY, fleet, run_engine, self_signed_certificate
 
@@ -123,3 +125,67 @@ def test_proxy_variables_of_the_environment_are_not_used(workdir, write, server,
     monkeypatch.delenv("no_proxy", raising=False)
     outcome, _ = run_engine(workdir, server, write("a.yaml", fleet(3)), max_attempts=1)
     assert [r.outcome for r in outcome.results] == ["succeeded"] * 3
+
+
+def _canned_server(answer: bytes) -> tuple[socket.socket, threading.Thread]:
+    """A server that reads one request and writes `answer` as it is, then closes."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += connection.recv(65536)
+            head, _, body = received.partition(b"\r\n\r\n")
+            length = int(
+                next(
+                    line.split(b":")[1]
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
+            )
+            while len(body) < length:
+                body += connection.recv(65536)
+            connection.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        # Only the final answer's Retry-After counts, whatever the case of its name or its line ends.
+        (
+            b"HTTP/1.1 100 Continue\r\nRetry-After: 999\r\n\r\nHTTP/1.1 503 Service Unavailable\r\n"
+            b"retry-after:  2 \r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "2",
+        ),
+        (
+            b"HTTP/1.1 429 Too Many Requests\nRetry-After: Wed, 21 Oct 2099 07:28:00 GMT\nContent-Length: 0\n\n",
+            "Wed, 21 Oct 2099 07:28:00 GMT",
+        ),
+        (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n", None),
+        # A success's Retry-After is not read at all.
+        (b"HTTP/1.1 200 OK\r\nRetry-After: 5\r\nContent-Length: 2\r\n\r\n{}", None),
+    ],
+)
+def test_retry_after_is_read_from_the_final_answer(answer: bytes, expected: str | None) -> None:
+    listener, thread = _canned_server(answer)
+
+    async def exchange() -> Exchange:
+        session = CurlSession({"X-API-KEY": "k"}, max_connections=1, timeout=5, https=False)
+        try:
+            url = f"http://127.0.0.1:{listener.getsockname()[1]}/api/v1/accounts/a"
+            return await session.request("PATCH", url, b"{}")
+        finally:
+            session.close()
+
+    try:
+        received = asyncio.run(exchange())
+    finally:
+        thread.join(5)
+        listener.close()
+    assert received.retry_after == expected

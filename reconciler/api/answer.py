@@ -28,7 +28,7 @@ _TYPE_SAFE = "/:._-~*"
 _CUT_ESCAPE = re.compile(r"%[0-9A-F]?\Z")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, made once per request: see model.PER_ITEM
 class Answer:
     """One HTTP exchange's outcome. `error` is None on success."""
 
@@ -40,7 +40,7 @@ class Answer:
 
     def __post_init__(self) -> None:
         if self.message is not None:  # built from an answer, or quoting one: redacted here, once for all uses
-            object.__setattr__(self, "message", secrets.redact(self.message, limit=MESSAGE_LIMIT))
+            self.message = secrets.redact(self.message, limit=MESSAGE_LIMIT)
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_~-]+")
@@ -68,7 +68,7 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, made once per request: see model.PER_ITEM
 class Reply:
     """An HTTP answer as read off the wire, before it is judged."""
 

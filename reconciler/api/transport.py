@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -60,7 +61,8 @@ class CertificateRejected(TransportError):
 
 
 class Exchange(NamedTuple):
-    """An answer as read off the wire: `body` is empty when `oversized` (larger than MAX_BODY_BYTES)."""
+    """An answer as read off the wire: `body` is empty when `oversized` (larger than MAX_BODY_BYTES);
+    `retry_after` is read for an answer that is not a 2xx only (None for a success)."""
 
     status: int
     body: bytes
@@ -69,25 +71,30 @@ class Exchange(NamedTuple):
 
 
 class _Transfer:
-    """One reusable easy handle and what its current request has received so far."""
+    """One reusable easy handle and what its current request has received so far.
 
-    __slots__ = ("handle", "chunks", "size", "oversized", "retry_after", "finished")
+    The header lines go to a buffer that libcurl fills through its C `write`, read only for an answer that is
+    not a success (the one place Retry-After matters): a Python callback per header line measured several
+    microseconds per request."""
+
+    __slots__ = ("handle", "chunks", "size", "oversized", "headers", "finished")
 
     def __init__(self, handle: pycurl.Curl) -> None:
         self.handle = handle
         self.chunks: list[bytes] = []
         self.size = 0
         self.oversized = False
-        self.retry_after: str | None = None
+        self.headers = io.BytesIO()
         self.finished: asyncio.Future[None] | None = None
         handle.setopt(pycurl.WRITEFUNCTION, self._write)
-        handle.setopt(pycurl.HEADERFUNCTION, self._header)
+        handle.setopt(pycurl.HEADERFUNCTION, self.headers.write)
 
     def reset(self) -> None:
         self.chunks = []
         self.size = 0
         self.oversized = False
-        self.retry_after = None
+        self.headers.seek(0)
+        self.headers.truncate()
 
     def _write(self, chunk: bytes) -> int | None:
         self.size += len(chunk)
@@ -97,11 +104,15 @@ class _Transfer:
         self.chunks.append(chunk)
         return None
 
-    def _header(self, line: bytes) -> None:
-        if line[:5] == b"HTTP/":  # a new status line (after a 100 Continue, say): only the last answer counts
-            self.retry_after = None
-        elif line[:12].lower() == _RETRY_AFTER:
-            self.retry_after = line[12:].strip().decode("latin-1")
+    def retry_after(self) -> str | None:
+        """The Retry-After of the last answer received (after a 100 Continue, say, only the final one counts)."""
+        value = None
+        for line in self.headers.getvalue().split(b"\n"):
+            if line[:5] == b"HTTP/":
+                value = None
+            elif line[:12].lower() == _RETRY_AFTER:
+                value = line[12:].strip().decode("latin-1")
+        return value
 
 
 class CurlSession:
@@ -158,11 +169,13 @@ class CurlSession:
                     self._multi.remove_handle(handle)
             transfer.finished = None
             self._free[(method, body is not None)].append(transfer)
+        status = handle.getinfo(pycurl.RESPONSE_CODE)
+        retry_after = None if 200 <= status < 300 else transfer.retry_after()
         if transfer.oversized:
-            return Exchange(handle.getinfo(pycurl.RESPONSE_CODE), b"", transfer.retry_after, oversized=True)
+            return Exchange(status, b"", retry_after, oversized=True)
         chunks = transfer.chunks
         content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        return Exchange(handle.getinfo(pycurl.RESPONSE_CODE), content, transfer.retry_after)
+        return Exchange(status, content, retry_after)
 
     def close(self) -> None:
         """Abandon transfers in flight, close every connection and free libcurl's handles."""
