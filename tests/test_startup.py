@@ -97,3 +97,6 @@ def test_apply_runs_with_the_collector_paused_and_restores_it(run, write, api, m
     assert gc.isenabled()
     assert run("apply", "missing.yaml", "--yes").code == 1
     assert gc.isenabled()
+    assert run("plan", "a.yaml").code == 0
+    assert run("validate", "a.yaml").code == 0
+    assert gc.isenabled()

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from reconciler import planfile
+from reconciler import collector, planfile
 from reconciler.cli.common import (
     ExitCode,
     config_argument,
@@ -46,6 +46,7 @@ def _problem_json(problem: Problem) -> dict[str, object]:
 @click.option(
     "--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@collector.paused()
 def validate(config: str, output_format: str) -> None:
     """Check CONFIG (`-` reads standard input); exit 0 when valid, 1 when not. Needs no secret: a `${VAR}` must
     be well-formed, not set."""
@@ -87,6 +88,7 @@ def validate(config: str, output_format: str) -> None:
 )
 @target_option
 @select_option
+@collector.paused()
 def plan(
     config: str,
     state_location: str | None,
