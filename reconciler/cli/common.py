@@ -15,7 +15,7 @@ from reconciler import logs
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
 from reconciler.model import Desired, Plan
-from reconciler.render import github, plan_json, plan_markdown, plan_text
+from reconciler.render import github
 from reconciler.render.escape import terminal
 
 MAX_WARNINGS_SHOWN = 10
@@ -163,6 +163,9 @@ def write_github_outputs(outputs: dict[str, str]) -> None:
 
 
 def render_plan(plan: Plan, output_format: str, config: str, state: str) -> str:
+    # Imported here: `apply --yes` renders no plan, and start-up counts (BENCHMARKS.md).
+    from reconciler.render import plan_json, plan_markdown, plan_text
+
     if output_format == "json":
         return plan_json.render(plan)
     if output_format == "markdown":
