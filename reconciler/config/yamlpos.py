@@ -63,8 +63,7 @@ class YMap(dict):
 
     __slots__ = ("pos", "marks")
 
-    def __init__(self, pos: Mark) -> None:
-        super().__init__()
+    def __init__(self, pos: Mark) -> None:  # dict's own __init__ has nothing to do for an empty mapping
         self.pos = pos
         self.marks: dict[str, tuple[int, int, int, int]] = {}
 
