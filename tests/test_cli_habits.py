@@ -134,3 +134,11 @@ def test_plan_out_into_a_missing_directory_names_the_plan_file(run, write) -> No
     result = run("plan", "a.yaml", "--out", "nodir/plan.bin")
     assert result.code == 1
     assert result.err == "Error: --out nodir/plan.bin: cannot write there (No such file or directory)\n"
+
+
+def test_a_mistyped_command_gets_a_suggestion(run) -> None:
+    """Commands are imported only when used; a typo still gets click's "did you mean" from every name."""
+    for typed, meant in (("plna", "plan"), ("imprt", "import"), ("sandbx", "sandbox")):
+        result = run(typed)
+        assert result.code == 1
+        assert f"No such command '{typed}'. Did you mean '{meant}'?" in result.err
