@@ -7,9 +7,10 @@ import os
 import subprocess
 import sys
 
-from reconciler import planning
+from reconciler import collector, planning
 from reconciler.applying import Engine
-from tests.helpers import fleet
+from reconciler.sandbox import Fault, Sandbox, ServerThread
+from tests.helpers import SENTINEL_KEY, fleet, run_engine
 
 
 def test_apply_without_a_saved_plan_computes_no_desired_digest(run, write, api, monkeypatch) -> None:
@@ -100,3 +101,26 @@ def test_apply_runs_with_the_collector_paused_and_restores_it(run, write, api, m
     assert run("plan", "a.yaml").code == 0
     assert run("validate", "a.yaml").code == 0
     assert gc.isenabled()
+
+
+def test_failed_exchanges_leave_no_garbage_for_the_paused_collector(workdir, write) -> None:
+    """With the collector paused for a whole apply, cyclic garbage would pile up until the end: a request that got
+    no answer once left ten objects in a cycle (its future, the error, the traceback and its frames)."""
+    sandbox = Sandbox(SENTINEL_KEY, accept_any_account=True, faults=[Fault("drop", 0.5)])
+    server = ServerThread(sandbox).start()
+    gc.collect()
+    try:
+        with collector.paused():
+            outcome, _ = run_engine(
+                workdir, server, write("a.yaml", fleet(200)), concurrency=8, max_consecutive_failures=0
+            )
+            failed = sum(result.outcome == "failed" for result in outcome.results) + sum(
+                result.attempts - 1 for result in outcome.results if result.attempts
+            )
+            left = gc.collect()
+    finally:
+        server.stop()
+    assert failed >= 50  # the drops happened: each is a request that got no answer
+    # What is left is the session's own teardown (a handle and its buffers per connection, the loop), whatever
+    # the failures; each failed exchange used to add ten.
+    assert left < 150, f"{left} objects of cyclic garbage after {failed} failed exchanges"

@@ -169,6 +169,9 @@ class CurlSession:
                     self._multi.remove_handle(handle)
             transfer.finished = None
             self._free[(method, body is not None)].append(transfer)
+            # A failure's traceback holds this frame: without the future it holds no cycle (future, error,
+            # traceback, frame), so the error is freed at once, with the collector paused (collector.py).
+            del finished
         status = handle.getinfo(pycurl.RESPONSE_CODE)
         retry_after = None if 200 <= status < 300 else transfer.retry_after()
         if transfer.oversized:
