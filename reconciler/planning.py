@@ -32,6 +32,8 @@ def select_accounts(
     selectors = list(selectors)
     known = set(account_ids) if not isinstance(account_ids, set) else account_ids
     check_targets(targets, known)
+    if not targets and not selectors:
+        return set(known)
     chosen = set()
     for account_id in account_ids:
         if targets and account_id not in targets:
