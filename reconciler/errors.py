@@ -38,6 +38,26 @@ def _escaped(char: str) -> str:
     return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
+def describe(value: object, null: str = "nothing") -> str:
+    """What kind of value this is, in words ("a string", "a mapping"), for a message that must not quote it;
+    `null` names None (YAML's "nothing", JSON's "null")."""
+    if value is None:
+        return null
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
 def brief(value: object, limit: int = 60) -> str:
     """A value's repr cut to `limit` characters, so a huge value never floods a message."""
     text = repr(value)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import os
 import re
 import subprocess
@@ -42,6 +43,27 @@ def fleet(count: int, prefix: str = "acc_", extra: str = "") -> str:
     lines = ["version: 1", "accounts:"]
     lines += [f"  {prefix}{i:04d}: {{country: US, ip: 203.0.113.{i % 250 + 1}{extra}}}" for i in range(count)]
     return "\n".join(lines) + "\n"
+
+
+def modules_after(workdir: Path, *commands: list[str]) -> set[str]:
+    """The modules a fresh process holds after running each `reconciler` command in turn, in `workdir` with this
+    process's environment. Exit codes are not kept: a test asserts what the commands did by their effects."""
+    listed = workdir / "modules.txt"
+    probe = (
+        "import json, sys\nfrom reconciler.cli import main\n"
+        "for args in json.loads(sys.argv[2]):\n"
+        "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
+        "open(sys.argv[1], 'w').write('\\n'.join(sorted(sys.modules)))\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", probe, str(listed), json.dumps(commands)],
+        cwd=workdir,
+        env=os.environ,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    return set(listed.read_text().split())
 
 
 def run_engine(workdir: Path, server: Any, config: str, **options: Any) -> tuple[ApplyOutcome, FileBackend]:

@@ -14,7 +14,7 @@ from reconciler.errors import LockHeld
 from reconciler.model import Recorded
 from reconciler.state import events as recording
 from reconciler.state.file import FileBackend
-from tests.helpers import SENTINEL_PASSWORD
+from tests.helpers import SENTINEL_PASSWORD, fleet, modules_after
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
 
@@ -218,18 +218,7 @@ def test_recorded_fold_is_idempotent() -> None:
 
 def test_plan_of_a_valid_file_imports_no_http_client_nor_jsonschema(write, workdir) -> None:
     """Start-up cost (BENCHMARKS.md): pycurl, orjson and jsonschema load only where they are used."""
-    import subprocess
-    import sys
-
-    from tests.helpers import fleet
-
     write("a.yaml", fleet(3))
-    probe = (
-        "import sys\nfrom reconciler.cli import main\ntry:\n    main(['plan', 'a.yaml'])\nexcept SystemExit:\n"
-        "    pass\nheavy = ('pycurl', 'orjson', 'aiohttp', 'jsonschema', 'deepdiff')\n"
-        "print(sorted(m for m in heavy if m in sys.modules))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=workdir, capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
+    imported = modules_after(workdir, ["plan", "a.yaml"])
+    heavy = ("pycurl", "orjson", "aiohttp", "jsonschema", "deepdiff")
+    assert sorted(m for m in heavy if m in imported) == []

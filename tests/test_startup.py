@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import gc
-import os
-import subprocess
-import sys
 
 from reconciler import collector, planning
 from reconciler.applying import Engine
 from reconciler.sandbox import Fault, Sandbox, ServerThread
-from tests.helpers import SENTINEL_KEY, fleet, run_engine
+from tests.helpers import SENTINEL_KEY, fleet, modules_after, run_engine
 
 
 def test_apply_without_a_saved_plan_computes_no_desired_digest(run, write, api, monkeypatch) -> None:
@@ -55,28 +52,11 @@ NOT_FOR_APPLY = (
     "email.utils",
 )
 
-_LIST_MODULES = """
-import atexit, sys
-atexit.register(lambda: print("\\n".join(sorted(sys.modules)), file=open(sys.argv[1], "w")))
-from reconciler.cli import main
-main(sys.argv[2:])
-"""
-
 
 def test_apply_imports_only_what_it_uses(workdir, write, api) -> None:
     write("a.yaml", fleet(5))
-    listed = workdir / "modules.txt"
-    finished = subprocess.run(
-        [sys.executable, "-c", _LIST_MODULES, str(listed), "apply", "a.yaml", "--yes"],
-        cwd=workdir,
-        env=os.environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert finished.returncode == 0, finished.stderr
+    imported = modules_after(workdir, ["apply", "a.yaml", "--yes"])
     assert len(api.stats.patched) == 5
-    imported = set(listed.read_text().split())
     assert "reconciler.cli.apply" in imported and "pycurl" in imported
     assert [name for name in NOT_FOR_APPLY if name in imported] == []
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from reconciler.config.accounts import AccountBuilder
 from reconciler.config.fastcheck import ACCOUNT_ID, account_certainly_valid, document_certainly_valid
-from reconciler.config.schema import describe, schema_problems
+from reconciler.config.schema import schema_problems
 from reconciler.config.yamlpos import Loaded, YMap, decode, load
-from reconciler.errors import ConfigError, Problem, ReconcilerError, brief, one_line
+from reconciler.errors import ConfigError, Problem, ReconcilerError, brief, describe, one_line
 from reconciler.model import AccountSpec, Desired
 from reconciler.secrets import SENSITIVE, redaction_pattern, referenced_names
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import packaged
 from reconciler.config.yamlpos import Mark, YMap, YSeq
-from reconciler.errors import Problem, brief
+from reconciler.errors import Problem, brief, describe
 
 if TYPE_CHECKING:
     import jsonschema
@@ -43,23 +43,6 @@ def _validator() -> jsonschema.protocols.Validator:
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema)
-
-
-def describe(value: Any) -> str:
-    """What kind of value this is, in words ("a string", "nothing")."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, dict):
-        return "a mapping"
-    return "a list"
 
 
 def dotted(path: Iterable[Any]) -> str:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 from reconciler import packaged
-from reconciler.errors import brief
+from reconciler.errors import brief, describe
 
 if TYPE_CHECKING:
     import jsonschema
@@ -187,22 +188,6 @@ def _where(path: tuple[str | int, ...]) -> str:
 
 
 def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return (
-            "a number"
-            if value == value and abs(value) != float("inf")
-            else f"{value!r} (not a finite number)"
-        )
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value!r} (not a finite number)"
+    return describe(value, null="null")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import glob
 import json
 import os
@@ -248,18 +249,7 @@ class FileJournal:
         # disk took ~9 ms per fsync, during which no answer was read and no request sent).
         self._syncer: ThreadPoolExecutor | None = None
         self._syncing: Future[None] | None = None
-        import orjson  # a tenth of the json module's time per event; imported by apply only
-
-        self._orjson_dumps = orjson.dumps
-
-    def _encode(self, event: Event) -> bytes:
-        """One journal line. orjson writes text as raw UTF-8: a line holding anything but ASCII (an account id
-        with a bidi or control character, say) is written by the json module with escapes instead, so that no
-        file the reconciler writes carries a character a terminal would act on."""
-        line = self._orjson_dumps(event)
-        if line.isascii():
-            return line
-        return json.dumps(event, separators=(",", ":")).encode()
+        self._encode = _compact_encoder()
 
     def append(self, event: Event) -> None:
         try:
@@ -320,26 +310,28 @@ class FileJournal:
         return self.recorded
 
 
-def _compact_encoder() -> Callable[[object], str]:
+@functools.cache
+def _compact_encoder() -> Callable[[object], bytes]:
     """Compact JSON exactly as `json.JSONEncoder(separators=(",", ":"))` writes it, every character outside
-    printable ASCII escaped.
+    printable ASCII escaped: one encoder for the journal's lines and the state's, so that no file the reconciler
+    writes carries a character a terminal would act on.
 
-    orjson takes a third of the json module's time (measured: the state write of 10,000 accounts ends every
-    apply), and writes the same bytes for what a state holds but for three things, left to the json module: text
-    outside ASCII or with DEL (written raw), floats (written in another form, NaN and infinities as null; a state
-    edited by hand may hold them) and integers beyond 64 bits (refused)."""
-    import orjson  # imported where a state is written, not by every command that reads one
+    orjson takes a third of the json module's time (measured: a journal line per success, and the state write of
+    10,000 accounts ends every apply), and writes the same bytes for what a state holds but for three things,
+    left to the json module: text outside ASCII or with DEL (written raw), floats (written in another form, NaN
+    and infinities as null; a state edited by hand may hold them) and integers beyond 64 bits (refused)."""
+    import orjson  # imported where a state or journal is written, not by every command that reads one
 
     dumps, fallback = orjson.dumps, json.JSONEncoder(separators=(",", ":")).encode
 
-    def compact(value: object) -> str:
+    def compact(value: object) -> bytes:
         if _holds_float(value):
-            return fallback(value)
+            return fallback(value).encode()
         try:
             text = dumps(value)
         except orjson.JSONEncodeError:
-            return fallback(value)
-        return text.decode("ascii") if text.isascii() and b"\x7f" not in text else fallback(value)
+            return fallback(value).encode()
+        return text if text.isascii() and b"\x7f" not in text else fallback(value).encode()
 
     return compact
 
@@ -370,13 +362,13 @@ def _serialise(recorded: Recorded) -> bytes:
         }
     )
     compact = _compact_encoder()
-    rows = ",\n".join(
-        f"  {compact(key)}: {compact(recorded.accounts[key].to_json())}" for key in sorted(recorded.accounts)
+    rows = b",\n".join(
+        b"  %s: %s" % (compact(key), compact(recorded.accounts[key].to_json()))
+        for key in sorted(recorded.accounts)
     )
-    body = (
-        f'{head[:-1]},\n "accounts": {{\n{rows}\n }}\n}}\n' if rows else f'{head[:-1]}, "accounts": {{}}}}\n'
-    )
-    return body.encode()
+    if not rows:
+        return f'{head[:-1]}, "accounts": {{}}}}\n'.encode()
+    return head[:-1].encode() + b',\n "accounts": {\n' + rows + b"\n }\n}\n"
 
 
 def _read_holder(lock_path: Path) -> str:
