@@ -6,10 +6,8 @@ A `Secret` holds plaintext in memory between resolving the configuration and bui
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import html
 import json
 import re
 import threading
@@ -143,18 +141,21 @@ def fingerprinted(settings: Mapping[str, Any] | None, salt: str) -> dict[str, An
     an unset variable becomes its `unknown_marker` (never persisted: apply refuses to run without it)."""
     if settings is None:
         return None
-    return {
-        key: (
-            fingerprinted(value, salt)
-            if isinstance(value, dict)
-            else value.fingerprint(salt)
-            if isinstance(value, Secret)
-            else unknown_marker(value.names)
-            if isinstance(value, Unresolved)
-            else value
-        )
-        for key, value in settings.items()
-    }
+    copy: dict[str, Any] = {}
+    for key, value in settings.items():
+        if type(value) not in _PLAIN:  # a loop, not a comprehension: run for every account of a plan
+            if isinstance(value, dict):
+                value = fingerprinted(value, salt)
+            elif isinstance(value, Secret):
+                value = value.fingerprint(salt)
+            elif isinstance(value, Unresolved):
+                value = unknown_marker(value.names)
+        copy[key] = value
+    return copy
+
+
+#: Values `fingerprinted` copies as they are, by exact type.
+_PLAIN = frozenset((str, int, bool, float, type(None)))
 
 
 def revealed(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -280,6 +281,8 @@ _HEX_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 def _base64_cores(data: bytes) -> set[str]:
     """The base64 characters that encode only `data`, at each of the three alignments it can have inside a
     longer base64 text (the characters shared with neighbouring bytes are left out)."""
+    import base64  # here: redaction forms are made once per secret, and start-up counts
+
     cores: set[str] = set()
     for offset in range(3):
         encoded = base64.b64encode(b"\0" * offset + data).decode("ascii")
@@ -292,6 +295,8 @@ def _base64_cores(data: bytes) -> set[str]:
 
 def secret_forms(value: str) -> set[str]:
     """Every form of `value` that redaction looks for, each at least MIN_REDACTED_LENGTH long."""
+    import html  # here, as base64 above
+
     escaped = {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
     escaped |= {form.replace("/", "\\/") for form in escaped}  # some encoders escape the slash too
     forms = {value, *escaped}

@@ -38,6 +38,13 @@ def _dotted(path: Path) -> str:
     return ".".join(str(part) for part in path)
 
 
+def _owner(path: Path) -> str:
+    """Whom a message is about, from the path of the value: `account 'acc_1'` or `defaults`.
+
+    Made only for a message: building the name for every account cost more than any check of it."""
+    return f"account {brief(path[1], 260)}" if path[0] == "accounts" else str(path[0])
+
+
 class AccountBuilder:
     """Checks one file's accounts and builds their `AccountSpec`s, collecting problems instead of stopping.
 
@@ -50,6 +57,7 @@ class AccountBuilder:
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
         self.unset: set[str] = set()
+        self.countries = iso_countries()
         defaults = document.get("defaults")
         default_proxy = defaults.get("proxy") if isinstance(defaults, YMap) else None
         # Resolved once, so a mistake in the defaults is reported once, not once per account.
@@ -57,9 +65,11 @@ class AccountBuilder:
         self.default_proxy: dict[str, Any] = {}
         if isinstance(default_proxy, YMap):
             self.default_keys = frozenset(default_proxy)
-            self.default_proxy = self._proxy_values("defaults", default_proxy, ("defaults", "proxy"))
+            self.default_proxy = self._proxy_values(default_proxy, ("defaults", "proxy"))
 
     def error(self, mark: Mark, message: str, path: Path) -> None:
+        """A problem of the account (or the defaults) `path` starts with; `message` follows its name."""
+        message = f"{_owner(path)}: {message}"
         self.problems.append(Problem(self.file, mark[0], mark[1], message, path=_dotted(path)))
 
     def build(
@@ -70,7 +80,6 @@ class AccountBuilder:
             return None  # the schema says what an account is
         before = len(self.problems)
         path: Path = ("accounts", account_id)
-        owner = f"account {brief(account_id, 260)}"
         provider = body.get("provider")
         has_proxy = "proxy" in body
         has_managed = "country" in body or "ip" in body
@@ -78,21 +87,19 @@ class AccountBuilder:
             later = "country" if "country" in body else "ip"
             self.error(
                 body.key_mark(later),
-                f"{owner}: declares both a custom proxy and a managed one ({later!r}); keep one",
+                f"declares both a custom proxy and a managed one ({later!r}); keep one",
                 (*path, later),
             )
         if not (has_proxy or has_managed or "resync" in body) and body.keys() <= ACCOUNT_KEYS:
             # With an unknown key (`contry: US`), the schema's "did you mean" is the one message.
-            self.error(
-                key_mark, f"{owner}: declares nothing; give it a proxy, a country/ip or a resync", path
-            )
+            self.error(key_mark, "declares nothing; give it a proxy, a country/ip or a resync", path)
         settings: dict[str, Any] | None = None
         if has_proxy:
-            proxy = self._proxy(owner, body["proxy"], body.key_mark("proxy"), (*path, "proxy"))
+            proxy = self._proxy(body["proxy"], body.key_mark("proxy"), (*path, "proxy"))
             settings = None if proxy is None else {"proxy": proxy}
         elif has_managed:
-            settings = self._managed(owner, body, path)
-        times = self._resync(owner, body, provider, path) if "resync" in body else None
+            settings = self._managed(body, path)
+        times = self._resync(body, provider, path) if "resync" in body else None
         if len(self.problems) > before or not schema_valid:
             return None
         resync = None
@@ -111,7 +118,7 @@ class AccountBuilder:
             account_id, provider, labels, settings, resync, self.file, key_mark[0], key_mark[1]
         )
 
-    def _proxy_values(self, owner: str, proxy: YMap, path: Path) -> dict[str, Any]:
+    def _proxy_values(self, proxy: YMap, path: Path) -> dict[str, Any]:
         """The known keys of one proxy mapping, each string resolved: a `Secret` where a reference was used
         and for a password, an `Unresolved` where a referenced variable is unset, plain text otherwise."""
         values: dict[str, Any] = {}
@@ -124,7 +131,7 @@ class AccountBuilder:
                 try:
                     resolved, referenced = resolve_or_mark(value, self.environ)
                 except ReferenceError_ as exc:
-                    self.error(mark, f"{owner}: proxy.{key}: {exc}", (*path, key))
+                    self.error(mark, f"proxy.{key}: {exc}", (*path, key))
                     continue
                 if key == "password" and not referenced:
                     self.warnings.append(
@@ -132,7 +139,7 @@ class AccountBuilder:
                             self.file,
                             mark[0],
                             mark[1],
-                            f"{owner}: plaintext proxy password; use ${{VAR}} instead",
+                            f"{_owner(path)}: plaintext proxy password; use ${{VAR}} instead",
                             "warning",
                             _dotted((*path, key)),
                         )
@@ -144,31 +151,33 @@ class AccountBuilder:
             values[key] = value
         return values
 
-    def _proxy(self, owner: str, proxy: Any, proxy_mark: Mark, path: Path) -> dict[str, Any] | None:
+    def _proxy(self, proxy: Any, proxy_mark: Mark, path: Path) -> dict[str, Any] | None:
         if not isinstance(proxy, YMap):
             return None  # the schema's message
         merged = dict(self.default_proxy)
-        merged.update(self._proxy_values(owner, proxy, path))
+        merged.update(self._proxy_values(proxy, path))
         for required in ("host", "port"):
             if required not in proxy and required not in self.default_keys:
-                self.error(proxy_mark, f"{owner}: proxy needs {required!r}", path)
+                self.error(proxy_mark, f"proxy needs {required!r}", path)
         result = {key: merged[key] for key in _PROXY_KEYS if key in merged}
         for value in result.values():
             if isinstance(value, Unresolved):
                 self.unset.update(value.names)
         return result
 
-    def _managed(self, owner: str, body: YMap, path: Path) -> dict[str, Any]:
+    def _managed(self, body: YMap, path: Path) -> dict[str, Any]:
         settings: dict[str, Any] = {}
         country = body.get("country")
-        if isinstance(country, str) and len(country) == 2 and country.isascii() and country.isalpha():
+        if type(country) is str and country in self.countries:  # as most files spell it: "US"
+            settings["country"] = country
+        elif isinstance(country, str) and len(country) == 2 and country.isascii() and country.isalpha():
             code = country.upper()
-            if code not in iso_countries():
+            if code not in self.countries:
                 hint = _COUNTRY_HINTS.get(code)
                 suggestion = f"; did you mean {hint!r}?" if hint else ""
                 self.error(
                     body.value_mark("country"),
-                    f"{owner}: country {brief(country)} is not an ISO 3166-1 alpha-2 code{suggestion}",
+                    f"country {brief(country)} is not an ISO 3166-1 alpha-2 code{suggestion}",
                     (*path, "country"),
                 )
             settings["country"] = code
@@ -177,14 +186,10 @@ class AccountBuilder:
             try:
                 settings["ip"] = str(ipaddress.ip_address(ip))
             except ValueError:
-                self.error(
-                    body.value_mark("ip"), f"{owner}: ip {brief(ip)} is not a valid IP address", (*path, "ip")
-                )
+                self.error(body.value_mark("ip"), f"ip {brief(ip)} is not a valid IP address", (*path, "ip"))
         return settings
 
-    def _resync(
-        self, owner: str, body: YMap, provider: Any, path: Path
-    ) -> tuple[int | None, int | None] | None:
+    def _resync(self, body: YMap, provider: Any, path: Path) -> tuple[int | None, int | None] | None:
         """Check a resync; its (after, before) in epoch milliseconds, or None when it is not a mapping."""
         resync = body["resync"]
         if not isinstance(resync, YMap):
@@ -194,46 +199,44 @@ class AccountBuilder:
         # A provider the schema refuses (`LINKDIN`) has its own message; checks that depend on it wait.
         provider_known = provider is None or (type(provider) is str and provider in PROVIDERS)
         if provider is None:
-            self.error(mark, f"{owner}: resync needs 'provider: LINKEDIN' or 'provider: TELEGRAM'", path)
+            self.error(mark, "resync needs 'provider: LINKEDIN' or 'provider: TELEGRAM'", path)
         elif provider_known and provider not in SYNC_PROVIDERS:
             self.error(
                 mark,
-                f"{owner}: the sync route does not support {provider} accounts (LinkedIn and Telegram only)",
+                f"the sync route does not support {provider} accounts (LinkedIn and Telegram only)",
                 path,
             )
         for linkedin_only in ("partial", "linkedin_product"):
             if linkedin_only in resync and provider_known and provider != "LINKEDIN":
                 self.error(
                     resync.key_mark(linkedin_only),
-                    f"{owner}: resync.{linkedin_only} is LinkedIn only",
+                    f"resync.{linkedin_only} is LinkedIn only",
                     (*path, linkedin_only),
                 )
-        after = self._time(owner, resync, "after", path)
-        before = self._time(owner, resync, "before", path)
+        after = self._time(resync, "after", path)
+        before = self._time(resync, "before", path)
         if after is not None and before is not None and after >= before:
             self.error(
                 resync.value_mark("before"),
-                f"{owner}: resync.before must be later than resync.after",
+                "resync.before must be later than resync.after",
                 (*path, "before"),
             )
         return after, before
 
-    def _time(self, owner: str, resync: YMap, key: str, path: Path) -> int | None:
+    def _time(self, resync: YMap, key: str, path: Path) -> int | None:
         if key not in resync:
             return None
         value = resync[key]
         if type(value) is int:
             if value < 0:
-                self.error(
-                    resync.value_mark(key), f"{owner}: resync.{key} must not be negative", (*path, key)
-                )
+                self.error(resync.value_mark(key), f"resync.{key} must not be negative", (*path, key))
             return value
         if not isinstance(value, str):
             return None  # the schema's message
         try:
             return epoch_milliseconds(value)
         except ValueError as exc:
-            self.error(resync.value_mark(key), f"{owner}: resync.{key}: {exc}", (*path, key))
+            self.error(resync.value_mark(key), f"resync.{key}: {exc}", (*path, key))
             return None
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 from collections.abc import Iterable
@@ -101,7 +100,7 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
             if key in allowed:
                 continue
             line, col = instance.key_mark(key) if isinstance(instance, YMap) else key_mark
-            hint = difflib.get_close_matches(key, allowed, n=1)
+            hint = _close_matches(key, allowed)
             if hint:
                 message = f"unknown key {brief(key)} in {where}; did you mean {hint[0]!r}?"
             elif _is_sensitive(path):
@@ -134,9 +133,7 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
     if kind == "enum":
         options = [str(option) for option in validator_value]
         message = f"{where}: {shown.strip() or 'value'} is not one of: {', '.join(options)}"
-        hint = (
-            difflib.get_close_matches(instance, options, n=1) if isinstance(instance, str) and shown else []
-        )
+        hint = _close_matches(instance, options) if isinstance(instance, str) and shown else []
         if hint:
             message += f"; did you mean {hint[0]!r}?"
         return [Problem(file, *value_mark, message, path=at)]
@@ -175,3 +172,10 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
             path=at,
         )
     ]
+
+
+def _close_matches(word: str, possibilities: Iterable[str]) -> list[str]:
+    """The one closest possibility, if any is close: for "did you mean" (difflib is imported only then)."""
+    import difflib
+
+    return difflib.get_close_matches(word, possibilities, n=1)

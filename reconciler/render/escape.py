@@ -16,7 +16,6 @@ In markdown, an HTML comment opener (`<!--`) from outside is written `<\\x21--`:
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable
 
@@ -95,9 +94,11 @@ def code_fence(lines: Iterable[str]) -> str:
 def html_code(text: str) -> str:
     """`text` as HTML `<code>`, for markdown's raw-HTML places (a `<summary>`): nothing in it is a tag, and
     GitHub links no mention inside code."""
-    return f"<code>{html.escape(terminal(text), quote=True)}</code>"
+    return f"<code>{html_text(text)}</code>"
 
 
 def html_text(text: str) -> str:
     """`text` HTML-escaped, for our own text (a hint) that sits beside `html_code` in raw HTML."""
+    import html  # here: html.entities comes with it, and only markdown output needs it (start-up counts)
+
     return html.escape(terminal(text), quote=True)
