@@ -10,7 +10,6 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reconciler import logs
@@ -18,6 +17,7 @@ from reconciler.api.answer import Answer
 from reconciler.api.catalogue import OUTAGE_CATEGORIES, classify
 from reconciler.breaker import Breaker, default_threshold
 from reconciler.model import AccountSpec, Change, Operation, Result
+from reconciler.plain import Plain
 from reconciler.secrets import revealed
 from reconciler.state import Journal
 from reconciler.state import events as recording
@@ -37,35 +37,69 @@ OUTAGE_RUN = 5
 TASKS_AHEAD = 10_000
 
 
-@dataclass(frozen=True, slots=True)
-class ApplyOptions:
-    concurrency: int = 8
-    max_attempts: int = 4
-    timeout: float = 30.0
-    rate_limit: float | None = None
-    sync_poll_interval: float = 5.0
-    sync_timeout: float = 1800.0
-    backoff_base: float = 0.5
-    backoff_cap: float = 30.0
-    seed: int | None = None
-    #: The breaker's threshold: None for the default (the concurrency, at least 5), 0 for off.
-    max_consecutive_failures: int | None = None
-    #: The longest Retry-After honoured; a longer one fails its operation and stops the run.
-    max_retry_after: float = 120.0
-    #: After a cancelling signal, how long requests already in flight may take to answer.
-    grace: float = 5.0
+class ApplyOptions(Plain):
+    """How an apply sends: made once from the command line, never changed."""
+
+    __slots__ = (
+        "concurrency",
+        "max_attempts",
+        "timeout",
+        "rate_limit",
+        "sync_poll_interval",
+        "sync_timeout",
+        "backoff_base",
+        "backoff_cap",
+        "seed",
+        "max_consecutive_failures",
+        "max_retry_after",
+        "grace",
+    )
+
+    def __init__(
+        self,
+        *,
+        concurrency: int = 8,
+        max_attempts: int = 4,
+        timeout: float = 30.0,
+        rate_limit: float | None = None,
+        sync_poll_interval: float = 5.0,
+        sync_timeout: float = 1800.0,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        seed: int | None = None,
+        max_consecutive_failures: int | None = None,
+        max_retry_after: float = 120.0,
+        grace: float = 5.0,
+    ) -> None:
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.timeout = timeout
+        self.rate_limit = rate_limit
+        self.sync_poll_interval = sync_poll_interval
+        self.sync_timeout = sync_timeout
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.seed = seed
+        #: The breaker's threshold: None for the default (the concurrency, at least 5), 0 for off.
+        self.max_consecutive_failures = max_consecutive_failures
+        #: The longest Retry-After honoured; a longer one fails its operation and stops the run.
+        self.max_retry_after = max_retry_after
+        #: After a cancelling signal, how long requests already in flight may take to answer.
+        self.grace = grace
 
 
-@dataclass(slots=True)
-class Progress:
+class Progress(Plain):
     """Counters the progress display reads."""
 
-    total: int = 0
-    done: int = 0
-    in_flight: int = 0
-    syncs_polling: int = 0
-    #: time.monotonic() until which a Retry-After pause holds every request (0: none).
-    paused_until: float = 0.0
+    __slots__ = ("total", "done", "in_flight", "syncs_polling", "paused_until")
+
+    def __init__(self, total: int = 0) -> None:
+        self.total = total
+        self.done = 0
+        self.in_flight = 0
+        self.syncs_polling = 0
+        #: time.monotonic() until which a Retry-After pause holds every request (0: none).
+        self.paused_until = 0.0
 
 
 class _Held:

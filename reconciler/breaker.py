@@ -17,9 +17,8 @@ failed, at most `concurrency` more are already on their way. A wrong key thus co
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from reconciler.api.catalogue import ErrorKind
+from reconciler.plain import Plain
 
 #: Probes that must all fail before the run stops; each waits longer than the one before.
 PROBES = 3
@@ -53,17 +52,19 @@ def kind_of(error: ErrorKind, retry_after: float | None) -> str | None:
     return _SYSTEMIC_CATEGORIES.get(error.category, error.type)
 
 
-@dataclass(slots=True)
-class Breaker:
+class Breaker(Plain):
     """Consecutive failures of one kind across distinct accounts; `threshold` 0 turns it off."""
 
-    threshold: int
-    open: bool = False
-    probes_failed: int = 0
-    _kind: str | None = None
-    _accounts: set[str] = field(default_factory=set)
-    _first_type: str | None = None
-    _attempts: int = 0
+    __slots__ = ("threshold", "open", "probes_failed", "_kind", "_accounts", "_first_type", "_attempts")
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        self.open = False
+        self.probes_failed = 0
+        self._kind: str | None = None
+        self._accounts: set[str] = set()
+        self._first_type: str | None = None
+        self._attempts = 0
 
     def success(self) -> None:
         self.open = False

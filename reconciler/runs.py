@@ -13,13 +13,13 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from reconciler import logs
 from reconciler.applying import ApplyOptions, Engine, Progress
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.model import Desired, Plan, Recorded, Result
+from reconciler.plain import Plain
 from reconciler.planning import make_plan, raise_if_unsafe, shard_of
 from reconciler.state import Backend, Journal
 
@@ -29,38 +29,84 @@ if TYPE_CHECKING:
 log = logs.get("apply")
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ApplyRequest:
+class ApplyRequest(Plain):
     """Everything one apply needs. `saved` is a loaded saved plan (`apply --plan`) to apply exactly."""
 
-    desired: Desired
-    backend: Backend
-    api_url: str
-    api_key: str
-    options: ApplyOptions = field(default_factory=ApplyOptions)
-    targets: tuple[str, ...] = ()
-    selectors: tuple[tuple[str, str], ...] = ()
-    shard: tuple[int, int] | None = None
-    saved: planfile.SavedPlan | None = None
-    force: bool = False
-    max_update_percent: float = 30.0
-    max_forget_percent: float = 30.0
-    lock_timeout: float = 0.0
-    ca_bundle: str | None = None
-    #: Mixed into the state's salt for fingerprints (`RECONCILER_FINGERPRINT_KEY`); None: the salt alone.
-    fingerprint_key: str | None = None
+    __slots__ = (
+        "desired",
+        "backend",
+        "api_url",
+        "api_key",
+        "options",
+        "targets",
+        "selectors",
+        "shard",
+        "saved",
+        "force",
+        "max_update_percent",
+        "max_forget_percent",
+        "lock_timeout",
+        "ca_bundle",
+        "fingerprint_key",
+    )
+
+    def __init__(
+        self,
+        *,
+        desired: Desired,
+        backend: Backend,
+        api_url: str,
+        api_key: str,
+        options: ApplyOptions | None = None,
+        targets: tuple[str, ...] = (),
+        selectors: tuple[tuple[str, str], ...] = (),
+        shard: tuple[int, int] | None = None,
+        saved: planfile.SavedPlan | None = None,
+        force: bool = False,
+        max_update_percent: float = 30.0,
+        max_forget_percent: float = 30.0,
+        lock_timeout: float = 0.0,
+        ca_bundle: str | None = None,
+        fingerprint_key: str | None = None,
+    ) -> None:
+        self.desired = desired
+        self.backend = backend
+        self.api_url = api_url
+        self.api_key = api_key
+        self.options = ApplyOptions() if options is None else options
+        self.targets = targets
+        self.selectors = selectors
+        self.shard = shard
+        self.saved = saved
+        self.force = force
+        self.max_update_percent = max_update_percent
+        self.max_forget_percent = max_forget_percent
+        self.lock_timeout = lock_timeout
+        self.ca_bundle = ca_bundle
+        #: Mixed into the state's salt for fingerprints (`RECONCILER_FINGERPRINT_KEY`); None: the salt alone.
+        self.fingerprint_key = fingerprint_key
 
 
-@dataclass(kw_only=True, slots=True)
-class ApplyOutcome:
+class ApplyOutcome(Plain):
     """What an apply did: the plan it applied and each operation's result (empty when nothing was to do)."""
 
-    plan: Plan
-    results: list[Result] = field(default_factory=list)
-    stop_reason: str | None = None
-    elapsed: float = 0.0
-    #: The signal (SIGINT or SIGTERM) that cancelled the run, if one did.
-    cancelled_by: int | None = None
+    __slots__ = ("plan", "results", "stop_reason", "elapsed", "cancelled_by")
+
+    def __init__(
+        self,
+        *,
+        plan: Plan,
+        results: list[Result] | None = None,
+        stop_reason: str | None = None,
+        elapsed: float = 0.0,
+        cancelled_by: int | None = None,
+    ) -> None:
+        self.plan = plan
+        self.results: list[Result] = [] if results is None else results
+        self.stop_reason = stop_reason
+        self.elapsed = elapsed
+        #: The signal (SIGINT or SIGTERM) that cancelled the run, if one did.
+        self.cancelled_by = cancelled_by
 
     @property
     def complete(self) -> bool:

@@ -6,17 +6,23 @@ names an error type.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from reconciler.plain import Plain
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorKind:
-    type: str
-    status: int | None
-    category: str
-    retryable: bool
-    stops_run: bool
-    hint: str
+class ErrorKind(Plain):
+    """One row of the catalogue. Rows are made once, here, and never changed."""
+
+    __slots__ = ("type", "status", "category", "retryable", "stops_run", "hint")
+
+    def __init__(
+        self, type: str, status: int | None, category: str, retryable: bool, stops_run: bool, hint: str
+    ) -> None:
+        self.type = type
+        self.status = status
+        self.category = category
+        self.retryable = retryable
+        self.stops_run = stops_run
+        self.hint = hint
 
 
 def _rows(

@@ -5,25 +5,27 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import click
 
 from reconciler.errors import UsageError
 from reconciler.model import Result
+from reconciler.plain import Plain
 from reconciler.render import report
 from reconciler.render.escape import terminal
 
 
-@dataclass(slots=True)
-class ReportFile:
+class ReportFile(Plain):
     """A `--report` path opened before anything is sent, so that an unwritable path exits 1 with nothing
     attempted instead of failing after everything was applied. Mode 0600, like the state."""
 
-    path: str
-    fd: int
-    created: bool
-    written: bool = False
+    __slots__ = ("path", "fd", "created", "written")
+
+    def __init__(self, path: str, fd: int, created: bool) -> None:
+        self.path = path
+        self.fd = fd
+        self.created = created
+        self.written = False
 
     @classmethod
     @contextlib.contextmanager

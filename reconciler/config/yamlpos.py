@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -24,6 +23,7 @@ from yaml import events
 
 from reconciler import collector
 from reconciler.errors import ConfigError, Problem, brief
+from reconciler.plain import Plain
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -90,13 +90,15 @@ class YSeq(list):
         return self.item_pos[index] if 0 <= index < len(self.item_pos) else self.pos
 
 
-@dataclass(frozen=True, slots=True)
-class Loaded:
+class Loaded(Plain):
     """One parsed document: its value, where that value starts, and the duplicate keys found on the way."""
 
-    value: Any
-    mark: Mark
-    duplicates: list[Problem]
+    __slots__ = ("value", "mark", "duplicates")
+
+    def __init__(self, value: Any, mark: Mark, duplicates: list[Problem]) -> None:
+        self.value = value
+        self.mark = mark
+        self.duplicates = duplicates
 
 
 class _Abort(Exception):
@@ -115,14 +117,18 @@ class _BadScalar(Exception):
 _MERGE = object()
 
 
-@dataclass(slots=True)
-class _Frame:
-    container: YMap | YSeq
-    anchor: str | None
-    size: int = 1
-    key: Any = None  # pending key text, _MERGE, or None when a key is expected
-    key_mark: Mark = (0, 0)
-    merges: list[tuple[Any, Mark]] | None = None
+class _Frame(Plain):
+    """A mapping or list being read."""
+
+    __slots__ = ("container", "anchor", "size", "key", "key_mark", "merges")
+
+    def __init__(self, container: YMap | YSeq, anchor: str | None) -> None:
+        self.container = container
+        self.anchor = anchor
+        self.size = 1
+        self.key: Any = None  # pending key text, _MERGE, or None when a key is expected
+        self.key_mark: Mark = (0, 0)
+        self.merges: list[tuple[Any, Mark]] | None = None
 
 
 def _mark(event: Any) -> Mark:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from reconciler.model import Recorded
-from reconciler.state.events import Event
+
+if TYPE_CHECKING:
+    from reconciler.state.events import Event
 
 
 class Journal(Protocol):

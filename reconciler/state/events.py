@@ -8,51 +8,47 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
 from reconciler.errors import brief
 from reconciler.model import AccountRecord, Recorded
 from reconciler.state.document import MAX_BIGINT, failure_ok
 
+if TYPE_CHECKING:  # only types: a TypedDict compiles each annotation when made (start-up counts)
 
-class Failure(TypedDict):
-    """What an account's last failed attempt was (`AccountRecord.last_failure`)."""
+    class Failure(TypedDict):
+        """What an account's last failed attempt was (`AccountRecord.last_failure`)."""
 
-    operation: str
-    error_type: str
-    http_status: int | None
-    message: str | None
-    at: NotRequired[str]
+        operation: str
+        error_type: str
+        http_status: int | None
+        message: str | None
+        at: NotRequired[str]
 
+    class AppliedEvent(TypedDict):
+        op: Literal["applied"]
+        id: str
+        settings: dict[str, Any] | None
+        provider: str | None
+        at: str
 
-class AppliedEvent(TypedDict):
-    op: Literal["applied"]
-    id: str
-    settings: dict[str, Any] | None
-    provider: str | None
-    at: str
+    class ResyncedEvent(TypedDict):
+        op: Literal["resynced"]
+        id: str
+        generation: int
+        at: str
 
+    class FailedEvent(TypedDict):
+        op: Literal["failed"]
+        id: str
+        failure: Failure
 
-class ResyncedEvent(TypedDict):
-    op: Literal["resynced"]
-    id: str
-    generation: int
-    at: str
+    class ForgetEvent(TypedDict):
+        op: Literal["forget"]
+        id: str
 
-
-class FailedEvent(TypedDict):
-    op: Literal["failed"]
-    id: str
-    failure: Failure
-
-
-class ForgetEvent(TypedDict):
-    op: Literal["forget"]
-    id: str
-
-
-#: One line of the journal (or one recorded change in PostgreSQL), as `fold` applies it.
-Event = AppliedEvent | ResyncedEvent | FailedEvent | ForgetEvent
+    #: One line of the journal (or one recorded change in PostgreSQL), as `fold` applies it.
+    Event = AppliedEvent | ResyncedEvent | FailedEvent | ForgetEvent
 
 _second: int | None = None
 _second_text = ""

@@ -26,12 +26,16 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler import fsutil, logs
 from reconciler.errors import LockHeld, StateError, UsageError, brief
 from reconciler.model import AccountRecord, Recorded
 from reconciler.state.document import state_problem
-from reconciler.state.events import Event, event_problem, fold
+from reconciler.state.events import event_problem, fold
+
+if TYPE_CHECKING:
+    from reconciler.state.events import Event
 
 log = logs.get("state")
 

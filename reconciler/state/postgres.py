@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -37,9 +37,12 @@ from psycopg import sql
 from reconciler.errors import MESSAGE_LIMIT, LockHeld, StateError
 from reconciler.model import AccountRecord, Recorded
 from reconciler.state.document import record_problem
-from reconciler.state.events import Event, fold
+from reconciler.state.events import fold
 from reconciler.state.file import new_salt
 from reconciler.urls import BAD_PERCENT, REDACTED, display_url, redact_credentials
+
+if TYPE_CHECKING:
+    from reconciler.state.events import Event
 
 SCHEMA_VERSION = 1
 #: psycopg logs a warning ("error ignored terminating <psycopg.Pipeline>...") when a connection is lost inside
