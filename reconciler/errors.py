@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from reconciler.plain import Compared
 
 
 class ReconcilerError(Exception):
@@ -64,25 +64,31 @@ def brief(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One positioned finding in a configuration file.
+class Problem(Compared):
+    """One positioned finding in a configuration file; never changed once made.
 
     `path` is the dotted path of the offending value (`accounts.acc_1.proxy.port`), "" when the problem is
     about the file as a whole. Every text field is made one line on construction (`one_line`), whoever builds
     the problem.
     """
 
-    file: str
-    line: int
-    col: int
-    message: str
-    severity: str = "error"  # "error" or "warning"
-    path: str = ""
+    __slots__ = ("file", "line", "col", "message", "severity", "path")
 
-    def __post_init__(self) -> None:
-        for name in ("file", "message", "path"):
-            object.__setattr__(self, name, one_line(getattr(self, name)))
+    def __init__(
+        self, file: str, line: int, col: int, message: str, severity: str = "error", path: str = ""
+    ) -> None:
+        self.file = one_line(file)
+        self.line = line
+        self.col = col
+        self.message = one_line(message)
+        self.severity = severity  # "error" or "warning"
+        self.path = one_line(path)
+
+    def __hash__(self) -> int:  # never changed once made: hashable, as the frozen dataclass it was
+        return hash((self.file, self.line, self.col, self.message, self.severity, self.path))
+
+    def with_message(self, message: str) -> Problem:
+        return Problem(self.file, self.line, self.col, message, self.severity, self.path)
 
     def __str__(self) -> str:
         prefix = "warning: " if self.severity == "warning" else ""

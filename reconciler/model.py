@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler.errors import Problem
+from reconciler.plain import Compared
 
 Action = Literal["create", "update", "forget", "none"]
 #: What one Result is about. A forget is local (no API call); the JSON report lists forgets apart from results.
@@ -16,9 +16,9 @@ Outcome = Literal["succeeded", "failed", "skipped"]
 SYNC_PROVIDERS = ("LINKEDIN", "TELEGRAM")
 
 #: PER_ITEM: the classes made once per account or per operation (ResyncSpec, AccountSpec, AccountRecord, Change,
-#: Result) are plain slotted dataclasses, not frozen ones, and are never changed after they are made. A frozen
-#: dataclass's __init__ sets each field through object.__setattr__: measured 1.4 us for eight fields against
-#: 0.3 us, paid for every account before the first request and for every request (BENCHMARKS.md).
+#: Result) are not frozen, and are never changed after they are made: a frozen class sets each field through
+#: object.__setattr__, measured 1.4 us for eight fields against 0.3 us, paid for every account before the first
+#: request and for every request. None of the classes here is a dataclass: see reconciler/plain.py.
 
 
 def settings_leaves(settings: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:
@@ -35,16 +35,26 @@ def settings_leaves(settings: Mapping[str, Any] | None, prefix: str = "") -> dic
     return leaves
 
 
-@dataclass(slots=True)  # not frozen: see PER_ITEM above
-class ResyncSpec:
+class ResyncSpec(Compared):  # see PER_ITEM above
     """A declared resync: `generation` above the recorded one asks for one more sync."""
 
-    generation: int
-    chunk_size: int | None = None
-    partial: bool | None = None
-    linkedin_product: str | None = None
-    after_ms: int | None = None
-    before_ms: int | None = None
+    __slots__ = ("generation", "chunk_size", "partial", "linkedin_product", "after_ms", "before_ms")
+
+    def __init__(
+        self,
+        generation: int,
+        chunk_size: int | None = None,
+        partial: bool | None = None,
+        linkedin_product: str | None = None,
+        after_ms: int | None = None,
+        before_ms: int | None = None,
+    ) -> None:
+        self.generation = generation
+        self.chunk_size = chunk_size
+        self.partial = partial
+        self.linkedin_product = linkedin_product
+        self.after_ms = after_ms
+        self.before_ms = before_ms
 
     def query(self) -> dict[str, str]:
         """The sync route's query parameters: only those declared."""
@@ -65,45 +75,76 @@ class ResyncSpec:
         return {"generation": self.generation, **self.query()}
 
 
-@dataclass(slots=True)  # not frozen: see PER_ITEM above
-class AccountSpec:
+class AccountSpec(Compared):  # see PER_ITEM above
     """One declared account. `settings` may hold `Secret`s: it is the desired PATCH body, normalised."""
 
-    account_id: str
-    provider: str | None
-    labels: dict[str, str]
-    settings: dict[str, Any] | None
-    resync: ResyncSpec | None
-    file: str
-    line: int
-    col: int
+    __slots__ = ("account_id", "provider", "labels", "settings", "resync", "file", "line", "col")
+
+    def __init__(
+        self,
+        account_id: str,
+        provider: str | None,
+        labels: dict[str, str],
+        settings: dict[str, Any] | None,
+        resync: ResyncSpec | None,
+        file: str,
+        line: int,
+        col: int,
+    ) -> None:
+        self.account_id = account_id
+        self.provider = provider
+        self.labels = labels
+        self.settings = settings
+        self.resync = resync
+        self.file = file
+        self.line = line
+        self.col = col
 
 
-@dataclass(frozen=True, slots=True)
-class Desired:
-    """Everything the configuration declares, validated.
+class Desired(Compared):
+    """Everything the configuration declares, validated; never changed once made.
 
     A value behind an unset `${VAR}` is a `secrets.Unresolved` in `accounts`; `unset_variables` lists the
     unset variables the accounts need, sorted, each once (empty when every value is known).
     """
 
-    accounts: dict[str, AccountSpec]
-    warnings: list[Problem]
-    files: list[str]
-    config_digest: str
-    unset_variables: tuple[str, ...] = ()
+    __slots__ = ("accounts", "warnings", "files", "config_digest", "unset_variables")
+
+    def __init__(
+        self,
+        accounts: dict[str, AccountSpec],
+        warnings: list[Problem],
+        files: list[str],
+        config_digest: str,
+        unset_variables: tuple[str, ...] = (),
+    ) -> None:
+        self.accounts = accounts
+        self.warnings = warnings
+        self.files = files
+        self.config_digest = config_digest
+        self.unset_variables = unset_variables
 
 
-@dataclass(slots=True)  # not frozen: see PER_ITEM above
-class AccountRecord:
+class AccountRecord(Compared):  # see PER_ITEM above
     """What was last applied to one account. `settings` holds fingerprints, never secrets."""
 
-    settings: dict[str, Any] | None = None
-    applied_at: str | None = None
-    resync_generation: int = 0
-    resynced_at: str | None = None
-    last_failure: dict[str, Any] | None = None
-    provider: str | None = None
+    __slots__ = ("settings", "applied_at", "resync_generation", "resynced_at", "last_failure", "provider")
+
+    def __init__(
+        self,
+        settings: dict[str, Any] | None = None,
+        applied_at: str | None = None,
+        resync_generation: int = 0,
+        resynced_at: str | None = None,
+        last_failure: dict[str, Any] | None = None,
+        provider: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.applied_at = applied_at
+        self.resync_generation = resync_generation
+        self.resynced_at = resynced_at
+        self.last_failure = last_failure
+        self.provider = provider
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -127,62 +168,112 @@ class AccountRecord:
         )
 
 
-@dataclass(slots=True)
-class Recorded:
+class Recorded(Compared):
     """The recorded state: a snapshot of every account's record plus the state's identity."""
 
-    lineage: str | None
-    serial: int
-    salt: str
-    accounts: dict[str, AccountRecord] = field(default_factory=dict)
+    __slots__ = ("lineage", "serial", "salt", "accounts")
+
+    def __init__(
+        self, lineage: str | None, serial: int, salt: str, accounts: dict[str, AccountRecord] | None = None
+    ) -> None:
+        self.lineage = lineage
+        self.serial = serial
+        self.salt = salt
+        self.accounts: dict[str, AccountRecord] = {} if accounts is None else accounts
 
     @property
     def exists(self) -> bool:
         return self.lineage is not None
 
 
-@dataclass(slots=True)  # not frozen: see PER_ITEM above
-class Change:
+class Change(Compared):  # see PER_ITEM above
     """What one account needs. `before`/`after` are fingerprinted settings (never plaintext), or masked ones
     (every secret `(sensitive)`) in a plan read back from a file; `fields` are the dotted paths of the leaves
     that differ."""
 
-    account_id: str
-    action: Action
-    resync: bool
-    fields: tuple[str, ...]
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-    resync_generation: int | None = None
-    recorded_generation: int = 0
+    __slots__ = (
+        "account_id",
+        "action",
+        "resync",
+        "fields",
+        "before",
+        "after",
+        "resync_generation",
+        "recorded_generation",
+    )
+
+    def __init__(
+        self,
+        account_id: str,
+        action: Action,
+        resync: bool,
+        fields: tuple[str, ...],
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        resync_generation: int | None = None,
+        recorded_generation: int = 0,
+    ) -> None:
+        self.account_id = account_id
+        self.action = action
+        self.resync = resync
+        self.fields = fields
+        self.before = before
+        self.after = after
+        self.resync_generation = resync_generation
+        self.recorded_generation = recorded_generation
 
     @property
     def patch(self) -> bool:
         return self.action in ("create", "update") and self.after is not None
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """The changes from recorded to desired, with what identifies the inputs it was computed from.
+class Plan(Compared):
+    """The changes from recorded to desired, with what identifies the inputs it was computed from; never changed
+    once made.
 
     `warnings` are the configuration's (a plaintext password, say), carried so that every rendering of the plan
     shows them. A plan holds no salt and no secret: a saved plan is written from it as it is. A value behind an
     unset `${VAR}` is a `secrets.unknown_marker` in `after`, and its account is never unchanged.
     """
 
-    changes: list[Change]
-    unchanged: int
-    lineage: str | None
-    serial: int
-    config_digest: str
-    #: Computes `desired_digest` once, when first asked: only saved plans need it (`plan --out`, `apply --plan`),
-    #: and at 10,000 accounts it was half of planning's time, before the first request.
-    digest_of_desired: Callable[[], str] = field(repr=False, compare=False)
-    files: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-    #: Variables unset while planning that the changes depend on: their values show as not known, and such a
-    #: plan cannot be applied.
-    unset_variables: tuple[str, ...] = ()
+    __slots__ = (
+        "changes",
+        "unchanged",
+        "lineage",
+        "serial",
+        "config_digest",
+        "digest_of_desired",
+        "files",
+        "warnings",
+        "unset_variables",
+    )
+    _uncompared = frozenset(("digest_of_desired",))
+
+    def __init__(
+        self,
+        changes: list[Change],
+        unchanged: int,
+        lineage: str | None,
+        serial: int,
+        config_digest: str,
+        digest_of_desired: Callable[[], str],
+        files: tuple[str, ...] = (),
+        warnings: tuple[str, ...] = (),
+        unset_variables: tuple[str, ...] = (),
+    ) -> None:
+        self.changes = changes
+        self.unchanged = unchanged
+        self.lineage = lineage
+        self.serial = serial
+        self.config_digest = config_digest
+        #: Computes `desired_digest` once, when first asked: only saved plans need it (`plan --out`, `apply
+        #: --plan`), and at 10,000 accounts it was half of planning's time, before the first request.
+        self.digest_of_desired = digest_of_desired
+        self.files = files
+        self.warnings = warnings
+        #: Variables unset while planning that the changes depend on: their values show as not known, and such
+        #: a plan cannot be applied.
+        self.unset_variables = unset_variables
 
     @property
     def desired_digest(self) -> str:
@@ -209,22 +300,47 @@ class Plan:
         return not self.changes
 
 
-@dataclass(slots=True)  # not frozen: see PER_ITEM above
-class Result:
+class Result(Compared):  # see PER_ITEM above
     """The outcome of one operation of an apply."""
 
-    account_id: str
-    operation: Operation
-    outcome: Outcome
-    http_status: int | None = None
-    error_type: str | None = None
-    category: str | None = None
-    retryable: bool | None = None
-    #: Requests sent for the operation apart from polls: 1 plus its retries (0 when nothing was sent).
-    attempts: int = 0
-    message: str | None = None
-    #: resync only: status requests after the one that started the sync (each counted once, retries apart).
-    polls: int = 0
+    __slots__ = (
+        "account_id",
+        "operation",
+        "outcome",
+        "http_status",
+        "error_type",
+        "category",
+        "retryable",
+        "attempts",
+        "message",
+        "polls",
+    )
+
+    def __init__(
+        self,
+        account_id: str,
+        operation: Operation,
+        outcome: Outcome,
+        http_status: int | None = None,
+        error_type: str | None = None,
+        category: str | None = None,
+        retryable: bool | None = None,
+        attempts: int = 0,
+        message: str | None = None,
+        polls: int = 0,
+    ) -> None:
+        self.account_id = account_id
+        self.operation = operation
+        self.outcome = outcome
+        self.http_status = http_status
+        self.error_type = error_type
+        self.category = category
+        self.retryable = retryable
+        #: Requests sent for the operation apart from polls: 1 plus its retries (0 when nothing was sent).
+        self.attempts = attempts
+        self.message = message
+        #: resync only: status requests after the one that started the sync (each counted once, retries apart).
+        self.polls = polls
 
     def to_json(self) -> dict[str, Any]:
         return {

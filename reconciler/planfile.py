@@ -10,7 +10,6 @@ same commit; another commit's configuration is refused by its digest.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
@@ -67,7 +66,16 @@ class SavedPlanDocument(TypedDict):
 
 def masked_change(change: Change) -> Change:
     """`change` with every secret of `before`/`after` shown as `(sensitive)`: what a saved plan holds."""
-    return dataclasses.replace(change, before=masked(change.before), after=masked(change.after))
+    return Change(
+        change.account_id,
+        change.action,
+        change.resync,
+        change.fields,
+        masked(change.before),
+        masked(change.after),
+        change.resync_generation,
+        change.recorded_generation,
+    )
 
 
 def _digest_salt(recorded: Recorded, nonce: str | None, fingerprint_key: str | None) -> str:

@@ -6,6 +6,7 @@ A `Secret` holds plaintext in memory between resolving the configuration and bui
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -281,8 +282,6 @@ _HEX_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 def _base64_cores(data: bytes) -> set[str]:
     """The base64 characters that encode only `data`, at each of the three alignments it can have inside a
     longer base64 text (the characters shared with neighbouring bytes are left out)."""
-    import base64  # here: redaction forms are made once per secret, and start-up counts
-
     cores: set[str] = set()
     for offset in range(3):
         encoded = base64.b64encode(b"\0" * offset + data).decode("ascii")
@@ -295,7 +294,7 @@ def _base64_cores(data: bytes) -> set[str]:
 
 def secret_forms(value: str) -> set[str]:
     """Every form of `value` that redaction looks for, each at least MIN_REDACTED_LENGTH long."""
-    import html  # here, as base64 above
+    import html  # here: made once per secret, and html.entities comes with it (start-up counts)
 
     escaped = {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
     escaped |= {form.replace("/", "\\/") for form in escaped}  # some encoders escape the slash too

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from reconciler import secrets
 from reconciler.api.catalogue import CATALOGUE, ErrorKind, classify
+from reconciler.plain import Compared
 
 #: The longest message kept from an answer (after redaction).
 MESSAGE_LIMIT = 300
@@ -28,19 +28,25 @@ _TYPE_SAFE = "/:._-~*"
 _CUT_ESCAPE = re.compile(r"%[0-9A-F]?\Z")
 
 
-@dataclass(slots=True)  # not frozen, made once per request: see model.PER_ITEM
-class Answer:
+class Answer(Compared):  # not frozen, made once per request: see model.PER_ITEM
     """One HTTP exchange's outcome. `error` is None on success."""
 
-    status: int | None
-    body: Any
-    error: ErrorKind | None
-    message: str | None = None
-    retry_after: float | None = None
+    __slots__ = ("status", "body", "error", "message", "retry_after")
 
-    def __post_init__(self) -> None:
-        if self.message is not None:  # built from an answer, or quoting one: redacted here, once for all uses
-            self.message = secrets.redact(self.message, limit=MESSAGE_LIMIT)
+    def __init__(
+        self,
+        status: int | None,
+        body: Any,
+        error: ErrorKind | None,
+        message: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.error = error
+        # Built from an answer, or quoting one: redacted here, once for all uses.
+        self.message = None if message is None else secrets.redact(message, limit=MESSAGE_LIMIT)
+        self.retry_after = retry_after
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_~-]+")
@@ -68,14 +74,16 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
-@dataclass(slots=True)  # not frozen, made once per request: see model.PER_ITEM
-class Reply:
+class Reply(Compared):  # not frozen, made once per request: see model.PER_ITEM
     """An HTTP answer as read off the wire, before it is judged."""
 
-    status: int
-    body: Any  # the decoded JSON, or None when the body was not JSON
-    retry_after: str | None
-    oversized: bool = False
+    __slots__ = ("status", "body", "retry_after", "oversized")
+
+    def __init__(self, status: int, body: Any, retry_after: str | None, oversized: bool = False) -> None:
+        self.status = status
+        self.body = body  # the decoded JSON, or None when the body was not JSON
+        self.retry_after = retry_after
+        self.oversized = oversized
 
 
 #: A 404 about the route, not the account, means the base URL is wrong.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import functools
 import hashlib
@@ -214,7 +213,7 @@ def _redacted(problems: list[Problem], documents: list[YMap], environ: Mapping[s
     pattern = redaction_pattern(values)
     if pattern is None:
         return problems
-    return [dataclasses.replace(p, message=pattern.sub(SENSITIVE, p.message)) for p in problems]
+    return [p.with_message(pattern.sub(SENSITIVE, p.message)) for p in problems]
 
 
 def _proxies(documents: list[YMap]) -> Iterator[dict[str, Any]]:
