@@ -230,3 +230,11 @@ def test_the_schema_and_the_fast_check_refuse_look_alike_ids(char: str) -> None:
     assert not VALIDATOR.is_valid(document)
     assert not document_certainly_valid(document)
     assert document_certainly_valid({"version": 1, "accounts": {"acc1": {"country": "US"}}})
+
+
+def test_ascii_ids_are_judged_as_the_schema_judges_them() -> None:
+    """ASCII ids skip the regular expression (fastcheck._id_ok): every ASCII character, and the length bounds."""
+    ids = [f"acc{chr(code)}1" for code in range(128)] + ["", "x", "x" * 256, "x" * 257, " ", "\t", "a\x7f"]
+    for account_id in ids:
+        document = {"version": 1, "accounts": {account_id: {"country": "US"}}}
+        assert document_certainly_valid(document) == VALIDATOR.is_valid(document), repr(account_id)

@@ -415,7 +415,7 @@ def _build(file: str, text: str) -> Loaded:
                         frame.size += 1
                         frame.key = None
                         container[key] = value
-                        container.marks[key] = (*frame.key_mark, *mark)
+                        container.marks[key] = frame.key_mark + mark  # one C-level concatenation
                         continue
             finish(value, raw, mark, 1)
         elif kind is mapping_start or kind is events.SequenceStartEvent:
@@ -429,7 +429,9 @@ def _build(file: str, text: str) -> Loaded:
                     if at_secret_place()
                     else f"unsupported YAML tag {brief(event.tag)}; quote a value that starts with '!'",
                 )
-            container = YMap(_mark(event)) if is_map else YSeq(_mark(event))
+            start = event.start_mark
+            mark = (start.line + 1, start.column + 1)
+            container = YMap(mark) if is_map else YSeq(mark)
             stack.append(_Frame(container, event.anchor))
         elif kind is mapping_end or kind is events.SequenceEndEvent:
             frame = stack[-1]
@@ -448,7 +450,7 @@ def _build(file: str, text: str) -> Loaded:
                     parent.size += frame.size
                     parent.key = None
                     container[key] = done
-                    container.marks[key] = (*parent.key_mark, *done.pos)
+                    container.marks[key] = parent.key_mark + done.pos
                     continue
             finish(done, None, done.pos, frame.size)
         elif kind is events.AliasEvent:
