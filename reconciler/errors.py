@@ -84,7 +84,7 @@ class Problem(Compared):
         self.severity = severity  # "error" or "warning"
         self.path = one_line(path)
 
-    def __hash__(self) -> int:  # never changed once made: hashable, as the frozen dataclass it was
+    def __hash__(self) -> int:  # type: ignore[override]  # never changed once made: hashable, as before
         return hash((self.file, self.line, self.col, self.message, self.severity, self.path))
 
     def with_message(self, message: str) -> Problem:

@@ -150,27 +150,32 @@ def make_plan(
         after = fingerprinted(spec.settings, salt)
         if some_unset:  # the file names none: no account's settings wait for one
             unset |= unresolved_names(spec.settings)
-        before = record.settings if record else None
-        recorded_generation = record.resync_generation if record else 0
-        failed_patch = bool(
-            record and record.last_failure and record.last_failure.get("operation") == "patch"
-        )
-        # `!=` first: at 100,000 accounts flattening every unchanged account would cost seconds.
-        if after is None or before == after:
-            fields: tuple[str, ...] = ()
-        elif before is None:
-            fields = tuple(sorted(settings_leaves(after)))  # a create: every leaf
-        else:
-            fields = changed_fields(before, after)
         action: Action
-        if after is None:
-            action = "none"  # resync-only account: nothing to PATCH
-        elif record is None or record.settings is None:
-            action = "create"
-        elif fields or failed_patch:
-            action = "update"
+        fields: tuple[str, ...] = ()
+        if record is None:  # never applied: the common case of a first apply, decided at once
+            before, recorded_generation = None, 0
+            if after is not None:
+                action, fields = "create", tuple(sorted(settings_leaves(after)))  # every leaf
+            else:
+                action = "none"  # resync-only account: nothing to PATCH
         else:
-            action = "none"
+            before, recorded_generation = record.settings, record.resync_generation
+            failed_patch = bool(record.last_failure and record.last_failure.get("operation") == "patch")
+            # `!=` first: at 100,000 accounts flattening every unchanged account would cost seconds.
+            if after is not None and before != after:
+                fields = (
+                    changed_fields(before, after)
+                    if before is not None
+                    else tuple(sorted(settings_leaves(after)))
+                )
+            if after is None:
+                action = "none"
+            elif before is None:
+                action = "create"
+            elif fields or failed_patch:
+                action = "update"
+            else:
+                action = "none"
         resync = bool(spec.resync and spec.resync.generation > recorded_generation)
         if action == "none" and not resync:
             unchanged += 1
