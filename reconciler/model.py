@@ -247,7 +247,7 @@ class Plan(Compared):
         "warnings",
         "unset_variables",
     )
-    _uncompared = frozenset(("digest_of_desired",))
+    _hidden = frozenset(("digest_of_desired",))
 
     def __init__(
         self,

@@ -12,30 +12,29 @@ from collections.abc import Iterable
 
 
 class Plain:
+    """`repr` shows every slot but those named in `_hidden` (a secret, a cached computation)."""
+
     __slots__ = ()
+    _hidden: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         names: Iterable[str] = self.__slots__
-        hidden: frozenset[str] = getattr(self, "_uncompared", frozenset())
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in names if name not in hidden)
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in names if name not in self._hidden)
         return f"{type(self).__name__}({fields})"
 
 
 class Compared(Plain):
-    """A `Plain` class whose instances are equal when their slots are (as a dataclass's); not hashable.
-
-    `_uncompared` names slots left out of `==` and `repr` (a cached computation, say)."""
+    """A `Plain` class whose instances are equal when their slots are (as a dataclass's), `_hidden` ones left
+    out; not hashable."""
 
     __slots__ = ()
-    _uncompared: frozenset[str] = frozenset()
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
         names: Iterable[str] = self.__slots__
-        return all(
-            _same(getattr(self, name), getattr(other, name)) for name in names if name not in self._uncompared
-        )
+        hidden = self._hidden
+        return all(_same(getattr(self, name), getattr(other, name)) for name in names if name not in hidden)
 
     __hash__ = None  # type: ignore[assignment]
 

@@ -49,6 +49,7 @@ class ApplyRequest(Plain):
         "ca_bundle",
         "fingerprint_key",
     )
+    _hidden = frozenset(("api_key", "fingerprint_key"))  # never in a repr
 
     def __init__(
         self,

@@ -58,3 +58,18 @@ def test_a_problem_is_one_line_hashable_and_remade_with_a_new_message() -> None:
         problem.path,
     )
     assert redacted.message == "(sensitive)" and redacted != problem
+
+
+def test_an_apply_request_never_shows_its_key(tmp_path) -> None:
+    from reconciler.runs import ApplyRequest
+    from reconciler.state.file import FileBackend
+
+    request = ApplyRequest(
+        desired=None,  # type: ignore[arg-type]
+        backend=FileBackend(tmp_path / "s.json"),
+        api_url="http://127.0.0.1:1/api/v1",
+        api_key="sentinel-key-0123",
+        fingerprint_key="sentinel-fingerprint-key",
+    )
+    shown = repr(request)
+    assert "sentinel" not in shown and "api_url='http://127.0.0.1:1/api/v1'" in shown
