@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
 
 import bench_apply  # noqa: E402
 import bench_plan  # noqa: E402
+import bench_startup  # noqa: E402
 
 
 def test_plan_benchmark_smoke() -> None:
@@ -48,3 +50,20 @@ def test_resync_benchmark_smoke() -> None:
 
     result = bench_resync.bench(50, polls=3, latency_ms=1, concurrency=8, interval=0.05)
     assert result["syncs"] == 50 and result["after_terminal"] == 0 and result["max_in_flight"] <= 8
+
+
+def test_startup_benchmark_smoke(tmp_path: Path) -> None:
+    config = tmp_path / "accounts.yaml"
+    bench_startup.write_config(50, config)
+    root = Path(__file__).parent.parent
+    seconds, cpu = bench_startup.first_request(root, config, tmp_path)
+    assert 0 < seconds < 60 and cpu > 0
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="no valgrind")
+def test_startup_instruction_count_smoke(tmp_path: Path) -> None:
+    """The counted process stops at its first request: far fewer instructions than a whole apply would run."""
+    config = tmp_path / "accounts.yaml"
+    bench_startup.write_config(5, config)
+    counted = bench_startup.instructions(Path(__file__).parent.parent, config, tmp_path)
+    assert 10_000_000 < counted < 5_000_000_000
