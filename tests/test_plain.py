@@ -73,3 +73,12 @@ def test_an_apply_request_never_shows_its_key(tmp_path) -> None:
     )
     shown = repr(request)
     assert "sentinel" not in shown and "api_url='http://127.0.0.1:1/api/v1'" in shown
+
+
+def test_error_kinds_compare_by_value_as_before() -> None:
+    from reconciler.api.catalogue import classify
+
+    unknown = classify("errors/never_heard_of", 418)
+    again = classify("errors/never_heard_of", 418)
+    assert unknown == again and hash(unknown) == hash(again) and len({unknown, again}) == 1
+    assert classify("errors/invalid_parameters", 400) == classify("errors/invalid_parameters", 400)

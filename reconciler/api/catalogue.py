@@ -6,11 +6,12 @@ names an error type.
 
 from __future__ import annotations
 
-from reconciler.plain import Plain
+from reconciler.plain import Compared
 
 
-class ErrorKind(Plain):
-    """One row of the catalogue. Rows are made once, here, and never changed."""
+class ErrorKind(Compared):
+    """One row of the catalogue (or a kind made for an unknown type): never changed once made, equal to another
+    with the same fields, and hashable."""
 
     __slots__ = ("type", "status", "category", "retryable", "stops_run", "hint")
 
@@ -23,6 +24,9 @@ class ErrorKind(Plain):
         self.retryable = retryable
         self.stops_run = stops_run
         self.hint = hint
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash((self.type, self.status, self.category))
 
 
 def _rows(
