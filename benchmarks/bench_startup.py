@@ -26,7 +26,7 @@ from pathlib import Path
 
 from reconciler.sandbox import Sandbox, ServerThread
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent
 KEY = "bench-key"
 #: Runs apply and exits the moment its first request would be sent.
 _STOP_AT_FIRST_REQUEST = """
@@ -60,7 +60,9 @@ def first_request(root: Path, config: Path, scratch: Path) -> tuple[float, float
         command = [sys.executable, "-m", "reconciler", "apply", str(config), "--yes", "--state", str(state)]
         with tempfile.TemporaryFile() as errors:  # not a pipe: a full pipe would stall the child
             launched = time.monotonic()
-            child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+            child = subprocess.Popen(  # in the scratch directory: `-m` puts the working directory first on the path
+                command, cwd=scratch, env=env, stdout=subprocess.DEVNULL, stderr=errors
+            )
             _, status, usage = os.wait4(child.pid, 0)
             child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must be told
             if child.returncode != 0:
@@ -81,6 +83,7 @@ def instructions(root: Path, config: Path, scratch: Path) -> int:
     result = subprocess.run(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={os.devnull}", sys.executable, "-c"]
         + [_STOP_AT_FIRST_REQUEST, "apply", str(config), "--yes", "--state", str(state)],
+        cwd=scratch,  # as above: `-c` puts the working directory first on the path
         env=env,
         capture_output=True,
         text=True,
