@@ -142,3 +142,14 @@ def test_a_mistyped_command_gets_a_suggestion(run) -> None:
         result = run(typed)
         assert result.code == 1
         assert f"No such command '{typed}'. Did you mean '{meant}'?" in result.err
+
+
+def test_a_group_without_a_command_shows_its_help_as_it_is(run) -> None:
+    """click 8.2+ raises its help as an error message: shown escaped, it came out on one line with `\\x0a`."""
+    for args, commands in (((), ("apply", "plan", "state")), (("state",), ("forget", "list", "show"))):
+        result = run(*args)
+        assert result.code == 1
+        assert "\\x0a" not in result.err and result.err.startswith("Usage: reconciler")
+        lines = result.err.splitlines()
+        assert len(lines) > 10
+        assert all(any(line.strip().startswith(command + " ") for line in lines) for command in commands)

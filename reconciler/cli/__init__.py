@@ -19,6 +19,12 @@ from reconciler.errors import ReconcilerError
 from reconciler.install import DISTRIBUTION
 from reconciler.render.escape import terminal
 
+#: What click 8.2 and later raise for a group run without a command (earlier releases print the help and exit 0
+#: themselves); its message is the whole help, which escaping would put on one line.
+_NO_ARGS_IS_HELP: type[click.ClickException] = getattr(
+    click.exceptions, "NoArgsIsHelpError", click.ClickException
+)
+
 #: Each command and the module that defines it (`module:attribute` under reconciler.cli).
 COMMANDS = {
     "validate": "plan:validate",
@@ -103,6 +109,9 @@ def _run(argv: list[str] | None) -> None:
         cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
+        sys.exit(ExitCode.ERROR)
+    except _NO_ARGS_IS_HELP as exc:  # `reconciler`, `reconciler state`: the help, our own text, as it is
+        exc.show()
         sys.exit(ExitCode.ERROR)
     except click.ClickException as exc:
         exc.message = terminal(exc.message)  # type: ignore[misc]  # it may quote an argument as given
