@@ -153,3 +153,9 @@ def test_a_group_without_a_command_shows_its_help_as_it_is(run) -> None:
         lines = result.err.splitlines()
         assert len(lines) > 10
         assert all(any(line.strip().startswith(command + " ") for line in lines) for command in commands)
+
+
+def test_validate_counts_one_account_in_the_singular(run, write) -> None:
+    write("one.yaml", "version: 1\naccounts:\n  acc_1: {country: US}\n")
+    result = run("validate", "one.yaml")
+    assert result.code == 0 and "one.yaml: valid (1 account)\n" in result.err

@@ -102,7 +102,12 @@ select_option = click.option(
 )
 config_argument = click.argument("config", required=False, default=DEFAULT_CONFIG)
 format_option = click.option(
-    "--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text"
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="How to print: for people, for scripts (JSON), or for a pull request comment (markdown).",
 )
 
 

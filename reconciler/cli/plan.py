@@ -52,7 +52,8 @@ def validate(config: str, output_format: str) -> None:
     be well-formed, not set."""
     if output_format == "text":
         desired = load_or_exit(config, need_secrets=False)
-        click.echo(f"{terminal(config)}: valid ({len(desired.accounts)} accounts)", err=True)
+        count = len(desired.accounts)
+        click.echo(f"{terminal(config)}: valid ({count} account{'' if count == 1 else 's'})", err=True)
         return
     try:
         desired = load_config(config)
