@@ -43,19 +43,20 @@ def describe(value: object, null: str = "nothing") -> str:
     `null` names None (YAML's "nothing", JSON's "null")."""
     if value is None:
         return null
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
+    for kind, words in _KINDS:  # bool before int: a boolean is an int to isinstance
+        if isinstance(value, kind):
+            return words
     return type(value).__name__
+
+
+_KINDS: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (dict, "a mapping"),
+    (list, "a list"),
+)
 
 
 def brief(value: object, limit: int = 60) -> str:

@@ -163,11 +163,7 @@ def make_plan(
             failed_patch = bool(record.last_failure and record.last_failure.get("operation") == "patch")
             # `!=` first: at 100,000 accounts flattening every unchanged account would cost seconds.
             if after is not None and before != after:
-                fields = (
-                    changed_fields(before, after)
-                    if before is not None
-                    else tuple(sorted(settings_leaves(after)))
-                )
+                fields = changed_fields(before, after)  # with no settings recorded: every leaf of `after`
             if after is None:
                 action = "none"
             elif before is None:
