@@ -523,3 +523,14 @@ def test_without_uvicorn_the_package_raises_import_error_and_the_command_names_t
     from reconciler.install import extra_command
 
     assert finished.stderr.strip() == f"Error: the sandbox needs its extra: {extra_command('sandbox')}"
+
+
+def test_a_request_is_timed_when_it_arrives_not_when_its_latency_ends(http, server) -> None:
+    """Benchmarks time the first request by its arrival: the simulated latency comes after it."""
+    server.sandbox.latency_ms = 300
+    started = time.monotonic()
+    assert http.patch("/accounts/arrival", json={"country": "US"}).status_code == 200
+    answered = time.monotonic()
+    ((arrived, route, account),) = server.sandbox.stats.request_times
+    assert (route, account) == ("patch", "arrival")
+    assert arrived - started < 0.2 and answered - arrived >= 0.3

@@ -72,7 +72,7 @@ class Stats:
     syncs_started: Counter[str] = field(default_factory=Counter)
     after_terminal: Counter[str] = field(default_factory=Counter)
     sync_params: dict[str, dict[str, str]] = field(default_factory=dict)
-    request_times: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic, route, account)
+    request_times: list[tuple[float, str, str]] = field(default_factory=list)  # (arrival, route, account)
     log: list[dict[str, Any]] = field(default_factory=list)  # every request: method, path, status
 
 
@@ -146,6 +146,7 @@ class Sandbox:
 
     async def handle(self, scope: dict[str, Any], receive: Receive) -> Reply:
         """The reply to one request; `receive` is called only for a PATCH that passed the key check."""
+        arrived = time.monotonic()  # before the simulated latency: when the request reached the server
         if self.latency_ms or self.jitter_ms:
             await asyncio.sleep((self.latency_ms + self.random.uniform(0, self.jitter_ms)) / 1000)
         raw_path = scope.get("raw_path") or scope["path"].encode()
@@ -160,7 +161,7 @@ class Sandbox:
                 return self._introspect(method, path[len(INTROSPECTION_PREFIX) :])
             route, segment = _route(method, path)
             account_id = account_id_from(segment)
-            self.stats.request_times.append((time.monotonic(), route, account_id))
+            self.stats.request_times.append((arrived, route, account_id))
             (self.stats.patches if route == "patch" else self.stats.sync_calls)[account_id] += 1
             self._check_key(scope)
             if self.rate_limit and self._over_rate():
