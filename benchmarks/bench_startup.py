@@ -1,6 +1,6 @@
 """Start-up: how soon `reconciler apply` sends its first request, at N accounts, for one or more checkouts.
 
-Usage: python benchmarks/bench_startup.py N [--rounds R] [--against DIR ...] [--instructions]
+Usage: python benchmarks/bench_startup.py N [--rounds R] [--against DIR ...] [--instructions] [--phases]
 
 Every round launches `python -m reconciler apply` of N accounts (all to create) against a fresh sandbox, once per
 checkout, alternating which goes first, and times the launch to the first request the sandbox sees; the child's
@@ -10,10 +10,15 @@ whose speed drifts, interleaved rounds compare checkouts fairly where separate r
 
 `--instructions` counts, with valgrind's callgrind, the instructions a process runs from its start to the moment it
 would send its first request (it exits there): a figure the machine's drift does not move.
+
+`--phases` splits the time to the first request (this checkout only, medians of R launches): the interpreter's
+own start, the imports, reading and checking the configuration, the plan, and the rest (the state's lock and
+journal, the event loop, the transport).
 """
 
 from __future__ import annotations
 
+import ast
 import compileall
 import os
 import shutil
@@ -38,6 +43,32 @@ transport.CurlSession.request = first_request
 from reconciler.cli import main
 main(sys.argv[1:])
 """
+
+#: The same, noting when each phase ends (CLOCK_MONOTONIC, which every process of the machine shares).
+_PHASES = """
+import os, sys, time
+started = time.monotonic()
+import reconciler.api.transport as transport
+import reconciler.cli.common as common
+import reconciler.runs as runs
+moments = {"interpreter": started, "imports": time.monotonic()}
+def timed(function, name):
+    def wrapper(*args, **kwargs):
+        result = function(*args, **kwargs)
+        moments[name] = time.monotonic()
+        return result
+    return wrapper
+common.load_or_exit = timed(common.load_or_exit, "configuration")
+runs.make_plan = timed(runs.make_plan, "plan")
+def first_request(*args, **kwargs):
+    moments["rest"] = time.monotonic()
+    os.write(1, repr(moments).encode())
+    os._exit(0)
+transport.CurlSession.request = first_request
+from reconciler.cli import main
+main(sys.argv[1:])
+"""
+PHASES = ("interpreter", "imports", "configuration", "plan", "rest")
 
 
 def write_config(count: int, path: Path) -> None:
@@ -93,6 +124,25 @@ def instructions(root: Path, config: Path, scratch: Path) -> int:
     return int(collected[-1].split()[-1])
 
 
+def phases(root: Path, config: Path, scratch: Path) -> dict[str, float]:
+    """Seconds each phase took up to the first request, the interpreter's from the launch."""
+    env = {**os.environ, "POSTPRESS_API_KEY": KEY, "POSTPRESS_API_URL": "http://127.0.0.1:9/api/v1"}
+    env["PYTHONPATH"] = str(root)
+    state = scratch / f"state-{time.monotonic_ns()}.json"
+    launched = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", _PHASES, "apply", str(config), "--yes", "--state", str(state)],
+        cwd=scratch,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    moments = ast.literal_eval(result.stdout)
+    ends = [launched] + [moments[name] for name in PHASES]
+    return {name: ends[index + 1] - ends[index] for index, name in enumerate(PHASES)}
+
+
 def main() -> None:
     count = int(sys.argv[1])
     rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5
@@ -121,6 +171,14 @@ def main() -> None:
                 if shutil.which("valgrind") is None:
                     sys.exit("--instructions needs valgrind on the PATH")
                 print(f"{root}: {instructions(root, config, scratch) / 1e6:,.0f} million instructions to it")
+        if "--phases" in sys.argv:
+            split = [phases(HERE.parent, config, scratch) for _ in range(rounds)]
+            print(
+                "phases (median ms): "
+                + ", ".join(
+                    f"{name} {statistics.median(s[name] for s in split) * 1000:.0f}" for name in PHASES
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -67,3 +67,11 @@ def test_startup_instruction_count_smoke(tmp_path: Path) -> None:
     bench_startup.write_config(5, config)
     counted = bench_startup.instructions(Path(__file__).parent.parent, config, tmp_path)
     assert 10_000_000 < counted < 5_000_000_000
+
+
+def test_startup_phases_smoke(tmp_path: Path) -> None:
+    config = tmp_path / "accounts.yaml"
+    bench_startup.write_config(50, config)
+    split = bench_startup.phases(Path(__file__).parent.parent, config, tmp_path)
+    assert list(split) == list(bench_startup.PHASES) and all(0 <= seconds < 60 for seconds in split.values())
+    assert split["imports"] > 0 and split["configuration"] > 0
