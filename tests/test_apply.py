@@ -324,7 +324,14 @@ def test_sandbox_flag_uses_its_own_state(run, write, monkeypatch) -> None:
     assert Path(".reconciler/sandbox-state.json").exists()
     assert not Path(".reconciler/state.json").exists()
     assert run("plan", "--sandbox", "a.yaml", "--detailed-exitcode").code == 0
-    assert run("plan", "a.yaml", "--detailed-exitcode").code == 2
+    assert "note:" not in run("plan", "--sandbox", "a.yaml").err
+    against_default = run("plan", "a.yaml", "--detailed-exitcode")
+    assert against_default.code == 2
+    assert against_default.err.strip() == (
+        "note: nothing is recorded in .reconciler/state.json yet; what apply --sandbox recorded is in "
+        ".reconciler/sandbox-state.json (plan --sandbox reads it)"
+    )
+    assert "note:" not in run("plan", "a.yaml", "--state", "other.json").err
 
 
 def test_report_written_when_nothing_to_do(run, write, api, workdir) -> None:

@@ -138,3 +138,23 @@ def test_libpq_text_never_carries_the_password(workdir) -> None:
     message = backend.message_of(error)
     assert DB_SECRET not in message and "\n" not in message and "\t" not in message
     assert message == 'could not "***" for "***" and ***'
+
+
+def test_the_sandbox_note_only_when_the_default_state_is_empty_beside_a_sandbox_state(
+    tmp_path, monkeypatch
+) -> None:
+    from reconciler.state import DEFAULT_STATE, SANDBOX_STATE, sandbox_state_note
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".reconciler").mkdir()
+    assert sandbox_state_note(DEFAULT_STATE) is None  # no sandbox state either
+    (tmp_path / SANDBOX_STATE).write_text("{}")
+    assert sandbox_state_note(DEFAULT_STATE) is not None
+    assert sandbox_state_note(SANDBOX_STATE) is None and sandbox_state_note("elsewhere.json") is None
+    (tmp_path / (DEFAULT_STATE + ".journal")).write_text(
+        ""
+    )  # a first apply cut short still recorded something
+    assert sandbox_state_note(DEFAULT_STATE) is None
+    (tmp_path / (DEFAULT_STATE + ".journal")).unlink()
+    (tmp_path / DEFAULT_STATE).write_text("{}")
+    assert sandbox_state_note(DEFAULT_STATE) is None

@@ -27,7 +27,7 @@ from reconciler.errors import ConfigError, Problem
 from reconciler.planning import make_plan
 from reconciler.render.escape import terminal
 from reconciler.secrets import fingerprint_key
-from reconciler.state import display_location, open_backend, resolve_state_location
+from reconciler.state import display_location, open_backend, resolve_state_location, sandbox_state_note
 
 
 def _problem_json(problem: Problem) -> dict[str, object]:
@@ -104,6 +104,9 @@ def plan(
     desired = load_or_exit(config, need_secrets=False)
     location = resolve_state_location(state_location, sandbox=sandbox)
     recorded = open_backend(location).read()
+    note = sandbox_state_note(location)
+    if note:
+        click.echo(note, err=True)
     key = fingerprint_key(os.environ)
     the_plan = make_plan(desired, recorded, targets, list(selectors), fingerprint_key=key)
     click.echo(render_plan(the_plan, output_format, config, display_location(location)), nl=False)

@@ -19,6 +19,7 @@ __all__ = [
     "open_backend",
     "display_location",
     "resolve_state_location",
+    "sandbox_state_note",
     "DEFAULT_STATE",
     "SANDBOX_STATE",
 ]
@@ -31,6 +32,19 @@ def resolve_state_location(option: str | None, sandbox: bool = False) -> str:
     if sandbox:
         return SANDBOX_STATE
     return os.environ.get("RECONCILER_STATE") or DEFAULT_STATE
+
+
+def sandbox_state_note(location: str) -> str | None:
+    """A line for a plan against the default state when only the sandbox's state exists: else every account
+    shows as new, and a user who has just run `apply --sandbox` would think nothing was recorded."""
+    if location != DEFAULT_STATE or not Path(SANDBOX_STATE).is_file():
+        return None
+    if Path(DEFAULT_STATE).exists() or Path(DEFAULT_STATE + ".journal").exists():
+        return None
+    return (
+        f"note: nothing is recorded in {DEFAULT_STATE} yet; what apply --sandbox recorded is in "
+        f"{SANDBOX_STATE} (plan --sandbox reads it)"
+    )
 
 
 def display_location(location: str) -> str:
