@@ -123,6 +123,11 @@ def test_two_shards_apply_at_once_and_a_whole_apply_is_refused(
         write("a.yaml", fleet(2))
         result = run("apply", "a.yaml", "--yes", "--state", state_url, "--shard", "1/2")
         assert result.code == 1 and "--shard needs the PostgreSQL state backend" in result.err
+        in_sandbox = run("apply", "a.yaml", "--yes", "--sandbox", "--shard", "1/2")
+        assert in_sandbox.code == 1 and in_sandbox.err.strip() == (
+            "Error: --shard needs the PostgreSQL state backend (shards apply at once on several runners)"
+        )  # refused before a sandbox starts (it would say where it listens)
+        assert api.stats.requests == 0
         return
     api.latency_ms = 20
     write("a.yaml", fleet(120))

@@ -33,7 +33,7 @@ from reconciler.install import extra_command
 from reconciler.model import Plan
 from reconciler.render.escape import terminal
 from reconciler.runs import ApplyRequest, Confirmer, apply_run
-from reconciler.state import display_location, open_backend, resolve_state_location
+from reconciler.state import SHARDS_NEED_POSTGRES, display_location, open_backend, resolve_state_location
 
 if TYPE_CHECKING:
     from reconciler import planfile
@@ -184,6 +184,8 @@ def apply(
         sync_poll_interval = SANDBOX_POLL_INTERVAL
     location = resolve_state_location(state_location, sandbox=sandbox)
     backend = open_backend(location)
+    if shard is not None and not backend.shards:
+        raise UsageError(SHARDS_NEED_POSTGRES)  # before a sandbox starts or a key is read
     options = ApplyOptions(
         concurrency=concurrency,
         max_attempts=max_attempts,

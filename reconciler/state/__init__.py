@@ -7,7 +7,7 @@ from pathlib import Path
 
 from reconciler.errors import StateError, UsageError
 from reconciler.install import extra_command
-from reconciler.state.base import Backend, Journal
+from reconciler.state.base import SHARDS_NEED_POSTGRES, Backend, Journal
 from reconciler.urls import display_url
 
 DEFAULT_STATE = ".reconciler/state.json"
@@ -22,6 +22,7 @@ __all__ = [
     "sandbox_state_note",
     "DEFAULT_STATE",
     "SANDBOX_STATE",
+    "SHARDS_NEED_POSTGRES",
 ]
 
 

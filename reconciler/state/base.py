@@ -11,6 +11,10 @@ if TYPE_CHECKING:
     from reconciler.state.events import Event
 
 
+#: The refusal of `--shard` by a backend that cannot hold shards (`Backend.shards`).
+SHARDS_NEED_POSTGRES = "--shard needs the PostgreSQL state backend (shards apply at once on several runners)"
+
+
 class Journal(Protocol):
     """Durable recording during an apply: each event survives a kill -9 once `durable()` returned after it."""
 
@@ -28,6 +32,9 @@ class Journal(Protocol):
 
 class Backend(Protocol):
     """A place where the recorded state lives. `describe()` names it for messages, without secrets."""
+
+    #: Whether shards of one state can be applied at once (`lock(shard=...)`).
+    shards: bool
 
     def describe(self) -> str: ...
 

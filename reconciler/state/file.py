@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from reconciler import fsutil, logs
 from reconciler.errors import LockHeld, StateError, UsageError, brief
 from reconciler.model import AccountRecord, Recorded
+from reconciler.state.base import SHARDS_NEED_POSTGRES
 from reconciler.state.document import state_problem
 from reconciler.state.events import event_problem, fold
 
@@ -54,6 +55,8 @@ class FileBackend:
     symbolic link is followed only then (`link_note` then says where it leads); otherwise it is refused, so a
     link committed into a repository's `.reconciler/` cannot redirect reconciler's writes.
     """
+
+    shards = False  # one file, one lock: shards could not apply at once
 
     def __init__(self, path: Path, explicit: bool = True) -> None:
         self.path, self.link_note = _state_path(path, explicit)
@@ -156,9 +159,7 @@ class FileBackend:
         """`flock` on `<state>.lock`. The file is never truncated nor followed through a link: the holder's
         description is written over its first line, and blanked (same length) on release."""
         if shard is not None:
-            raise UsageError(
-                "--shard needs the PostgreSQL state backend (shards apply at once on several runners)"
-            )
+            raise UsageError(SHARDS_NEED_POSTGRES)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = fsutil.open_lock_file(self.lock_path)

@@ -104,6 +104,8 @@ def _url_secrets(url: str) -> list[str]:
 
 
 class PostgresBackend:
+    shards = True
+
     def __init__(self, url: str) -> None:
         self.conninfo, self.schema, self.workspace = _split_url(url)
         self._display = display_url(url)
