@@ -13,7 +13,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler import logs
 from reconciler.applying import ApplyOptions, Engine, Progress
@@ -21,7 +21,9 @@ from reconciler.errors import ReconcilerError, UsageError
 from reconciler.model import Desired, Plan, Recorded, Result
 from reconciler.plain import Plain
 from reconciler.planning import make_plan, raise_if_unsafe, shard_of
+from reconciler.secrets import redact
 from reconciler.state import Backend, Journal
+from reconciler.state import events as recording
 
 if TYPE_CHECKING:
     from reconciler import planfile
@@ -130,6 +132,22 @@ def _in_shard(recorded: Recorded, shard: tuple[int, int] | None) -> Recorded:
     return Recorded(lineage=recorded.lineage, serial=recorded.serial, salt=recorded.salt, accounts=accounts)
 
 
+def _strip_stored_messages(recorded: Recorded, journal: Journal, shard: tuple[int, int] | None) -> None:
+    """Strip the secrets this run knows from the failure messages recorded (in the shard, with one).
+
+    Version 0.1.0 recorded the API's messages as they came, and an answer can echo what was sent (a proxy
+    password, say): such a message is recorded again, stripped, before anything is sent, whether or not this run
+    reaches its account."""
+    for account_id, record in recorded.accounts.items():
+        failure = record.last_failure
+        message = failure.get("message") if failure else None
+        if not failure or not isinstance(message, str) or (stripped := redact(message)) == message:
+            continue
+        if shard is None or shard_of(account_id, shard[1]) == shard[0]:
+            kept: Any = {**failure, "message": stripped}  # a Failure, as the state document's check passed it
+            journal.append(recording.failed(account_id, kept, failure.get("at")))
+
+
 def apply_run(
     request: ApplyRequest,
     confirm: Confirmer | None = None,
@@ -173,7 +191,8 @@ def apply_run(
             )
         if confirm is not None:
             confirm(plan)
-        _, journal = backend.open_journal(salt=before.salt)
+        snapshot, journal = backend.open_journal(salt=before.salt)
+        _strip_stored_messages(snapshot, journal, request.shard)
         progress = Progress(total=len(plan.changes))
         started = time.monotonic()
         try:

@@ -247,3 +247,41 @@ def test_a_log_record_is_one_escaped_line(capsys) -> None:
     logs.get("test").warning("account %s failed", "a\x1b[2J\nERROR forged\u202e")
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "account a\\x1b[2J\\x0aERROR forged\\u202e failed" in err
+
+
+def test_a_message_recorded_with_a_secret_by_an_older_version_is_stripped_by_the_next_apply(
+    run, write, api, workdir, state_url, monkeypatch
+) -> None:
+    """0.1.0 recorded the API's messages as they came. The next apply strips what it knows from every recorded
+    message, also of an account it does not reach (here: one outside --target)."""
+    from reconciler.sandbox import Fault
+    from reconciler.state import open_backend
+
+    monkeypatch.setenv("PROXY_PASSWORD", SENTINEL_PASSWORD)
+    write("a.yaml", CONFIG)
+    state = ["--state", state_url]
+    api.faults = [Fault.parse("errors/invalid_parameters@b;echo")]
+    assert (
+        run("apply", "a.yaml", "--yes", *state, "--max-attempts", "1", "--sync-poll-interval", "0.05").code
+        == 3
+    )
+    backend = open_backend(state_url)
+    recorded = backend.read()
+    failure = recorded.accounts["b"].last_failure
+    assert failure is not None and SENTINEL_PASSWORD not in failure["message"]
+    failure["message"] = f"proxy password {SENTINEL_PASSWORD} refused"  # as 0.1.0 recorded the echo
+    with backend.lock():
+        backend.write(recorded)
+    assert SENTINEL_PASSWORD in backend.read().accounts["b"].last_failure["message"]
+
+    api.faults = []
+    write("a.yaml", CONFIG.replace("c: {country: US}", "c: {country: DE}"))
+    outcomes = [
+        run("apply", "a.yaml", "--yes", *state, "--target", "c"),
+        run("state", "show", "b", *state),
+    ]
+    assert outcomes[0].code == 0, outcomes[0].err
+    failure = open_backend(state_url).read().accounts["b"].last_failure
+    assert failure is not None and failure["message"] == "proxy password *** refused"
+    assert api.stats.patches["b"] == 1  # b was not sent again
+    assert_clean(outcomes, workdir, state_url)
