@@ -534,3 +534,30 @@ def test_a_request_is_timed_when_it_arrives_not_when_its_latency_ends(http, serv
     ((arrived, route, account),) = server.sandbox.stats.request_times
     assert (route, account) == ("patch", "arrival")
     assert arrived - started < 0.2 and answered - arrived >= 0.3
+
+
+def test_stopping_cuts_a_hanging_request_after_a_short_grace() -> None:
+    """A `hang` request would hold the server for its whole hang (an hour by default): stopping cuts it."""
+    import threading
+
+    sandbox = Sandbox(SENTINEL_KEY, accept_any_account=True)
+    sandbox.faults = [Fault.parse("hang")]
+    thread = ServerThread(sandbox).start()
+    outcome: list[object] = []
+
+    def hanging_request() -> None:
+        try:
+            with httpx.Client(base_url=thread.url, headers={"X-API-KEY": SENTINEL_KEY}, timeout=30) as client:
+                outcome.append(client.patch("/accounts/h", json={"country": "US"}).status_code)
+        except httpx.HTTPError as exc:
+            outcome.append(type(exc).__name__)
+
+    client = threading.Thread(target=hanging_request)
+    client.start()
+    while sandbox.stats.in_flight == 0:
+        time.sleep(0.01)
+    started = time.monotonic()
+    thread.stop()
+    assert time.monotonic() - started < 5 and not thread.thread.is_alive()
+    client.join(timeout=10)
+    assert outcome and outcome[0] != 200  # cut, not answered

@@ -15,6 +15,9 @@ from reconciler.sandbox.app import Sandbox
 
 #: How long `start` waits for uvicorn to serve.
 START_SECONDS = 10.0
+#: How long stopping waits for requests still being answered before it cuts them (a `hang` fault's request
+#: would otherwise hold the server for its whole hang).
+STOP_GRACE_SECONDS = 1
 
 
 class SandboxStartError(RuntimeError):
@@ -42,6 +45,7 @@ class ServerThread:
             lifespan="off",
             access_log=False,
             timeout_keep_alive=30,
+            timeout_graceful_shutdown=STOP_GRACE_SECONDS,
             ssl_certfile=certfile,
             ssl_keyfile=keyfile,
         )
