@@ -176,10 +176,10 @@ def apply_run(
         )
         if plan.unset_variables:
             names = plan.unset_variables
+            many = len(names) > 1
             raise UsageError(
-                f"environment variable{'s' if len(names) > 1 else ''} {', '.join(names)} "
-                f"{'are' if len(names) > 1 else 'is'} not set; apply needs {'them' if len(names) > 1 else 'it'}"
-                " for the values it sends"
+                f"environment variable{'s' if many else ''} {', '.join(names)} {'are' if many else 'is'} not set "
+                f"or empty; apply needs {'them' if many else 'it'} for the values it sends"
             )
         if request.saved is not None:
             request.saved.check_fresh(plan, request.desired, before, request.fingerprint_key)

@@ -129,8 +129,8 @@ def resolve_references(text: str, environ: Mapping[str, str]) -> tuple[str, bool
             raise ReferenceError_("unterminated '${' (write '$${' for a literal '${')")
         if not _NAME.match(name):
             raise ReferenceError_(f"'${{{name}}}' is not a valid environment variable reference")
-        if name not in environ:
-            raise ReferenceError_(f"environment variable {name} is not set")
+        if not environ.get(name):
+            raise ReferenceError_(f"environment variable {name} is not set or empty")
         parts.append(environ[name])
         used = True
     parts.append(text[position:])
@@ -202,7 +202,8 @@ def _unknown(value: Any) -> bool:
 # --- Environment references that may be unset --------------------------------------------------------------
 #
 # Validating and planning need no secret: a value whose `${VAR}` is unset loads as `Unresolved` (the names it
-# waits for) instead of failing. Only a malformed reference is an error here.
+# waits for) instead of failing. Only a malformed reference is an error here. An empty variable counts as
+# unset: a CI secret that is missing arrives as an empty string, and an empty password sent would be a mistake.
 
 
 class Unresolved:
@@ -240,7 +241,7 @@ def resolve_or_mark(text: str, environ: Mapping[str, str]) -> tuple[str | Unreso
     """
     if "$" not in text:
         return text, False
-    unset = [name for name in _checked_names(text) if name not in environ]
+    unset = [name for name in _checked_names(text) if not environ.get(name)]
     if unset:
         return Unresolved(unset), True
     return resolve_references(text, environ)

@@ -109,10 +109,25 @@ def test_apply_without_a_variable_it_needs_sends_nothing_and_names_each_once(
     result = run("apply", "a.yaml", "--yes")
     assert result.code == 1
     assert result.err == (
-        "Error: environment variables PROXY_PASSWORD, PROXY_USER are not set; apply needs them for the values it "
-        "sends\n"
+        "Error: environment variables PROXY_PASSWORD, PROXY_USER are not set or empty; apply needs them for the "
+        "values it sends\n"
     )
     assert api.stats.requests == 0 and not Path(".reconciler/state.json").exists()
     # An account that needs none of them applies.
     assert run("apply", "a.yaml", "--yes", "--target", "c").code == 0
     assert set(api.stats.patches) == {"c"}
+
+
+def test_an_empty_variable_counts_as_unset(run, write, api, monkeypatch) -> None:
+    """In CI a missing secret arrives as an empty string: an empty password is never sent."""
+    monkeypatch.setenv("PROXY_PASSWORD", "")
+    monkeypatch.setenv("PROXY_USER", "someone")
+    write("a.yaml", CONFIG)
+    planned = run("plan", "a.yaml")
+    assert planned.code == 0 and "(not known here: PROXY_PASSWORD unset)" in planned.out
+    result = run("apply", "a.yaml", "--yes")
+    assert result.code == 1
+    assert result.err == (
+        "Error: environment variable PROXY_PASSWORD is not set or empty; apply needs it for the values it sends\n"
+    )
+    assert api.stats.requests == 0

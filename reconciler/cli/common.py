@@ -145,7 +145,7 @@ def load_or_exit(config: str, need_secrets: bool = True) -> Desired:
     if need_secrets and desired.unset_variables:
         names = ", ".join(desired.unset_variables)
         many = len(desired.unset_variables) > 1
-        fail(f"environment variable{'s' if many else ''} {names} {'are' if many else 'is'} not set")
+        fail(f"environment variable{'s' if many else ''} {names} {'are' if many else 'is'} not set or empty")
     log.debug(
         "loaded %d account(s) from %s in %.2f s",
         len(desired.accounts),
