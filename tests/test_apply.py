@@ -321,6 +321,7 @@ def test_sandbox_flag_uses_its_own_state(run, write, monkeypatch) -> None:
     assert run("plan", "--sandbox", "a.yaml", "--detailed-exitcode").code == 2
     result = run("apply", "--sandbox", "--yes", "a.yaml")
     assert result.code == 0, result.err
+    assert result.err.startswith("Sandbox API at http://127.0.0.1:")
     assert Path(".reconciler/sandbox-state.json").exists()
     assert not Path(".reconciler/state.json").exists()
     assert run("plan", "--sandbox", "a.yaml", "--detailed-exitcode").code == 0
@@ -332,6 +333,19 @@ def test_sandbox_flag_uses_its_own_state(run, write, monkeypatch) -> None:
         ".reconciler/sandbox-state.json (plan --sandbox reads it)"
     )
     assert "note:" not in run("plan", "a.yaml", "--state", "other.json").err
+
+
+def test_a_refusal_with_sandbox_is_one_line(run, write, monkeypatch) -> None:
+    """The sandbox says where it listens only when requests are about to go."""
+    monkeypatch.delenv("PROXY_PASSWORD", raising=False)
+    write(
+        "a.yaml", 'version: 1\naccounts:\n  a: {proxy: {host: h, port: 1, password: "${PROXY_PASSWORD}"}}\n'
+    )
+    result = run("apply", "--sandbox", "--yes", "a.yaml")
+    assert result.code == 1
+    assert result.err == (
+        "Error: environment variable PROXY_PASSWORD is not set or empty; apply needs it for the values it sends\n"
+    )
 
 
 def test_report_written_when_nothing_to_do(run, write, api, workdir) -> None:

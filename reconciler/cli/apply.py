@@ -12,7 +12,7 @@ import click
 
 from reconciler import collector, logs, secrets
 from reconciler.api.endpoint import DEFAULT_API_URL, check_api_key, check_api_url, tls_context
-from reconciler.applying import ApplyOptions
+from reconciler.applying import ApplyOptions, Progress
 from reconciler.cli.common import (
     ExitCode,
     ShardType,
@@ -32,7 +32,7 @@ from reconciler.errors import UsageError
 from reconciler.install import extra_command
 from reconciler.model import Plan
 from reconciler.render.escape import terminal
-from reconciler.runs import ApplyRequest, Confirmer, apply_run
+from reconciler.runs import ApplyRequest, Confirmer, Watcher, apply_run
 from reconciler.state import SHARDS_NEED_POSTGRES, display_location, open_backend, resolve_state_location
 
 if TYPE_CHECKING:
@@ -60,11 +60,23 @@ def _api(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str]]:
         fail(f"--sandbox needs the sandbox extra: {extra_command('sandbox')}")
     api_key = random_api_key()
     server = ServerThread(Sandbox(api_key, accept_any_account=True, sync_polls=1)).start()
-    click.echo(f"Sandbox API at {server.url} (nothing leaves this machine).", err=True)
     try:
         yield server.url, api_key
     finally:
         server.stop()
+
+
+def _announcing_sandbox(url: str) -> Watcher:
+    """The progress display, after a line saying where the sandbox listens. Said once requests are about to
+    go, so that a refusal before them stays one line."""
+
+    @contextlib.contextmanager
+    def watch(progress: Progress) -> Iterator[None]:
+        click.echo(f"Sandbox API at {url} (nothing leaves this machine).", err=True)
+        with progress_display(progress):
+            yield
+
+    return watch
 
 
 def _load_saved_plan(path: str) -> planfile.SavedPlan:
@@ -226,7 +238,7 @@ def apply(
         outcome = apply_run(
             request,
             confirm=None if yes else _confirm_on_terminal(config, location),
-            watch=progress_display,
+            watch=_announcing_sandbox(url) if sandbox else progress_display,
         )
         if outcome.plan.empty:
             click.echo("No changes. Nothing to apply.", err=True)
