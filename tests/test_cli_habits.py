@@ -159,3 +159,30 @@ def test_validate_counts_one_account_in_the_singular(run, write) -> None:
     write("one.yaml", "version: 1\naccounts:\n  acc_1: {country: US}\n")
     result = run("validate", "one.yaml")
     assert result.code == 0 and "one.yaml: valid (1 account)\n" in result.err
+
+
+def test_a_usage_error_is_one_line_naming_the_help(run) -> None:
+    """Like every error: `Error: ...` on one line, exit 1, with where the usage is explained."""
+    cases = {
+        (
+            "apply",
+            "a.yaml",
+            "--shard",
+            "3/2",
+        ): "Error: Invalid value for '--shard': '3/2': expected K/N with 1 <= K "
+        "<= N, e.g. 2/4 (see 'reconciler apply --help')\n",
+        ("state", "show"): "Error: Missing argument 'ACCOUNT_ID' (see 'reconciler state show --help')\n",
+        (
+            "plan",
+            "--formatt",
+            "json",
+        ): "Error: No such option '--formatt'. Did you mean '--format'? (see 'reconciler plan --help')\n",
+        (
+            "plan",
+            "a.yaml",
+            "\x1b[31m",
+        ): "Error: Got unexpected extra argument (\\x1b[31m) (see 'reconciler plan --help')\n",
+    }
+    for args, expected in cases.items():
+        result = run(*args)
+        assert (result.code, result.out, result.err) == (1, "", expected)

@@ -113,6 +113,11 @@ def _run(argv: list[str] | None) -> None:
     except _NO_ARGS_IS_HELP as exc:  # `reconciler`, `reconciler state`: the help, our own text, as it is
         exc.show()
         sys.exit(ExitCode.ERROR)
+    except click.UsageError as exc:  # one line, as every error (click's own shows the usage around it)
+        message = " ".join(exc.format_message().split()).removesuffix(".")
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"Error: {terminal(message)}{where}", err=True)  # it may quote an argument as given
+        sys.exit(ExitCode.ERROR)
     except click.ClickException as exc:
         exc.message = terminal(exc.message)  # type: ignore[misc]  # it may quote an argument as given
         exc.show()
