@@ -333,7 +333,9 @@ def test_sandbox_flag_uses_its_own_state(run, write, monkeypatch) -> None:
         ".reconciler/sandbox-state.json (plan --sandbox reads it)"
     )
     assert "note:" not in run("plan", "a.yaml", "--state", "other.json").err
-    monkeypatch.setenv("RECONCILER_STATE", "elsewhere.json")  # the real API's state: the sandbox never reads it
+    monkeypatch.setenv(
+        "RECONCILER_STATE", "elsewhere.json"
+    )  # the real API's state: the sandbox never reads it
     assert run("plan", "--sandbox", "a.yaml", "--detailed-exitcode").code == 0
     assert run("plan", "a.yaml", "--detailed-exitcode").err == ""
 

@@ -12,7 +12,9 @@ if TYPE_CHECKING:
 
 
 #: The refusal of `--shard` by a backend that cannot hold shards (`Backend.shards`).
-SHARDS_NEED_POSTGRES = "--shard needs the PostgreSQL state backend (shards apply at once on several runners)"
+SHARDS_NEED_POSTGRES = (
+    "--shard needs the PostgreSQL state backend (--state postgresql://...), where shards can apply at once"
+)
 
 
 class Journal(Protocol):
