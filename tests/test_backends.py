@@ -125,7 +125,8 @@ def test_two_shards_apply_at_once_and_a_whole_apply_is_refused(
         assert result.code == 1 and "--shard needs the PostgreSQL state backend" in result.err
         in_sandbox = run("apply", "a.yaml", "--yes", "--sandbox", "--shard", "1/2")
         assert in_sandbox.code == 1 and in_sandbox.err.strip() == (
-            "Error: --shard needs the PostgreSQL state backend (--state postgresql://...), where shards can apply at once"
+            "Error: --shard needs the PostgreSQL state backend (--state postgresql://...), "
+            "where shards can apply at once"
         )  # refused before a sandbox starts (it would say where it listens)
         assert api.stats.requests == 0
         return
