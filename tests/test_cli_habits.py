@@ -174,6 +174,12 @@ def test_a_usage_error_is_one_line_naming_the_help(run) -> None:
         ("state", "show"): "Error: Missing argument 'ACCOUNT_ID' (see 'reconciler state show --help')\n",
         (
             "plan",
+            "-C",
+            ".",
+        ): "Error: No such option '-C'; -C is an option of reconciler itself: give it before the "
+        "command (see 'reconciler plan --help')\n",
+        (
+            "plan",
             "--formatt",
             "json",
         ): "Error: No such option '--formatt'. Did you mean '--format'? (see 'reconciler plan --help')\n",

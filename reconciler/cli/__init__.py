@@ -90,6 +90,10 @@ def cli(verbose: bool, directory: str | None) -> None:
         os.chdir(directory)
 
 
+#: Options of the group itself, which a user may put after the command (`reconciler plan -C dir`).
+_GLOBAL_OPTIONS = frozenset(("-C", "--chdir", "-v", "--verbose"))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command line and exit with its code.
 
@@ -115,6 +119,8 @@ def _run(argv: list[str] | None) -> None:
         sys.exit(ExitCode.ERROR)
     except click.UsageError as exc:  # one line, as every error (click's own shows the usage around it)
         message = " ".join(exc.format_message().split()).removesuffix(".")
+        if isinstance(exc, click.NoSuchOption) and exc.option_name in _GLOBAL_OPTIONS:
+            message += f"; {exc.option_name} is an option of reconciler itself: give it before the command"
         where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         click.echo(f"Error: {terminal(message)}{where}", err=True)  # it may quote an argument as given
         sys.exit(ExitCode.ERROR)
