@@ -86,3 +86,46 @@ def test_event_time_is_utc_to_the_millisecond() -> None:
         moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
         assert before.replace(microsecond=before.microsecond // 1000 * 1000) <= moment <= after
     assert stamps == sorted(stamps)
+
+
+def test_a_journal_left_by_a_crash_replays_every_kind_of_event(tmp_path) -> None:
+    """What a killed apply leaves (each kind of event, a failure among them) is folded in by the next read."""
+    journal, lock = _journal(tmp_path)
+    failure = {"operation": "patch", "error_type": "invalid_parameters", "http_status": 400, "message": "m"}
+    journal.append(recording.applied("ok", {"country": "US"}, "LINKEDIN"))
+    journal.append(recording.applied("gone", {"country": "US"}, None))
+    journal.append(recording.failed("bad", failure))  # type: ignore[arg-type]
+    journal.append(recording.resynced("ok", 3))
+    journal.append(recording.forgotten("gone"))
+    journal.flush()
+    lock.__exit__(None, None, None)  # no close(): the process died here
+
+    recorded = FileBackend(tmp_path / "state.json").read()
+    assert sorted(recorded.accounts) == ["bad", "ok"]
+    assert recorded.accounts["ok"].resync_generation == 3 and recorded.accounts["ok"].last_failure is None
+    stored = recorded.accounts["bad"].last_failure
+    assert stored is not None and stored["message"] == "m" and stored["error_type"] == "invalid_parameters"
+
+
+@pytest.mark.parametrize(
+    ("event", "problem"),
+    [
+        (
+            recording.failed(
+                "a", {"operation": "patch", "error_type": "x", "http_status": None, "message": None}
+            ),
+            None,
+        ),
+        ({"op": "failed", "id": "a"}, "'failed' event with a malformed failure"),
+        (
+            {"op": "failed", "id": "a", "failure": {"operation": "delete"}},
+            "'failed' event with a malformed failure",
+        ),
+        (recording.applied("a", None, None), None),
+        ({"op": "applied", "id": "a", "settings": None, "provider": None}, "'applied' event without a time"),
+        (recording.forgotten("a"), None),
+        ({"op": "renamed", "id": "a", "at": "t"}, "unknown recording event 'renamed'"),
+    ],
+)
+def test_event_problem_reads_each_event_where_its_time_is(event, problem) -> None:
+    assert recording.event_problem(event) == problem

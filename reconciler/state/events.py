@@ -93,6 +93,11 @@ def event_problem(event: Any) -> str | None:
     op = event.get("op")
     if op == "forget":
         return None
+    if op == "failed":  # its time is the failure's own (`failure.at`)
+        failure = event.get("failure")
+        return (
+            None if failure is not None and failure_ok(failure) else "'failed' event with a malformed failure"
+        )
     if type(event.get("at")) is not str:
         return f"{op!r} event without a time"
     if op == "applied":
@@ -105,11 +110,6 @@ def event_problem(event: Any) -> str | None:
         if type(generation) is int and 0 <= generation <= MAX_BIGINT:
             return None
         return "'resynced' event without a valid generation"
-    if op == "failed":
-        failure = event.get("failure")
-        return (
-            None if failure is not None and failure_ok(failure) else "'failed' event with a malformed failure"
-        )
     return f"unknown recording event {brief(op)}"
 
 
