@@ -20,7 +20,10 @@ def _start_apply(workdir, server, state_url: str, *extra: str, **popen) -> subpr
 
 
 def test_kill_9_mid_apply_then_converge(run, write, api, server, workdir, state_url) -> None:
+    from reconciler.sandbox import Fault
+
     api.latency_ms = 15
+    api.faults = [Fault.parse("errors/invalid_parameters@acc_0003;times=1")]  # a failure in the journal too
     write("a.yaml", fleet(400))
     process = _start_apply(workdir, server, state_url)
     wait_until(lambda: len(api.stats.patched) >= 100, fail_on_timeout=False)
@@ -38,6 +41,8 @@ def test_kill_9_mid_apply_then_converge(run, write, api, server, workdir, state_
 
     plan = run("plan", "a.yaml", "--format", "json", "--state", state_url).json
     assert {c["account_id"] for c in plan["changes"]} == {f"acc_{i:04d}" for i in range(400)} - recorded_ok
+    failure = recorded.accounts["acc_0003"].last_failure
+    assert failure is not None and failure["error_type"] == "errors/invalid_parameters"
 
     api.latency_ms = 0
     assert run("apply", "a.yaml", "--yes", "--state", state_url).code == 0
