@@ -133,17 +133,20 @@ def _in_shard(recorded: Recorded, shard: tuple[int, int] | None) -> Recorded:
 
 
 def _strip_stored_messages(recorded: Recorded, journal: Journal, shard: tuple[int, int] | None) -> None:
-    """Strip the secrets this run knows from the failure messages recorded (in the shard, with one).
+    """Strip the secrets this run knows from the failure messages of the state (of the shard, with one).
 
     Version 0.1.0 recorded the API's messages as they came, and an answer can echo what was sent (a proxy
-    password, say): such a message is recorded again, stripped, before anything is sent, whether or not this run
-    reaches its account."""
-    for account_id, record in recorded.accounts.items():
+    password, say): at the end of a run, each such message is recorded again, stripped. `recorded` is the
+    journal's own state, this run's events folded in, so what the run recorded itself is already clean. At the
+    end rather than the start, so that the first request does not wait: with many stored failures and many
+    secrets it takes seconds.
+    """
+    for account_id, record in list(recorded.accounts.items()):
         failure = record.last_failure
-        message = failure.get("message") if failure else None
-        if not failure or not isinstance(message, str) or (stripped := redact(message)) == message:
-            continue
-        if shard is None or shard_of(account_id, shard[1]) == shard[0]:
+        if not failure or (shard is not None and shard_of(account_id, shard[1]) != shard[0]):
+            continue  # another shard's accounts: that shard may be recording them now
+        message = failure.get("message")
+        if isinstance(message, str) and (stripped := redact(message)) != message:
             kept: Any = {**failure, "message": stripped}  # a Failure, as the state document's check passed it
             journal.append(recording.failed(account_id, kept, failure.get("at")))
 
@@ -192,12 +195,12 @@ def apply_run(
         if confirm is not None:
             confirm(plan)
         snapshot, journal = backend.open_journal(salt=before.salt)
-        _strip_stored_messages(snapshot, journal, request.shard)
         progress = Progress(total=len(plan.changes))
         started = time.monotonic()
         try:
             with watch(progress) if watch is not None else contextlib.nullcontext():
                 engine = asyncio.run(_run_engine(request, plan, journal, progress))
+            _strip_stored_messages(snapshot, journal, request.shard)
         except BaseException:
             with contextlib.suppress(ReconcilerError, OSError):  # report the first failure, not this one
                 journal.close()

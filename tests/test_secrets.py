@@ -249,39 +249,76 @@ def test_a_log_record_is_one_escaped_line(capsys) -> None:
     assert err.count("\n") == 1 and "account a\\x1b[2J\\x0aERROR forged\\u202e failed" in err
 
 
+def _plant_old_messages(state_url: str, account_ids: list[str], operation: str = "patch") -> None:
+    """Give each account a failure whose message holds the sentinel password, as 0.1.0 recorded an echo (a
+    failed PATCH is planned again; a failed resync of an account that declares none is not)."""
+    from reconciler.state import open_backend
+
+    backend = open_backend(state_url)
+    recorded = backend.read()
+    for account_id in account_ids:
+        record = recorded.accounts[account_id]
+        record.last_failure = {
+            "operation": operation,
+            "error_type": "errors/invalid_parameters",
+            "http_status": 400,
+            "message": f"proxy password {SENTINEL_PASSWORD} refused",
+            "at": "2026-01-01T00:00:00.000Z",
+        }
+    with backend.lock():
+        backend.write(recorded)
+    assert all(SENTINEL_PASSWORD in str(backend.read().accounts[i].last_failure) for i in account_ids)
+
+
 def test_a_message_recorded_with_a_secret_by_an_older_version_is_stripped_by_the_next_apply(
     run, write, api, workdir, state_url, monkeypatch
 ) -> None:
-    """0.1.0 recorded the API's messages as they came. The next apply strips what it knows from every recorded
-    message, also of an account it does not reach (here: one outside --target)."""
-    from reconciler.sandbox import Fault
+    """0.1.0 recorded the API's messages as they came. The next apply with changes strips what it knows from
+    every recorded message that it did not record anew: also of an account it does not reach (outside
+    --target), and never over what it recorded (a success clears a failure)."""
     from reconciler.state import open_backend
 
     monkeypatch.setenv("PROXY_PASSWORD", SENTINEL_PASSWORD)
     write("a.yaml", CONFIG)
     state = ["--state", state_url]
-    api.faults = [Fault.parse("errors/invalid_parameters@b;echo")]
-    assert (
-        run("apply", "a.yaml", "--yes", *state, "--max-attempts", "1", "--sync-poll-interval", "0.05").code
-        == 3
-    )
-    backend = open_backend(state_url)
-    recorded = backend.read()
-    failure = recorded.accounts["b"].last_failure
-    assert failure is not None and SENTINEL_PASSWORD not in failure["message"]
-    failure["message"] = f"proxy password {SENTINEL_PASSWORD} refused"  # as 0.1.0 recorded the echo
-    with backend.lock():
-        backend.write(recorded)
-    assert SENTINEL_PASSWORD in backend.read().accounts["b"].last_failure["message"]
+    assert run("apply", "a.yaml", "--yes", *state, "--sync-poll-interval", "0.05").code == 0
+    _plant_old_messages(state_url, ["a", "b"])
 
-    api.faults = []
     write("a.yaml", CONFIG.replace("c: {country: US}", "c: {country: DE}"))
     outcomes = [
-        run("apply", "a.yaml", "--yes", *state, "--target", "c"),
+        run("apply", "a.yaml", "--yes", *state, "--target", "a", "--target", "c"),
         run("state", "show", "b", *state),
     ]
     assert outcomes[0].code == 0, outcomes[0].err
-    failure = open_backend(state_url).read().accounts["b"].last_failure
+    recorded = open_backend(state_url).read()
+    assert recorded.accounts["a"].last_failure is None  # its failed PATCH was sent again and succeeded
+    failure = recorded.accounts["b"].last_failure
     assert failure is not None and failure["message"] == "proxy password *** refused"
+    assert failure["at"] == "2026-01-01T00:00:00.000Z"  # the same failure, stripped
     assert api.stats.patches["b"] == 1  # b was not sent again
     assert_clean(outcomes, workdir, state_url)
+
+
+def test_a_shard_strips_only_its_own_accounts_messages(run, write, api, workdir, monkeypatch) -> None:
+    """Another shard may be recording its accounts at the same moment: a shard never writes theirs."""
+    from reconciler.planning import shard_of
+    from reconciler.state import open_backend
+    from tests.helpers import fresh_postgres_state
+
+    monkeypatch.setenv("PROXY_PASSWORD", SENTINEL_PASSWORD)
+    ids = [f"acc_{i:04d}" for i in range(12)]
+    body = '{proxy: {host: h.example, port: 8080, password: "${PROXY_PASSWORD}"}}'
+    config = "version: 1\naccounts:\n" + "".join(f"  {i}: {body}\n" for i in ids)
+    shard = shard_of("new", 2)  # the shard that will have a change: an account added
+    mine = [i for i in ids if shard_of(i, 2) == shard]
+    others = [i for i in ids if shard_of(i, 2) != shard]
+    assert mine and others
+    write("a.yaml", config)
+    with fresh_postgres_state("strip_shards") as state_url:
+        assert run("apply", "a.yaml", "--yes", "--state", state_url).code == 0
+        _plant_old_messages(state_url, ids, "resync")
+        write("a.yaml", config + "  new: {country: US}\n")
+        assert run("apply", "a.yaml", "--yes", "--state", state_url, "--shard", f"{shard}/2").code == 0
+        recorded = open_backend(state_url).read()
+    assert all(recorded.accounts[i].last_failure["message"] == "proxy password *** refused" for i in mine)
+    assert all(SENTINEL_PASSWORD in recorded.accounts[i].last_failure["message"] for i in others)

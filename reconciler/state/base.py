@@ -52,7 +52,9 @@ class Backend(Protocol):
         """
 
     def open_journal(self, salt: str | None = None) -> tuple[Recorded, Journal]:
-        """Under the lock: fold leftovers, create the state if needed, and start recording."""
+        """Under the lock: fold leftovers, create the state if needed, and start recording.
+
+        The state returned is the journal's own: each event appended is folded into it."""
 
     def write(self, recorded: Recorded) -> None:
         """Under the lock: replace the whole state with `recorded` (serial + 1)."""
