@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import logs
 from reconciler.applying import ApplyOptions, Engine, Progress
-from reconciler.errors import ReconcilerError, UsageError
+from reconciler.errors import ReconcilerError, StateError, UsageError
 from reconciler.model import Desired, Plan, Recorded, Result
 from reconciler.plain import Plain
 from reconciler.planning import make_plan, raise_if_unsafe, shard_of
@@ -93,7 +93,7 @@ class ApplyRequest(Plain):
 class ApplyOutcome(Plain):
     """What an apply did: the plan it applied and each operation's result (empty when nothing was to do)."""
 
-    __slots__ = ("plan", "results", "stop_reason", "elapsed", "cancelled_by")
+    __slots__ = ("plan", "results", "stop_reason", "elapsed", "cancelled_by", "warnings")
 
     def __init__(
         self,
@@ -103,6 +103,7 @@ class ApplyOutcome(Plain):
         stop_reason: str | None = None,
         elapsed: float = 0.0,
         cancelled_by: int | None = None,
+        warnings: tuple[str, ...] = (),
     ) -> None:
         self.plan = plan
         self.results: list[Result] = [] if results is None else results
@@ -110,6 +111,8 @@ class ApplyOutcome(Plain):
         self.elapsed = elapsed
         #: The signal (SIGINT or SIGTERM) that cancelled the run, if one did.
         self.cancelled_by = cancelled_by
+        #: What went wrong after the operations without changing their results, one line each.
+        self.warnings = warnings
 
     @property
     def complete(self) -> bool:
@@ -132,23 +135,38 @@ def _in_shard(recorded: Recorded, shard: tuple[int, int] | None) -> Recorded:
     return Recorded(lineage=recorded.lineage, serial=recorded.serial, salt=recorded.salt, accounts=accounts)
 
 
-def _strip_stored_messages(recorded: Recorded, journal: Journal, shard: tuple[int, int] | None) -> None:
+async def _strip_stored_messages(
+    engine: Engine, recorded: Recorded, journal: Journal, shard: tuple[int, int] | None
+) -> str | None:
     """Strip the secrets this run knows from the failure messages of the state (of the shard, with one).
 
     Version 0.1.0 recorded the API's messages as they came, and an answer can echo what was sent (a proxy
     password, say): at the end of a run, each such message is recorded again, stripped. `recorded` is the
     journal's own state, this run's events folded in, so what the run recorded itself is already clean. At the
     end rather than the start, so that the first request does not wait: with many stored failures and many
-    secrets it takes seconds.
+    secrets it takes seconds. Signals are handled between records (a first one ends this, a second aborts), and
+    a failure to record is a warning, returned: the run's own results are recorded already.
     """
-    for account_id, record in list(recorded.accounts.items()):
+    for index, (account_id, record) in enumerate(list(recorded.accounts.items())):
+        if index % _STRIP_BATCH == 0:
+            await asyncio.sleep(0)
+            if engine.cancelled_by is not None:
+                return None
         failure = record.last_failure
         if not failure or (shard is not None and shard_of(account_id, shard[1]) != shard[0]):
             continue  # another shard's accounts: that shard may be recording them now
         message = failure.get("message")
         if isinstance(message, str) and (stripped := redact(message)) != message:
             kept: Any = {**failure, "message": stripped}  # a Failure, as the state document's check passed it
-            journal.append(recording.failed(account_id, kept, failure.get("at")))
+            try:
+                journal.append(recording.failed(account_id, kept, failure.get("at")))
+            except (StateError, OSError) as exc:
+                return f"some failure messages recorded by an older version keep their text: {exc}"
+    return None
+
+
+#: Records looked at between two chances for a signal to be handled.
+_STRIP_BATCH = 512
 
 
 def apply_run(
@@ -199,8 +217,7 @@ def apply_run(
         started = time.monotonic()
         try:
             with watch(progress) if watch is not None else contextlib.nullcontext():
-                engine = asyncio.run(_run_engine(request, plan, journal, progress))
-            _strip_stored_messages(snapshot, journal, request.shard)
+                engine, warning = asyncio.run(_run_engine(request, plan, journal, progress, snapshot))
         except BaseException:
             with contextlib.suppress(ReconcilerError, OSError):  # report the first failure, not this one
                 journal.close()
@@ -212,10 +229,13 @@ def apply_run(
         stop_reason=engine.stop_reason,
         elapsed=time.monotonic() - started,
         cancelled_by=engine.cancelled_by,
+        warnings=(warning,) if warning else (),
     )
 
 
-async def _run_engine(request: ApplyRequest, plan: Plan, journal: Journal, progress: Progress) -> Engine:
+async def _run_engine(
+    request: ApplyRequest, plan: Plan, journal: Journal, progress: Progress, recorded: Recorded
+) -> tuple[Engine, str | None]:
     from reconciler.api.client import ApiClient  # aiohttp: imported only when requests are sent
 
     options = request.options
@@ -232,7 +252,8 @@ async def _run_engine(request: ApplyRequest, plan: Plan, journal: Journal, progr
             await engine.run(plan.changes)
         finally:
             await client.close()
-    return engine
+        warning = await _strip_stored_messages(engine, recorded, journal, request.shard)
+    return engine, warning
 
 
 @contextlib.contextmanager

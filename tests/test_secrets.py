@@ -322,3 +322,52 @@ def test_a_shard_strips_only_its_own_accounts_messages(run, write, api, workdir,
         recorded = open_backend(state_url).read()
     assert all(recorded.accounts[i].last_failure["message"] == "proxy password *** refused" for i in mine)
     assert all(SENTINEL_PASSWORD in recorded.accounts[i].last_failure["message"] for i in others)
+
+
+def test_stripping_old_messages_is_best_effort(run, write, api, workdir, monkeypatch) -> None:
+    """A run whose own results are recorded keeps its report and exit code if the stripping cannot record (a
+    full disk, say), and a cancelled run does not strip at all."""
+    import asyncio
+
+    from reconciler import runs
+    from reconciler.errors import StateError
+    from reconciler.state import open_backend
+    from reconciler.state.file import FileJournal
+
+    monkeypatch.setenv("PROXY_PASSWORD", SENTINEL_PASSWORD)
+    state = str(workdir / "state.json")
+    write("a.yaml", CONFIG)
+    assert run("apply", "a.yaml", "--yes", "--state", state, "--sync-poll-interval", "0.05").code == 0
+    _plant_old_messages(state, ["b"])
+    appended = FileJournal.append
+
+    def failing_append(journal, event) -> None:
+        if event["op"] == "failed":
+            raise StateError("state.json.journal: cannot record a result: No space left on device")
+        appended(journal, event)
+
+    monkeypatch.setattr(FileJournal, "append", failing_append)
+    write("a.yaml", CONFIG.replace("c: {country: US}", "c: {country: DE}"))
+    result = run("apply", "a.yaml", "--yes", "--state", state, "--target", "c", "--format", "json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["summary"]["succeeded"] == 1
+    assert result.err.startswith(
+        "Warning: some failure messages recorded by an older version keep their text: state.json.journal: "
+    )
+    assert SENTINEL_PASSWORD in open_backend(state).read().accounts["b"].last_failure["message"]
+
+    class Cancelled:
+        cancelled_by = 2
+
+    recorded = open_backend(state).read()
+    events: list[object] = []
+
+    class Journal:
+        def append(self, event) -> None:
+            events.append(event)
+
+    asyncio.run(runs._strip_stored_messages(Cancelled(), recorded, Journal(), None))  # type: ignore[arg-type]
+    assert events == []
+    Cancelled.cancelled_by = None  # type: ignore[assignment]
+    asyncio.run(runs._strip_stored_messages(Cancelled(), recorded, Journal(), None))  # type: ignore[arg-type]
+    assert [event["id"] for event in events] == ["b"]  # type: ignore[index]

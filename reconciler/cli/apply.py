@@ -240,6 +240,8 @@ def apply(
             confirm=None if yes else _confirm_on_terminal(config, location),
             watch=_announcing_sandbox(url) if sandbox else progress_display,
         )
+        for warning in outcome.warnings:
+            click.echo(f"Warning: {terminal(warning)}", err=True)
         if outcome.plan.empty:
             click.echo("No changes. Nothing to apply.", err=True)
         else:
