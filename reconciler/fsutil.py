@@ -42,8 +42,11 @@ def replace_atomically(path: Path, payload: bytes, mode: int = 0o600) -> None:
 
     The payload goes to a new temporary file (unique name, `O_EXCL | O_NOFOLLOW`, `mode`), is fsynced, and is
     renamed over `path` (a link at `path` is replaced, its target untouched); then the directory is fsynced.
-    On failure the temporary is removed and OSError names `path`.
+    On failure the temporary is removed and OSError names `path`. A path that names a directory by itself (`/`,
+    `.`, `..`) is an OSError too, before anything is written.
     """
+    if path.name in ("", "..") or str(path).endswith(os.sep):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     temporary = temporary_name(path)
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _SAFE, mode)

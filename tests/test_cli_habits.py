@@ -192,3 +192,21 @@ def test_a_usage_error_is_one_line_naming_the_help(run) -> None:
     for args, expected in cases.items():
         result = run(*args)
         assert (result.code, result.out, result.err) == (1, "", expected)
+
+
+def test_a_number_option_refuses_nan_and_infinity(run) -> None:
+    """NaN passes every range check: `--max-update-percent nan` turned the safety bound off."""
+    for option in ("--max-update-percent", "--max-forget-percent", "--timeout", "--lock-timeout"):
+        for value in ("nan", "inf", "-inf"):
+            result = run("apply", "a.yaml", option, value)
+            assert result.code == 1 and result.out == ""
+            assert result.err.startswith(f"Error: Invalid value for '{option}': "), result.err
+            assert "finite" in result.err or "not in the range" in result.err
+
+
+def test_a_plan_file_that_cannot_be_written_is_one_line_and_nothing_on_stdout(run, write) -> None:
+    write("a.yaml", "version: 1\naccounts:\n  a: {country: US}\n")
+    for path in ("/", ".", ".."):
+        result = run("plan", "a.yaml", "--out", path)
+        assert (result.code, result.out) == (1, "")
+        assert result.err == f"Error: --out {path}: cannot write there (Is a directory)\n"

@@ -15,6 +15,7 @@ from reconciler.api.endpoint import DEFAULT_API_URL, check_api_key, check_api_ur
 from reconciler.applying import ApplyOptions, Progress
 from reconciler.cli.common import (
     ExitCode,
+    FiniteRange,
     ShardType,
     config_argument,
     fail,
@@ -106,11 +107,11 @@ def _confirm_on_terminal(config: str, location: str) -> Confirmer:
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True)
 @click.option("--max-attempts", type=click.IntRange(1, 20), default=4, show_default=True)
 @click.option(
-    "--timeout", type=click.FloatRange(0.1), default=30.0, show_default=True, help="Seconds per request."
+    "--timeout", type=FiniteRange(0.1), default=30.0, show_default=True, help="Seconds per request."
 )
-@click.option("--rate-limit", type=click.FloatRange(0.1), default=None, help="Requests per second at most.")
-@click.option("--sync-poll-interval", type=click.FloatRange(0.0), default=5.0, show_default=True)
-@click.option("--sync-timeout", type=click.FloatRange(0.0), default=1800.0, show_default=True)
+@click.option("--rate-limit", type=FiniteRange(0.1), default=None, help="Requests per second at most.")
+@click.option("--sync-poll-interval", type=FiniteRange(0.0), default=5.0, show_default=True)
+@click.option("--sync-timeout", type=FiniteRange(0.0), default=1800.0, show_default=True)
 @click.option(
     "--max-consecutive-failures",
     type=click.IntRange(0),
@@ -120,21 +121,21 @@ def _confirm_on_terminal(config: str, location: str) -> Confirmer:
 )
 @click.option(
     "--max-retry-after",
-    type=click.FloatRange(0),
+    type=FiniteRange(0),
     default=120.0,
     show_default=True,
     help="Longest Retry-After (seconds) honoured; a longer one stops the run.",
 )
 @click.option(
     "--grace",
-    type=click.FloatRange(0),
+    type=FiniteRange(0),
     default=5.0,
     show_default=True,
     help="After Ctrl-C or SIGTERM, seconds that requests in flight may take to answer.",
 )
-@click.option("--lock-timeout", type=click.FloatRange(0.0), default=0.0, show_default=True)
-@click.option("--max-update-percent", type=click.FloatRange(0, 100), default=30.0, show_default=True)
-@click.option("--max-forget-percent", type=click.FloatRange(0, 100), default=30.0, show_default=True)
+@click.option("--lock-timeout", type=FiniteRange(0.0), default=0.0, show_default=True)
+@click.option("--max-update-percent", type=FiniteRange(0, 100), default=30.0, show_default=True)
+@click.option("--max-forget-percent", type=FiniteRange(0, 100), default=30.0, show_default=True)
 @click.option(
     "--ca-bundle",
     default=None,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
+import math
 import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -44,6 +45,17 @@ def fail(message: str) -> NoReturn:
     control characters, newlines included, are escaped, so it stays one line that cannot drive the terminal."""
     click.echo(f"Error: {terminal(message)}", err=True)
     sys.exit(ExitCode.ERROR)
+
+
+class FiniteRange(click.FloatRange):
+    """click's FloatRange without `nan` and `inf`: NaN passes every bound's comparison, so `--max-update-percent
+    nan` turned the safety bound off, and an infinite `--timeout` failed in the transport."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number: float = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 class ShardType(click.ParamType):

@@ -109,8 +109,7 @@ def plan(
         click.echo(note, err=True)
     key = fingerprint_key(os.environ)
     the_plan = make_plan(desired, recorded, targets, list(selectors), fingerprint_key=key)
-    click.echo(render_plan(the_plan, output_format, config, display_location(location)), nl=False)
-    if out_path:
+    if out_path:  # first: a plan file that cannot be written leaves nothing on stdout
         planfile.save(
             out_path,
             the_plan,
@@ -121,6 +120,7 @@ def plan(
             selectors=list(selectors),
             fingerprint_key=key,
         )
+    click.echo(render_plan(the_plan, output_format, config, display_location(location)), nl=False)
     write_github_outputs(
         {
             "changes": "true" if not the_plan.empty else "false",

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from reconciler.cli.common import fail
+from reconciler.cli.common import FiniteRange, fail
 from reconciler.install import extra_command
 
 
@@ -25,8 +25,8 @@ from reconciler.install import extra_command
 @click.option(
     "--api-key", default=None, help="Key to require (else $POSTPRESS_API_KEY, else a random one, printed)."
 )
-@click.option("--latency-ms", type=click.FloatRange(0), default=0.0)
-@click.option("--jitter-ms", type=click.FloatRange(0), default=0.0)
+@click.option("--latency-ms", type=FiniteRange(0), default=0.0)
+@click.option("--jitter-ms", type=FiniteRange(0), default=0.0)
 @click.option(
     "--fault",
     "faults",
@@ -37,9 +37,7 @@ from reconciler.install import extra_command
     "request in the error's detail), or hang, drop, "
     "garbage, html, truncated, huge, wrong_account or wrong_object.",
 )
-@click.option(
-    "--rate-limit", type=click.FloatRange(0.1), default=None, help="429 above this many requests/s."
-)
+@click.option("--rate-limit", type=FiniteRange(0.1), default=None, help="429 above this many requests/s.")
 @click.option("--sync-polls", type=click.IntRange(0), default=2, show_default=True)
 @click.option(
     "--unsupported-providers",
