@@ -210,3 +210,13 @@ def test_a_plan_file_that_cannot_be_written_is_one_line_and_nothing_on_stdout(ru
         result = run("plan", "a.yaml", "--out", path)
         assert (result.code, result.out) == (1, "")
         assert result.err == f"Error: --out {path}: cannot write there (Is a directory)\n"
+
+
+def test_a_usage_error_never_shows_the_password_of_a_url_it_quotes(run) -> None:
+    from tests.helpers import SENTINEL_PASSWORD
+
+    result = run("plan", "a.yaml", f"postgresql://ops:{SENTINEL_PASSWORD}@db/x")
+    assert result.code == 1 and SENTINEL_PASSWORD not in result.err
+    assert result.err == (
+        "Error: Got unexpected extra argument (postgresql://ops:***@db/x) (see 'reconciler plan --help')\n"
+    )

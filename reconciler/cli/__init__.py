@@ -118,14 +118,20 @@ def _run(argv: list[str] | None) -> None:
         exc.show()
         sys.exit(ExitCode.ERROR)
     except click.UsageError as exc:  # one line, as every error (click's own shows the usage around it)
-        message = " ".join(exc.format_message().split()).removesuffix(".")
+        from reconciler.urls import (
+            redact_credentials,
+        )  # a state URL given as a stray argument holds a password
+
+        message = redact_credentials(" ".join(exc.format_message().split())).removesuffix(".")
         if isinstance(exc, click.NoSuchOption) and exc.option_name in _GLOBAL_OPTIONS:
             message += f"; {exc.option_name} is an option of reconciler itself: give it before the command"
         where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         click.echo(f"Error: {terminal(message)}{where}", err=True)  # it may quote an argument as given
         sys.exit(ExitCode.ERROR)
     except click.ClickException as exc:
-        exc.message = terminal(exc.message)  # type: ignore[misc]  # it may quote an argument as given
+        from reconciler.urls import redact_credentials
+
+        exc.message = terminal(redact_credentials(exc.message))  # type: ignore[misc]  # it may quote an argument as given
         exc.show()
         sys.exit(ExitCode.ERROR)
     except ReconcilerError as exc:
