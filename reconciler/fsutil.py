@@ -45,7 +45,7 @@ def replace_atomically(path: Path, payload: bytes, mode: int = 0o600) -> None:
     On failure the temporary is removed and OSError names `path`. A path that names a directory by itself (`/`,
     `.`, `..`) is an OSError too, before anything is written.
     """
-    if path.name in ("", "..") or str(path).endswith(os.sep):
+    if path.name in ("", ".."):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     temporary = temporary_name(path)
     try:

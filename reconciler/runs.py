@@ -21,7 +21,7 @@ from reconciler.errors import ReconcilerError, StateError, UsageError
 from reconciler.model import Desired, Plan, Recorded, Result
 from reconciler.plain import Plain
 from reconciler.planning import make_plan, raise_if_unsafe, shard_of
-from reconciler.secrets import redact
+from reconciler.secrets import redact, unset_message
 from reconciler.state import Backend, Journal
 from reconciler.state import events as recording
 
@@ -196,11 +196,9 @@ def apply_run(
             fingerprint_key=request.fingerprint_key,
         )
         if plan.unset_variables:
-            names = plan.unset_variables
-            many = len(names) > 1
+            them = "them" if len(plan.unset_variables) > 1 else "it"
             raise UsageError(
-                f"environment variable{'s' if many else ''} {', '.join(names)} {'are' if many else 'is'} not set "
-                f"or empty; apply needs {'them' if many else 'it'} for the values it sends"
+                f"{unset_message(plan.unset_variables)}; apply needs {them} for the values it sends"
             )
         if request.saved is not None:
             request.saved.check_fresh(plan, request.desired, before, request.fingerprint_key)

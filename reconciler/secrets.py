@@ -12,7 +12,7 @@ import hmac
 import json
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -204,6 +204,12 @@ def _unknown(value: Any) -> bool:
 # Validating and planning need no secret: a value whose `${VAR}` is unset loads as `Unresolved` (the names it
 # waits for) instead of failing. Only a malformed reference is an error here. An empty variable counts as
 # unset: a CI secret that is missing arrives as an empty string, and an empty password sent would be a mistake.
+
+
+def unset_message(names: Sequence[str]) -> str:
+    """`environment variable A is not set or empty` (or `variables A, B are ...`): one wording for every command."""
+    many = len(names) > 1
+    return f"environment variable{'s' if many else ''} {', '.join(names)} {'are' if many else 'is'} not set or empty"
 
 
 class Unresolved:

@@ -18,6 +18,7 @@ from reconciler.cli.common import ExitCode, fail
 from reconciler.errors import ReconcilerError
 from reconciler.install import DISTRIBUTION
 from reconciler.render.escape import terminal
+from reconciler.urls import redact_credentials
 
 #: What click 8.2 and later raise for a group run without a command (earlier releases print the help and exit 0
 #: themselves); its message is the whole help, which escaping would put on one line.
@@ -94,6 +95,12 @@ def cli(verbose: bool, directory: str | None) -> None:
 _GLOBAL_OPTIONS = frozenset(("-C", "--chdir", "-v", "--verbose"))
 
 
+def _shown(message: str) -> str:
+    """click's message, which may quote an argument as given: escaped for the terminal, and a URL in it (a state
+    URL given as a stray argument) without its password."""
+    return terminal(redact_credentials(message))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command line and exit with its code.
 
@@ -118,20 +125,14 @@ def _run(argv: list[str] | None) -> None:
         exc.show()
         sys.exit(ExitCode.ERROR)
     except click.UsageError as exc:  # one line, as every error (click's own shows the usage around it)
-        from reconciler.urls import (
-            redact_credentials,
-        )  # a state URL given as a stray argument holds a password
-
-        message = redact_credentials(" ".join(exc.format_message().split())).removesuffix(".")
+        message = _shown(" ".join(exc.format_message().split())).removesuffix(".")
         if isinstance(exc, click.NoSuchOption) and exc.option_name in _GLOBAL_OPTIONS:
             message += f"; {exc.option_name} is an option of reconciler itself: give it before the command"
         where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        click.echo(f"Error: {terminal(message)}{where}", err=True)  # it may quote an argument as given
+        click.echo(f"Error: {message}{where}", err=True)
         sys.exit(ExitCode.ERROR)
     except click.ClickException as exc:
-        from reconciler.urls import redact_credentials
-
-        exc.message = terminal(redact_credentials(exc.message))  # type: ignore[misc]  # it may quote an argument as given
+        exc.message = _shown(exc.message)  # type: ignore[misc]
         exc.show()
         sys.exit(ExitCode.ERROR)
     except ReconcilerError as exc:

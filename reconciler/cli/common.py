@@ -18,6 +18,7 @@ from reconciler.errors import ConfigError, Problem
 from reconciler.model import Desired, Plan
 from reconciler.render import github
 from reconciler.render.escape import terminal
+from reconciler.secrets import unset_message
 
 MAX_WARNINGS_SHOWN = 10
 DEFAULT_CONFIG = "accounts.yaml"
@@ -155,9 +156,7 @@ def load_or_exit(config: str, need_secrets: bool = True) -> Desired:
         click.echo(f"{len(exc.problems)} error(s) in {terminal(config)}", err=True)
         sys.exit(ExitCode.ERROR)
     if need_secrets and desired.unset_variables:
-        names = ", ".join(desired.unset_variables)
-        many = len(desired.unset_variables) > 1
-        fail(f"environment variable{'s' if many else ''} {names} {'are' if many else 'is'} not set or empty")
+        fail(unset_message(desired.unset_variables))
     log.debug(
         "loaded %d account(s) from %s in %.2f s",
         len(desired.accounts),
