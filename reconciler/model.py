@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from reconciler.errors import Problem
-from reconciler.plain import Compared
+from reconciler.plain import Compared, Plain
 
 Action = Literal["create", "update", "forget", "none"]
 #: What one Result is about. A forget is local (no API call); the JSON report lists forgets apart from results.
@@ -355,3 +355,62 @@ class Result(Compared):  # see PER_ITEM above
             "polls": self.polls,
             "message": self.message,
         }
+
+
+class PaceSummary(Plain):
+    """What the pace did over a run: the report's `pace`."""
+
+    __slots__ = ("adaptive", "requests", "throttled", "held_rate", "rate", "window", "waited", "timeline")
+
+    def __init__(
+        self,
+        *,
+        adaptive: bool,
+        requests: int,
+        throttled: int,
+        held_rate: float | None,
+        rate: float | None,
+        window: int,
+        waited: float,
+        timeline: list[dict[str, float | int | None]],
+    ) -> None:
+        self.adaptive = adaptive
+        #: Answers received (every request that got an answer or none, polls and re-sends included).
+        self.requests = requests
+        #: Of them, throttling answers (429, 503, 504).
+        self.throttled = throttled
+        #: Requests per second the API accepted from its first throttling answer on (None: it never throttled).
+        self.held_rate = held_rate
+        #: The rate the pace held at the end (None: no limit).
+        self.rate = rate
+        #: The window at the end: requests that could be in flight.
+        self.window = window
+        #: Seconds in all that requests waited for the rate (non-overlapping: one waits at a time).
+        self.waited = waited
+        self.timeline = timeline
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "adaptive": self.adaptive,
+            "requests": self.requests,
+            "throttled": self.throttled,
+            "held_requests_per_second": None if self.held_rate is None else round(self.held_rate, 1),
+            "requests_per_second": None if self.rate is None else round(self.rate, 1),
+            "window": self.window,
+            "waited_seconds": round(self.waited, 3),
+            "timeline": self.timeline,
+        }
+
+
+def no_requests(adaptive: bool = True) -> PaceSummary:
+    """The summary of a run that sent nothing."""
+    return PaceSummary(
+        adaptive=adaptive,
+        requests=0,
+        throttled=0,
+        held_rate=None,
+        rate=None,
+        window=0,
+        waited=0.0,
+        timeline=[],
+    )

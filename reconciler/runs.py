@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler import logs
 from reconciler.applying import ApplyOptions, Engine, Progress
 from reconciler.errors import ReconcilerError, StateError, UsageError
-from reconciler.model import Desired, Plan, Recorded, Result
+from reconciler.model import Desired, PaceSummary, Plan, Recorded, Result, no_requests
 from reconciler.plain import Plain
 from reconciler.planning import make_plan, raise_if_unsafe, shard_of
 from reconciler.secrets import redact, unset_message
@@ -93,7 +93,7 @@ class ApplyRequest(Plain):
 class ApplyOutcome(Plain):
     """What an apply did: the plan it applied and each operation's result (empty when nothing was to do)."""
 
-    __slots__ = ("plan", "results", "stop_reason", "elapsed", "cancelled_by", "warnings")
+    __slots__ = ("plan", "results", "stop_reason", "elapsed", "cancelled_by", "warnings", "pace")
 
     def __init__(
         self,
@@ -104,6 +104,7 @@ class ApplyOutcome(Plain):
         elapsed: float = 0.0,
         cancelled_by: int | None = None,
         warnings: tuple[str, ...] = (),
+        pace: PaceSummary | None = None,
     ) -> None:
         self.plan = plan
         self.results: list[Result] = [] if results is None else results
@@ -113,6 +114,8 @@ class ApplyOutcome(Plain):
         self.cancelled_by = cancelled_by
         #: What went wrong after the operations without changing their results, one line each.
         self.warnings = warnings
+        #: What the pace did: how often the API throttled, the pace it held.
+        self.pace = no_requests() if pace is None else pace
 
     @property
     def complete(self) -> bool:
@@ -228,13 +231,14 @@ def apply_run(
         elapsed=time.monotonic() - started,
         cancelled_by=engine.cancelled_by,
         warnings=(warning,) if warning else (),
+        pace=engine.pace_summary(),
     )
 
 
 async def _run_engine(
     request: ApplyRequest, plan: Plan, journal: Journal, progress: Progress, recorded: Recorded
 ) -> tuple[Engine, str | None]:
-    from reconciler.api.client import ApiClient  # aiohttp: imported only when requests are sent
+    from reconciler.api.client import ApiClient  # pycurl: imported only when requests are sent
 
     options = request.options
     client = ApiClient(

@@ -77,7 +77,7 @@ def run_engine(workdir: Path, server: Any, config: str, **options: Any) -> tuple
         backend=backend,
         api_url=server.url,
         api_key=SENTINEL_KEY,
-        options=ApplyOptions(backoff_base=0.01, backoff_cap=0.05, **options),
+        options=ApplyOptions(**{"backoff_base": 0.01, "backoff_cap": 0.05, **options}),
         force=True,
     )
     return apply_run(request), backend

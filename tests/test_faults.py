@@ -12,7 +12,7 @@ import random
 import pytest
 
 from reconciler.api.catalogue import CATALOGUE
-from reconciler.applying import log as engine_log
+from reconciler.applying.sender import log as engine_log
 from reconciler.sandbox import BAD_ANSWERS, Fault
 from reconciler.state import open_backend
 from tests.soak import SOAK, scale

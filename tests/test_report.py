@@ -40,7 +40,9 @@ def test_counts_by_operation_add_up_in_text_json_and_markdown(run, write, api, w
     write("a.yaml", BEFORE)
     assert run("import", "a.yaml").code == 0
     write("a.yaml", AFTER)
-    api.faults = [Fault.parse("errors/service_unavailable@tg;route=sync;times=1")]  # one retry, on tg's start
+    api.faults = [
+        Fault.parse("errors/unexpected_error@tg;route=sync;times=1;unlisted")
+    ]  # one retry, on tg's start
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(workdir / "summary.md"))
     result = run("apply", "a.yaml", "--yes", "--report", "r.json", "--sync-poll-interval", "0.01")
     assert result.code == 0, result.err

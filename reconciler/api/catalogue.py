@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from reconciler.plain import Compared
 
+#: Answers by which an API refuses load: 429, and the 503 and 504 of an overloaded API or gateway.
+THROTTLING_STATUSES = frozenset((429, 503, 504))
+
 
 class ErrorKind(Compared):
     """One row of the catalogue (or a kind made for an unknown type): never changed once made, equal to another
     with the same fields, and hashable."""
 
-    __slots__ = ("type", "status", "category", "retryable", "stops_run", "hint")
+    __slots__ = ("type", "status", "category", "retryable", "stops_run", "hint", "throttling")
 
     def __init__(
         self, type: str, status: int | None, category: str, retryable: bool, stops_run: bool, hint: str
@@ -24,6 +27,9 @@ class ErrorKind(Compared):
         self.retryable = retryable
         self.stops_run = stops_run
         self.hint = hint
+        #: The API refusing load, not this request: the pace slows down and the request is sent again later
+        #: without using an attempt (429, 503 and 504, but for a type that stops the run).
+        self.throttling = status in THROTTLING_STATUSES and not stops_run
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash((self.type, self.status, self.category))
@@ -122,7 +128,9 @@ _TABLE: list[ErrorKind] = [
         "rate_limited",
         True,
         {
-            "errors/too_many_requests": "Rate limited: lower --concurrency or set --rate-limit.",
+            "errors/too_many_requests": (
+                "Throttled past --throttle-timeout: apply again later, or lower --concurrency or --rate-limit."
+            ),
         },
     ),
     *_rows(
@@ -249,8 +257,6 @@ _CATEGORY_BY_STATUS = {
     504: "timeout",
 }
 _RETRYABLE_STATUSES = frozenset((429, 500, 502, 503, 504))
-#: Categories whose consecutive final failures mean the service, not one account, is in trouble.
-OUTAGE_CATEGORIES = frozenset(("unavailable", "network"))
 
 
 def classify(error_type: str | None, status: int | None) -> ErrorKind:

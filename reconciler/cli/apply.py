@@ -109,7 +109,28 @@ def _confirm_on_terminal(config: str, location: str) -> Confirmer:
 @click.option(
     "--timeout", type=FiniteRange(0.1), default=30.0, show_default=True, help="Seconds per request."
 )
-@click.option("--rate-limit", type=FiniteRange(0.1), default=None, help="Requests per second at most.")
+@click.option(
+    "--rate-limit",
+    type=FiniteRange(0.1),
+    default=None,
+    help="Requests per second at most (a ceiling: the pace may go slower when the API pushes back).",
+)
+@click.option(
+    "--pace",
+    type=click.Choice(["adaptive", "fixed"]),
+    default="adaptive",
+    show_default=True,
+    help="adaptive: slow down when the API throttles and speed up again, under the ceilings --concurrency and "
+    "--rate-limit; fixed: hold the ceilings whatever the API answers.",
+)
+@click.option(
+    "--throttle-timeout",
+    type=FiniteRange(0),
+    default=300.0,
+    show_default=True,
+    help="Seconds one operation may keep being refused by throttling (429, 503, 504) and sent again without "
+    "using an attempt; after that such answers count against --max-attempts.",
+)
 @click.option("--sync-poll-interval", type=FiniteRange(0.0), default=5.0, show_default=True)
 @click.option("--sync-timeout", type=FiniteRange(0.0), default=1800.0, show_default=True)
 @click.option(
@@ -165,6 +186,8 @@ def apply(
     max_attempts: int,
     timeout: float,
     rate_limit: float | None,
+    pace: str,
+    throttle_timeout: float,
     sync_poll_interval: float,
     sync_timeout: float,
     max_consecutive_failures: int | None,
@@ -204,6 +227,8 @@ def apply(
         max_attempts=max_attempts,
         timeout=timeout,
         rate_limit=rate_limit,
+        adaptive=pace == "adaptive",
+        throttle_timeout=throttle_timeout,
         sync_poll_interval=sync_poll_interval,
         sync_timeout=sync_timeout,
         max_consecutive_failures=max_consecutive_failures,
@@ -249,7 +274,7 @@ def apply(
             click.echo(
                 f"Applied in {outcome.elapsed:.1f}s; state {terminal(display_location(location))}.", err=True
             )
-        emit_report(outcome.results, outcome.stop_reason, output_format, report_file)
+        emit_report(outcome.results, outcome.stop_reason, outcome.pace, output_format, report_file)
     if outcome.cancelled_by is not None:
         sys.exit(128 + outcome.cancelled_by)  # 130 for SIGINT, 143 for SIGTERM
     if not outcome.complete:

@@ -40,14 +40,16 @@ def _ticking(interval: float, tick: Callable[[], None]) -> Iterator[None]:
         thread.join()
 
 
-def _pause(progress: Progress) -> str:
-    """`, paused 12 s more (Retry-After)` while the API asked the run to wait."""
-    left = progress.paused_until - time.monotonic()
-    return f", paused {left:.0f} s more (Retry-After)" if left > 0.5 else ""
+def _pace(progress: Progress) -> str:
+    """`, paced at ~290 requests/s (the API pushed back)` once the pace has slowed down for the API."""
+    pace = progress.pace
+    if pace is None or not pace.peak:
+        return ""
+    return f", paced at ~{pace.rate(time.monotonic()):.0f} requests/s (the API pushed back)"
 
 
 def _detail(progress: Progress) -> str:
-    return f"{progress.in_flight} in flight, {progress.syncs_polling} syncs polling" + _pause(progress)
+    return f"{progress.in_flight} in flight, {progress.syncs_polling} syncs polling" + _pace(progress)
 
 
 @contextlib.contextmanager
@@ -58,7 +60,7 @@ def progress_display(progress: Progress) -> Iterator[None]:
         def line() -> None:
             click.echo(
                 f"apply: {progress.done}/{progress.total} accounts done, {progress.syncs_polling} syncs polling"
-                + _pause(progress),
+                + _pace(progress),
                 err=True,
             )
 

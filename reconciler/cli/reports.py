@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import click
 
 from reconciler.errors import UsageError
-from reconciler.model import Result
+from reconciler.model import PaceSummary, Result
 from reconciler.plain import Plain
 from reconciler.render import report
 from reconciler.render.escape import terminal
@@ -58,7 +58,11 @@ class ReportFile(Plain):
 
 
 def emit_report(
-    results: list[Result], stop_reason: str | None, output_format: str, report_file: ReportFile | None
+    results: list[Result],
+    stop_reason: str | None,
+    pace: PaceSummary,
+    output_format: str,
+    report_file: ReportFile | None,
 ) -> None:
     """Print the report, write `--report`, and append the markdown report to $GITHUB_STEP_SUMMARY.
 
@@ -66,18 +70,18 @@ def emit_report(
     must keep their meaning.
     """
     if output_format == "json":
-        click.echo(report.render_json(results), nl=False)
+        click.echo(report.render_json(results, pace), nl=False)
     elif output_format == "markdown":
-        click.echo(report.render_markdown(results, stop_reason), nl=False)
+        click.echo(report.render_markdown(results, stop_reason, pace), nl=False)
     else:
-        click.echo(report.render_text(results, stop_reason), nl=False)
+        click.echo(report.render_text(results, stop_reason, pace), nl=False)
     if report_file is not None:
-        report_file.write(report.render_json(results))
+        report_file.write(report.render_json(results, pace))
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_path:
         try:
             with open(summary_path, "a", encoding="utf-8") as handle:
-                handle.write(report.render_markdown(results, stop_reason) + "\n")
+                handle.write(report.render_markdown(results, stop_reason, pace, timeline=True) + "\n")
         except OSError as exc:
             click.echo(
                 f"Warning: cannot write the step summary {terminal(summary_path)}: {exc.strerror or exc}",

@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from reconciler.api.catalogue import classify
-from reconciler.model import Result
+from reconciler.model import PaceSummary, Result, no_requests
 from reconciler.render.escape import code_span, html_code, html_text, json_document, terminal
 from reconciler.render.markdown import LIMIT, bounded
 
@@ -42,7 +42,7 @@ def summary(results: list[Result]) -> dict[str, int]:
     }
 
 
-def document(results: list[Result]) -> dict[str, Any]:
+def document(results: list[Result], pace: PaceSummary | None = None) -> dict[str, Any]:
     by_type = Counter(result.error_type for result in results if result.outcome == "failed")
     ordered = sorted(_operations(results), key=lambda r: (r.account_id, r.operation))
     return {
@@ -51,11 +51,41 @@ def document(results: list[Result]) -> dict[str, Any]:
         "failures_by_type": dict(sorted(by_type.items())),
         "results": [result.to_json() for result in ordered],
         "forgotten": sorted(result.account_id for result in results if result.operation == "forget"),
+        "pace": (no_requests() if pace is None else pace).to_json(),
     }
 
 
-def render_json(results: list[Result]) -> str:
-    return json_document(json.dumps(document(results), indent=2, ensure_ascii=False)) + "\n"
+def render_json(results: list[Result], pace: PaceSummary | None = None) -> str:
+    return json_document(json.dumps(document(results, pace), indent=2, ensure_ascii=False)) + "\n"
+
+
+def pace_line(pace: PaceSummary | None) -> str | None:
+    """One line when the API pushed back: how often, the pace held, the time requests waited for it."""
+    if pace is None or not pace.throttled:
+        return None
+    share = pace.throttled / max(pace.requests, 1)
+    held = "" if pace.held_rate is None else f"held ~{pace.held_rate:,.0f} requests/s "
+    return (
+        f"The API throttled {pace.throttled:,} of {pace.requests:,} requests ({share:.1%}): {held}"
+        f"({pace.window} max in flight); requests waited {pace.waited:.1f} s in all for the pace."
+    )
+
+
+def pace_table(pace: PaceSummary) -> list[str]:
+    """The pace over the run, a row per span of seconds (numbers only: nothing to escape)."""
+    if not pace.throttled or not pace.timeline:
+        return []
+    rows = [
+        "",
+        "| seconds | requests/s | throttled | rate set (requests/s) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for row in pace.timeline:
+        start = int(row["from_second"] or 0)
+        span = f"{start}-{start + int(row['seconds'] or 0)}"
+        rate = "" if row["rate_set"] is None else f"{row['rate_set']:,}"
+        rows.append(f"| {span} | {row['requests_per_second']:,} | {row['throttled']:,} | {rate} |")
+    return rows
 
 
 def _groups(results: list[Result]) -> dict[str, list[Result]]:
@@ -88,8 +118,16 @@ def _group_counts(group: list[Result]) -> str:
     return f"({status}, {len(group)} operation(s))"
 
 
-def render_text(results: list[Result], stop_reason: str | None = None, shown_per_group: int = 20) -> str:
+def render_text(
+    results: list[Result],
+    stop_reason: str | None = None,
+    pace: PaceSummary | None = None,
+    shown_per_group: int = 20,
+) -> str:
     out = [_counts_line(results)]
+    throttled = pace_line(pace)
+    if throttled:
+        out.append(throttled)
     if stop_reason:
         out.append(f"Stopped early: {stop_reason}; the remaining operations were skipped.")
     for error_type, group in _groups(results).items():
@@ -103,8 +141,20 @@ def render_text(results: list[Result], stop_reason: str | None = None, shown_per
     return "\n".join(terminal(line) for line in out) + "\n"
 
 
-def render_markdown(results: list[Result], stop_reason: str | None = None, limit: int = LIMIT) -> str:
+def render_markdown(
+    results: list[Result],
+    stop_reason: str | None = None,
+    pace: PaceSummary | None = None,
+    limit: int = LIMIT,
+    timeline: bool = False,
+) -> str:
+    """The report for a pull request or a job summary; `timeline` adds the pace over the run as a table."""
     header = [MARKER, "### reconciler apply", "", f"**{_counts_line(results)}**"]
+    throttled = pace_line(pace)
+    if throttled:
+        header += ["", throttled]
+        if timeline and pace is not None:
+            header += pace_table(pace)
     if stop_reason:
         header += ["", f"Stopped early: {code_span(stop_reason)}; the remaining operations were skipped."]
     sections = []

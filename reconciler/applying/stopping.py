@@ -1,0 +1,147 @@
+"""The stop policy: everything that ends a run early, and why, in one place.
+
+A run stops sending (what is left is reported `skipped`, with the reason) when:
+
+- an answer's type says the failure is not about one account (the catalogue's `stops_run`: a missing key, a key
+  without the scope, postpress's network down);
+- the API asks to wait longer than `--max-retry-after`;
+- nothing succeeds: `threshold` failed requests in a row, with no success between, of one kind that is not about
+  an account. The kinds: authentication, outage (500, 503 and 504 errors, no answer, timeouts), throttled (the
+  throttling answers), or any one error type repeated. Then the breaker opens: no request that would start an
+  operation goes out except one probe at a time, each after a backoff (at least the last Retry-After); a probe's
+  success closes it, PROBES failed probes in a row stop the run;
+- the state cannot be recorded, or a signal cancels the run (the engine says so).
+
+Which failures count: those of distinct accounts (at the end of a run the retries of accounts that really are
+broken follow one another with no success between, and say nothing about the API), on an operation's first
+attempt or on a throttled re-send (which uses no attempt). Throttling alone never stops a run while requests
+succeed: each success resets the count, and the pace slows down at the first throttling answer of each round
+trip, so refusals in a row stay well under the threshold. One account the API keeps refusing never opens it.
+
+Why the threshold defaults to the concurrency: the first `concurrency` requests go out together, so fewer
+failures than that cannot tell an outage from a few bad accounts that happened to be first; and once that many
+failed, at most `concurrency` more are already on their way. A wrong key or a dead API thus costs about two
+times `--concurrency` requests, not one per account.
+"""
+
+from __future__ import annotations
+
+from reconciler import logs
+from reconciler.api.catalogue import ErrorKind
+
+log = logs.get("engine")
+
+#: Probes that must all fail before the run stops; each waits longer than the one before.
+PROBES = 3
+#: The smallest default threshold: below it a handful of bad accounts at the start would open the breaker.
+MIN_DEFAULT_THRESHOLD = 5
+#: Failures of these categories are about the API or the key, whatever the account: they count together.
+_SYSTEMIC_CATEGORIES = {
+    "authentication": "authentication",
+    "unavailable": "outage",
+    "network": "outage",
+    "timeout": "outage",
+    "server_error": "outage",
+}
+#: What to check, by kind of systemic failure.
+_ADVICE = {
+    "authentication": "is POSTPRESS_API_KEY right?",
+    "outage": "is the API up and --api-url right?",
+    "throttled": "the API refuses every request as too many: apply again later, or lower --rate-limit.",
+}
+
+
+def default_threshold(concurrency: int) -> int:
+    return max(MIN_DEFAULT_THRESHOLD, concurrency)
+
+
+def kind_of(error: ErrorKind) -> str:
+    """The kind a failure counts as: throttled, authentication, outage, or its own type."""
+    if error.throttling:
+        return "throttled"
+    return _SYSTEMIC_CATEGORIES.get(error.category, error.type)
+
+
+class StopPolicy:
+    """The reason the run stopped (None while it goes on) and the breaker; `threshold` 0 turns the breaker off."""
+
+    __slots__ = (
+        "reason",
+        "threshold",
+        "open",
+        "probes_failed",
+        "retry_after",
+        "max_retry_after",
+        "_kind",
+        "_first_type",
+        "_accounts",
+        "_requests",
+    )
+
+    def __init__(self, threshold: int, max_retry_after: float) -> None:
+        self.reason: str | None = None
+        self.threshold = threshold
+        self.open = False
+        self.probes_failed = 0
+        #: The last Retry-After of a counted failure: a probe waits at least that long.
+        self.retry_after = 0.0
+        self.max_retry_after = max_retry_after
+        self._kind: str | None = None
+        self._first_type: str | None = None
+        self._accounts: set[str] = set()
+        self._requests = 0
+
+    def stop(self, reason: str) -> None:
+        """Stop the run (the first reason given is the one reported)."""
+        if not self.reason:
+            log.warning("stopping early: %s", reason)
+            self.reason = reason
+
+    # -- answers ---------------------------------------------------------------------------------------------
+    def succeeded(self) -> None:
+        self.open = False
+        self.probes_failed = 0
+        self._kind = None
+        self._accounts.clear()
+        self._requests = 0
+
+    def failed(self, account_id: str, error: ErrorKind, retry_after: float | None, first: bool) -> None:
+        """Count one failed request (`first`: the operation's first attempt); may open the breaker, or stop the
+        run for a Retry-After over the cap."""
+        if retry_after is not None and error.retryable and retry_after > self.max_retry_after:
+            self.stop(
+                f"the API asked to wait {retry_after:.0f} s (Retry-After), over --max-retry-after "
+                f"{self.max_retry_after:g}"
+            )
+        if self.threshold <= 0 or self.open or not (first or error.throttling):
+            return
+        kind = kind_of(error)
+        if kind != self._kind:
+            self._kind, self._first_type = kind, error.type
+            self._accounts = set()
+            self._requests = 0
+        self._accounts.add(account_id)
+        self._requests += 1
+        self.retry_after = retry_after or 0.0
+        if len(self._accounts) >= self.threshold:
+            self.open = True
+
+    def failed_finally(self, error: ErrorKind) -> None:
+        """An operation ended in `error`: some types stop the run whatever else happens."""
+        if error.stops_run:
+            self.stop(f"{error.type} is not about one account")
+
+    def probe_failed(self) -> bool:
+        """Count a failed probe; True when the probes are exhausted and the run stops."""
+        self.probes_failed += 1
+        if self.probes_failed < PROBES:
+            return False
+        self.stop(self._breaker_reason())
+        return True
+
+    def _breaker_reason(self) -> str:
+        advice = _ADVICE.get(self._kind or "", "") or "the API fails the same way for every account."
+        return (
+            f"the last {self._requests} requests ({len(self._accounts)} accounts) all failed with "
+            f"{self._first_type}, and {self.probes_failed} probes after them: {advice}"
+        )
