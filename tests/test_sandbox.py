@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any
 
+import click
 import httpx
 import pytest
 
@@ -356,6 +357,285 @@ def test_rate_limit_answers_429_with_retry_after(http, server) -> None:
     server.sandbox.rate_limit = 2
     codes = [http.patch("/accounts/a", json={"country": "US"}).status_code for _ in range(4)]
     assert codes[:2] == [200, 200] and 429 in codes[2:]
+
+
+# -- throttling: the token bucket and the worker pool -----------------------------------------------------
+
+
+class FakeClock:
+    """The bucket's time source, moved by the test: refills without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(server: ServerThread) -> FakeClock:
+    fake = FakeClock()
+    server.sandbox.clock = fake
+    return fake
+
+
+def statuses(http: httpx.Client, count: int, account: str = "a") -> list[int]:
+    return [http.patch(f"/accounts/{account}", json={"country": "US"}).status_code for _ in range(count)]
+
+
+def test_bucket_lets_the_burst_through_at_once_then_refills_at_the_rate(http, server, clock) -> None:
+    server.sandbox.rate_limit, server.sandbox.burst = 4, 3
+    assert statuses(http, 5) == [200, 200, 200, 429, 429]
+    clock.advance(0.125)  # half a token
+    assert statuses(http, 1) == [429]
+    clock.advance(0.125)  # the other half: one request
+    assert statuses(http, 2) == [200, 429]
+    assert http.get("/accounts/a/sync").status_code == 429  # both routes take from the one bucket
+    clock.advance(0.5)  # two tokens
+    assert [http.get("/accounts/a/sync").status_code, *statuses(http, 2)] == [200, 200, 429]
+    clock.advance(60)  # refilled to the burst, no further
+    assert statuses(http, 4) == [200, 200, 200, 429]
+    assert server.sandbox.stats.throttled == 7
+
+
+def test_default_burst_is_a_second_of_the_rate_and_at_least_one(http, server, clock) -> None:
+    server.sandbox.rate_limit = 5
+    assert statuses(http, 6) == [200] * 5 + [429]
+    server.sandbox.rate_limit = None  # off: the bucket is full again when it comes back
+    assert statuses(http, 7) == [200] * 7
+    server.sandbox.rate_limit = 0.5
+    assert statuses(http, 2) == [200, 429]
+    clock.advance(1.0)
+    assert statuses(http, 1) == [429]
+    clock.advance(1.0)
+    assert statuses(http, 1) == [200]
+
+
+def test_a_refused_request_takes_no_token(http, server, clock) -> None:
+    server.sandbox.rate_limit, server.sandbox.burst = 4, 1
+    assert statuses(http, 10) == [200] + [429] * 9
+    clock.advance(0.25)  # one token: the nine refusals did not run the bucket into debt
+    assert statuses(http, 2) == [200, 429]
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "error_type", "retry_after"),
+    [
+        ("429", 429, "errors/too_many_requests", None),
+        ("429-retry-after", 429, "errors/too_many_requests", "1"),
+        ("503", 503, "errors/service_unavailable", None),
+    ],
+)
+def test_throttle_answer(http, server, clock, answer, status, error_type, retry_after) -> None:
+    server.sandbox.rate_limit, server.sandbox.throttle_answer = 1, answer
+    assert http.patch("/accounts/a", json={"country": "US"}).status_code == 200
+    for refused in (http.patch("/accounts/a", json={"country": "US"}), http.get("/accounts/a/sync")):
+        body = refused.json()
+        assert (refused.status_code, body["type"], body["status"]) == (status, error_type, status)
+        assert body["title"] and body["detail"]
+        assert refused.headers.get("retry-after") == retry_after
+
+
+def test_the_default_throttle_answer_and_a_bad_one() -> None:
+    from reconciler.cli.sandbox import sandbox as command
+    from reconciler.sandbox.app import THROTTLE_ANSWERS
+
+    assert Sandbox(SENTINEL_KEY).throttle_answer == "429-retry-after"
+    (option,) = [param for param in command.params if param.name == "throttle_answer"]
+    assert isinstance(option.type, click.Choice) and list(option.type.choices) == list(THROTTLE_ANSWERS)
+    with pytest.raises(ValueError, match="'502' is not one of 429, 429-retry-after, 503"):
+        Sandbox(SENTINEL_KEY, throttle_answer="502")
+
+
+def test_a_throttled_request_changes_nothing(http, server, clock) -> None:
+    server.sandbox.rate_limit, server.sandbox.burst = 1, 1
+    assert http.patch("/accounts/x", json={"country": "US"}).status_code == 200
+    assert http.patch("/accounts/x", json={"country": "FR"}).status_code == 429
+    assert http.patch("/accounts/y", json={"country": "FR"}).status_code == 429
+    assert http.get("/accounts/x/sync").status_code == 429
+    stats = server.sandbox.stats
+    assert stats.patched == {"x": {"country": "US"}}
+    assert stats.syncs_started == {} and server.sandbox.sync_status("x") is None
+    assert stats.patches == {"x": 2, "y": 1}  # they reached the server, and were refused
+    assert stats.throttled == 3
+
+
+def test_a_throttled_request_still_takes_the_latency(http, server, clock) -> None:
+    """The gateway's refusal comes back after the network's round trip, as every other answer."""
+    server.sandbox.rate_limit, server.sandbox.latency_ms = 1, 150
+    assert statuses(http, 1) == [200]
+    started = time.monotonic()
+    assert statuses(http, 1) == [429]
+    assert time.monotonic() - started >= 0.15
+
+
+def test_the_key_is_checked_before_the_bucket_and_faults_after_it(http, server, clock) -> None:
+    server.sandbox.rate_limit, server.sandbox.burst = 1, 1
+    server.sandbox.faults = [Fault.parse("errors/proxy_error@f")]
+    wrong_key = httpx.patch(f"{server.url}/accounts/a", json={"country": "US"}, headers={"X-API-KEY": "w"})
+    assert error_of(wrong_key) == (401, "errors/invalid_credentials")  # and took no token
+    assert error_of(http.patch("/accounts/f", json={"country": "US"})) == (502, "errors/proxy_error")
+    assert error_of(http.patch("/accounts/f", json={"country": "US"})) == (429, "errors/too_many_requests")
+    assert server.sandbox.stats.throttled == 1
+
+
+def _hold(server: ServerThread, count: int, path: str = "/api/v1/accounts") -> list[Any]:
+    """Start `count` PATCHes (or GETs of `path` when it is not the API's) that the latency holds in flight."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(count)
+    base = server.url.removesuffix("/api/v1")
+    if path == "/api/v1/accounts":
+        futures = [
+            pool.submit(httpx.patch, f"{base}{path}/held{i}", json={"country": "US"}, headers=KEY_HEADER)
+            for i in range(count)
+        ]
+    else:
+        futures = [pool.submit(httpx.get, f"{base}{path}", headers=KEY_HEADER) for _ in range(count)]
+    pool.shutdown(wait=False)
+    deadline = time.monotonic() + 5
+    while server.sandbox.stats.in_flight < count:
+        assert time.monotonic() < deadline, "the held requests never arrived"
+        time.sleep(0.005)
+    return futures
+
+
+def test_the_pool_answers_503_at_once_past_k_in_flight_then_frees_its_slots(http, server) -> None:
+    server.sandbox.latency_ms, server.sandbox.max_in_flight = 400, 2
+    held = _hold(server, 2)
+    for account in ("r1", "r2"):  # the first refusal did not take a slot: so is the second
+        started = time.monotonic()
+        refused = http.patch(f"/accounts/{account}", json={"country": "FR"})
+        assert time.monotonic() - started < 0.2  # at once, not after the 400 ms of latency
+        assert error_of(refused) == (503, "errors/service_unavailable")
+        assert "retry-after" not in refused.headers
+    assert error_of(http.get("/accounts/held0/sync")) == (503, "errors/service_unavailable")
+    assert [future.result().status_code for future in held] == [200, 200]
+    stats = server.sandbox.stats
+    assert set(stats.patched) == {"held0", "held1"} and stats.syncs_started == {}
+    assert stats.throttled == 3
+    server.sandbox.latency_ms = 0
+    assert statuses(http, 3, "after") == [200, 200, 200]  # the slots are free again
+
+
+def test_the_key_is_checked_before_the_pool(http, server) -> None:
+    server.sandbox.latency_ms, server.sandbox.max_in_flight = 300, 1
+    held = _hold(server, 1)
+    answer = httpx.patch(f"{server.url}/accounts/a", json={"country": "US"}, headers={"X-API-KEY": "w"})
+    assert error_of(answer) == (401, "errors/invalid_credentials")
+    assert held[0].result().status_code == 200
+
+
+def test_a_request_the_pool_refuses_takes_no_token(http, server, clock) -> None:
+    sandbox = server.sandbox
+    sandbox.latency_ms, sandbox.max_in_flight, sandbox.rate_limit, sandbox.burst = 300, 1, 1, 2
+    held = _hold(server, 1)
+    assert statuses(http, 1) == [503]
+    assert held[0].result().status_code == 200  # the first token
+    sandbox.latency_ms = 0
+    assert statuses(http, 2) == [200, 429]  # the second: the pool's refusal took none
+    assert sandbox.stats.throttled == 2
+
+
+def test_introspection_is_never_throttled(http, server, clock) -> None:
+    sandbox = server.sandbox
+    sandbox.latency_ms, sandbox.max_in_flight = 300, 1
+    held_introspection = _hold(server, 1, "/_sandbox/requests")  # takes no slot of the pool
+    assert statuses(http, 1) == [200]
+    assert held_introspection[0].result().status_code == 200
+    held = _hold(server, 1)  # the pool is full: introspection is still answered
+    assert (
+        httpx.get(server.url.replace("/api/v1", "/_sandbox/requests"), headers=KEY_HEADER).status_code == 200
+    )
+    assert held[0].result().status_code == 200
+    sandbox.latency_ms, sandbox.rate_limit, sandbox.burst = 0, 1, 1
+    assert statuses(http, 2) == [200, 429]  # the bucket is empty: introspection is still answered
+    for _ in range(3):
+        assert (
+            httpx.get(server.url.replace("/api/v1", "/_sandbox/requests"), headers=KEY_HEADER).status_code
+            == 200
+        )
+    assert sandbox.stats.throttled == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        *[
+            (("--rate-limit", value), "Invalid value for '--rate-limit'")
+            for value in ("0", "-1", "abc", "nan", "inf")
+        ],
+        *[
+            (("--rate-limit", "5", "--burst", value), "Invalid value for '--burst'")
+            for value in ("0", "-1", "abc", "nan", "inf", "0.5")
+        ],
+        *[
+            (("--max-in-flight", value), "Invalid value for '--max-in-flight'")
+            for value in ("0", "-1", "abc", "nan", "1.5")
+        ],
+        *[
+            (("--rate-limit", "5", "--throttle-answer", value), "Invalid value for '--throttle-answer'")
+            for value in ("0", "-1", "502", "")
+        ],
+        (("--burst", "3"), "--burst needs --rate-limit"),
+    ],
+)
+def test_bad_throttling_options_are_one_line(run, args, message) -> None:
+    result = run("sandbox", "--port", "0", "--api-key", "k", *args)
+    assert result.code == 1
+    assert result.err.startswith("Error: ") and message in result.err
+    assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+
+
+def test_sandbox_command_builds_the_throttling_it_is_given(run, monkeypatch) -> None:
+    import reconciler.sandbox
+
+    built: list[Sandbox] = []
+
+    class Recording:
+        def __init__(self, sandbox: Sandbox, host: str, port: int) -> None:
+            built.append(sandbox)
+
+        def start(self) -> None:
+            raise SandboxStartError("recorded")
+
+    monkeypatch.setattr(reconciler.sandbox, "ServerThread", Recording)
+    assert run("sandbox", "--api-key", "k").code == 1
+    args = ("--rate-limit", "0.5", "--burst", "2.5", "--throttle-answer", "503", "--max-in-flight", "7")
+    assert run("sandbox", "--api-key", "k", *args).code == 1
+    (defaults, given) = built
+    assert (defaults.rate_limit, defaults.burst, defaults.throttle_answer, defaults.max_in_flight) == (
+        None,
+        None,
+        "429-retry-after",
+        None,
+    )
+    assert (given.rate_limit, given.burst, given.throttle_answer, given.max_in_flight) == (0.5, 2.5, "503", 7)
+
+
+def test_sandbox_command_throttles() -> None:
+    command = [sys.executable, "-m", "reconciler", "sandbox", "--port", "0", "--api-key", "k"]
+    command += ["--accept-any-account", "--rate-limit", "0.5", "--burst", "2", "--throttle-answer", "429"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    try:
+        url = process.stderr.readline().rsplit(" ", 1)[-1].strip()
+        assert url.startswith("http://127.0.0.1:")
+        with httpx.Client(base_url=url, headers={"X-API-KEY": "k"}) as client:
+            answers = [client.patch("/accounts/a", json={"country": "US"}) for _ in range(3)]
+        assert [answer.status_code for answer in answers] == [
+            200,
+            200,
+            429,
+        ]  # the burst, then a token per 2 s
+        assert "retry-after" not in answers[2].headers
+    finally:
+        process.terminate()
+        process.wait()
+        process.stderr.close()
 
 
 def test_dropped_connection_is_a_network_error(server) -> None:

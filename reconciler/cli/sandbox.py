@@ -37,7 +37,33 @@ from reconciler.install import extra_command
     "request in the error's detail), or hang, drop, "
     "garbage, html, truncated, huge, wrong_account or wrong_object.",
 )
-@click.option("--rate-limit", type=FiniteRange(0.1), default=None, help="429 above this many requests/s.")
+@click.option(
+    "--rate-limit",
+    type=FiniteRange(0, min_open=True),
+    default=None,
+    help="A token bucket refilled at this many requests/s; past it, --throttle-answer.",
+)
+@click.option(
+    "--burst",
+    type=FiniteRange(1),
+    default=None,
+    help="The bucket's size: requests let through at once (default: one second's worth). Needs --rate-limit.",
+)
+@click.option(
+    "--throttle-answer",
+    # Sandbox's THROTTLE_ANSWERS (not imported here: the sandbox package needs its extra).
+    type=click.Choice(["429", "429-retry-after", "503"]),
+    default="429-retry-after",
+    show_default=True,
+    help="The answer past the rate limit: 429, 429 with Retry-After: 1, or 503.",
+)
+@click.option(
+    "--max-in-flight",
+    type=click.IntRange(1),
+    default=None,
+    metavar="K",
+    help="A worker pool of K: a request arriving while K are being served answers 503 at once.",
+)
 @click.option("--sync-polls", type=click.IntRange(0), default=2, show_default=True)
 @click.option(
     "--unsupported-providers",
@@ -63,12 +89,17 @@ def sandbox(
     jitter_ms: float,
     faults: tuple[str, ...],
     rate_limit: float | None,
+    burst: float | None,
+    throttle_answer: str,
+    max_in_flight: int | None,
     sync_polls: int,
     unsupported_providers: str,
     seed: int | None,
     max_body_bytes: int,
 ) -> None:
     """Serve a local postpress API for trying the tool and for tests."""
+    if burst is not None and rate_limit is None:
+        fail("--burst needs --rate-limit")
     try:
         from reconciler.sandbox import (
             Fault,
@@ -101,6 +132,9 @@ def sandbox(
         jitter_ms=jitter_ms,
         faults=parsed_faults,
         rate_limit=rate_limit,
+        burst=burst,
+        throttle_answer=throttle_answer,
+        max_in_flight=max_in_flight,
         seed=seed,
         sync_polls=sync_polls,
         unsupported_providers=unsupported,

@@ -2,7 +2,10 @@
 
 Routing reads the raw request path, so a percent-encoded account id (`a%2Fb`) stays one path segment. Counters
 (`Sandbox.stats`) let tests assert what reached the server: PATCHes per account, syncs started, requests sent
-after a terminal sync status, and the most requests ever in flight at once.
+after a terminal sync status, the most requests ever in flight at once, and requests refused as throttled.
+
+Throttling, as an API may do it: a token bucket (`rate_limit` tokens per second, up to `burst`, one per request)
+whose refusal is `throttle_answer`, and a worker pool (`max_in_flight`) that answers 503 at once when full.
 """
 
 from __future__ import annotations
@@ -36,6 +39,14 @@ INTROSPECTION_PREFIX = "/_sandbox/"
 #: The largest request body read by default; a larger one answers 400 errors/content_too_large.
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DROP = object()  # a reply's payload meaning "close the connection mid-answer"
+#: What a request refused by the token bucket is answered, by `Sandbox.throttle_answer`.
+THROTTLE_ANSWERS: dict[str, Reply] = {
+    "429": error_reply("errors/too_many_requests", "Too many requests."),
+    "429-retry-after": error_reply("errors/too_many_requests", "Too many requests.", {"retry-after": "1"}),
+    "503": error_reply("errors/service_unavailable", "Too many requests."),
+}
+#: The answer of a request arriving while `max_in_flight` requests are being served.
+POOL_FULL = error_reply("errors/service_unavailable", "Every worker is busy.")
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -73,6 +84,7 @@ class Stats:
     after_terminal: Counter[str] = field(default_factory=Counter)
     sync_params: dict[str, dict[str, str]] = field(default_factory=dict)
     request_times: list[tuple[float, str, str]] = field(default_factory=list)  # (arrival, route, account)
+    throttled: int = 0  # requests refused by the token bucket (rate_limit) or the worker pool (max_in_flight)
     log: list[dict[str, Any]] = field(default_factory=list)  # every request: method, path, status
 
 
@@ -89,6 +101,9 @@ class Sandbox:
         jitter_ms: float = 0.0,
         faults: list[Fault] | None = None,
         rate_limit: float | None = None,
+        burst: float | None = None,
+        throttle_answer: str = "429-retry-after",
+        max_in_flight: int | None = None,
         seed: int | None = None,
         sync_polls: int = 2,
         unsupported_providers: frozenset[str] = MAIL_PROVIDERS,
@@ -101,7 +116,20 @@ class Sandbox:
         self.latency_ms = latency_ms
         self.jitter_ms = jitter_ms
         self.faults = faults or []
+        if throttle_answer not in THROTTLE_ANSWERS:
+            raise ValueError(
+                f"throttle_answer {throttle_answer!r} is not one of {', '.join(THROTTLE_ANSWERS)}"
+            )
+        #: Tokens per second of the bucket (None or 0: no rate limit); `burst` is its size, None meaning
+        #: max(1, rate_limit): a second's worth, as the limit of R requests in any second it replaced admitted.
+        #: A request the bucket refuses is answered `THROTTLE_ANSWERS[throttle_answer]`.
         self.rate_limit = rate_limit
+        self.burst = burst
+        self.throttle_answer = throttle_answer
+        #: The worker pool: a request arriving while this many API requests are being served answers 503 at once.
+        self.max_in_flight = max_in_flight
+        #: The bucket's time source (tests replace it with a clock they move).
+        self.clock: Callable[[], float] = time.monotonic
         self.random = random.Random(seed)
         self.sync_polls = sync_polls
         self.unsupported_providers = unsupported_providers
@@ -109,7 +137,10 @@ class Sandbox:
         self.max_body_bytes = max_body_bytes
         self.stats = Stats()
         self._syncs: dict[str, SyncState] = {}
-        self._window: list[float] = []
+        # The bucket's tokens when last looked at, None when full (it starts full, and again when re-enabled).
+        self._tokens: float | None = None
+        self._refilled_at = 0.0
+        self._serving = 0  # API requests being handled, past the key check and the pool
 
     def reset_stats(self) -> None:
         self.stats = Stats()
@@ -145,42 +176,67 @@ class Sandbox:
         await _write(send, reply)
 
     async def handle(self, scope: dict[str, Any], receive: Receive) -> Reply:
-        """The reply to one request; `receive` is called only for a PATCH that passed the key check."""
+        """The reply to one request; `receive` is called only for a PATCH that passed the key check.
+
+        Every answer comes after the simulated latency (a gateway answers after the network round trip) but the
+        worker pool's: a full pool answers at once. The checks, in order: route, key, pool, bucket, faults.
+        """
         arrived = time.monotonic()  # before the simulated latency: when the request reached the server
-        if self.latency_ms or self.jitter_ms:
-            await asyncio.sleep((self.latency_ms + self.random.uniform(0, self.jitter_ms)) / 1000)
         raw_path = scope.get("raw_path") or scope["path"].encode()
         path = raw_path.decode("latin-1").split("?", 1)[0]
         method = scope["method"]
+        try:
+            if path.startswith(INTROSPECTION_PREFIX):  # never limited
+                await self._latency()
+                self._check_key(scope)
+                return self._introspect(method, path[len(INTROSPECTION_PREFIX) :])
+            try:
+                route, segment = _route(method, path)
+                account_id = account_id_from(segment)
+                self.stats.request_times.append((arrived, route, account_id))
+                (self.stats.patches if route == "patch" else self.stats.sync_calls)[account_id] += 1
+                self._check_key(scope)
+            except Refused:
+                await self._latency()
+                raise
+            if self.max_in_flight and self._serving >= self.max_in_flight:
+                self.stats.throttled += 1
+                return POOL_FULL
+            self._serving += 1
+            try:
+                await self._latency()
+                return await self._answer(scope, receive, route, account_id)
+            finally:
+                self._serving -= 1
+        except Refused as refused:
+            return refused.reply
+
+    async def _latency(self) -> None:
+        if self.latency_ms or self.jitter_ms:
+            await asyncio.sleep((self.latency_ms + self.random.uniform(0, self.jitter_ms)) / 1000)
+
+    async def _answer(self, scope: dict[str, Any], receive: Receive, route: Route, account_id: str) -> Reply:
+        """The answer to an API request past the key check and the pool: the bucket, faults, then the route."""
+        if self.rate_limit:
+            if not self._take_token(self.rate_limit):
+                self.stats.throttled += 1
+                return THROTTLE_ANSWERS[self.throttle_answer]
+        else:
+            self._tokens = None
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
         }
-        try:
-            if path.startswith(INTROSPECTION_PREFIX):
-                self._check_key(scope)
-                return self._introspect(method, path[len(INTROSPECTION_PREFIX) :])
-            route, segment = _route(method, path)
-            account_id = account_id_from(segment)
-            self.stats.request_times.append((arrived, route, account_id))
-            (self.stats.patches if route == "patch" else self.stats.sync_calls)[account_id] += 1
-            self._check_key(scope)
-            if self.rate_limit and self._over_rate():
-                return error_reply("errors/too_many_requests", "Too many requests.", {"retry-after": "1"})
-            fault = self._fault(route, account_id)
-            if fault is not None:
-                echoed = (
-                    echo(headers, await read_body(headers, receive, self.max_body_bytes))
-                    if fault.echo
-                    else None
-                )
-                return await self._injected(fault, route, account_id, echoed)
-            if route == "patch":
-                body = await read_body(headers, receive, self.max_body_bytes)
-                return self._patch(account_id, patch_request(headers, body))
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-            return self._sync(account_id, {name: values[-1] for name, values in query.items()})
-        except Refused as refused:
-            return refused.reply
+        fault = self._fault(route, account_id)
+        if fault is not None:
+            echoed = (
+                echo(headers, await read_body(headers, receive, self.max_body_bytes)) if fault.echo else None
+            )
+            return await self._injected(fault, route, account_id, echoed)
+        if route == "patch":
+            body = await read_body(headers, receive, self.max_body_bytes)
+            return self._patch(account_id, patch_request(headers, body))
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        return self._sync(account_id, {name: values[-1] for name, values in query.items()})
 
     def _check_key(self, scope: dict[str, Any]) -> None:
         """The X-API-KEY header against the sandbox's key, compared as bytes (any byte may arrive)."""
@@ -228,11 +284,21 @@ class Sandbox:
         return error_reply("errors/resource_not_found", "No such sandbox route.")
 
     # -- faults and the rate limit ---------------------------------------------------------------------------
-    def _over_rate(self) -> bool:
-        now = time.monotonic()
-        self._window = [moment for moment in self._window if now - moment < 1.0]
-        self._window.append(now)
-        return len(self._window) > (self.rate_limit or 0)
+    def _take_token(self, rate: float) -> bool:
+        """Whether the bucket holds a token for this request, taking it if so; a refusal takes nothing.
+
+        The bucket refills continuously at `rate` per second up to its size, and starts full.
+        """
+        size = self.burst if self.burst is not None else max(1.0, rate)
+        now = self.clock()
+        tokens = self._tokens
+        tokens = size if tokens is None else min(size, tokens + (now - self._refilled_at) * rate)
+        self._refilled_at = now
+        if tokens < 1:
+            self._tokens = tokens
+            return False
+        self._tokens = tokens - 1
+        return True
 
     def _fault(self, route: Route, account_id: str) -> Fault | None:
         for fault in self.faults:
