@@ -1,7 +1,8 @@
 """Application functions that the CLI and the tests both call: the whole apply flow in one place.
 
-apply: lock -> read -> plan -> freshness of a saved plan -> safety bound -> confirm -> journal -> engine ->
-fold. The caller parses, renders and chooses the exit code; this module prints nothing.
+apply: lock -> read -> plan -> freshness of a saved plan -> safety bound -> confirm -> create the state if there is
+none yet (planning again if another shard created it first) -> journal -> engine -> fold. The caller parses,
+renders and chooses the exit code; this module prints nothing.
 """
 
 from __future__ import annotations
@@ -172,6 +173,17 @@ async def _strip_stored_messages(
 _STRIP_BATCH = 512
 
 
+def _plan(request: ApplyRequest, recorded: Recorded) -> Plan:
+    return make_plan(
+        request.desired,
+        recorded,
+        request.targets,
+        list(request.selectors),
+        request.shard,
+        fingerprint_key=request.fingerprint_key,
+    )
+
+
 def apply_run(
     request: ApplyRequest,
     confirm: Confirmer | None = None,
@@ -190,14 +202,7 @@ def apply_run(
         log.debug("locked the state %s", backend.describe())
         before = backend.read()
         log.debug("read %d recorded account(s), serial %d", len(before.accounts), before.serial)
-        plan = make_plan(
-            request.desired,
-            before,
-            request.targets,
-            list(request.selectors),
-            request.shard,
-            fingerprint_key=request.fingerprint_key,
-        )
+        plan = _plan(request, before)
         if plan.unset_variables:
             them = "them" if len(plan.unset_variables) > 1 else "it"
             raise UsageError(
@@ -213,7 +218,17 @@ def apply_run(
             )
         if confirm is not None:
             confirm(plan)
-        snapshot, journal = backend.open_journal(salt=before.salt)
+        if not before.exists:
+            # The first apply creates the state, with the salt it planned with. Shards started together each
+            # read no state and planned with a salt of their own: only one creation wins, and a shard that lost
+            # plans again with the winner's salt, so no fingerprint is recorded with a salt that is not the
+            # state's. Nothing else in the plan can change: a shard plans only its own accounts, which no other
+            # holder of a lock writes meanwhile.
+            created = backend.create_if_absent(salt=before.salt)
+            if created.salt != before.salt:
+                log.debug("the state was created by another shard: planning again with its salt")
+                plan = _plan(request, created)
+        snapshot, journal = backend.open_journal()
         progress = Progress(total=len(plan.changes))
         started = time.monotonic()
         try:

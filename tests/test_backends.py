@@ -56,6 +56,23 @@ def test_serial_lineage_and_recording(state_url) -> None:
     assert set(backend.read().accounts) == {"a"} and backend.read().serial == 2
 
 
+def test_creating_the_state_keeps_the_first_creation(state_url) -> None:
+    """What apply does before recording on a state that does not exist yet: create it, or read the one that
+    another lock holder (a shard) created first, never replacing its lineage or salt."""
+    backend = open_backend(state_url)
+    with backend.lock():
+        first = backend.create_if_absent(salt="first")
+        again = backend.create_if_absent(salt="second")
+        recorded, journal = backend.open_journal(salt="third")
+        journal.close()
+    assert first.exists and first.salt == "first" and first.serial == 0
+    assert (again.lineage, again.salt) == (recorded.lineage, recorded.salt) == (first.lineage, "first")
+    assert (open_backend(state_url).read().lineage, open_backend(state_url).read().salt) == (
+        first.lineage,
+        "first",
+    )
+
+
 def test_lock_is_exclusive_and_names_the_holder(state_url) -> None:
     with (
         open_backend(state_url).lock(command="apply"),

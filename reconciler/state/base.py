@@ -51,8 +51,16 @@ class Backend(Protocol):
         Raise LockHeld naming the holder if not acquired within `timeout`.
         """
 
+    def create_if_absent(self, salt: str | None = None) -> Recorded:
+        """Under the lock: the state as `read()` gives it, created first if it does not exist yet (a new lineage,
+        serial 0, `salt` or else a new salt).
+
+        Holders of the lock that create the state at once (shards started together) all get the values of the
+        one creation that won: a creation never replaces a lineage or salt that another holder may already be
+        fingerprinting with."""
+
     def open_journal(self, salt: str | None = None) -> tuple[Recorded, Journal]:
-        """Under the lock: fold leftovers, create the state if needed, and start recording.
+        """Under the lock: fold leftovers, create the state if needed (as `create_if_absent`), and start recording.
 
         The state returned is the journal's own: each event appended is folded into it."""
 

@@ -212,15 +212,26 @@ class FileBackend:
             raise StateError("internal error: the state was changed without holding its lock")
 
     # -- applying --------------------------------------------------------------------------------------------
+    def create_if_absent(self, salt: str | None = None) -> Recorded:
+        self._require_lock()
+        recorded = self.read()
+        if not recorded.exists:
+            self._create(recorded, salt)
+        return recorded
+
+    def _create(self, recorded: Recorded, salt: str | None) -> None:
+        """Write `recorded`, a state read where there was none, as a new state (one lock holder at a time)."""
+        recorded.lineage = str(uuid.uuid4())
+        recorded.salt = salt or recorded.salt
+        self._write_file(recorded)
+
     def open_journal(self, salt: str | None = None) -> tuple[Recorded, FileJournal]:
         self._require_lock()
         recorded = self._read_file()
         if self._replay_journal(recorded):
             self._write_file(recorded)
         if not recorded.exists:
-            recorded.lineage = str(uuid.uuid4())
-            recorded.salt = salt or recorded.salt
-            self._write_file(recorded)
+            self._create(recorded, salt)
         with contextlib.suppress(FileNotFoundError):
             self.journal_path.unlink()  # folded above; a link is removed, never followed
         return recorded, FileJournal(self, recorded)

@@ -350,21 +350,30 @@ class PostgresBackend:
         return self._lock_connection
 
     # -- writing ---------------------------------------------------------------------------------------------
+    def create_if_absent(self, salt: str | None = None) -> Recorded:
+        connection = self._locked()
+        with self._errors("cannot create the state"):
+            return self._create_if_absent(connection, salt)
+
+    def _create_if_absent(self, connection: psycopg.Connection[Any], salt: str | None) -> Recorded:
+        """The workspace's row is inserted only where there is none (`on conflict do nothing`, never an
+        update) and then read back: shards that race to create it all read the one row that won."""
+        recorded = self._read(connection)
+        if recorded.exists:
+            return recorded
+        with connection.transaction():
+            connection.execute(
+                sql.SQL("insert into {} values (%s, %s, %s, %s) on conflict (workspace) do nothing").format(
+                    self._table("workspaces")
+                ),
+                (self.workspace, str(uuid.uuid4()), recorded.serial, salt or recorded.salt),
+            )
+        return self._read(connection)
+
     def open_journal(self, salt: str | None = None) -> tuple[Recorded, PostgresJournal]:
         connection = self._locked()
         with self._errors("cannot start recording"):
-            recorded = self._read(connection)
-            if not recorded.exists:
-                recorded.lineage = str(uuid.uuid4())
-                recorded.salt = salt or recorded.salt
-                with connection.transaction():  # shards may race to create it: the first one wins
-                    connection.execute(
-                        sql.SQL("insert into {} values (%s, %s, %s, %s) on conflict do nothing").format(
-                            self._table("workspaces")
-                        ),
-                        (self.workspace, recorded.lineage, recorded.serial, recorded.salt),
-                    )
-                recorded = self._read(connection)
+            recorded = self._create_if_absent(connection, salt)
         return recorded, PostgresJournal(self, connection, recorded)
 
     def write(self, recorded: Recorded) -> None:
