@@ -9,10 +9,11 @@ The law, chosen from TCP and the AWS SDKs' adaptive retry mode (docs/apply.md sa
 - **Push-back** is a congestion event: a throttling answer (429, 503, 504), a client timeout, or latency rising
   past twice its baseline. Only one event counts per round trip: push-back about a request sent before the last
   decrease belongs to the same congestion (TCP's rule). The rate becomes BETA times the rate the API *accepted*
-  over the last moments (what it gave, not what was sent: one step lands under its limit instead of halving down
-  from an overshoot), and that accepted rate is remembered as the `peak`. A timeout or rising latency also cut
-  the window by BETA: the API is queueing, fewer requests should wait in it. A throttling answer leaves the
-  window alone: evenly spaced requests at a rate hold only rate x latency in flight.
+  over the last round trips (what it gave, not what was sent: one step lands under its limit instead of many
+  small steps down from an overshoot), remembered as the `peak`; the window becomes BETA times the requests in
+  flight, so that a limit on concurrency (a worker pool) is met too. Leaving slow start, the rate is not cut: the
+  limit lies between what was accepted over the last round trips and twice that, and the pace holds the lower
+  of twice that and what is in flight at the latency seen.
 - **Recovery** follows CUBIC's curve, as the AWS SDKs do: rate(t) = peak + c (t - K)^3, so the rate climbs back
   fast, flattens near the peak where the API pushed back (most of the time is spent just under the limit), then
   rises ever faster above it to find a limit that moved up. K is RECOVERY_SECONDS whatever the rate, so a limit
@@ -36,9 +37,9 @@ from reconciler.model import PaceSummary
 #: Requests in flight before the first success: a first wave small enough not to meet a low limit whole.
 INITIAL_WINDOW = 8
 #: What a congestion event keeps of the rate the API accepted (and of the window, when it is cut).
-BETA = 0.75
+BETA = 0.85
 #: Seconds the cubic takes to climb from BETA x peak back to the peak.
-RECOVERY_SECONDS = 1.0
+RECOVERY_SECONDS = 0.7
 #: The slowest pace: a request every two seconds.
 MIN_RATE = 0.5
 #: Latency is rising when its smoothed value passes this many times its baseline, plus LATENCY_SLACK.
@@ -49,9 +50,11 @@ LATENCY_SLACK = 0.05
 BASELINE_PERIOD = 10.0
 #: Weight of a new latency sample in the smoothed latency.
 LATENCY_WEIGHT = 0.1
-#: The accepted rate is counted over at most this many seconds, and at least MIN_SPAN.
+#: The accepted rate is counted over the last RECENT_TRIPS round trips, at least MIN_SPAN and at most RATE_SPAN
+#: seconds: long enough to count tens of answers, short enough to see the API's limit rather than the past.
+RECENT_TRIPS = 2.0
+MIN_SPAN = 0.1
 RATE_SPAN = 1.0
-MIN_SPAN = 0.02
 #: Timeline rows in the report, at most.
 TIMELINE_ROWS = 12
 
@@ -106,8 +109,9 @@ class Pace:
         return 0.0 if rate == math.inf else 1.0 / rate
 
     # -- what it is told -------------------------------------------------------------------------------------
-    def answered(self, sent_at: float, signal: int) -> None:
-        """An answer to a request started at `sent_at` arrived now; `signal` says what it means for the pace."""
+    def answered(self, sent_at: float, signal: int, in_flight: int) -> None:
+        """An answer to a request started at `sent_at` arrived now, with `in_flight` requests (it included) out;
+        `signal` says what it means for the pace."""
         now = self._clock()
         self.log.answered(now, signal)
         if not self.adaptive:
@@ -117,13 +121,11 @@ class Pace:
             while self._accepted_at[0] < now - RATE_SPAN:
                 self._accepted_at.popleft()
             if self._latency_rising(now - sent_at, now):
-                self._congestion(sent_at, now, cut_window=True)
+                self._congestion(sent_at, now, in_flight)
             else:
                 self._grow_window()
-        elif signal == THROTTLED:
-            self._congestion(sent_at, now, cut_window=False)
-        elif signal == TIMED_OUT:
-            self._congestion(sent_at, now, cut_window=True)
+        elif signal in (THROTTLED, TIMED_OUT):
+            self._congestion(sent_at, now, in_flight)
 
     def _grow_window(self) -> None:
         if self.window < self.max_window:
@@ -141,29 +143,36 @@ class Pace:
         self._baseline = (min(current, smoothed), previous)
         return smoothed > LATENCY_TOLERANCE * min(current, previous, smoothed) + LATENCY_SLACK
 
-    def _congestion(self, sent_at: float, now: float, cut_window: bool) -> None:
+    def _congestion(self, sent_at: float, now: float, in_flight: int) -> None:
         if sent_at < self._last_decrease:
             return  # the same congestion as the last decrease: requests sent before it are still answering
         accepted = self._accepted_rate(now)
         if accepted is None:
-            return  # nothing accepted yet since the last decrease: no measure to go by (the stop policy watches)
+            return  # nothing accepted for a while: no measure to go by (the stop policy watches)
+        if self._slow_start:
+            # The window doubled every round trip up to now: the API's limit lies between what it accepted over
+            # the last round trips and twice that, and at most what is in flight carries at the latency seen.
+            # Hold that rate (the curve's flat part), and probe above it.
+            accepted = min(2 * accepted, in_flight / max(self._smoothed_latency, 1e-3))
         self.peak = max(min(accepted, self.rate(now)), MIN_RATE)
         self._scale = self.peak * (1.0 - BETA) / RECOVERY_SECONDS**3
-        self._epoch = self._last_decrease = now
+        self._epoch = now - (RECOVERY_SECONDS if self._slow_start else 0.0)
+        self._last_decrease = now
         self._slow_start = False
-        if cut_window:
-            self.window = max(1.0, self.window * BETA)
-            self.limit = int(self.window)
+        self.window = max(1.0, min(self.window, in_flight) * BETA)
+        self.limit = int(self.window)
         self.log.decreased(now, self.rate(now))
 
     def _accepted_rate(self, now: float) -> float | None:
-        """Answers per second the API accepted since the last decrease (over RATE_SPAN at most).
+        """Answers per second the API accepted over the last round trips (RECENT_TRIPS smoothed latencies, within
+        MIN_SPAN and RATE_SPAN seconds).
 
         With none accepted: at the first push-back, what the window would carry at the latency seen; later, the
         current rate once a whole RATE_SPAN went by with none (an API that accepts nothing at all is the stop
         policy's to end, not the pace's to slow to a crawl), else None: too soon to tell."""
-        since = max(self.started, self._last_decrease)
-        span = min(max(now - since, MIN_SPAN), RATE_SPAN)
+        span = min(
+            max(RECENT_TRIPS * self._smoothed_latency, MIN_SPAN), RATE_SPAN, max(now - self.started, 1e-3)
+        )
         count = 0
         for moment in reversed(self._accepted_at):
             if moment < now - span:
@@ -172,8 +181,11 @@ class Pace:
         if count:
             return count / span
         if not self.peak:
-            return self.limit / max(self._smoothed_latency, MIN_SPAN)
-        return self.rate(now) if now - since >= RATE_SPAN else None
+            return self.limit / max(self._smoothed_latency, 1e-3)
+        return self.rate(now) if now - max(self._last_decrease, self._last_accepted()) >= RATE_SPAN else None
+
+    def _last_accepted(self) -> float:
+        return self._accepted_at[-1] if self._accepted_at else self.started
 
     def summary(self, waited: float) -> PaceSummary:
         """What the pace did over the run, for the report; `waited` is the time requests were held by the rate."""

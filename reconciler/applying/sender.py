@@ -158,7 +158,7 @@ class Sender:
                 answer = await call()
             finally:
                 progress.in_flight -= 1
-            self._pace.answered(sent_at, pace_signal(answer.error))
+            self._pace.answered(sent_at, pace_signal(answer.error), permits.in_flight)
             if answer.error is None:
                 self.stop.succeeded()
                 event = record(answer)
