@@ -40,6 +40,8 @@ INITIAL_WINDOW = 8
 BETA = 0.85
 #: Seconds the cubic takes to climb from BETA x peak back to the peak.
 RECOVERY_SECONDS = 0.7
+#: With nothing accepted since the last cut, the rate falls no lower than this share of the peak.
+MIN_SHARE = 1 / 16
 #: The slowest pace: a request every two seconds.
 MIN_RATE = 0.5
 #: Latency is rising when its smoothed value passes this many times its baseline, plus LATENCY_SLACK.
@@ -146,46 +148,51 @@ class Pace:
     def _congestion(self, sent_at: float, now: float, in_flight: int) -> None:
         if sent_at < self._last_decrease:
             return  # the same congestion as the last decrease: requests sent before it are still answering
-        accepted = self._accepted_rate(now)
-        if accepted is None:
-            return  # nothing accepted for a while: no measure to go by (the stop policy watches)
-        if self._slow_start:
-            # The window doubled every round trip up to now: the API's limit lies between what it accepted over
-            # the last round trips and twice that, and at most what is in flight carries at the latency seen.
-            # Hold that rate (the curve's flat part), and probe above it.
-            accepted = min(2 * accepted, in_flight / max(self._smoothed_latency, 1e-3))
-        self.peak = max(min(accepted, self.rate(now)), MIN_RATE)
-        self._scale = self.peak * (1.0 - BETA) / RECOVERY_SECONDS**3
-        self._epoch = now - (RECOVERY_SECONDS if self._slow_start else 0.0)
+        last_accepted = self._accepted_at[-1] if self._accepted_at else -math.inf
+        if self.peak and in_flight >= self.limit:
+            pass  # the window was full: the limit met is on requests in flight (a worker pool), cut the window only
+        elif self.peak and last_accepted <= self._last_decrease:
+            # Nothing accepted since the last cut: no new measure of the limit. Slow down as TCP does, by BETA a
+            # round trip, but keep the peak, so that the climb back after a moment of refusals is steep, and stay
+            # above MIN_SHARE of it (an API that accepts nothing at all is the stop policy's to end).
+            self._to_curve(max(BETA * self.rate(now), MIN_SHARE * self.peak), now)
+        else:
+            accepted = self._accepted_rate(now)
+            if self._slow_start:
+                # The window doubled every round trip up to now: the limit lies between what the API accepted
+                # over the last round trips and twice that, and at most what is in flight carries at the latency
+                # seen. Hold that rate (the curve's flat part), and probe above it.
+                accepted = min(2 * accepted, in_flight / max(self._smoothed_latency, 1e-3))
+            self.peak = max(min(accepted, self.rate(now)), MIN_RATE)
+            self._scale = self.peak * (1.0 - BETA) / RECOVERY_SECONDS**3
+            self._to_curve(self.peak if self._slow_start else BETA * self.peak, now)
         self._last_decrease = now
         self._slow_start = False
         self.window = max(1.0, min(self.window, in_flight) * BETA)
         self.limit = int(self.window)
         self.log.decreased(now, self.rate(now))
 
-    def _accepted_rate(self, now: float) -> float | None:
-        """Answers per second the API accepted over the last round trips (RECENT_TRIPS smoothed latencies, within
-        MIN_SPAN and RATE_SPAN seconds).
+    def _to_curve(self, rate: float, now: float) -> None:
+        """Place `now` on the curve where it gives `rate`."""
+        gap = (rate - self.peak) / self._scale
+        self._epoch = now - RECOVERY_SECONDS - math.copysign(abs(gap) ** (1 / 3), gap)
 
-        With none accepted: at the first push-back, what the window would carry at the latency seen; later, the
-        current rate once a whole RATE_SPAN went by with none (an API that accepts nothing at all is the stop
-        policy's to end, not the pace's to slow to a crawl), else None: too soon to tell."""
-        span = min(
-            max(RECENT_TRIPS * self._smoothed_latency, MIN_SPAN), RATE_SPAN, max(now - self.started, 1e-3)
-        )
+    def _accepted_rate(self, now: float) -> float:
+        """Answers per second the API accepted over the last round trips (RECENT_TRIPS smoothed latencies, within
+        MIN_SPAN and RATE_SPAN seconds), in slow start since the first answer; before any, what the window
+        carries at the latency seen."""
+        accepted_at = self._accepted_at
+        if not accepted_at:
+            return self.limit / max(self._smoothed_latency, 1e-3)
+        if self._slow_start:  # from the first answer: the first round trip had none to count
+            return len(accepted_at) / max(now - accepted_at[0], 1e-3)
+        span = min(max(RECENT_TRIPS * self._smoothed_latency, MIN_SPAN), RATE_SPAN)
         count = 0
-        for moment in reversed(self._accepted_at):
+        for moment in reversed(accepted_at):
             if moment < now - span:
                 break
             count += 1
-        if count:
-            return count / span
-        if not self.peak:
-            return self.limit / max(self._smoothed_latency, 1e-3)
-        return self.rate(now) if now - max(self._last_decrease, self._last_accepted()) >= RATE_SPAN else None
-
-    def _last_accepted(self) -> float:
-        return self._accepted_at[-1] if self._accepted_at else self.started
+        return max(count, 1) / span
 
     def summary(self, waited: float) -> PaceSummary:
         """What the pace did over the run, for the report; `waited` is the time requests were held by the rate."""

@@ -1,0 +1,292 @@
+"""The pace's law, on a fake clock: slow start, one decrease per round trip to what the API accepted, the cubic
+recovery, ceilings never passed; the permits that obey it; and the stop policy."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+
+from reconciler.api.catalogue import CATALOGUE, classify
+from reconciler.applying import pace as pace_module
+from reconciler.applying.pace import (
+    ACCEPTED,
+    BETA,
+    INITIAL_WINDOW,
+    MIN_SHARE,
+    RECOVERY_SECONDS,
+    THROTTLED,
+    TIMED_OUT,
+    UNANSWERED,
+    Pace,
+)
+from reconciler.applying.permits import Permits
+from reconciler.applying.sender import pace_signal
+from reconciler.applying.stopping import PROBES, StopPolicy
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def steady(pace: Pace, clock: Clock, rate: float, seconds: float, latency: float = 0.02) -> None:
+    """Answers accepted at `rate` per second for `seconds`, each after `latency`."""
+    for _ in range(int(rate * seconds)):
+        clock.now += 1.0 / rate
+        pace.answered(clock.now - latency, ACCEPTED, in_flight=max(1, int(rate * latency)))
+
+
+def throttled_pace(clock: Clock, accepted_rate: float = 300.0, concurrency: int = 64) -> Pace:
+    """A pace out of slow start: accepted at `accepted_rate`, then one throttling answer (held at that rate)."""
+    pace = Pace(concurrency, clock=clock)
+    steady(pace, clock, accepted_rate, 1.0)
+    pace.answered(clock.now - 0.02, THROTTLED, in_flight=6)
+    return pace
+
+
+def test_slow_start_doubles_the_window_per_round_trip_up_to_the_concurrency() -> None:
+    clock = Clock()
+    pace = Pace(20, clock=clock)
+    assert (pace.limit, pace.rate(clock.now), pace.interval(clock.now)) == (INITIAL_WINDOW, math.inf, 0.0)
+    for _ in range(INITIAL_WINDOW):  # one round trip's answers
+        pace.answered(clock.now, ACCEPTED, in_flight=INITIAL_WINDOW)
+    assert pace.limit == 2 * INITIAL_WINDOW
+    for _ in range(100):
+        pace.answered(clock.now, ACCEPTED, in_flight=20)
+    assert pace.limit == 20  # the ceiling
+    assert pace.rate(clock.now) == math.inf  # nothing pushed back: no rate at all
+
+
+def test_a_small_concurrency_starts_at_it() -> None:
+    assert Pace(3, clock=Clock()).limit == 3
+
+
+def test_leaving_slow_start_holds_the_rate_the_api_accepted() -> None:
+    clock = Clock()
+    pace = throttled_pace(clock, accepted_rate=300.0)
+    # at most twice what was accepted, and at most what 6 in flight carry at 20 ms: 300/s
+    assert pace.rate(clock.now) == pytest.approx(300.0, rel=0.05)
+    assert pace.peak == pytest.approx(300.0, rel=0.05)
+
+
+def test_a_throttle_cuts_the_rate_to_beta_times_what_was_accepted_once_per_round_trip() -> None:
+    clock = Clock()
+    pace = throttled_pace(clock)
+    steady(pace, clock, 250.0, 0.5)  # the API now accepts 250/s
+    sent = clock.now - 0.02
+    pace.answered(sent, THROTTLED, in_flight=5)
+    cut = pace.rate(clock.now)
+    assert cut == pytest.approx(BETA * 250.0, rel=0.05)
+    # requests sent before that decrease answer the same congestion: no second cut
+    pace.answered(sent - 0.001, THROTTLED, in_flight=5)
+    assert pace.rate(clock.now) == cut
+
+
+def test_the_rate_climbs_back_to_the_peak_in_the_recovery_time_then_above_it() -> None:
+    clock = Clock()
+    pace = throttled_pace(clock)
+    steady(pace, clock, 300.0, 0.3)
+    pace.answered(clock.now - 0.02, THROTTLED, in_flight=6)
+    peak, start = pace.peak, clock.now
+    assert pace.rate(start) == pytest.approx(BETA * peak)
+    assert BETA * peak < pace.rate(start + RECOVERY_SECONDS / 2) < peak
+    assert pace.rate(start + RECOVERY_SECONDS) == pytest.approx(peak)
+    assert pace.rate(start + 1.5 * RECOVERY_SECONDS) - peak < peak - pace.rate(start + RECOVERY_SECONDS / 2)
+    assert pace.rate(start + 4 * RECOVERY_SECONDS) > 2 * peak  # a limit that moved up is found
+
+
+def test_the_rate_limit_and_the_concurrency_are_ceilings() -> None:
+    clock = Clock()
+    pace = Pace(10, rate_limit=100.0, clock=clock)
+    assert pace.rate(clock.now) == 100.0
+    steady(pace, clock, 90.0, 1.0)
+    pace.answered(clock.now - 0.02, THROTTLED, in_flight=2)
+    assert pace.rate(clock.now + 60) == 100.0  # the curve would be far above by then
+    for _ in range(1000):
+        pace.answered(clock.now, ACCEPTED, in_flight=10)
+    assert pace.limit <= 10
+
+
+def test_a_timeout_cuts_the_window_too() -> None:
+    clock = Clock()
+    pace = Pace(64, clock=clock)
+    steady(pace, clock, 500.0, 1.0)
+    assert pace.limit == 64
+    pace.answered(clock.now - 30, TIMED_OUT, in_flight=64)
+    assert pace.limit == int(64 * BETA)
+
+
+def test_rising_latency_is_congestion_but_jitter_of_milliseconds_is_not() -> None:
+    clock = Clock()
+    pace = Pace(64, clock=clock)
+    steady(pace, clock, 200.0, 1.0, latency=0.001)
+    steady(pace, clock, 200.0, 1.0, latency=0.01)  # ten times the baseline, but under the slack
+    assert pace.peak == 0 and pace.limit == 64
+    steady(pace, clock, 200.0, 1.0, latency=0.3)  # the API queues
+    assert pace.peak and pace.limit < 64
+
+
+def test_fixed_pace_holds_its_ceilings_whatever_the_api_answers() -> None:
+    clock = Clock()
+    pace = Pace(16, rate_limit=50.0, adaptive=False, clock=clock)
+    for signal in (THROTTLED, TIMED_OUT, ACCEPTED, THROTTLED):
+        clock.now += 1
+        pace.answered(clock.now - 0.01, signal, in_flight=16)
+    assert (pace.limit, pace.rate(clock.now)) == (16, 50.0)
+    summary = pace.summary(0.0)
+    assert (summary.adaptive, summary.throttled, summary.requests) == (False, 2, 4)
+
+
+def test_a_moment_of_refusals_slows_down_but_keeps_the_limit_in_mind() -> None:
+    """The API refuses everything for a quarter of a second (a hiccup): with nothing accepted there is no measure
+    of its limit. The rate falls by BETA a round trip, down to MIN_SHARE of the peak, which it keeps: the climb
+    back is steep, at the peak again within the recovery time."""
+    clock = Clock()
+    pace = throttled_pace(clock)
+    peak = pace.peak
+    for _ in range(50):
+        clock.now += 0.005
+        pace.answered(clock.now - 0.002, THROTTLED, in_flight=6)
+    assert pace.rate(clock.now) == pytest.approx(MIN_SHARE * peak)
+    assert pace.peak == peak
+    assert pace.rate(clock.now + RECOVERY_SECONDS * 1.9) >= peak
+
+
+def test_what_an_answer_says_to_the_pace() -> None:
+    assert pace_signal(None) == ACCEPTED
+    assert pace_signal(CATALOGUE["errors/too_many_requests"]) == THROTTLED
+    assert pace_signal(CATALOGUE["errors/service_unavailable"]) == THROTTLED
+    assert pace_signal(CATALOGUE["errors/request_timeout"]) == THROTTLED
+    assert pace_signal(classify(None, 429)) == THROTTLED  # a 429 whatever its type
+    assert pace_signal(CATALOGUE["errors/network_down"]) == ACCEPTED  # it stops the run instead
+    assert pace_signal(CATALOGUE["client_timeout"]) == TIMED_OUT
+    assert pace_signal(CATALOGUE["network_error"]) == UNANSWERED
+    assert pace_signal(CATALOGUE["errors/proxy_error"]) == ACCEPTED
+
+
+def test_the_summary_counts_throttles_and_the_pace_held() -> None:
+    clock = Clock()
+    pace = throttled_pace(clock)
+    steady(pace, clock, 280.0, 2.0)
+    summary = pace.summary(waited=1.5)
+    assert summary.throttled == 1 and summary.requests == 300 + 560 + 1
+    assert summary.held_rate == pytest.approx(280.0, rel=0.02)
+    assert summary.waited == 1.5 and summary.window <= 64
+    rows = summary.timeline
+    assert sum(row["throttled"] for row in rows) == 1
+    assert [row["from_second"] for row in rows] == [0, 1, 2]
+
+
+def test_a_long_run_has_a_short_timeline(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    pace = Pace(8, clock=clock)
+    steady(pace, clock, 10.0, 100.0)
+    rows = pace.summary(0.0).timeline
+    assert len(rows) <= pace_module.TIMELINE_ROWS
+    assert sum(row["requests_per_second"] * row["seconds"] for row in rows) == pytest.approx(1000, rel=0.01)
+
+
+# -- permits -----------------------------------------------------------------------------------------------------
+def test_permits_hold_the_window_and_send_again_before_first_sends() -> None:
+    async def scenario() -> tuple[list[str], int]:
+        pace = Pace(2, adaptive=False)
+        permits = Permits(pace)
+        order: list[str] = []
+        most = 0
+
+        async def request(name: str, again: bool = False) -> None:
+            nonlocal most
+            await permits.acquire(again)
+            most = max(most, permits.in_flight)
+            order.append(name)
+            await asyncio.sleep(0.01)
+            permits.release()
+
+        first = [asyncio.create_task(request(f"first{i}")) for i in range(4)]
+        await asyncio.sleep(0)  # the first two hold the permits, the others wait
+        again = asyncio.create_task(request("again", again=True))
+        await asyncio.gather(*first, again)
+        return order, most
+
+    order, most = asyncio.run(scenario())
+    assert most == 2
+    assert order[:3] == ["first0", "first1", "again"]  # ahead of first2 and first3, which waited longer
+
+
+def test_permits_space_starts_by_the_rate() -> None:
+    async def scenario() -> float:
+        permits = Permits(Pace(64, rate_limit=50.0, adaptive=False))
+        granted = [await permits.acquire() for _ in range(6)]
+        for _ in granted:
+            permits.release()
+        return permits.waited
+
+    # the first goes at once, each of the five others 1/50 s after the one before
+    assert asyncio.run(scenario()) == pytest.approx(5 / 50, abs=0.012)
+
+
+def test_a_waiter_cancelled_after_its_grant_gives_the_permit_back() -> None:
+    async def scenario() -> int:
+        permits = Permits(Pace(1, adaptive=False))
+        await permits.acquire()
+        waiter = asyncio.create_task(permits.acquire())
+        await asyncio.sleep(0)
+        permits.release()  # granted to the waiter ...
+        waiter.cancel()  # ... which is cancelled before it runs
+        await asyncio.gather(waiter, return_exceptions=True)
+        return permits.in_flight
+
+    assert asyncio.run(scenario()) == 0
+
+
+# -- the stop policy ---------------------------------------------------------------------------------------------
+UNAVAILABLE = CATALOGUE["errors/service_unavailable"]
+UNAUTHORISED = CATALOGUE["errors/invalid_credentials"]
+
+
+def test_the_breaker_opens_on_distinct_accounts_with_no_success_between() -> None:
+    policy = StopPolicy(threshold=3, max_retry_after=120)
+    policy.failed("a", UNAUTHORISED, None, first=True)
+    policy.failed("a", UNAUTHORISED, None, first=False)  # a retry: not counted
+    policy.failed("b", UNAUTHORISED, None, first=True)
+    policy.succeeded()
+    policy.failed("c", UNAUTHORISED, None, first=True)
+    policy.failed("d", UNAUTHORISED, None, first=True)
+    assert not policy.open
+    policy.failed("e", UNAUTHORISED, None, first=True)
+    assert policy.open and policy.reason is None
+    assert not policy.probe_failed() and not policy.probe_failed()
+    assert policy.probe_failed() and PROBES == 3
+    assert policy.reason == (
+        "the last 3 requests (3 accounts) all failed with errors/invalid_credentials, and 3 probes after them: "
+        "is POSTPRESS_API_KEY right?"
+    )
+
+
+def test_throttled_resends_count_but_one_account_never_opens_the_breaker() -> None:
+    policy = StopPolicy(threshold=3, max_retry_after=120)
+    for _ in range(50):
+        policy.failed("a", UNAVAILABLE, None, first=False)  # re-sends of one account the API keeps refusing
+    assert not policy.open
+    policy.failed("b", UNAVAILABLE, None, first=False)
+    policy.failed("c", UNAVAILABLE, 2.0, first=False)
+    assert policy.open and policy.retry_after == 2.0  # the next probe waits at least that
+
+
+def test_a_retry_after_over_the_cap_stops_the_run() -> None:
+    policy = StopPolicy(threshold=0, max_retry_after=60)
+    policy.failed("a", UNAVAILABLE, 61.0, first=True)
+    assert policy.reason == "the API asked to wait 61 s (Retry-After), over --max-retry-after 60"
+
+
+def test_types_that_are_not_about_an_account_stop_the_run() -> None:
+    policy = StopPolicy(threshold=5, max_retry_after=60)
+    policy.failed_finally(CATALOGUE["errors/proxy_error"])
+    assert policy.reason is None
+    policy.failed_finally(CATALOGUE["errors/missing_credentials"])
+    assert policy.reason == "errors/missing_credentials is not about one account"
