@@ -40,7 +40,8 @@ def _cell(text: str) -> str:
 def _row(kind: ErrorKind) -> str:
     status = str(kind.status) if kind.status is not None else "–"
     return (
-        f"| `{kind.type}` | {status} | `{kind.category}` | {'yes' if kind.retryable else 'no'} | "
+        f"| `{kind.type}` | {status} | `{kind.category}` | "
+        f"{'throttling' if kind.throttling else 'yes' if kind.retryable else 'no'} | "
         f"{'yes' if kind.stops_run else 'no'} | {_cell(kind.hint)} |"
     )
 

@@ -112,6 +112,15 @@ def test_the_rate_limit_and_the_concurrency_are_ceilings() -> None:
     assert pace.limit <= 10
 
 
+def test_a_full_window_is_a_limit_on_requests_in_flight_the_window_alone_is_cut() -> None:
+    clock = Clock()
+    pace = throttled_pace(clock)  # window 5 after the first cut
+    steady(pace, clock, 300.0, 0.5)
+    rate, limit = pace.rate(clock.now), pace.limit
+    pace.answered(clock.now - 0.05, THROTTLED, in_flight=limit)  # a worker pool refused the request
+    assert pace.rate(clock.now) == rate and pace.limit == int(limit * BETA)
+
+
 def test_a_timeout_cuts_the_window_too() -> None:
     clock = Clock()
     pace = Pace(64, clock=clock)
@@ -151,7 +160,7 @@ def test_a_moment_of_refusals_slows_down_but_keeps_the_limit_in_mind() -> None:
     peak = pace.peak
     for _ in range(50):
         clock.now += 0.005
-        pace.answered(clock.now - 0.002, THROTTLED, in_flight=6)
+        pace.answered(clock.now - 0.002, THROTTLED, in_flight=1)
     assert pace.rate(clock.now) == pytest.approx(MIN_SHARE * peak)
     assert pace.peak == peak
     assert pace.rate(clock.now + RECOVERY_SECONDS * 1.9) >= peak

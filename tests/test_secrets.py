@@ -62,7 +62,7 @@ def test_every_command_verbose(run, write, api, workdir, state_url, monkeypatch)
     api.faults = []
     from reconciler.sandbox import Fault
 
-    api.faults = [Fault.parse("errors/service_unavailable@a,b;times=3;retry_after=0")]  # retried
+    api.faults = [Fault.parse("errors/unexpected_error@a,b;times=3;retry_after=0;unlisted")]  # retried
     write("a.yaml", CONFIG)
     state = ["--state", state_url]
     outcomes = [

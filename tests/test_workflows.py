@@ -243,7 +243,7 @@ def test_scheduled_reconcile_keeps_one_failures_issue_until_a_clean_run(gitops: 
         'password: "${PROXY_PASSWORD}"}}',
     )
     gitops.repository.commit({"accounts.yaml": moved}, "Move acc_05, rotate acc_01")
-    gitops.api.faults = [Fault.parse("errors/service_unavailable@acc_05;retry_after=0")]
+    gitops.api.faults = [Fault.parse("errors/proxy_error@acc_05;retry_after=0")]
 
     failing = gitops.run("reconcile.yml", gitops.repository.schedule("23 */6 * * *"))
 
@@ -252,7 +252,7 @@ def test_scheduled_reconcile_keeps_one_failures_issue_until_a_clean_run(gitops: 
     [issue] = gitops.runner.issues()
     assert issue["state"] == "open" and issue["labels"] == ["reconciler-failures"]
     assert "**Apply: 2 account(s): 1 PATCHed, 0 resynced, 0 forgotten, 1 failed, 0 skipped." in issue["body"]
-    assert "<code>errors/service_unavailable</code> (HTTP 503, 1 operation(s))" in issue["body"]
+    assert "<code>errors/proxy_error</code> (HTTP 502, 1 operation(s))" in issue["body"]
     assert "- acc_05 (patch, 4 attempt(s))" in issue["body"]
     assert accounts_named(issue["body"]) == {"acc_05"}
     assert any("the reconcile exited 3" in line for line in failing.jobs["reconcile"].annotations)

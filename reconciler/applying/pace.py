@@ -8,16 +8,20 @@ The law, chosen from TCP and the AWS SDKs' adaptive retry mode (docs/apply.md sa
   after a few round trips, and no rate at all; a low limit is not hit by the whole first wave at once.
 - **Push-back** is a congestion event: a throttling answer (429, 503, 504), a client timeout, or latency rising
   past twice its baseline. Only one event counts per round trip: push-back about a request sent before the last
-  decrease belongs to the same congestion (TCP's rule). The rate becomes BETA times the rate the API *accepted*
-  over the last round trips (what it gave, not what was sent: one step lands under its limit instead of many
-  small steps down from an overshoot), remembered as the `peak`; the window becomes BETA times the requests in
-  flight, so that a limit on concurrency (a worker pool) is met too. Leaving slow start, the rate is not cut: the
-  limit lies between what was accepted over the last round trips and twice that, and the pace holds the lower
-  of twice that and what is in flight at the latency seen.
+  decrease belongs to the same congestion (TCP's rule).
+  - The rate becomes BETA times the rate the API *accepted* over the last round trips (what it gave, not what
+    was sent: one step lands under its limit instead of many small steps down from an overshoot), remembered as
+    the `peak`. With nothing accepted since the last cut there is nothing to measure: the rate falls by BETA a
+    round trip along the curve, the peak kept, no lower than MIN_SHARE of it.
+  - Leaving slow start the rate is not cut: the limit lies between what was accepted since the first answer and
+    twice that, and at most what is in flight carries at the latency seen; the pace holds the lowest of those.
+  - A full window when the API pushed back means its limit is on requests in flight (a worker pool): the window
+    alone is cut, to BETA times what was in flight. A timeout or rising latency (the API queues) cut both.
 - **Recovery** follows CUBIC's curve, as the AWS SDKs do: rate(t) = peak + c (t - K)^3, so the rate climbs back
   fast, flattens near the peak where the API pushed back (most of the time is spent just under the limit), then
   rises ever faster above it to find a limit that moved up. K is RECOVERY_SECONDS whatever the rate, so a limit
-  of 50/s and one of 5,000/s recover in the same time. The window grows by one per round trip.
+  of 50/s and one of 5,000/s recover in the same time. Out of slow start the window grows by one per round trip
+  (a success adds 1/window).
 - **Ceilings.** `--concurrency` and `--rate-limit` are never passed. With `adaptive` off the pace holds them and
   nothing else.
 
@@ -123,11 +127,13 @@ class Pace:
             while self._accepted_at[0] < now - RATE_SPAN:
                 self._accepted_at.popleft()
             if self._latency_rising(now - sent_at, now):
-                self._congestion(sent_at, now, in_flight)
+                self._congestion(sent_at, now, in_flight, cut_window=True)
             else:
                 self._grow_window()
-        elif signal in (THROTTLED, TIMED_OUT):
-            self._congestion(sent_at, now, in_flight)
+        elif signal == THROTTLED:
+            self._congestion(sent_at, now, in_flight, cut_window=False)
+        elif signal == TIMED_OUT:
+            self._congestion(sent_at, now, in_flight, cut_window=True)
 
     def _grow_window(self) -> None:
         if self.window < self.max_window:
@@ -145,12 +151,13 @@ class Pace:
         self._baseline = (min(current, smoothed), previous)
         return smoothed > LATENCY_TOLERANCE * min(current, previous, smoothed) + LATENCY_SLACK
 
-    def _congestion(self, sent_at: float, now: float, in_flight: int) -> None:
+    def _congestion(self, sent_at: float, now: float, in_flight: int, cut_window: bool) -> None:
         if sent_at < self._last_decrease:
             return  # the same congestion as the last decrease: requests sent before it are still answering
         last_accepted = self._accepted_at[-1] if self._accepted_at else -math.inf
-        if self.peak and in_flight >= self.limit:
-            pass  # the window was full: the limit met is on requests in flight (a worker pool), cut the window only
+        window_full = in_flight >= self.limit
+        if self.peak and window_full:
+            pass  # the limit met is on requests in flight (a worker pool): the window alone is cut, below
         elif self.peak and last_accepted <= self._last_decrease:
             # Nothing accepted since the last cut: no new measure of the limit. Slow down as TCP does, by BETA a
             # round trip, but keep the peak, so that the climb back after a moment of refusals is steep, and stay
@@ -166,10 +173,11 @@ class Pace:
             self.peak = max(min(accepted, self.rate(now)), MIN_RATE)
             self._scale = self.peak * (1.0 - BETA) / RECOVERY_SECONDS**3
             self._to_curve(self.peak if self._slow_start else BETA * self.peak, now)
+        if self._slow_start or window_full or cut_window:
+            self.window = max(1.0, min(self.window, in_flight) * BETA)
+            self.limit = int(self.window)
         self._last_decrease = now
         self._slow_start = False
-        self.window = max(1.0, min(self.window, in_flight) * BETA)
-        self.limit = int(self.window)
         self.log.decreased(now, self.rate(now))
 
     def _to_curve(self, rate: float, now: float) -> None:
