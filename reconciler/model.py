@@ -360,7 +360,17 @@ class Result(Compared):  # see PER_ITEM above
 class PaceSummary(Plain):
     """What the pace did over a run: the report's `pace`."""
 
-    __slots__ = ("adaptive", "requests", "throttled", "held_rate", "rate", "window", "waited", "timeline")
+    __slots__ = (
+        "adaptive",
+        "requests",
+        "throttled",
+        "slowdowns",
+        "held_rate",
+        "rate",
+        "window",
+        "waited",
+        "timeline",
+    )
 
     def __init__(
         self,
@@ -368,6 +378,7 @@ class PaceSummary(Plain):
         adaptive: bool,
         requests: int,
         throttled: int,
+        slowdowns: int,
         held_rate: float | None,
         rate: float | None,
         window: int,
@@ -379,6 +390,8 @@ class PaceSummary(Plain):
         self.requests = requests
         #: Of them, throttling answers (429, 503, 504).
         self.throttled = throttled
+        #: Times the pace slowed down: for throttles, timeouts or rising latency (one a round trip at most).
+        self.slowdowns = slowdowns
         #: Requests per second the API accepted from its first throttling answer on (None: it never throttled).
         self.held_rate = held_rate
         #: The rate the pace held at the end (None: no limit).
@@ -394,6 +407,7 @@ class PaceSummary(Plain):
             "adaptive": self.adaptive,
             "requests": self.requests,
             "throttled": self.throttled,
+            "slowdowns": self.slowdowns,
             "held_requests_per_second": None if self.held_rate is None else round(self.held_rate, 1),
             "requests_per_second": None if self.rate is None else round(self.rate, 1),
             "window": self.window,
@@ -408,6 +422,7 @@ def no_requests(adaptive: bool = True) -> PaceSummary:
         adaptive=adaptive,
         requests=0,
         throttled=0,
+        slowdowns=0,
         held_rate=None,
         rate=None,
         window=0,

@@ -211,7 +211,7 @@ def apply_run(
         if request.saved is not None:
             request.saved.check_fresh(plan, request.desired, before, request.fingerprint_key)
         if plan.empty:
-            return ApplyOutcome(plan=plan)
+            return ApplyOutcome(plan=plan, pace=no_requests(request.options.adaptive))
         if not request.force:
             raise_if_unsafe(
                 plan, _in_shard(before, request.shard), request.max_update_percent, request.max_forget_percent

@@ -63,7 +63,7 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²": str.isdigit() accepts it, float() does not
         return float(value)
     import email.utils  # an HTTP-date here is rare; the import is not
 

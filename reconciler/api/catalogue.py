@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from reconciler.plain import Compared
 
-#: Answers by which an API refuses load: 429, and the 503 and 504 of an overloaded API or gateway.
+#: Answers by which an API refuses load: any 429, and a 503 or 504 that says the service is overloaded or comes
+#: from a gateway (a type the catalogue does not know). A 503 or 504 about one account's session or provider is not.
 THROTTLING_STATUSES = frozenset((429, 503, 504))
+THROTTLING_TYPES = frozenset(("errors/too_many_requests", "errors/service_unavailable"))
 
 
 class ErrorKind(Compared):
@@ -28,8 +30,8 @@ class ErrorKind(Compared):
         self.stops_run = stops_run
         self.hint = hint
         #: The API refusing load, not this request: the pace slows down and the request is sent again later
-        #: without using an attempt (429, 503 and 504, but for a type that stops the run).
-        self.throttling = status in THROTTLING_STATUSES and not stops_run
+        #: without using an attempt.
+        self.throttling = status in THROTTLING_STATUSES and (status == 429 or type in THROTTLING_TYPES)
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash((self.type, self.status, self.category))
@@ -264,7 +266,7 @@ def classify(error_type: str | None, status: int | None) -> ErrorKind:
     if error_type in CATALOGUE:
         return CATALOGUE[error_type]
     category = _CATEGORY_BY_STATUS.get(status or 0, "unexpected")
-    return ErrorKind(
+    kind = ErrorKind(
         error_type or "unknown",
         status,
         category,
@@ -272,3 +274,5 @@ def classify(error_type: str | None, status: int | None) -> ErrorKind:
         False,
         CATALOGUE["unknown"].hint,
     )
+    kind.throttling = kind.throttling or status in THROTTLING_STATUSES  # a gateway's 503 or 504, say
+    return kind

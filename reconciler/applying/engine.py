@@ -155,7 +155,6 @@ class Engine:
             self.recorder.succeeded(account_id, "patch", answer, attempts)
             return True
         self.recorder.failed(account_id, "patch", answer, attempts)
-        self.stop.failed_finally(answer.error)
         return False
 
 

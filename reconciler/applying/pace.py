@@ -15,13 +15,16 @@ The law, chosen from TCP and the AWS SDKs' adaptive retry mode (docs/apply.md sa
     round trip along the curve, the peak kept, no lower than MIN_SHARE of it.
   - Leaving slow start the rate is not cut: the limit lies between what was accepted since the first answer and
     twice that, and at most what is in flight carries at the latency seen; the pace holds the lowest of those.
-  - A full window when the API pushed back means its limit is on requests in flight (a worker pool): the window
-    alone is cut, to BETA times what was in flight. A timeout or rising latency (the API queues) cut both.
+  - A throttle with the window full (of at least MIN_WINDOW_CUT) means the API's limit is on requests in flight
+    (a worker pool): the window alone is cut, to BETA times what was in flight. A timeout or rising latency (the
+    API queues) cut both; after a cut for latency, the latency seen counts as half the normal, so a rise not
+    caused by the load costs a cut or two, not one every round trip.
 - **Recovery** follows CUBIC's curve, as the AWS SDKs do: rate(t) = peak + c (t - K)^3, so the rate climbs back
   fast, flattens near the peak where the API pushed back (most of the time is spent just under the limit), then
-  rises ever faster above it to find a limit that moved up. K is RECOVERY_SECONDS whatever the rate, so a limit
-  of 50/s and one of 5,000/s recover in the same time. Out of slow start the window grows by one per round trip
-  (a success adds 1/window).
+  rises ever faster above it to find a limit that moved up, up to RISE times the peak; when the API accepts that
+  much with no push-back, it is the new peak and the curve goes on from there (the rate never runs far ahead of
+  what is sent). K is RECOVERY_SECONDS whatever the rate, so a limit of 50/s and one of 5,000/s recover in the
+  same time. Out of slow start the window grows by one per round trip (a success adds 1/window).
 - **Ceilings.** `--concurrency` and `--rate-limit` are never passed. With `adaptive` off the pace holds them and
   nothing else.
 
@@ -44,6 +47,12 @@ INITIAL_WINDOW = 8
 BETA = 0.85
 #: Seconds the cubic takes to climb from BETA x peak back to the peak.
 RECOVERY_SECONDS = 0.7
+#: A full window smaller than this is too coarse a control (one request less is a quarter of the rate or more):
+#: a throttle then cuts the rate.
+MIN_WINDOW_CUT = 4
+#: The curve stops at this many times the peak; when the API accepts about that much with no push-back, it becomes
+#: the new peak and the curve goes on from there (so the rate never runs far ahead of what is sent).
+RISE = 4.0
 #: With nothing accepted since the last cut, the rate falls no lower than this share of the peak.
 MIN_SHARE = 1 / 16
 #: The slowest pace: a request every two seconds.
@@ -95,6 +104,7 @@ class Pace:
         self._epoch = 0.0
         self._scale = 0.0
         self._last_decrease = -math.inf
+        self._risen_at = math.inf
         self._accepted_at: deque[float] = deque()
         self._smoothed_latency = 0.0
         self._baseline = (math.inf, math.inf)  # the smallest smoothed latency this period, and last period
@@ -107,7 +117,8 @@ class Pace:
         if not self.peak:
             return self.max_rate
         elapsed = now - self._epoch - RECOVERY_SECONDS
-        return min(max(self.peak + self._scale * elapsed * elapsed * elapsed, MIN_RATE), self.max_rate)
+        rate = self.peak + self._scale * elapsed * elapsed * elapsed
+        return min(max(rate, MIN_RATE), RISE * self.peak, self.max_rate)
 
     def interval(self, now: float) -> float:
         """Seconds between two starts at the rate of `now` (0: no limit)."""
@@ -126,8 +137,12 @@ class Pace:
             self._accepted_at.append(now)
             while self._accepted_at[0] < now - RATE_SPAN:
                 self._accepted_at.popleft()
+            if self.peak and now >= self._risen_at and self._accepted_rate(now) >= BETA * RISE * self.peak:
+                self._to_peak(RISE * self.peak, now)  # the API took the top of the curve: go on from there
             if self._latency_rising(now - sent_at, now):
                 self._congestion(sent_at, now, in_flight, cut_window=True)
+                # the latency seen is now half the normal: a rise not of our making costs a cut or two, not one a trip
+                self._baseline = (self._smoothed_latency / LATENCY_TOLERANCE, self._baseline[1])
             else:
                 self._grow_window()
         elif signal == THROTTLED:
@@ -156,8 +171,11 @@ class Pace:
             return  # the same congestion as the last decrease: requests sent before it are still answering
         last_accepted = self._accepted_at[-1] if self._accepted_at else -math.inf
         window_full = in_flight >= self.limit
-        if self.peak and window_full:
-            pass  # the limit met is on requests in flight (a worker pool): the window alone is cut, below
+        rate_before = self.rate(now)
+        if not self._smoothed_latency:  # nothing answered in time yet: this answer's own round trip
+            self._smoothed_latency = max(now - sent_at, 1e-3)
+        if self.peak and window_full and self.limit >= MIN_WINDOW_CUT and not cut_window:
+            pass  # a throttle with the window full: the limit is on requests in flight (a worker pool), below
         elif self.peak and last_accepted <= self._last_decrease:
             # Nothing accepted since the last cut: no new measure of the limit. Slow down as TCP does, by BETA a
             # round trip, but keep the peak, so that the climb back after a moment of refusals is steep, and stay
@@ -170,20 +188,29 @@ class Pace:
                 # over the last round trips and twice that, and at most what is in flight carries at the latency
                 # seen. Hold that rate (the curve's flat part), and probe above it.
                 accepted = min(2 * accepted, in_flight / max(self._smoothed_latency, 1e-3))
-            self.peak = max(min(accepted, self.rate(now)), MIN_RATE)
-            self._scale = self.peak * (1.0 - BETA) / RECOVERY_SECONDS**3
-            self._to_curve(self.peak if self._slow_start else BETA * self.peak, now)
+            self._to_peak(min(accepted, self.rate(now)), now)
+            if not self._slow_start:
+                self._to_curve(BETA * self.peak, now)
         if self._slow_start or window_full or cut_window:
             self.window = max(1.0, min(self.window, in_flight) * BETA)
             self.limit = int(self.window)
         self._last_decrease = now
         self._slow_start = False
-        self.log.decreased(now, self.rate(now))
+        rate = self.rate(now)
+        self.log.decreased(now, rate if rate < rate_before else None)
 
     def _to_curve(self, rate: float, now: float) -> None:
         """Place `now` on the curve where it gives `rate`."""
         gap = (rate - self.peak) / self._scale
         self._epoch = now - RECOVERY_SECONDS - math.copysign(abs(gap) ** (1 / 3), gap)
+        # when the curve reaches its top, RISE x peak
+        self._risen_at = self._epoch + RECOVERY_SECONDS + ((RISE - 1) * self.peak / self._scale) ** (1 / 3)
+
+    def _to_peak(self, peak: float, now: float) -> None:
+        """A new peak, the curve at it (flat) from now."""
+        self.peak = max(peak, MIN_RATE)
+        self._scale = self.peak * (1.0 - BETA) / RECOVERY_SECONDS**3
+        self._to_curve(self.peak, now)
 
     def _accepted_rate(self, now: float) -> float:
         """Answers per second the API accepted over the last round trips (RECENT_TRIPS smoothed latencies, within
@@ -204,7 +231,8 @@ class Pace:
 
     def summary(self, waited: float) -> PaceSummary:
         """What the pace did over the run, for the report; `waited` is the time requests were held by the rate."""
-        return self.log.summary(self._clock(), self.rate(self._clock()), self.limit, waited, self.adaptive)
+        now = self._clock()
+        return self.log.summary(now, self.rate(now), self.limit, waited, self.adaptive)
 
 
 class PaceLog:
@@ -214,6 +242,7 @@ class PaceLog:
         "started",
         "answers",
         "throttled",
+        "slowdowns",
         "accepted",
         "first_throttle",
         "seconds",
@@ -225,6 +254,8 @@ class PaceLog:
         self.started = started
         self.answers = 0
         self.throttled = 0
+        #: Congestion events: times the pace slowed down (throttles, timeouts, rising latency).
+        self.slowdowns = 0
         #: Answers accepted from the first throttling answer on: the pace the API held.
         self.accepted = 0
         self.first_throttle: float | None = None
@@ -249,8 +280,10 @@ class PaceLog:
         elif self.first_throttle is not None and signal == ACCEPTED:
             self.accepted += 1
 
-    def decreased(self, now: float, rate: float) -> None:
-        if self._row and int(now - self.started) == self._second:
+    def decreased(self, now: float, rate: float | None) -> None:
+        """The pace slowed down; `rate` is the rate it set (None: it cut only the window)."""
+        self.slowdowns += 1
+        if rate is not None and self._row and int(now - self.started) == self._second:
             self._row[3] = min(self._row[3], rate)
 
     def summary(self, now: float, rate: float, window: int, waited: float, adaptive: bool) -> PaceSummary:
@@ -261,6 +294,7 @@ class PaceLog:
             adaptive=adaptive,
             requests=self.answers,
             throttled=self.throttled,
+            slowdowns=self.slowdowns,
             held_rate=held,
             rate=None if rate == math.inf else rate,
             window=window,

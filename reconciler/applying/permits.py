@@ -2,7 +2,7 @@
 requests sent again (after a throttle or a failure) ahead of first sends so that no account starves behind
 thousands of others.
 
-A permit is held from the send until the caller releases it: the engine releases it only once a success is
+A permit is held from the send until the caller releases it: the sender releases it only once a success is
 durably recorded, so the window also bounds what a crash can lose. Waiting requests are futures granted by one
 dispatcher, so a change of rate applies to the very next start; when the rate holds them back, a single timer
 wakes the dispatcher, and the time it waited is summed (the waits never overlap).
@@ -15,7 +15,8 @@ from collections import deque
 
 from reconciler.applying.pace import Pace
 
-#: Seconds of lateness (a busy loop) the rate may make up with starts closer together than its interval.
+#: Seconds of lateness (a busy loop) the rate may make up with starts closer together than its interval: a
+#: burst of at most this much of the rate.
 CATCH_UP = 0.005
 
 

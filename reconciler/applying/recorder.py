@@ -70,6 +70,7 @@ class Recorder:
                 },
             )
         )
+        self._stop.failed_finally(kind)
 
     def skipped(self, account_id: str, operation: Operation, message: str | None = None) -> None:
         reason = message or f"skipped: the run stopped early ({self._stop.reason})"

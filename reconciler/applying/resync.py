@@ -56,7 +56,6 @@ async def resync(client: ApiClient, sender: Sender, recorder: Recorder, spec: Ac
                 return
             if answer.error is not None:
                 recorder.failed(account_id, "resync", answer, attempts, polls)
-                sender.stop.failed_finally(answer.error)
                 return
             started = True
             status = answer.body["status"]

@@ -1,9 +1,9 @@
 """Sending one operation's requests: a permit from the pace, retries, throttled re-sends, and the breaker's probes.
 
-- A **throttling answer** (429, 503, 504) is the API refusing load, not the request: the pace slows down, and the
-  request is sent again (after its Retry-After, ahead of first sends) without using an attempt, for up to
-  `--throttle-timeout` seconds from the operation's first throttling answer; after that such answers use
-  attempts like any retryable failure.
+- A **throttling answer** (catalogue.py: a 429, an overloaded service's or a gateway's 503 or 504) is the API
+  refusing load, not the request: the pace slows down, and the request is sent again (after its Retry-After or a
+  backoff of its own, ahead of first sends) without using an attempt, for up to `--throttle-timeout` seconds from
+  the request's first throttling answer; after that such answers use attempts like any retryable failure.
 - Any other **retryable failure** uses an attempt and is retried, up to `--max-attempts`, after its Retry-After
   or an exponential backoff with full jitter.
 - A Retry-After over `--max-retry-after` is not waited for: the operation fails and the run stops.
@@ -90,9 +90,8 @@ class Sender:
             if error is None:
                 return answer, attempts + 1
             retry_after = answer.retry_after if error.retryable else None
-            self.stop.failed(account_id, error, retry_after, first=attempts == 0)
-            if retry_after is not None and retry_after > self.options.max_retry_after:
-                return answer, attempts + 1  # the policy stopped the run
+            if self.stop.failed(account_id, error, retry_after, first=attempts == 0):
+                return answer, attempts + 1  # a Retry-After over the cap: the policy stopped the run
             again = True
             if error.throttling:
                 now = time.monotonic()

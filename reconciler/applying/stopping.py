@@ -6,8 +6,8 @@ A run stops sending (what is left is reported `skipped`, with the reason) when:
   without the scope, postpress's network down);
 - the API asks to wait longer than `--max-retry-after`;
 - nothing succeeds: `threshold` failed requests in a row, with no success between, of one kind that is not about
-  an account. The kinds: authentication, outage (500, 503 and 504 errors, no answer, timeouts), throttled (the
-  throttling answers), or any one error type repeated. Then the breaker opens: no request that would start an
+  an account. The kinds: authentication, outage (500, 503 and 504 errors, throttling answers, no answer,
+  timeouts), or any one error type repeated. Then the breaker opens: no request that would start an
   operation goes out except one probe at a time, each after a backoff (at least the last Retry-After); a probe's
   success closes it, PROBES failed probes in a row stop the run;
 - the state cannot be recorded, or a signal cancels the run (the engine says so).
@@ -46,8 +46,7 @@ _SYSTEMIC_CATEGORIES = {
 #: What to check, by kind of systemic failure.
 _ADVICE = {
     "authentication": "is POSTPRESS_API_KEY right?",
-    "outage": "is the API up and --api-url right?",
-    "throttled": "the API refuses every request as too many: apply again later, or lower --rate-limit.",
+    "outage": "is the API up (not refusing every request as too many) and --api-url right?",
 }
 
 
@@ -56,9 +55,10 @@ def default_threshold(concurrency: int) -> int:
 
 
 def kind_of(error: ErrorKind) -> str:
-    """The kind a failure counts as: throttled, authentication, outage, or its own type."""
+    """The kind a failure counts as: authentication, outage (throttling included: a dying API alternates between
+    them), or its own type."""
     if error.throttling:
-        return "throttled"
+        return "outage"
     return _SYSTEMIC_CATEGORIES.get(error.category, error.type)
 
 
@@ -105,16 +105,17 @@ class StopPolicy:
         self._accounts.clear()
         self._requests = 0
 
-    def failed(self, account_id: str, error: ErrorKind, retry_after: float | None, first: bool) -> None:
-        """Count one failed request (`first`: the operation's first attempt); may open the breaker, or stop the
-        run for a Retry-After over the cap."""
-        if retry_after is not None and error.retryable and retry_after > self.max_retry_after:
+    def failed(self, account_id: str, error: ErrorKind, retry_after: float | None, first: bool) -> bool:
+        """Count one failed request (`first`: the operation's first attempt); may open the breaker. True when its
+        Retry-After is over the cap: the run stops, and the request is not sent again."""
+        if retry_after is not None and retry_after > self.max_retry_after:
             self.stop(
                 f"the API asked to wait {retry_after:.0f} s (Retry-After), over --max-retry-after "
                 f"{self.max_retry_after:g}"
             )
+            return True
         if self.threshold <= 0 or self.open or not (first or error.throttling):
-            return
+            return False
         kind = kind_of(error)
         if kind != self._kind:
             self._kind, self._first_type = kind, error.type
@@ -125,6 +126,7 @@ class StopPolicy:
         self.retry_after = retry_after or 0.0
         if len(self._accounts) >= self.threshold:
             self.open = True
+        return False
 
     def failed_finally(self, error: ErrorKind) -> None:
         """An operation ended in `error`: some types stop the run whatever else happens."""

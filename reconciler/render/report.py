@@ -61,8 +61,13 @@ def render_json(results: list[Result], pace: PaceSummary | None = None) -> str:
 
 def pace_line(pace: PaceSummary | None) -> str | None:
     """One line when the API pushed back: how often, the pace held, the time requests waited for it."""
-    if pace is None or not pace.throttled:
+    if pace is None or not (pace.throttled or pace.slowdowns):
         return None
+    if not pace.throttled:
+        return (
+            f"The API pushed back with timeouts or rising latency: the pace slowed down {pace.slowdowns} time(s) "
+            f"({pace.window} max in flight at the end)."
+        )
     share = pace.throttled / max(pace.requests, 1)
     held = "" if pace.held_rate is None else f"held ~{pace.held_rate:,.0f} requests/s "
     return (
