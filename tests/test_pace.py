@@ -300,8 +300,7 @@ def test_throttled_resends_count_but_one_account_never_opens_the_breaker() -> No
     for _ in range(50):
         policy.failed("a", UNAVAILABLE, None, first=False)  # re-sends of one account the API keeps refusing
     assert not policy.open
-    policy.failed("b", UNAVAILABLE, None, first=False)
-    policy.failed("c", UNAVAILABLE, 2.0, first=False)
+    policy.failed("b", UNAVAILABLE, 2.0, first=False)  # a second account: nothing succeeds
     assert policy.open and policy.retry_after == 2.0  # the next probe waits at least that
 
 

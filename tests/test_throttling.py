@@ -73,7 +73,7 @@ def test_the_rate_limit_is_a_ceiling(run, write, api) -> None:
 
 def test_fixed_pace_holds_the_ceilings_and_adaptive_refuses_fewer(run, write, api) -> None:
     """A pool of 3 workers: the fixed pace keeps 8 requests in flight and meets the pool over and over; the
-    adaptive pace shrinks its window to the pool. Both apply every account without using attempts."""
+    adaptive pace slows down to what the pool takes. Both apply every account without using attempts."""
     api.latency_ms, api.max_in_flight = 10, 3
     write("a.yaml", fleet(120))
     fixed, fixed_report = apply_report(run, "--pace", "fixed", "--concurrency", "8")
@@ -83,7 +83,6 @@ def test_fixed_pace_holds_the_ceilings_and_adaptive_refuses_fewer(run, write, ap
     write("a.yaml", fleet(120, prefix="other_"))
     adaptive, adaptive_report = apply_report(run, "--concurrency", "8", "--force")
     assert adaptive.code == 0 and adaptive_report["pace"]["adaptive"] is True
-    assert adaptive_report["pace"]["window"] <= 4
     assert api.stats.throttled * 3 < fixed_refused, (api.stats.throttled, fixed_refused)
 
 

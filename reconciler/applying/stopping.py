@@ -12,11 +12,12 @@ A run stops sending (what is left is reported `skipped`, with the reason) when:
   success closes it, PROBES failed probes in a row stop the run;
 - the state cannot be recorded, or a signal cancels the run (the engine says so).
 
-Which failures count: those of distinct accounts (at the end of a run the retries of accounts that really are
-broken follow one another with no success between, and say nothing about the API), on an operation's first
-attempt or on a throttled re-send (which uses no attempt). Throttling alone never stops a run while requests
-succeed: each success resets the count, and the pace slows down at the first throttling answer of each round
-trip, so refusals in a row stay well under the threshold. One account the API keeps refusing never opens it.
+Which failures count: an operation's first attempt (at the end of a run the retries of accounts that really are
+broken follow one another with no success between, and say nothing about the API), and a throttled request sent
+again (it uses no attempt: an API that refuses everything would otherwise be tried account after account). It
+takes failures of at least two accounts: one account the API keeps refusing never opens it. Throttling alone never
+stops a run while requests succeed: each success resets the count, and the pace slows down at the first
+throttling answer of each round trip.
 
 Why the threshold defaults to the concurrency: the first `concurrency` requests go out together, so fewer
 failures than that cannot tell an outage from a few bad accounts that happened to be first; and once that many
@@ -124,7 +125,7 @@ class StopPolicy:
         self._accounts.add(account_id)
         self._requests += 1
         self.retry_after = retry_after or 0.0
-        if len(self._accounts) >= self.threshold:
+        if self._requests >= self.threshold and len(self._accounts) >= min(2, self.threshold):
             self.open = True
         return False
 
