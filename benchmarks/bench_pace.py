@@ -31,7 +31,7 @@ from reconciler.sandbox import Sandbox, ServerThread
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from generate import byte_compile_reconciler  # noqa: E402
+from generate import byte_compile_reconciler, write_managed_fleet  # noqa: E402
 
 KEY = "bench-key"
 CONCURRENCY = 64
@@ -48,8 +48,12 @@ SCENARIOS: dict[str, tuple[int, float, str, int | None, float, tuple[str, ...], 
 }
 
 
-def run_scenario(name: str, python: str, source: Path | None, pg_url: str) -> dict[str, float]:
+def run_scenario(
+    name: str, python: str, source: Path | None, pg_url: str, accounts: int | None = None
+) -> dict[str, float]:
+    """One run of scenario `name` (with `accounts` instead of its own number, for a smoke test)."""
     count, rate, answer, pool, latency_ms, extra, shards = SCENARIOS[name]
+    count = accounts or count
     sandbox = Sandbox(
         KEY,
         accept_any_account=True,
@@ -64,8 +68,7 @@ def run_scenario(name: str, python: str, source: Path | None, pg_url: str) -> di
     try:
         with tempfile.TemporaryDirectory() as scratch:
             config = Path(scratch) / "accounts.yaml"
-            lines = ["version: 1", "accounts:"] + [f"  acc_{i:07d}: {{country: US}}" for i in range(count)]
-            config.write_text("\n".join(lines) + "\n")
+            write_managed_fleet(count, config)
             env = {**os.environ, "POSTPRESS_API_KEY": KEY, "POSTPRESS_API_URL": server.url}
             if source is not None:
                 env["PYTHONPATH"] = str(source)

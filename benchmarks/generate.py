@@ -33,6 +33,12 @@ def reconciler_command(command: str, config: Path | str, state: Path | str, *opt
     return [sys.executable, "-m", "reconciler", command, str(config), *yes, "--state", str(state), *options]
 
 
+def write_managed_fleet(count: int, path: Path) -> None:
+    """The simplest config of `count` accounts, all managed (`{country: US}`): what the apply benchmarks send."""
+    lines = ["version: 1", "accounts:"] + [f"  acc_{i:07d}: {{country: US}}" for i in range(count)]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def write_config(count: int, path: Path) -> None:
     lines = ["version: 1", "defaults:", "  proxy:", "    protocol: https", "accounts:"]
     for i in range(count):

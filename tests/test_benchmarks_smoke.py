@@ -75,3 +75,11 @@ def test_startup_phases_smoke(tmp_path: Path) -> None:
     split = bench_startup.phases(Path(__file__).parent.parent, config, tmp_path)
     assert list(split) == list(bench_startup.PHASES) and all(0 <= seconds < 60 for seconds in split.values())
     assert split["imports"] > 0 and split["configuration"] > 0
+
+
+def test_pace_benchmark_smoke() -> None:
+    import bench_pace
+
+    result = bench_pace.run_scenario("429", sys.executable, None, "", accounts=200)
+    assert result["succeeded"] == result["accounts"] == 200 and result["exit"] == 0
+    assert result["requests"] == 200 + result["refused"] and result["ideal"] == 200 / 300
