@@ -31,7 +31,13 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 from bench_plan import measure  # noqa: E402
-from generate import PASSWORD_ENV, byte_compile_reconciler, reconciler_command, write_config  # noqa: E402
+from generate import (  # noqa: E402
+    PASSWORD_ENV,
+    byte_compile_reconciler,
+    reconciler_command,
+    write_config,
+    write_managed_fleet,
+)
 
 KEY = "bench-key"
 #: `--parallel` came with curl 7.66.0.
@@ -62,8 +68,7 @@ def bench(count: int, latency_ms: float, concurrency: int) -> dict[str, float]:
     try:
         with tempfile.TemporaryDirectory() as scratch:
             config = Path(scratch) / "accounts.yaml"
-            lines = ["version: 1", "accounts:"] + [f"  acc_{i:07d}: {{country: US}}" for i in range(count)]
-            config.write_text("\n".join(lines) + "\n")
+            write_managed_fleet(count, config)
             env = {**os.environ, "POSTPRESS_API_KEY": KEY, "POSTPRESS_API_URL": server.url}
             launched = time.monotonic()
             elapsed, cpu, _ = run_child(

@@ -93,7 +93,11 @@ def run_scenario(
                 ]
             started = time.perf_counter()
             processes = [
-                subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                # run in the scratch directory: `python -m` puts the working directory first on the path, and
+                # a checkout there would shadow the one asked for
+                subprocess.Popen(
+                    command, env=env, cwd=scratch, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+                )
                 for command in commands
             ]
             codes = []

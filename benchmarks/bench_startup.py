@@ -31,6 +31,10 @@ from pathlib import Path
 
 from reconciler.sandbox import Sandbox, ServerThread
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from generate import write_managed_fleet  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 KEY = "bench-key"
 #: Runs apply and exits the moment its first request would be sent.
@@ -71,9 +75,7 @@ main(sys.argv[1:])
 PHASES = ("interpreter", "imports", "configuration", "plan", "rest")
 
 
-def write_config(count: int, path: Path) -> None:
-    lines = ["version: 1", "accounts:"] + [f"  acc_{i:07d}: {{country: US}}" for i in range(count)]
-    path.write_text("\n".join(lines) + "\n")
+write_config = write_managed_fleet
 
 
 def first_request(root: Path, config: Path, scratch: Path) -> tuple[float, float]:
