@@ -304,6 +304,24 @@ def test_throttled_resends_count_but_one_account_never_opens_the_breaker() -> No
     assert policy.open and policy.retry_after == 2.0  # the next probe waits at least that
 
 
+def test_throttled_probes_count_only_after_the_throttle_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.applying import stopping
+
+    clock = Clock()
+    monkeypatch.setattr(stopping.time, "monotonic", clock)
+    policy = StopPolicy(threshold=2, max_retry_after=120, throttle_timeout=60)
+    policy.failed("a", UNAVAILABLE, None, first=True)
+    policy.failed("b", UNAVAILABLE, None, first=True)
+    assert policy.open
+    for _ in range(10):  # a quota spent for a while: waited for
+        clock.now += 5
+        assert not policy.probe_failed(throttled=True)
+    assert policy.reason is None and policy.probes_throttled == 10
+    clock.now += 11  # open for more than --throttle-timeout
+    assert not policy.probe_failed(throttled=True) and not policy.probe_failed(throttled=True)
+    assert policy.probe_failed(throttled=True) and policy.reason
+
+
 def test_a_retry_after_over_the_cap_stops_the_run() -> None:
     policy = StopPolicy(threshold=0, max_retry_after=60)
     policy.failed("a", UNAVAILABLE, 61.0, first=True)

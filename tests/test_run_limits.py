@@ -32,7 +32,13 @@ def test_an_api_down_for_everyone_costs_about_two_times_the_concurrency(
     server.sandbox.faults = [Fault.parse(error_type)]
     # the default backoff: a throttled request (503) is sent again after it, without using an attempt
     outcome, _ = run_engine(
-        workdir, server, write("a.yaml", fleet(1000)), concurrency=64, backoff_base=0.5, backoff_cap=30
+        workdir,
+        server,
+        write("a.yaml", fleet(1000)),
+        concurrency=64,
+        backoff_base=0.5,
+        backoff_cap=30,
+        throttle_timeout=1,
     )
     assert server.sandbox.stats.requests <= 2 * 64 + 8, server.sandbox.stats.requests
     assert outcome.stop_reason

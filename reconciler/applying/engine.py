@@ -46,6 +46,7 @@ class Engine:
         self.stop = StopPolicy(
             default_threshold(options.concurrency) if threshold is None else threshold,
             options.max_retry_after,
+            options.throttle_timeout,
         )
         self.pace = Pace(options.concurrency, options.rate_limit, options.adaptive)
         self.progress.pace = self.pace
@@ -109,6 +110,9 @@ class Engine:
             return
         self.cancelled_by = signal_number
         self.stop.stop(f"cancelled by {_signal_name(signal_number)}")
+        self.stop.cancelled = True
+        if self._sender is not None:
+            self._sender.permits.flush()  # requests waiting for the pace learn at once that nothing is sent
         asyncio.get_running_loop().call_later(self.options.grace, self._cut)
 
     def _cut(self) -> None:

@@ -55,6 +55,17 @@ class Permits:
                 self.release()  # granted as the waiter was cancelled: the permit goes to the next one
             raise
 
+    def flush(self) -> None:
+        """Grant every waiting request at once, window and rate aside: the run is cancelled, and each will find
+        that out and give its permit back without sending."""
+        now = self._loop.time()
+        for queue in (self._again, self._first):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    self.in_flight += 1
+                    waiter.set_result(now)
+
     def release(self) -> None:
         self.in_flight -= 1
         if self._first or self._again:

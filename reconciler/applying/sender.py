@@ -131,9 +131,11 @@ class Sender:
                     if stop.open:
                         probed = await self._send(call, record, starts, again, probe=True)
                         assert not isinstance(probed, _Held)
-                        if probed is not None and probed.error is not None and not stop.probe_failed():
+                        failed = probed is not None and probed.error is not None
+                        if failed and not stop.probe_failed(probed.error.throttling):  # type: ignore[union-attr]
                             # the next probe waits, holding the probe lock
-                            await asyncio.sleep(max(self.backoff(stop.probes_failed + 1), stop.retry_after))
+                            tries = stop.probes_failed + stop.probes_throttled + 1
+                            await asyncio.sleep(max(self.backoff(tries), stop.retry_after))
                         return probed
             answer = await self._send(call, record, starts, again)
             if answer is not _HELD:
@@ -147,7 +149,7 @@ class Sender:
         permits = self.permits
         sent_at = await permits.acquire(again)
         try:
-            if starts and self.stop.reason:
+            if self.stop.cancelled or (starts and self.stop.reason):
                 return None
             if starts and self.stop.open and not probe:
                 return _HELD

@@ -9,7 +9,8 @@ A run stops sending (what is left is reported `skipped`, with the reason) when:
   an account. The kinds: authentication, outage (500, 503 and 504 errors, throttling answers, no answer,
   timeouts), or any one error type repeated. Then the breaker opens: no request that would start an
   operation goes out except one probe at a time, each after a backoff (at least the last Retry-After); a probe's
-  success closes it, PROBES failed probes in a row stop the run;
+  success closes it, PROBES failed probes in a row stop the run. Probes refused by throttling count only once the
+  breaker has been open for `--throttle-timeout`: a spent quota is waited for;
 - the state cannot be recorded, or a signal cancels the run (the engine says so).
 
 Which failures count: an operation's first attempt (at the end of a run the retries of accounts that really are
@@ -26,6 +27,8 @@ times `--concurrency` requests, not one per account.
 """
 
 from __future__ import annotations
+
+import time
 
 from reconciler import logs
 from reconciler.api.catalogue import ErrorKind
@@ -47,7 +50,8 @@ _SYSTEMIC_CATEGORIES = {
 #: What to check, by kind of systemic failure.
 _ADVICE = {
     "authentication": "is POSTPRESS_API_KEY right?",
-    "outage": "is the API up (not refusing every request as too many) and --api-url right?",
+    "outage": "is the API up and --api-url right?",
+    "throttled": "the API refuses every request as too many: apply again later, or lower --rate-limit.",
 }
 
 
@@ -68,22 +72,33 @@ class StopPolicy:
 
     __slots__ = (
         "reason",
+        "cancelled",
         "threshold",
         "open",
+        "opened_at",
         "probes_failed",
+        "probes_throttled",
         "retry_after",
         "max_retry_after",
+        "throttle_timeout",
         "_kind",
         "_first_type",
         "_accounts",
         "_requests",
+        "_throttled",
     )
 
-    def __init__(self, threshold: int, max_retry_after: float) -> None:
+    def __init__(self, threshold: int, max_retry_after: float, throttle_timeout: float = 300.0) -> None:
         self.reason: str | None = None
+        #: A signal cancelled the run: nothing more is sent, not even a poll.
+        self.cancelled = False
         self.threshold = threshold
         self.open = False
+        self.opened_at = 0.0
         self.probes_failed = 0
+        #: Probes refused by throttling while the breaker has been open less than `throttle_timeout`.
+        self.probes_throttled = 0
+        self.throttle_timeout = throttle_timeout
         #: The last Retry-After of a counted failure: a probe waits at least that long.
         self.retry_after = 0.0
         self.max_retry_after = max_retry_after
@@ -91,6 +106,7 @@ class StopPolicy:
         self._first_type: str | None = None
         self._accounts: set[str] = set()
         self._requests = 0
+        self._throttled = False
 
     def stop(self, reason: str) -> None:
         """Stop the run (the first reason given is the one reported)."""
@@ -102,6 +118,7 @@ class StopPolicy:
     def succeeded(self) -> None:
         self.open = False
         self.probes_failed = 0
+        self.probes_throttled = 0
         self._kind = None
         self._accounts.clear()
         self._requests = 0
@@ -124,9 +141,11 @@ class StopPolicy:
             self._requests = 0
         self._accounts.add(account_id)
         self._requests += 1
+        self._throttled = error.throttling  # the advice follows the last failure counted
         self.retry_after = retry_after or 0.0
         if self._requests >= self.threshold and len(self._accounts) >= min(2, self.threshold):
             self.open = True
+            self.opened_at = time.monotonic()
         return False
 
     def failed_finally(self, error: ErrorKind) -> None:
@@ -134,8 +153,15 @@ class StopPolicy:
         if error.stops_run:
             self.stop(f"{error.type} is not about one account")
 
-    def probe_failed(self) -> bool:
-        """Count a failed probe; True when the probes are exhausted and the run stops."""
+    def probe_failed(self, throttled: bool = False) -> bool:
+        """Count a failed probe; True when the probes are exhausted and the run stops.
+
+        A probe refused by throttling does not count while the breaker has been open less than
+        `--throttle-timeout`: an API whose quota is spent for a while is waited for (one probe at a time, each
+        after a longer backoff), as a throttled request is."""
+        if throttled and time.monotonic() - self.opened_at < self.throttle_timeout:
+            self.probes_throttled += 1
+            return False
         self.probes_failed += 1
         if self.probes_failed < PROBES:
             return False
@@ -143,7 +169,8 @@ class StopPolicy:
         return True
 
     def _breaker_reason(self) -> str:
-        advice = _ADVICE.get(self._kind or "", "") or "the API fails the same way for every account."
+        kind = "throttled" if self._kind == "outage" and self._throttled else self._kind
+        advice = _ADVICE.get(kind or "", "") or "the API fails the same way for every account."
         return (
             f"the last {self._requests} requests ({len(self._accounts)} accounts) all failed with "
             f"{self._first_type}, and {self.probes_failed} probes after them: {advice}"
