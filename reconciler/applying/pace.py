@@ -245,6 +245,7 @@ class PaceLog:
         "slowdowns",
         "accepted",
         "first_throttle",
+        "last_answer",
         "seconds",
         "_second",
         "_row",
@@ -259,6 +260,7 @@ class PaceLog:
         #: Answers accepted from the first throttling answer on: the pace the API held.
         self.accepted = 0
         self.first_throttle: float | None = None
+        self.last_answer = started
         #: (second of the run, answers, throttled, lowest rate set in it or inf) for every second with answers.
         self.seconds: list[list[float]] = []
         self._second = -1
@@ -266,6 +268,7 @@ class PaceLog:
 
     def answered(self, now: float, signal: int) -> None:
         self.answers += 1
+        self.last_answer = now
         second = int(now - self.started)
         if second != self._second:
             self._second = second
@@ -288,8 +291,10 @@ class PaceLog:
 
     def summary(self, now: float, rate: float, window: int, waited: float, adaptive: bool) -> PaceSummary:
         held = None
-        if self.first_throttle is not None:
-            held = self.accepted / max(now - self.first_throttle, MIN_SPAN)
+        if self.first_throttle is not None:  # to the last answer: a cancelled run's grace is not the API's pace
+            held = self.accepted / max(self.last_answer - self.first_throttle, MIN_SPAN)
+            if not self.accepted:
+                rate = math.inf  # nothing accepted after the push-back: the rate set then measured nothing
         return PaceSummary(
             adaptive=adaptive,
             requests=self.answers,
