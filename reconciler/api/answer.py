@@ -1,6 +1,6 @@
 """What one HTTP exchange with the API came to: the `Answer` the engine acts on, and how an error answer is read.
 
-Kept apart from the transport (client.py) so that planning-only commands never import aiohttp.
+Kept apart from the transport (client.py) so that planning-only commands never import pycurl.
 
 This is where text from the API enters: an answer may echo the request (its body, its X-API-KEY header) in
 `detail` or `title`, or carry any text in `type`. Every `Answer.message` is redacted of every known secret
