@@ -291,7 +291,9 @@ class PaceLog:
 
     def summary(self, now: float, rate: float, window: int, waited: float, adaptive: bool) -> PaceSummary:
         held = None
-        if self.first_throttle is not None:  # to the last answer: a cancelled run's grace is not the API's pace
+        if (
+            self.first_throttle is not None
+        ):  # to the last answer: a cancelled run's grace is not the API's pace
             held = self.accepted / max(self.last_answer - self.first_throttle, MIN_SPAN)
             if not self.accepted:
                 rate = math.inf  # nothing accepted after the push-back: the rate set then measured nothing
