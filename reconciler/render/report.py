@@ -66,13 +66,13 @@ def pace_line(pace: PaceSummary | None) -> str | None:
     if not pace.throttled:
         return (
             f"The API pushed back with timeouts or rising latency: the pace slowed down {pace.slowdowns} time(s) "
-            f"({pace.window} max in flight at the end)."
+            f"(a window of {pace.window} at the end)."
         )
     share = pace.throttled / max(pace.requests, 1)
     held = "" if pace.held_rate is None else f"held ~{pace.held_rate:,.0f} requests/s "
     return (
         f"The API throttled {pace.throttled:,} of {pace.requests:,} requests ({share:.1%}): {held}"
-        f"({pace.window} max in flight); requests waited {pace.waited:.1f} s in all for the pace."
+        f"(a window of {pace.window}); requests waited {pace.waited:.1f} s in all for the pace."
     )
 
 
