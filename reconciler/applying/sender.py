@@ -101,7 +101,9 @@ class Sender:
                         return None, attempts  # refused for the run's reason, not the account's: skipped
                     throttles += 1
                     # a backoff of its own, so that one account the API keeps refusing costs little
-                    await asyncio.sleep(retry_after if retry_after is not None else self.backoff(throttles))
+                    delay = retry_after if retry_after is not None else self.backoff(throttles)
+                    log.debug("%s: %s (throttled); sent again in %.2f s", what, answer.message, delay)
+                    await asyncio.sleep(delay)
                     continue
             attempts += 1
             if not error.retryable or attempts >= self.options.max_attempts or self.stop.reason:
