@@ -406,3 +406,17 @@ def test_a_retry_after_over_the_cap_is_not_waited_for() -> None:
     waits = Answer(429, {}, CATALOGUE["errors/too_many_requests"], "HTTP 429", retry_after=500.0)
     answer, attempts, calls = send_all([waits, OK])
     assert (answer, attempts, calls) == (waits, 1, 1)
+
+
+def test_the_summary_counts_the_held_rate_to_the_last_answer_and_no_rate_when_nothing_was_accepted() -> None:
+    clock = Clock()
+    pace = throttled_pace(clock)
+    steady(pace, clock, 200.0, 1.0)
+    clock.now += 30  # a cancelled run's grace, say: nothing answered
+    assert pace.summary(0.0).held_rate == pytest.approx(200.0, rel=0.02)
+    refused = Pace(8, clock=clock)
+    for _ in range(20):
+        clock.now += 0.01
+        refused.answered(clock.now - 0.005, THROTTLED, in_flight=8)
+    summary = refused.summary(0.0)
+    assert summary.throttled == 20 and summary.rate is None and summary.held_rate == 0
