@@ -130,9 +130,9 @@ def render_text(
     shown_per_group: int = 20,
 ) -> str:
     out = [_counts_line(results)]
-    throttled = pace_line(pace)
-    if throttled:
-        out.append(throttled)
+    pace_said = pace_line(pace)
+    if pace_said:
+        out.append(pace_said)
     if stop_reason:
         out.append(f"Stopped early: {stop_reason}; the remaining operations were skipped.")
     for error_type, group in _groups(results).items():
@@ -155,9 +155,9 @@ def render_markdown(
 ) -> str:
     """The report for a pull request or a job summary; `timeline` adds the pace over the run as a table."""
     header = [MARKER, "### reconciler apply", "", f"**{_counts_line(results)}**"]
-    throttled = pace_line(pace)
-    if throttled:
-        header += ["", throttled]
+    pace_said = pace_line(pace)
+    if pace_said:
+        header += ["", pace_said]
         if timeline and pace is not None:
             header += pace_table(pace)
     if stop_reason:
