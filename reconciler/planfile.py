@@ -20,14 +20,16 @@ from typing import Any, TypedDict, cast
 
 from reconciler import fsutil, packaged
 from reconciler.errors import ReconcilerError, StalePlan
-from reconciler.model import Change, Desired, Plan, Recorded
+from reconciler.model import Change, Desired, Plan, Recorded, Safety
+from reconciler.planning import weigh
 from reconciler.secrets import keyed_salt, masked, secrets_digest
 
 KIND = "reconciler-saved-plan"
 FORMAT_VERSION = 2
 
 
-class SavedChange(TypedDict):
+class SavedChange(TypedDict, total=False):
+    file: str | None
     account_id: str
     action: str
     resync: bool
@@ -45,7 +47,15 @@ class SavedSecrets(TypedDict):
     nonce: str | None
 
 
-class SavedPlanDocument(TypedDict):
+class SavedSafety(TypedDict):
+    """What apply's safety bounds were weighed with when the plan was made (`planning.weigh`)."""
+
+    recorded: int
+    max_update_percent: float
+    max_forget_percent: float
+
+
+class SavedPlanDocument(TypedDict, total=False):
     """The JSON document `plan --out` writes (`reconciler/schemas/saved-plan.schema.json`)."""
 
     kind: str
@@ -62,6 +72,7 @@ class SavedPlanDocument(TypedDict):
     warnings: list[str]
     unset_variables: list[str]
     changes: list[SavedChange]
+    safety: SavedSafety
 
 
 def masked_change(change: Change) -> Change:
@@ -75,6 +86,7 @@ def masked_change(change: Change) -> Change:
         masked(change.after),
         change.resync_generation,
         change.recorded_generation,
+        change.file,
     )
 
 
@@ -100,8 +112,11 @@ def save(
     targets: list[str],
     selectors: list[tuple[str, str]],
     fingerprint_key: str | None = None,
+    safety: Safety | None = None,
 ) -> None:
-    """Write `plan` (made from `desired` against `recorded`) for `apply --plan`; mode 0600, replaced atomically."""
+    """Write `plan` (made from `desired` against `recorded`) for `apply --plan`; mode 0600, replaced atomically.
+
+    `safety` (what the bounds made of it) is kept so that `show` says what `plan` said."""
     # Before the state exists its salt is not kept anywhere: a fresh nonce keys the digest instead. (The first
     # apply creates the state with a salt of its own, so this nonce never keys a fingerprint.)
     nonce = None if recorded.exists else random_tokens.token_hex(16)
@@ -122,8 +137,15 @@ def save(
         "unchanged": plan.unchanged,
         "warnings": list(plan.warnings),
         "unset_variables": list(plan.unset_variables),
-        "changes": [_saved_change(masked_change(change)) for change in plan.changes],
+        "changes": [_saved_change(masked_change(change)) for change in plan.all_changes],
     }
+    if safety is not None:
+        checks = {check.action: check.bound for check in safety.checks}
+        document["safety"] = {
+            "recorded": safety.existing,
+            "max_update_percent": checks["update"],
+            "max_forget_percent": checks["forget"],
+        }
     # A new temporary (unique name, O_EXCL | O_NOFOLLOW) renamed over the target: never written through a link.
     try:
         fsutil.replace_atomically(Path(path), json.dumps(document).encode(), 0o600)
@@ -133,6 +155,7 @@ def save(
 
 def _saved_change(change: Change) -> SavedChange:
     return {
+        "file": None if change.file is None else os.path.relpath(os.path.abspath(change.file)),
         "account_id": change.account_id,
         "action": change.action,
         "resync": change.resync,
@@ -179,6 +202,14 @@ class SavedPlan:
             unset_variables=tuple(document["unset_variables"]),
         )
 
+    @property
+    def safety(self) -> Safety | None:
+        """What apply's safety bounds made of the plan when it was made (None: not saved with it)."""
+        saved = self.document.get("safety")
+        if saved is None:
+            return None
+        return weigh(self.plan, saved["recorded"], saved["max_update_percent"], saved["max_forget_percent"])
+
     def check_complete(self) -> None:
         """Refuse a plan made while variables it depends on were unset: it cannot say what apply would send."""
         names = self.document["unset_variables"]
@@ -218,7 +249,7 @@ class SavedPlan:
                 "saved plan is stale: the secrets resolved now differ from those planned (or "
                 "RECONCILER_FINGERPRINT_KEY does); run plan again"
             )
-        if changes_of(document) != [masked_change(change) for change in current.changes]:
+        if changes_of(document) != [masked_change(change) for change in current.all_changes]:
             raise StalePlan("saved plan is stale: planning again gives different changes; run plan again")
 
 
@@ -276,6 +307,7 @@ def changes_of(document: SavedPlanDocument) -> list[Change]:
             after=c["after"],
             resync_generation=c["resync_generation"],
             recorded_generation=c["recorded_generation"],
+            file=c.get("file"),
         )
         for c in document["changes"]
     ]

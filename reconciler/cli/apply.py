@@ -17,6 +17,7 @@ from reconciler.cli.common import (
     ExitCode,
     FiniteRange,
     ShardType,
+    bound_options,
     config_argument,
     fail,
     format_option,
@@ -155,8 +156,7 @@ def _confirm_on_terminal(config: str, location: str) -> Confirmer:
     help="After Ctrl-C or SIGTERM, seconds that requests in flight may take to answer.",
 )
 @click.option("--lock-timeout", type=FiniteRange(0.0), default=0.0, show_default=True)
-@click.option("--max-update-percent", type=FiniteRange(0, 100), default=30.0, show_default=True)
-@click.option("--max-forget-percent", type=FiniteRange(0, 100), default=30.0, show_default=True)
+@bound_options
 @click.option(
     "--ca-bundle",
     default=None,

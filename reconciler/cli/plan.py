@@ -12,6 +12,7 @@ import click
 from reconciler import collector, planfile
 from reconciler.cli.common import (
     ExitCode,
+    bound_options,
     config_argument,
     format_option,
     load_or_exit,
@@ -24,7 +25,7 @@ from reconciler.cli.common import (
 )
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
-from reconciler.planning import make_plan
+from reconciler.planning import make_plan, weigh
 from reconciler.render.escape import terminal
 from reconciler.secrets import fingerprint_key
 from reconciler.state import display_location, open_backend, resolve_state_location, sandbox_state_note
@@ -87,6 +88,7 @@ def validate(config: str, output_format: str) -> None:
 @click.option(
     "--sandbox", is_flag=True, help="Plan against the sandbox's own state (as apply --sandbox records it)."
 )
+@bound_options
 @target_option
 @select_option
 @collector.paused()
@@ -97,10 +99,13 @@ def plan(
     out_path: str | None,
     detailed_exitcode: bool,
     sandbox: bool,
+    max_update_percent: float,
+    max_forget_percent: float,
     targets: tuple[str, ...],
     selectors: tuple[tuple[str, str], ...],
 ) -> None:
-    """Show what apply would change. Needs no network, no API key and no lock."""
+    """Show what apply would change, and whether apply's safety bounds would refuse it. Needs no network, no API
+    key and no lock."""
     desired = load_or_exit(config, need_secrets=False)
     location = resolve_state_location(state_location, sandbox=sandbox)
     recorded = open_backend(location).read()
@@ -109,6 +114,7 @@ def plan(
         click.echo(note, err=True)
     key = fingerprint_key(os.environ)
     the_plan = make_plan(desired, recorded, targets, list(selectors), fingerprint_key=key)
+    safety = weigh(the_plan, len(recorded.accounts), max_update_percent, max_forget_percent)
     if out_path:  # first: a plan file that cannot be written leaves nothing on stdout
         planfile.save(
             out_path,
@@ -119,8 +125,9 @@ def plan(
             targets=list(targets),
             selectors=list(selectors),
             fingerprint_key=key,
+            safety=safety,
         )
-    click.echo(render_plan(the_plan, output_format, config, display_location(location)), nl=False)
+    click.echo(render_plan(the_plan, output_format, config, display_location(location), safety), nl=False)
     write_github_outputs(
         {
             "changes": "true" if not the_plan.empty else "false",
@@ -139,4 +146,4 @@ def show(planfile_path: str, output_format: str) -> None:
     saved = planfile.load(planfile_path)
     the_plan = saved.plan
     show_warnings(list(the_plan.warnings))
-    click.echo(render_plan(the_plan, output_format, saved.config, ""), nl=False)
+    click.echo(render_plan(the_plan, output_format, saved.config, "", saved.safety), nl=False)
