@@ -85,7 +85,8 @@ def _file_table(groups: dict[str, list[Change]]) -> list[str]:
     names = list(groups)
     for name in names[:MAX_FILES_SHOWN]:
         counts = counts_of(groups[name])
-        shown = name if name == NOT_DECLARED else code_span(name)
+        # A `|` ends a table cell even inside a code span, unless escaped (GitHub's tables).
+        shown = name if name == NOT_DECLARED else code_span(name).replace("|", "\\|")
         lines.append(f"| {shown} | " + " | ".join(f"{counts[column]:,}" for column in COLUMNS) + " |")
     if len(names) > MAX_FILES_SHOWN:
         rest = counts_of([change for name in names[MAX_FILES_SHOWN:] for change in groups[name]])
