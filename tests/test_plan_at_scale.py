@@ -22,7 +22,8 @@ def _region_file(region: str, count: int, host: str = "proxy.example.com", extra
     variable = "PW_" + region.split("-")[0].upper()
     lines = ["version: 1", "defaults:", "  proxy: {protocol: https, port: 8080}", "accounts:"]
     lines += [
-        f"  acc_{region.replace('-', '_')}_{i:04d}: {{provider: LINKEDIN, proxy: {{host: p{i}.{region}.{host}, username: u, "
+        f"  acc_{region.replace('-', '_')}_{i:04d}: {{provider: LINKEDIN, "
+        f"proxy: {{host: p{i}.{region}.{host}, username: u, "
         f'password: "${{{variable}}}"}}}}'
         for i in range(count)
     ]
