@@ -5,7 +5,7 @@ library is needed for one bar; it is redrawn from a background thread that reads
 the same things, most useful first: the rate, the time left, the failures so far (with the commonest error type),
 then what is in flight, the resyncs polling and the pace:
 
-    apply: 5586/100000 accounts done, 41 accounts/s, ~38m25s left, 12 failed (errors/proxy_error 10),
+    apply: 5586/100000 accounts done, 41 accounts/s, ~38m22s left, 12 failed (errors/proxy_error 10),
     63 syncs polling (not in the time left), paced at ~290 requests/s (the API pushed back)
 
 (one line). The engine only counts (`Progress`); the rate and the time left are worked out here, on the display's
