@@ -26,13 +26,12 @@ from reconciler import fsutil, packaged
 from reconciler.errors import ReconcilerError, StalePlan, WrongState
 from reconciler.model import Change, Desired, Plan, Recorded
 from reconciler.secrets import keyed_salt, masked, secrets_digest
+from reconciler.state import SANDBOX_STATE
 from reconciler.state.reference import StateReference
 
 KIND = "reconciler-saved-plan"
 #: 3: `state` names the state the plan was made against. 2: no salt, one digest of all secrets.
 FORMAT_VERSION = 3
-#: The sandbox's own state (reconciler.state.SANDBOX_STATE, not imported: that module imports more).
-_SANDBOX_STATE = ".reconciler/sandbox-state.json"
 
 
 class SavedChange(TypedDict):
@@ -229,7 +228,7 @@ class SavedPlan:
                 "named by a saved plan only inside the working directory)"
             )
         assert state.path is not None
-        if os.path.normpath(state.path) == os.path.normpath(_SANDBOX_STATE):
+        if os.path.normpath(state.path) == os.path.normpath(SANDBOX_STATE):
             raise WrongState(f"{self._planned()}, the sandbox's state; apply it with --sandbox")
         return state.path
 

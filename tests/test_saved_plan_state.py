@@ -85,7 +85,9 @@ def test_a_saved_plan_names_its_postgres_state_without_user_or_password(
     run, write, workdir, pg_state
 ) -> None:
     write("a.yaml", CONFIG)
-    planned = run("plan", "a.yaml", "--state", pg_state + "&sslmode=disable", "--out", "plan.bin")
+    # Every place a URL may carry a password: the userinfo, and the password parameters libpq reads.
+    url = f"{pg_state}&sslmode=disable&password={DB_SECRET}&sslpassword={DB_SECRET}"
+    planned = run("plan", "a.yaml", "--state", url, "--out", "plan.bin")
     assert planned.code == 0, planned.err
     parts = urlsplit(pg_state)
     assert _document()["state"] == {

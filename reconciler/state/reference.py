@@ -9,8 +9,9 @@ database, schema and workspace, never by its user or password.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any, Literal
+
+from reconciler.plain import Compared
 
 Kind = Literal["file", "postgresql"]
 
@@ -22,18 +23,31 @@ _FIELDS: dict[str, tuple[str, ...]] = {
 _DEFAULT_PORT = "5432"
 
 
-@dataclass(frozen=True, slots=True)
-class StateReference:
+class StateReference(Compared):
     """A state's kind and location, without secrets: what a saved plan records and messages show."""
 
-    kind: Kind
-    path: str | None = None
-    host: str | None = None
-    port: str | None = None
-    service: str | None = None
-    database: str | None = None
-    schema: str | None = None
-    workspace: str | None = None
+    __slots__ = ("kind", "path", "host", "port", "service", "database", "schema", "workspace")
+
+    def __init__(
+        self,
+        kind: Kind,
+        *,
+        path: str | None = None,
+        host: str | None = None,
+        port: str | None = None,
+        service: str | None = None,
+        database: str | None = None,
+        schema: str | None = None,
+        workspace: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self.path = path
+        self.host = host
+        self.port = port
+        self.service = service
+        self.database = database
+        self.schema = schema
+        self.workspace = workspace
 
     @classmethod
     def file(cls, path: str) -> StateReference:
