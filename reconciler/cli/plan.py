@@ -108,7 +108,8 @@ def plan(
     key and no lock."""
     desired = load_or_exit(config, need_secrets=False)
     location = resolve_state_location(state_location, sandbox=sandbox)
-    recorded = open_backend(location).read()
+    backend = open_backend(location)
+    recorded = backend.read()
     note = sandbox_state_note(location)
     if note:
         click.echo(note, err=True)
@@ -121,6 +122,7 @@ def plan(
             the_plan,
             desired,
             recorded,
+            state=backend.reference(),
             config=config,
             targets=list(targets),
             selectors=list(selectors),
