@@ -182,20 +182,15 @@ def write_github_outputs(outputs: dict[str, str]) -> None:
 def bound_options(command: Any) -> Any:
     """`--max-update-percent` and `--max-forget-percent`: apply's safety bounds, which plan weighs too, so
     that a reviewer sees a refusal before the merge."""
-    command = click.option(
-        "--max-update-percent",
-        type=FiniteRange(0, 100),
-        default=30.0,
-        show_default=True,
-        help="Refuse (without --force) to update more than this share of the recorded accounts.",
-    )(command)
-    return click.option(
-        "--max-forget-percent",
-        type=FiniteRange(0, 100),
-        default=30.0,
-        show_default=True,
-        help="Refuse (without --force) to forget more than this share of the recorded accounts.",
-    )(command)
+    for action in ("forget", "update"):  # applied innermost first: --help lists update, then forget
+        command = click.option(
+            f"--max-{action}-percent",
+            type=FiniteRange(0, 100),
+            default=30.0,
+            show_default=True,
+            help=f"Refuse (without --force) to {action} more than this share of the recorded accounts.",
+        )(command)
+    return command
 
 
 def render_plan(plan: Plan, output_format: str, config: str, state: str, safety: Safety | None = None) -> str:
