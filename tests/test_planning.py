@@ -132,7 +132,7 @@ def test_shown_field_changes_turn_before_into_after(before, after, env_before, e
         (change,) = plan.secret_only
         assert not plan.changes and change.action == "update" and not change.resync
         assert all(is_unknown(settings_leaves(change.after)[field]) for field in change.fields)
-        assert "acc" not in plan_text.render(plan) and "acc" not in plan_markdown.render(plan)
+        assert "acc " not in plan_text.render(plan) and "acc " not in plan_markdown.render(plan)
         return
     if not plan.changes:
         assert not plan.unset_variables
