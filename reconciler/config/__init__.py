@@ -99,9 +99,8 @@ def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desire
         raise ConfigError(in_order(problems + stopping), note=note)
     warnings: list[Problem] = []
     accounts: dict[str, AccountSpec] = {}
-    unbuilt: dict[
-        str, tuple[str, int, int, str]
-    ] = {}  # declared accounts that have problems: where, as written
+    # Declared accounts that have problems, by NFC id: where, and the id as written.
+    unbuilt: dict[str, tuple[str, int, int, str]] = {}
     unset: set[str] = set()
     for name, loaded in parsed:
         problems.extend(loaded.duplicates)
