@@ -367,7 +367,7 @@ def test_look_alike_account_ids_are_refused_with_their_position(write, account_i
     problems = problems_of(write, HEADER + f'  ok: {{country: US}}\n  "{escaped}":\n    country: US\n')
     assert problems == [
         f"a.yaml:4:3: invalid account id {account_id!r}: character 4 is {kind}; "
-        "1-256 characters, no whitespace, control, bidi or zero-width characters"
+        "1-256 characters, no whitespace, control, bidi, zero-width or other invisible characters"
     ]
     assert problems[0].isprintable()
 

@@ -63,9 +63,15 @@ KEY_NAMES = (
 )
 keys = st.sampled_from(KEY_NAMES)
 values = st.recursive(scalars, lambda inner: st.dictionaries(keys, inner, max_size=5), max_leaves=12)
-#: Ids on both sides of every rule, the look-alike characters (C1, bidi, zero-width) and their neighbours included.
-REFUSED_ID_CHARACTERS = "\x80\x85\x9f\u200b\u200c\u200d\u2060\ufeff\u061c\u200e\u200f\u202a\u202e\u2066\u2069"
-NEIGHBOUR_CHARACTERS = "\xa1\u00e9\u061b\u200a\u2061\u2065\u2029\u202f\ufefe\U0001f642"
+#: Ids on both sides of every rule, the look-alike characters (C1, bidi, zero-width, the other default-ignorable
+#: code points: variation selectors, Hangul fillers, tags) and their neighbours included.
+REFUSED_ID_CHARACTERS = (
+    "\x80\x85\x9f\u200b\u200c\u200d\u2060\ufeff\u061c\u200e\u200f\u202a\u202e\u2066\u2069"
+    "\xad\u034f\u115f\u1160\u180e\u2061\u2065\u3164\ufe00\ufe0f\uffa0\U000e0001\U000e007f\U000e0100\U000e0fff"
+)
+NEIGHBOUR_CHARACTERS = (
+    "\xa1\u00e9\u061b\u200a\u2029\u202f\ufefe\U0001f642\u1161\u2070\ufe10\uffa1\U000e1000\u0301"
+)
 account_ids = st.one_of(
     st.sampled_from(["acc_1", "a b", "", "x" * 257, "acc\n", "ok-2", "\x7f"]),
     st.builds(

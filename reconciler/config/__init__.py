@@ -14,6 +14,14 @@ from typing import Any
 
 from reconciler.config.accounts import AccountBuilder
 from reconciler.config.fastcheck import ACCOUNT_ID, account_certainly_valid, document_certainly_valid
+from reconciler.config.ids import (
+    escaped,
+    is_default_ignorable,
+    mixed_scripts,
+    mixed_scripts_warning,
+    nfc,
+    not_nfc_problem,
+)
 from reconciler.config.schema import schema_problems
 from reconciler.config.yamlpos import Loaded, YMap, decode, load
 from reconciler.errors import ConfigError, Problem, ReconcilerError, brief, describe, one_line
@@ -91,7 +99,8 @@ def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desire
         raise ConfigError(in_order(problems + stopping), note=note)
     warnings: list[Problem] = []
     accounts: dict[str, AccountSpec] = {}
-    unbuilt: dict[str, tuple[str, int, int]] = {}  # declared accounts that have problems: where
+    # Declared accounts that have problems, by NFC id: where, and the id as written.
+    unbuilt: dict[str, tuple[str, int, int, str]] = {}
     unset: set[str] = set()
     for name, loaded in parsed:
         problems.extend(loaded.duplicates)
@@ -103,7 +112,9 @@ def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desire
         found, bad_paths = ([], set()) if certainly_valid else schema_problems(name, schema_subject(document))
         problems.extend(found)
         builder = AccountBuilder(name, document, environ)
-        _check_accounts(name, document, builder, bad_paths, accounts, unbuilt, problems, certainly_valid)
+        _check_accounts(
+            name, document, builder, bad_paths, accounts, unbuilt, problems, warnings, certainly_valid
+        )
         problems.extend(builder.problems)
         warnings.extend(builder.warnings)
         unset |= builder.unset
@@ -131,40 +142,59 @@ def _check_accounts(
     builder: AccountBuilder,
     bad_paths: set[tuple[Any, ...]],
     accounts: dict[str, AccountSpec],
-    unbuilt: dict[str, tuple[str, int, int]],
+    unbuilt: dict[str, tuple[str, int, int, str]],
     problems: list[Problem],
+    warnings: list[Problem],
     ids_checked: bool = False,
 ) -> None:
     """Check every account of one file (id, then body, whatever the schema found) and keep the valid ones.
 
-    `ids_checked`: every id is known to be valid (the fast schema check passed the whole file)."""
+    Ids are compared in Unicode NFC (`accounts` and `unbuilt` are keyed by the NFC form; a built account's id
+    is its NFC form, since an id not in NFC is an error). `ids_checked`: every id is known to match the schema's
+    pattern (the fast schema check passed the whole file); the NFC and script checks run whatever it says."""
     declared = document.get("accounts")
     if not isinstance(declared, YMap):
         return  # the schema's message
     marks = declared.marks
     for account_id, body in declared.items():
         key_mark = marks[account_id][:2]
-        previous = accounts.get(account_id)
-        first = (previous.file, previous.line, previous.col) if previous else unbuilt.get(account_id)
+        ascii_id = account_id.isascii()  # the common case: its own NFC form, one script, nothing invisible
+        key = account_id if ascii_id else nfc(account_id)
+        previous = accounts.get(key)
+        first = (
+            (previous.file, previous.line, previous.col, previous.account_id)
+            if previous
+            else unbuilt.get(key)
+        )
         if first is not None:
-            problems.append(
-                Problem(
-                    name,
-                    *key_mark,
-                    f"account {brief(account_id, 260)} is also declared in {first[0]}:{first[1]}:{first[2]}",
-                    path=f"accounts.{account_id}",
+            if first[3] == account_id:
+                message = (
+                    f"account {brief(account_id, 260)} is also declared in {first[0]}:{first[1]}:{first[2]}"
                 )
-            )
+            else:  # the same id once in NFC, written differently: say how each is written
+                message = (
+                    f"account {escaped(account_id)} is also declared in {first[0]}:{first[1]}:{first[2]} as "
+                    f"{escaped(first[3])}: the same id in Unicode NFC ({key[:80]!r})"
+                )
+            problems.append(Problem(name, *key_mark, message, path=f"accounts.{account_id}"))
             continue
         id_problem = None if ids_checked else account_id_problem(account_id)
+        if id_problem is None and not ascii_id:
+            if key != account_id:
+                id_problem = not_nfc_problem(account_id, key)
+            else:
+                scripts = mixed_scripts(account_id)
+                if scripts:
+                    warning = mixed_scripts_warning(account_id, scripts)
+                    warnings.append(Problem(name, *key_mark, warning, "warning", f"accounts.{account_id}"))
         if id_problem is not None:
             problems.append(Problem(name, *key_mark, id_problem, path=f"accounts.{account_id}"))
         valid = id_problem is None and not (bad_paths and ("accounts", account_id) in bad_paths)
         spec = builder.build(account_id, body, key_mark, valid)
         if spec is not None:
-            accounts[account_id] = spec
+            accounts[key] = spec
         else:
-            unbuilt[account_id] = (name, *key_mark)
+            unbuilt[key] = (name, *key_mark, account_id)
 
 
 _REFUSED_CHARACTERS = (
@@ -176,7 +206,8 @@ _REFUSED_CHARACTERS = (
         "a bidi control",
     ),
     (lambda char: char.isspace(), "whitespace"),
-    (lambda char: True, "a zero-width character"),
+    (lambda char: char in "\u200b\u200c\u200d\u2060\ufeff", "a zero-width character"),
+    (is_default_ignorable, "an invisible (default-ignorable) code point"),
 )
 
 
@@ -184,15 +215,27 @@ def account_id_problem(account_id: str) -> str | None:
     """Why `account_id` is not a valid id (naming the first character refused, and where), or None."""
     if ACCOUNT_ID.fullmatch(account_id):
         return None
-    rule = "1-256 characters, no whitespace, control, bidi or zero-width characters"
-    shown = brief(account_id, 80)
+    rule = "1-256 characters, no whitespace, control, bidi, zero-width or other invisible characters"
+    # Escaped when not ASCII: an invisible code point that is printable to Python (a variation selector) would
+    # otherwise show as nothing.
+    shown = brief(account_id, 80) if account_id.isascii() else escaped(account_id)
     if not account_id:
         return f"invalid account id '': {rule}"
     for index, char in enumerate(account_id):
         if not ACCOUNT_ID.fullmatch(char):
-            kind = next(label for test, label in _REFUSED_CHARACTERS if test(char))
+            kind = next((label for test, label in _REFUSED_CHARACTERS if test(char)), "a refused character")
+            if is_default_ignorable(char) and kind.startswith("an invisible"):
+                kind += _character_name(char)
             return f"invalid account id {shown}: character {index + 1} is U+{ord(char):04X}, {kind}; {rule}"
     return f"invalid account id {shown}: {len(account_id):,} characters; {rule}"
+
+
+def _character_name(char: str) -> str:
+    """`, NAME` for a character Unicode names (not a reserved code point), else ""."""
+    import unicodedata  # only for a refused id: start-up counts (BENCHMARKS.md)
+
+    name = unicodedata.name(char, "")
+    return f", {name}" if name else ""
 
 
 def _redacted(problems: list[Problem], documents: list[YMap], environ: Mapping[str, str]) -> list[Problem]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
@@ -18,11 +19,24 @@ from reconciler.config.fastcheck import ACCOUNT_KEYS, PROVIDERS
 from reconciler.config.yamlpos import Mark, YMap
 from reconciler.errors import Problem, brief
 from reconciler.model import SYNC_PROVIDERS, AccountSpec, ResyncSpec
-from reconciler.secrets import ReferenceError_, Secret, Unresolved, resolve_or_mark
+from reconciler.secrets import ReferenceError_, Secret, Unresolved, referenced_names, resolve_or_mark
 
 # Codes people write that ISO 3166-1 spells otherwise.
 _COUNTRY_HINTS = {"UK": "GB", "EL": "GR", "EN": "GB"}
 _PROXY_KEYS = ("protocol", "host", "port", "username", "password")
+
+#: Prefixes of the environment variables a configuration may not read (compared without regard to case, as
+#: Windows does): reconciler's own credentials (POSTPRESS_API_KEY, RECONCILER_STATE with its database password,
+#: RECONCILER_FINGERPRINT_KEY) and the CI's (GITHUB_TOKEN, ACTIONS_RUNTIME_TOKEN, ACTIONS_ID_TOKEN_REQUEST_*,
+#: RUNNER_*). A proxy value is sent to the API and from there to the proxy, and shows in a plan only as
+#: `(sensitive)`: without this, a pull request that looks harmless could send them to a host of its choosing.
+REFUSED_VARIABLE_PREFIXES = ("POSTPRESS_", "RECONCILER_", "GITHUB_", "ACTIONS_", "RUNNER_")
+_REFUSED_LIST = ", ".join(prefix + "*" for prefix in REFUSED_VARIABLE_PREFIXES)
+
+#: One label of a host name: letters, digits, `-` (not first or last) and `_` (seen in real DNS names).
+_LABEL = r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+_MAX_HOST_NAME = 253
 
 Path = tuple[Any, ...]
 
@@ -32,6 +46,35 @@ def iso_countries() -> frozenset[str]:
     """ISO 3166-1 alpha-2 codes, shipped with the package (no network)."""
     text = packaged.read_text("config/iso3166-alpha2.txt", "ascii")
     return frozenset(text.split())
+
+
+def refused_variable(name: str) -> bool:
+    """Whether `${name}` names reconciler's own or the CI's credentials (REFUSED_VARIABLE_PREFIXES)."""
+    return name.upper().startswith(REFUSED_VARIABLE_PREFIXES)
+
+
+def valid_host(host: str) -> bool:
+    """Whether `host` is an IP address (v4 or v6) or a host name: dot-separated labels of letters, digits, `-`
+    and `_`, at most 253 characters, the last label not all digits; a name in another script counts as its
+    IDNA (punycode) form."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    if not host.isascii():
+        import unicodedata  # only for a host in another script
+
+        # Letters, digits and combining marks only: IDNA would drop an invisible character (U+200B) silently.
+        if not all(char.isalnum() or char in "-._" or unicodedata.category(char)[0] == "M" for char in host):
+            return False
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return False
+    if len(host.removesuffix(".")) > _MAX_HOST_NAME or not _HOST_NAME.fullmatch(host):
+        return False
+    return not host.removesuffix(".").rpartition(".")[2].isdigit()  # 1.2.3.999 is no address, nor a name
 
 
 def _dotted(path: Path) -> str:
@@ -133,6 +176,8 @@ class AccountBuilder:
                 except ReferenceError_ as exc:
                     self.error(mark, f"proxy.{key}: {exc}", (*path, key))
                     continue
+                if referenced and not self._referenced_ok(key, value, resolved, mark, (*path, key)):
+                    continue
                 if key == "password" and not referenced:
                     self.warnings.append(
                         Problem(
@@ -150,6 +195,33 @@ class AccountBuilder:
                     value = resolved
             values[key] = value
         return values
+
+    def _referenced_ok(self, key: str, text: str, resolved: str | Unresolved, mark: Mark, path: Path) -> bool:
+        """Check a proxy value written with `${...}`: it names no variable of REFUSED_VARIABLE_PREFIXES, and a
+        host resolved from variables is a host (checked once the variables are set: at apply, and wherever
+        they are set). A message names the variables (without `${}`: the text of a password is redacted from
+        messages), never what they hold."""
+        names = referenced_names(text)
+        refused = [name for name in names if refused_variable(name)]
+        if refused:
+            self.error(
+                mark,
+                f"proxy.{key}: the variable {refused[0]} is refused: {_REFUSED_LIST} variables hold reconciler's "
+                "or the CI's own credentials, which are never sent to a proxy; use a variable of your own",
+                path,
+            )
+            return False
+        if key == "host" and isinstance(resolved, str) and not valid_host(resolved):
+            unique = list(dict.fromkeys(names))
+            variables = f"variable{'s' if len(unique) > 1 else ''} {', '.join(unique)}"
+            self.error(
+                mark,
+                f"proxy.host, filled in from the {variables}, is not a valid host name or IP address "
+                "(the value is not shown: it may be secret)",
+                path,
+            )
+            return False
+        return True
 
     def _proxy(self, proxy: Any, proxy_mark: Mark, path: Path) -> dict[str, Any] | None:
         if not isinstance(proxy, YMap):

@@ -129,6 +129,10 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
         message = f"{where}: expected {expected_names}, got {describe(instance)}{shown}"
         if expected == "integer" and isinstance(instance, str) and instance.strip().isdigit():
             message += "; write the number without quotes"
+        elif (
+            expected == "integer" and isinstance(instance, str) and "${" in instance and path[-1:] == ["port"]
+        ):
+            message += "; a port is a number written in the file, never read from ${VAR}"
         return [Problem(file, *value_mark, message, path=at)]
     if kind == "enum":
         options = [str(option) for option in validator_value]
