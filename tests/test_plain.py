@@ -37,7 +37,9 @@ def test_a_plans_digest_function_is_neither_compared_nor_shown() -> None:
     assert _plan("one") == _plan("two")
     assert _plan("one") != Plan([], 1, None, 0, "c" * 64, lambda: "one", warnings=("w",))
     shown = repr(_plan("one"))
-    assert shown.startswith("Plan(changes=[], secret_only=[], unchanged=0,") and "digest_of_desired" not in shown
+    assert (
+        shown.startswith("Plan(changes=[], secret_only=[], unchanged=0,") and "digest_of_desired" not in shown
+    )
 
 
 def test_a_problem_is_one_line_hashable_and_remade_with_a_new_message() -> None:
