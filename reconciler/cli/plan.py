@@ -103,12 +103,22 @@ def plan(
     """Show what apply would change. Needs no network, no API key and no lock."""
     desired = load_or_exit(config, need_secrets=False)
     location = resolve_state_location(state_location, sandbox=sandbox)
-    recorded = open_backend(location).read()
+    backend = open_backend(location)
+    # With --target, only the targets' records are read (a PostgreSQL state reads their rows alone); every
+    # recorded id is read only to name close ones when a target matches nothing.
+    recorded = backend.read_accounts(targets) if targets else backend.read()
     note = sandbox_state_note(location)
     if note:
         click.echo(note, err=True)
     key = fingerprint_key(os.environ)
-    the_plan = make_plan(desired, recorded, targets, list(selectors), fingerprint_key=key)
+    the_plan = make_plan(
+        desired,
+        recorded,
+        targets,
+        list(selectors),
+        fingerprint_key=key,
+        recorded_ids=backend.account_ids if targets else None,
+    )
     if out_path:  # first: a plan file that cannot be written leaves nothing on stdout
         planfile.save(
             out_path,
