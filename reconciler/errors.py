@@ -125,6 +125,10 @@ class StalePlan(ReconcilerError):
     """A saved plan no longer matches the state, the configuration or the secrets."""
 
 
+class WrongState(ReconcilerError):
+    """A saved plan was made against another state than the one apply would use (or names none it can use)."""
+
+
 class UnsafePlan(ReconcilerError):
     """The plan changes more of the recorded accounts than the safety bounds allow."""
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from reconciler.errors import Problem
 from reconciler.plain import Compared, Plain
+from reconciler.secrets import is_unknown, unknown_names
 
 Action = Literal["create", "update", "forget", "none"]
 #: What one Result is about. A forget is local (no API call); the JSON report lists forgets apart from results.
@@ -189,7 +190,8 @@ class Recorded(Compared):
 class Change(Compared):  # see PER_ITEM above
     """What one account needs. `before`/`after` are fingerprinted settings (never plaintext), or masked ones
     (every secret `(sensitive)`) in a plan read back from a file; `fields` are the dotted paths of the leaves
-    that differ."""
+    that differ. `file` is where the account is declared (None for a forget): where a reviewer reads the change,
+    not part of it, so two changes that differ only there are equal."""
 
     __slots__ = (
         "account_id",
@@ -200,7 +202,9 @@ class Change(Compared):  # see PER_ITEM above
         "after",
         "resync_generation",
         "recorded_generation",
+        "file",
     )
+    _hidden = frozenset(("file",))
 
     def __init__(
         self,
@@ -212,6 +216,7 @@ class Change(Compared):  # see PER_ITEM above
         after: dict[str, Any] | None,
         resync_generation: int | None = None,
         recorded_generation: int = 0,
+        file: str | None = None,
     ) -> None:
         self.account_id = account_id
         self.action = action
@@ -221,6 +226,7 @@ class Change(Compared):  # see PER_ITEM above
         self.after = after
         self.resync_generation = resync_generation
         self.recorded_generation = recorded_generation
+        self.file = file
 
     @property
     def patch(self) -> bool:
@@ -234,10 +240,17 @@ class Plan(Compared):
     `warnings` are the configuration's (a plaintext password, say), carried so that every rendering of the plan
     shows them. A plan holds no salt and no secret: a saved plan is written from it as it is. A value behind an
     unset `${VAR}` is a `secrets.unknown_marker` in `after`, and its account is never unchanged.
+
+    `changes` are given whole and kept apart in two: `changes`, what the plan can show, and `secret_only`, the
+    updates whose every difference is a value behind an unset variable. Those may change nothing: without the
+    secrets a fork's pull request would list every account with a `${VAR}` password, burying the real changes,
+    so they are counted by variable instead (`secret_only_by_variables`). Only a plan with unset variables has
+    any, and such a plan is never applied.
     """
 
     __slots__ = (
         "changes",
+        "secret_only",
         "unchanged",
         "lineage",
         "serial",
@@ -261,7 +274,11 @@ class Plan(Compared):
         warnings: tuple[str, ...] = (),
         unset_variables: tuple[str, ...] = (),
     ) -> None:
-        self.changes = changes
+        if unset_variables:
+            self.changes = [change for change in changes if not secret_only(change)]
+            self.secret_only = [change for change in changes if secret_only(change)]
+        else:  # every value known: no change can be one of a secret not known
+            self.changes, self.secret_only = changes, []
         self.unchanged = unchanged
         self.lineage = lineage
         self.serial = serial
@@ -280,6 +297,13 @@ class Plan(Compared):
         """A digest of everything apply would send (planning.desired_digest)."""
         return self.digest_of_desired()
 
+    @property
+    def all_changes(self) -> list[Change]:
+        """`changes` and `secret_only` together, sorted by account id: what a saved plan holds."""
+        if not self.secret_only:
+            return self.changes
+        return sorted(self.changes + self.secret_only, key=lambda change: change.account_id)
+
     def count(self, action: str) -> int:
         if action == "resync":
             return sum(1 for change in self.changes if change.resync)
@@ -287,6 +311,7 @@ class Plan(Compared):
 
     @property
     def summary(self) -> dict[str, int]:
+        """The counts of the changes shown (`secret_only` apart)."""
         return {
             "create": self.count("create"),
             "update": self.count("update"),
@@ -295,9 +320,115 @@ class Plan(Compared):
             "unchanged": self.unchanged,
         }
 
+    def secret_only_by_variables(self) -> list[tuple[tuple[str, ...], int]]:
+        """(the unset variables, how many `secret_only` updates depend on exactly those), most first."""
+        counts: dict[tuple[str, ...], int] = {}
+        for change in self.secret_only:
+            key = unknown_names_of(change)
+            counts[key] = counts.get(key, 0) + 1
+        return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
     @property
     def empty(self) -> bool:
-        return not self.changes
+        """Nothing to do, nor anything that may turn out to be a change once the secrets are known."""
+        return not self.changes and not self.secret_only
+
+
+def secret_only(change: Change) -> bool:
+    """An update whose every difference is a value not known here (behind an unset variable): it may turn out
+    to change nothing. A resync, or a failed apply to repeat, is a change of its own."""
+    if change.action != "update" or change.resync or not change.fields:
+        return False
+    after = settings_leaves(change.after)
+    return all(is_unknown(after.get(field)) for field in change.fields)
+
+
+def unknown_names_of(change: Change) -> tuple[str, ...]:
+    """The unset variables the differences of `change` wait for, sorted."""
+    after = settings_leaves(change.after)
+    names: set[str] = set()
+    for field in change.fields:
+        names.update(unknown_names(after.get(field)))
+    return tuple(sorted(names))
+
+
+class BoundCheck(Plain):
+    """One safety bound weighed against a plan: `count` of the `existing` recorded accounts to `action`."""
+
+    __slots__ = ("action", "count", "existing", "bound", "uncertain")
+
+    def __init__(self, action: str, count: int, existing: int, bound: float, uncertain: int = 0) -> None:
+        self.action = action
+        self.count = count
+        self.existing = existing
+        #: The largest share allowed, in percent (`--max-update-percent`, `--max-forget-percent`).
+        self.bound = bound
+        #: Changes of this action that depend only on secrets not known here: they may or may not count.
+        self.uncertain = uncertain
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.count / self.existing if self.existing else 0.0
+
+    @property
+    def over(self) -> bool:
+        return self.percent > self.bound
+
+    @property
+    def may_be_over(self) -> bool:
+        """Over the bound if the changes that depend on unknown secrets turn out to be changes."""
+        return (
+            not self.over
+            and self.existing > 0
+            and 100.0 * (self.count + self.uncertain) / self.existing > self.bound
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "action": self.action,
+            "count": self.count,
+            "percent": round(self.percent, 2),
+            "max_percent": self.bound,
+            "over": self.over,
+            "may_be_over": self.may_be_over,
+        }
+
+
+class Safety(Plain):
+    """What the safety bounds make of a plan: whether apply would refuse it without `--force`.
+
+    The bounds weigh only a state of `minimum` recorded accounts or more (`applies`); below it every plan
+    passes."""
+
+    __slots__ = ("existing", "minimum", "checks")
+
+    def __init__(self, existing: int, minimum: int, checks: tuple[BoundCheck, ...]) -> None:
+        self.existing = existing
+        self.minimum = minimum
+        self.checks = checks
+
+    @property
+    def applies(self) -> bool:
+        return self.existing >= self.minimum
+
+    @property
+    def refused(self) -> list[BoundCheck]:
+        """The bounds the plan goes over: apply refuses it without `--force` when there is any."""
+        return [check for check in self.checks if self.applies and check.over]
+
+    @property
+    def doubtful(self) -> list[BoundCheck]:
+        """The bounds the plan may go over, depending on secrets not known here."""
+        return [check for check in self.checks if self.applies and check.may_be_over]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "recorded": self.existing,
+            "applies": self.applies,
+            "refused": bool(self.refused),
+            "override": "--force",
+            "bounds": [check.to_json() for check in self.checks],
+        }
 
 
 class Result(Compared):  # see PER_ITEM above

@@ -6,6 +6,10 @@ and nothing that helps guess one: no salt, no per-secret fingerprint. Its change
 and slow to compute, tells apply that the secrets resolved now differ from those planned. The configuration is
 named relative to the working directory, so that a plan made in one checkout applies in another checkout of the
 same commit; another commit's configuration is refused by its digest.
+
+A saved plan also names the state it was made against (`state`: its kind and location, never a user or a
+password; `lineage`). `apply --plan` without `--state` uses that state when it is a file inside the working
+directory; it never connects to a database on a saved plan's word (see `own_state`).
 """
 
 from __future__ import annotations
@@ -19,15 +23,20 @@ from pathlib import Path
 from typing import Any, TypedDict, cast
 
 from reconciler import fsutil, packaged
-from reconciler.errors import ReconcilerError, StalePlan
-from reconciler.model import Change, Desired, Plan, Recorded
+from reconciler.errors import ReconcilerError, StalePlan, WrongState
+from reconciler.model import Change, Desired, Plan, Recorded, Safety
+from reconciler.planning import weigh
 from reconciler.secrets import keyed_salt, masked, secrets_digest
+from reconciler.state import SANDBOX_STATE
+from reconciler.state.reference import StateReference
 
 KIND = "reconciler-saved-plan"
-FORMAT_VERSION = 2
+#: 3: `state` names the state the plan was made against. 2: no salt, one digest of all secrets.
+FORMAT_VERSION = 3
 
 
-class SavedChange(TypedDict):
+class SavedChange(TypedDict, total=False):
+    file: str | None
     account_id: str
     action: str
     resync: bool
@@ -45,12 +54,21 @@ class SavedSecrets(TypedDict):
     nonce: str | None
 
 
-class SavedPlanDocument(TypedDict):
+class SavedSafety(TypedDict):
+    """What apply's safety bounds were weighed with when the plan was made (`planning.weigh`)."""
+
+    recorded: int
+    max_update_percent: float
+    max_forget_percent: float
+
+
+class SavedPlanDocument(TypedDict, total=False):
     """The JSON document `plan --out` writes (`reconciler/schemas/saved-plan.schema.json`)."""
 
     kind: str
     format_version: int
     config: str
+    state: dict[str, Any]
     targets: list[str]
     selectors: list[list[str]]
     lineage: str | None
@@ -62,6 +80,7 @@ class SavedPlanDocument(TypedDict):
     warnings: list[str]
     unset_variables: list[str]
     changes: list[SavedChange]
+    safety: SavedSafety
 
 
 def masked_change(change: Change) -> Change:
@@ -75,14 +94,15 @@ def masked_change(change: Change) -> Change:
         masked(change.after),
         change.resync_generation,
         change.recorded_generation,
+        change.file,
     )
 
 
 def _digest_salt(recorded: Recorded, nonce: str | None, fingerprint_key: str | None) -> str:
     """What keys the secrets digest: the state's salt, or the plan's nonce when there was no state yet."""
     base = recorded.salt if recorded.exists else nonce
-    if base is None:
-        raise StalePlan("saved plan is stale: it was made against another state; run plan again")
+    if base is None:  # made against a state, and there is none now: check_state says so first
+        raise WrongState("this plan was made against a state that is not there now")
     return keyed_salt(base, fingerprint_key)
 
 
@@ -96,12 +116,15 @@ def save(
     desired: Desired,
     recorded: Recorded,
     *,
+    state: StateReference,
     config: str,
     targets: list[str],
     selectors: list[tuple[str, str]],
     fingerprint_key: str | None = None,
+    safety: Safety | None = None,
 ) -> None:
-    """Write `plan` (made from `desired` against `recorded`) for `apply --plan`; mode 0600, replaced atomically."""
+    """Write `plan` (made from `desired` against `recorded`, the state `state`) for `apply --plan`; mode 0600,
+    replaced atomically. `safety` (what the bounds made of it) is kept so that `show` says what `plan` said."""
     # Before the state exists its salt is not kept anywhere: a fresh nonce keys the digest instead. (The first
     # apply creates the state with a salt of its own, so this nonce never keys a fingerprint.)
     nonce = None if recorded.exists else random_tokens.token_hex(16)
@@ -109,6 +132,7 @@ def save(
         "kind": KIND,
         "format_version": FORMAT_VERSION,
         "config": os.path.relpath(os.path.abspath(config)),
+        "state": state.to_json(),
         "targets": targets,
         "selectors": [list(pair) for pair in selectors],
         "lineage": plan.lineage,
@@ -122,8 +146,15 @@ def save(
         "unchanged": plan.unchanged,
         "warnings": list(plan.warnings),
         "unset_variables": list(plan.unset_variables),
-        "changes": [_saved_change(masked_change(change)) for change in plan.changes],
+        "changes": [_saved_change(masked_change(change)) for change in plan.all_changes],
     }
+    if safety is not None:
+        checks = {check.action: check.bound for check in safety.checks}
+        document["safety"] = {
+            "recorded": safety.existing,
+            "max_update_percent": checks["update"],
+            "max_forget_percent": checks["forget"],
+        }
     # A new temporary (unique name, O_EXCL | O_NOFOLLOW) renamed over the target: never written through a link.
     try:
         fsutil.replace_atomically(Path(path), json.dumps(document).encode(), 0o600)
@@ -133,6 +164,7 @@ def save(
 
 def _saved_change(change: Change) -> SavedChange:
     return {
+        "file": None if change.file is None else os.path.relpath(os.path.abspath(change.file)),
         "account_id": change.account_id,
         "action": change.action,
         "resync": change.resync,
@@ -179,6 +211,14 @@ class SavedPlan:
             unset_variables=tuple(document["unset_variables"]),
         )
 
+    @property
+    def safety(self) -> Safety | None:
+        """What apply's safety bounds made of the plan when it was made (None: not saved with it)."""
+        saved = self.document.get("safety")
+        if saved is None:
+            return None
+        return weigh(self.plan, saved["recorded"], saved["max_update_percent"], saved["max_forget_percent"])
+
     def check_complete(self) -> None:
         """Refuse a plan made while variables it depends on were unset: it cannot say what apply would send."""
         names = self.document["unset_variables"]
@@ -189,17 +229,77 @@ class SavedPlan:
                 f"say what apply would send; run plan again where {'they are' if many else 'it is'} set"
             )
 
+    @property
+    def state(self) -> StateReference:
+        """The state the plan was made against (kind and location)."""
+        return StateReference.from_json(self.document["state"])
+
+    def _planned(self) -> str:
+        return f"this plan was made against {self.state} ({_lineage(self.document['lineage'])})"
+
+    def own_state(self) -> str:
+        """The location of the state the plan was made against, for `apply --plan` given no state: a file state
+        inside the working directory (a path that is not a symbolic link, as the default state's).
+
+        Raise WrongState, naming the state, for any other: a saved plan is an artifact that anyone may have
+        made, so apply neither writes a file outside the working directory nor connects to a database (with
+        the credentials of the environment, and without the URL's TLS settings) on its word alone; and a plan
+        made against the sandbox's state applies only with --sandbox."""
+        state = self.state
+        if state.kind != "file":
+            raise WrongState(
+                f"{self._planned()}; give that state's URL with --state or RECONCILER_STATE (apply connects to "
+                "no database on a saved plan's word)"
+            )
+        if not state.inside_working_directory:
+            raise WrongState(
+                f"{self._planned()}; give that state with --state or RECONCILER_STATE (apply uses a state "
+                "named by a saved plan only inside the working directory)"
+            )
+        assert state.path is not None
+        if os.path.normpath(state.path) == os.path.normpath(SANDBOX_STATE):
+            raise WrongState(f"{self._planned()}, the sandbox's state; apply it with --sandbox")
+        return state.path
+
+    def check_state(self, recorded: Recorded, here: StateReference, named_by: str) -> None:
+        """Refuse to apply the plan to a state other than the one it was made against.
+
+        `recorded` was read from `here`; `named_by` says what chose `here` ("--state names"). The same lineage
+        is the same state, however it is named (another host name, a copy); a state that did not exist yet is
+        known by its location only. Raise WrongState, or StalePlan when the state planned against was created
+        since (another apply got there first)."""
+        planned, lineage = self.state, self.document["lineage"]
+        if lineage is not None and lineage == recorded.lineage:
+            return
+        same_place = planned.same_place(here)
+        if lineage is None and recorded.lineage is None and same_place:
+            return
+        if not same_place:
+            raise WrongState(f"{self._planned()}; {named_by} {here} ({_lineage(recorded.lineage)})")
+        if lineage is None:
+            raise StalePlan(
+                f"saved plan is stale: the state {here} was created since it was made (lineage "
+                f"{recorded.lineage}, serial {recorded.serial}); run plan again"
+            )
+        if recorded.lineage is None:
+            raise WrongState(
+                f"{self._planned()}, but there is no state there now; give --state where that state is, or "
+                "plan again"
+            )
+        raise WrongState(
+            f"{self._planned()}, but the state there now has lineage {recorded.lineage} (it was replaced since); "
+            "give --state where the planned state is, or plan again against this one"
+        )
+
     def check_fresh(
         self, current: Plan, desired: Desired, recorded: Recorded, fingerprint_key: str | None = None
     ) -> None:
-        """Raise StalePlan unless `current` (planned now from `desired` against `recorded`) is the saved plan."""
+        """Raise StalePlan unless `current` (planned now from `desired` against `recorded`) is the saved plan.
+
+        The state must be the one planned against (`check_state`, called first)."""
         document = self.document
-        if document["lineage"] != current.lineage:
-            raise StalePlan(
-                "saved plan is stale: it was made against another state (lineage "
-                f"{document['lineage'] or '(none: no state yet)'}, this state's is "
-                f"{current.lineage or '(none: no state yet)'}); run plan again"
-            )
+        if document["lineage"] != current.lineage:  # check_state refused it already, in words
+            raise WrongState(self._planned())
         if document["serial"] != current.serial:
             raise StalePlan(
                 f"saved plan is stale: the state moved since it was made (serial {document['serial']} -> "
@@ -218,8 +318,12 @@ class SavedPlan:
                 "saved plan is stale: the secrets resolved now differ from those planned (or "
                 "RECONCILER_FINGERPRINT_KEY does); run plan again"
             )
-        if changes_of(document) != [masked_change(change) for change in current.changes]:
+        if changes_of(document) != [masked_change(change) for change in current.all_changes]:
             raise StalePlan("saved plan is stale: planning again gives different changes; run plan again")
+
+
+def _lineage(lineage: str | None) -> str:
+    return f"lineage {lineage}" if lineage else "no state yet"
 
 
 @functools.cache
@@ -276,6 +380,7 @@ def changes_of(document: SavedPlanDocument) -> list[Change]:
             after=c["after"],
             resync_generation=c["resync_generation"],
             recorded_generation=c["recorded_generation"],
+            file=c.get("file"),
         )
         for c in document["changes"]
     ]

@@ -9,7 +9,17 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from reconciler.errors import UnsafePlan, UsageError
-from reconciler.model import AccountSpec, Action, Change, Desired, Plan, Recorded, settings_leaves
+from reconciler.model import (
+    AccountSpec,
+    Action,
+    BoundCheck,
+    Change,
+    Desired,
+    Plan,
+    Recorded,
+    Safety,
+    settings_leaves,
+)
 from reconciler.secrets import fingerprinted, keyed_salt, masked, unresolved_names
 
 #: Below this many recorded accounts the safety bounds do not apply (as octoDNS's MIN_EXISTING_RECORDS).
@@ -194,7 +204,9 @@ def make_plan(
         generation = spec.resync.generation if spec.resync else None
         # Positional: keywords cost twice as much here, once per account (the order is Change's).
         changes.append(
-            Change(account_id, action, resync, fields, before, after, generation, recorded_generation)
+            Change(
+                account_id, action, resync, fields, before, after, generation, recorded_generation, spec.file
+            )
         )
     return Plan(
         changes=changes,
@@ -209,16 +221,34 @@ def make_plan(
     )
 
 
+def weigh(
+    plan: Plan, existing: int, max_update_percent: float = 30.0, max_forget_percent: float = 30.0
+) -> Safety:
+    """The safety bounds against `plan`, for a state of `existing` recorded accounts: what `apply` refuses
+    without `--force`, and what `plan` says it would. Updates that depend only on secrets not known here are
+    weighed apart: they may or may not be changes."""
+    uncertain = len(plan.secret_only)
+    return Safety(
+        existing,
+        MIN_EXISTING_RECORDS,
+        (
+            BoundCheck("update", plan.count("update"), existing, max_update_percent, uncertain),
+            BoundCheck("forget", plan.count("forget"), existing, max_forget_percent),
+        ),
+    )
+
+
+def refusal(check: BoundCheck) -> str:
+    """Why the bound of `check` refuses a plan, with the numbers: the one line `apply` and `plan` both say."""
+    return (
+        f"too many {check.action}s: {check.percent:.2f}% is over {check.bound:.2f}% "
+        f"({check.count}/{check.existing})"
+    )
+
+
 def raise_if_unsafe(plan: Plan, existing: int, max_update_percent: float, max_forget_percent: float) -> None:
     """Refuse a plan that updates or forgets too large a share of a state of `existing` (10 or more) recorded
     accounts."""
-    if existing < MIN_EXISTING_RECORDS:
-        return
-    for action, bound in (("update", max_update_percent), ("forget", max_forget_percent)):
-        count = plan.count(action)
-        percent = 100.0 * count / existing
-        if percent > bound:
-            raise UnsafePlan(
-                f"too many {action}s: {percent:.2f}% is over {bound:.2f}% ({count}/{existing}); "
-                "--force required"
-            )
+    refused = weigh(plan, existing, max_update_percent, max_forget_percent).refused
+    if refused:
+        raise UnsafePlan(f"{refusal(refused[0])}; --force required")

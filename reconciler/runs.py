@@ -45,6 +45,7 @@ class ApplyRequest(Plain):
         "selectors",
         "shard",
         "saved",
+        "state_named_by",
         "force",
         "max_update_percent",
         "max_forget_percent",
@@ -66,6 +67,7 @@ class ApplyRequest(Plain):
         selectors: tuple[tuple[str, str], ...] = (),
         shard: tuple[int, int] | None = None,
         saved: planfile.SavedPlan | None = None,
+        state_named_by: str = "--state names",
         force: bool = False,
         max_update_percent: float = 30.0,
         max_forget_percent: float = 30.0,
@@ -82,6 +84,8 @@ class ApplyRequest(Plain):
         self.selectors = selectors
         self.shard = shard
         self.saved = saved
+        #: What chose `backend`, as a refusal of a saved plan made against another state says it.
+        self.state_named_by = state_named_by
         self.force = force
         self.max_update_percent = max_update_percent
         self.max_forget_percent = max_forget_percent
@@ -213,7 +217,8 @@ def apply_run(
 ) -> ApplyOutcome:
     """Apply the desired state under the state's lock; every success is recorded durably as it happens.
 
-    Raises (nothing sent): LockHeld, StalePlan (also for a saved plan made while variables were unset),
+    Raises (nothing sent): LockHeld, WrongState (a saved plan made against another state), StalePlan (also for
+    a saved plan made while variables were unset),
     UsageError (a variable the changes need is unset), UnsafePlan, or whatever `confirm` raises. Failures of single
     operations are results, not exceptions.
     """
@@ -233,6 +238,8 @@ def apply_run(
             f" of {len(request.targets)} targeted" if targeted else "",
             before.serial,
         )
+        if request.saved is not None:
+            request.saved.check_state(before, backend.reference(), request.state_named_by)
         plan = _plan(request, before, targeted)
         if plan.unset_variables:
             them = "them" if len(plan.unset_variables) > 1 else "it"

@@ -477,6 +477,14 @@ def is_unknown(value: object) -> bool:
     return isinstance(value, str) and _UNKNOWN.match(value) is not None
 
 
+def unknown_names(value: object) -> tuple[str, ...]:
+    """The variables an `unknown_marker` names (none for any other value)."""
+    if not is_unknown(value):
+        return ()
+    assert isinstance(value, str)
+    return tuple(value[len("(not known here: ") : -len(" unset)")].split(", "))
+
+
 def unresolved_names(settings: Mapping[str, Any] | None) -> set[str]:
     """The unset variables the values of `settings` wait for."""
     names: set[str] = set()

@@ -326,7 +326,7 @@ def test_markdown_stays_bounded_and_structured_with_hostile_text_everywhere(
     (workdir / "big.yaml").write_text("\n".join(lines) + "\n")
     result = run("plan", "big.yaml", "--format", "markdown")
     assert result.code == 0, result.err
-    assert "changes left out to stay under 60,000 characters" in result.out
+    assert "account(s) in 1 file(s) left out to stay under 60,000 characters" in result.out
     assert_markdown_safe(result.out, "<!-- reconciler-plan -->", sections=1)
 
     hostile_api.faults = [Fault("errors/invalid_parameters", echo=True)]

@@ -114,7 +114,14 @@ def test_markdown_plan_is_bounded(run, write) -> None:
     assert result.out.startswith("<!-- reconciler-plan -->")
     assert "Plan: 3000 to create" in result.out
     assert len(result.out) <= 60_000
-    assert "changes left out to stay under 60,000 characters" in result.out
+    shown = result.out.count("\n+ acc_")
+    assert 0 < shown < 3000
+    left_out = 3000 - shown
+    assert (
+        f"**Details of {left_out:,} account(s) in 1 file(s) left out to stay under 60,000 characters**; "
+        "`reconciler plan` prints the whole plan (`--format text` or `--format json`). Left out:\n"
+        f"- `a.yaml`: {left_out:,}\n"
+    ) in result.out
 
 
 def test_usage_errors_exit_1_not_2(run) -> None:

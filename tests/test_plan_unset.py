@@ -36,30 +36,33 @@ def test_plan_with_an_unset_variable_plans_and_says_what_is_not_known(run, write
     write("a.yaml", CONFIG.replace("country: US", "country: DE"))
     result = run("plan", "a.yaml", "--detailed-exitcode")
     assert result.code == 2, result.err
-    # a and b differ from the state only through the unknown password: not claimed unchanged.
-    assert "  ~ a (update)\n      " + UNKNOWN_PASSWORD + "\n" in result.out
-    assert "  ~ b (update)\n      " + UNKNOWN_PASSWORD + "\n" in result.out
+    # a and b differ from the state only through the unknown password: not claimed unchanged, and not listed
+    # either (they may change nothing): counted apart, by the variable they wait for.
+    assert "~ a (update)" not in result.out and "~ b (update)" not in result.out
     assert '  ~ c (update)\n      country : "US" -> "DE"' in result.out
     output = result.out + result.err
-    lines = [line for line in output.splitlines() if line.startswith("Not known here")]
+    lines = [line for line in output.splitlines() if "PROXY_PASSWORD" in line]
     assert lines == [
-        "Not known here: PROXY_PASSWORD unset; the fields that depend on it show as not known until apply "
-        "(2 update(s) may change nothing)."
+        "Not known here: PROXY_PASSWORD unset; the fields that depend on it show as not known until apply.",
+        "2 more update(s) depend only on PROXY_PASSWORD (not set here) and may change nothing, not listed.",
     ]
-    assert output.count("PROXY_PASSWORD") == 3  # a's line, b's line, and the one line naming it
+    assert "Plan: 0 to create, 1 to update, 0 to forget, 0 to resync." in result.out
     assert "user-SENTINEL-4411" not in output
 
     document = run("plan", "a.yaml", "--format", "json").json
     jsonschema.validate(document, json.loads((SCHEMAS / "plan.schema.json").read_text()))
     assert document["unset_variables"] == ["PROXY_PASSWORD"]
-    assert document["summary"]["update"] == 3 and document["summary"]["unchanged"] == 0
-    by_id = {change["account_id"]: change for change in document["changes"]}
-    assert by_id["a"]["fields"] == ["proxy.password"]
-    assert by_id["a"]["after"]["proxy"]["password"] == "(not known here: PROXY_PASSWORD unset)"
-    assert by_id["a"]["after"]["proxy"]["username"] == "(sensitive)"
+    assert document["summary"]["update"] == 1 and document["summary"]["unchanged"] == 0
+    assert document["secret_only"] == {
+        "count": 2,
+        "by_variables": [{"variables": ["PROXY_PASSWORD"], "count": 2}],
+    }
+    assert [change["account_id"] for change in document["changes"]] == ["c"]
 
     markdown = run("plan", "a.yaml", "--format", "markdown").out
-    assert "> [!NOTE]\n> Not known here: PROXY_PASSWORD unset;" in markdown and UNKNOWN_PASSWORD in markdown
+    assert "> [!NOTE]\n> Not known here: PROXY_PASSWORD unset;" in markdown
+    assert "> 2 more update(s) depend only on PROXY_PASSWORD (not set here)" in markdown
+    assert UNKNOWN_PASSWORD not in markdown
 
 
 def test_unknown_values_of_a_new_account_and_several_variables(run, write, monkeypatch) -> None:
@@ -90,7 +93,7 @@ def test_a_plan_saved_with_unset_variables_is_refused_naming_them(run, write, ap
     _imported(run, write, monkeypatch)
     assert run("plan", "a.yaml", "--out", "plan.bin").code == 0
     assert json.loads(Path("plan.bin").read_text())["unset_variables"] == ["PROXY_PASSWORD"]
-    assert "(not known here: PROXY_PASSWORD unset)" in run("show", "plan.bin").out
+    assert "2 more update(s) depend only on PROXY_PASSWORD (not set here)" in run("show", "plan.bin").out
     monkeypatch.setenv("PROXY_PASSWORD", SENTINEL_PASSWORD)  # set by now: the plan still did not know it
     refused = run("apply", "--plan", "plan.bin", "--yes")
     assert refused.code == 1

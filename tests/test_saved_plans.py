@@ -136,7 +136,9 @@ def test_plan_of_another_state_says_so(run, write, api, workdir) -> None:
     write("a.yaml", CONFIG.replace("country: US", "country: DE"))
     assert run("plan", "a.yaml", "--state", "one.json", "--out", "plan.bin").code == 0
     refused = run("apply", "--plan", "plan.bin", "--state", "two.json", "--yes")
-    assert refused.code == 1 and "it was made against another state" in refused.err
+    assert refused.code == 1 and "this plan was made against file one.json (lineage " in refused.err
+    assert "--state names file two.json (lineage " in refused.err and "stale" not in refused.err
+    assert api.stats.requests == 0
 
 
 @pytest.mark.parametrize(
@@ -151,6 +153,13 @@ def test_plan_of_another_state_says_so(run, write, api, workdir) -> None:
         ),
         (lambda d: d["changes"][0].update(action="delete"), "changes[0].action: 'delete' is not one of"),
         (lambda d: d.update(salt=5), "Additional properties are not allowed ('salt' was unexpected)"),
+        (lambda d: d.pop("state"), "the document: 'state' is a required property"),
+        (lambda d: d["state"].update(user="ops"), "state: Additional properties are not allowed ('user' was"),
+        (lambda d: d.update(state={"kind": "s3"}), "state.kind: 's3' is not one of ['file', 'postgresql']"),
+        (
+            lambda d: d.update(state={"kind": "postgresql"}),
+            "state: 'host' is a required property",
+        ),
     ],
 )
 def test_a_broken_saved_plan_is_one_line(run, write, edit, where) -> None:
@@ -166,10 +175,16 @@ def test_a_broken_saved_plan_is_one_line(run, write, edit, where) -> None:
         assert where in result.err, result.err
 
 
-def test_a_saved_plan_of_the_old_format_asks_for_a_new_plan(run, write) -> None:
-    write("plan.bin", json.dumps({"kind": "reconciler-saved-plan", "format_version": 1, "salt": "x"}))
-    result = run("show", "plan.bin")
-    assert result.code == 1 and "this version reads format 2; run plan again" in result.err
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_saved_plan_of_an_old_format_asks_for_a_new_plan(run, write, version) -> None:
+    """Format 1 held the salt; format 2 did not name its state."""
+    write("plan.bin", json.dumps({"kind": "reconciler-saved-plan", "format_version": version, "salt": "x"}))
+    for command in (("show", "plan.bin"), ("apply", "--plan", "plan.bin", "--yes")):
+        result = run(*command)
+        assert result.code == 1 and result.err == (
+            f"Error: plan.bin: a saved plan of format '{version}', this version reads format 3; run plan again\n"
+        )
+    assert not Path(".reconciler").exists()
 
 
 # -- the optional fingerprint key -----------------------------------------------------------------------------

@@ -186,7 +186,7 @@ def test_a_target_recorded_but_no_longer_declared_is_found_without_a_whole_read(
         planned = run("plan", "a.yaml", "--state", pg, "--format", "json", "--target", "acc_0005")
     assert planned.out == expected.out and planned.code == 0, planned.err
     assert [c["action"] for c in planned.json["changes"]] == ["forget"]
-    assert fetched.rows <= 7
+    assert fetched.rows <= 14  # the row, and a count for the safety verdict: two snapshots of 7
 
 
 def test_state_forget_deletes_its_rows_and_moves_the_serial_as_before(run, states) -> None:
@@ -307,7 +307,14 @@ def test_the_safety_bound_weighs_the_whole_state_on_a_targeted_apply(run, write,
         write("a.yaml", _proxies(20, moved))
         refusals = _refusals(run, [(pg, targets), (pg, []), (file_state, targets), (file_state, [])])
         assert api.stats.requests == 0
+        plans = []  # plan says what apply would do, from the same count
+        for state in (pg, file_state):
+            with watched(whole_reads_allowed=state == file_state):
+                plans.append(run("plan", "a.yaml", "--state", state, "--format", "json", *targets))
     assert set(refusals) == {(1, "Error: too many updates: 35.00% is over 30.00% (7/20); --force required\n")}
+    assert plans[0].out == plans[1].out, plans[0].err
+    safety = plans[0].json["safety"]
+    assert (safety["recorded"], safety["refused"]) == (20, True), safety
 
 
 def test_a_targeted_shard_is_weighed_against_the_shards_accounts(run, write, api) -> None:

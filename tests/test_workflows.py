@@ -171,6 +171,35 @@ def test_pull_request_plan_is_one_comment_updated_in_place(gitops: GitOps) -> No
     assert_no_secrets(shown(first, gitops.runner) + shown(second, gitops.runner), secrets=WORKFLOW_SECRETS)
 
 
+def test_a_plan_too_long_for_a_comment_links_to_the_whole_plan(gitops: GitOps) -> None:
+    """1,500 new accounts do not fit a comment: it names what it cut and links to the run, whose artifact holds
+    the whole plan as text."""
+    added = "".join(
+        f"  acc_new_{i:04d}: {{provider: LINKEDIN, proxy: {{host: n{i:04d}.proxy.example.com, username: proxyuser, "
+        'password: "${PROXY_PASSWORD}"}}\n'
+        for i in range(1500)
+    )
+    gitops.repository.commit({"accounts.yaml": INITIAL + added}, "1,500 more accounts", branch="grow")
+    run = gitops.run("plan.yml", gitops.repository.pull_request(5, "grow"))
+
+    assert run.conclusion == "success", run.log
+    body = gitops.runner.comments_on(5)["reconciler-plan"]["body"]
+    assert len(body) <= 60_000
+    assert "| `accounts.yaml` | 1,500 | 0 | 0 | 0 |" in body
+    listed = len(re.findall(r"^\+ acc_new_", body, flags=re.MULTILINE))
+    assert 0 < listed < 1500
+    assert (
+        f"**Details of {1500 - listed:,} account(s) in 1 file(s) left out to stay under 60,000 characters**; the "
+        "whole plan is the artifact `reconciler-plan-text` of "
+        f"[this workflow run](https://github.com/acme/accounts/actions/runs/{run.run_id}). Left out:\n"
+        f"- `accounts.yaml`: {1500 - listed:,}\n"
+    ) in body
+    whole = (gitops.runner.artifact(run, "reconciler-plan-text") / "plan.txt").read_text("utf-8")
+    assert len(re.findall(r"^  \+ acc_new_\d{4} \(create\)$", whole, flags=re.MULTILINE)) == 1500
+    assert "Plan: 1500 to create, 0 to update, 0 to forget, 0 to resync." in whole
+    assert_no_secrets(shown(run, gitops.runner), secrets=WORKFLOW_SECRETS)
+
+
 def test_a_switch_from_custom_proxy_to_managed_country_names_each_field() -> None:
     """The pull request's switch: each field of the proxy leaves, the country arrives (not one change at `root`)."""
     before = {"proxy": {"host": "p02.proxy.example.com", "port": 8080, "password": "fingerprint"}}

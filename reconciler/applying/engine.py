@@ -50,7 +50,7 @@ class Engine:
         )
         self.pace = Pace(options.concurrency, options.rate_limit, options.adaptive)
         self.progress.pace = self.pace
-        self.recorder = Recorder(journal, self.stop)
+        self.recorder = Recorder(journal, self.stop, self.progress)
         self.journal = journal
         #: The signal that cancelled the run (SIGINT, SIGTERM), if one did.
         self.cancelled_by: int | None = None

@@ -72,9 +72,22 @@ class ApplyOptions(Plain):
 
 
 class Progress(Plain):
-    """Counters the progress display reads (from another thread: plain attributes, read without a lock)."""
+    """Counters the progress display reads (from another thread: plain attributes, read without a lock).
 
-    __slots__ = ("total", "done", "in_flight", "syncs_polling", "pace")
+    The engine only counts; the display (reconciler/cli/progress.py) turns the counts into a rate and a time left,
+    at its own pace. Counting a failure is O(1): a dict increment and one comparison.
+    """
+
+    __slots__ = (
+        "total",
+        "done",
+        "in_flight",
+        "syncs_polling",
+        "pace",
+        "failed",
+        "failures_by_type",
+        "commonest_failure",
+    )
 
     def __init__(self, total: int = 0) -> None:
         self.total = total
@@ -83,3 +96,21 @@ class Progress(Plain):
         self.syncs_polling = 0
         #: The run's pace, once the engine runs: what it holds after the API pushed back.
         self.pace: Pace | None = None
+        #: Operations (PATCHes and resyncs) that failed so far, as the report counts them.
+        self.failed = 0
+        #: Failed operations by error type so far.
+        self.failures_by_type: dict[str, int] = {}
+        #: `(count, error_type)` of the commonest error type so far (the first to reach the count wins a tie), or
+        #: None: one tuple, so that the display never reads a count beside another type's name.
+        self.commonest_failure: tuple[int, str] | None = None
+
+    def count_failure(self, error_type: str) -> None:
+        """One more operation failed with `error_type`. Counts only grow, so the commonest type is kept exactly
+        by comparing the one count that changed with the commonest's."""
+        self.failed += 1
+        by_type = self.failures_by_type
+        count = by_type.get(error_type, 0) + 1
+        by_type[error_type] = count
+        commonest = self.commonest_failure
+        if commonest is None or count > commonest[0]:
+            self.commonest_failure = (count, error_type)

@@ -7,6 +7,7 @@ the failures, the skips and the forgets, and the results of all.
 from __future__ import annotations
 
 from reconciler.api.answer import Answer
+from reconciler.applying.options import Progress
 from reconciler.applying.stopping import StopPolicy
 from reconciler.model import Change, Operation, Result
 from reconciler.state import Journal
@@ -14,10 +15,11 @@ from reconciler.state import events as recording
 
 
 class Recorder:
-    def __init__(self, journal: Journal, stop: StopPolicy) -> None:
+    def __init__(self, journal: Journal, stop: StopPolicy, progress: Progress | None = None) -> None:
         self.journal = journal
         self.results: list[Result] = []
         self._stop = stop  # why the run stopped, for the message of what it skipped
+        self._progress = progress or Progress()  # the failures so far, for the progress display
 
     def succeeded(
         self,
@@ -70,6 +72,7 @@ class Recorder:
                 },
             )
         )
+        self._progress.count_failure(kind.type)
         self._stop.failed_finally(kind)
 
     def skipped(self, account_id: str, operation: Operation, message: str | None = None) -> None:

@@ -17,6 +17,7 @@ from reconciler.cli.common import (
     ExitCode,
     FiniteRange,
     ShardType,
+    bound_options,
     config_argument,
     fail,
     format_option,
@@ -84,6 +85,24 @@ def _load_saved_plan(path: str) -> planfile.SavedPlan:
     from reconciler import planfile  # only `apply --plan` reads one
 
     return planfile.load(path)
+
+
+def _state_of_apply(
+    state_location: str | None, sandbox: bool, saved: planfile.SavedPlan | None
+) -> tuple[str, bool | None, str]:
+    """The state to apply to: (location, whether the user named it, what chose it, as a message says it).
+
+    `--state`, else the sandbox's state with `--sandbox`, else `RECONCILER_STATE`, else the state a saved plan
+    was made against (when it names one apply may use: `SavedPlan.own_state`), else the default."""
+    if state_location:
+        return state_location, None, "--state names"
+    if sandbox:
+        return resolve_state_location(None, sandbox=True), None, "--sandbox uses"
+    if os.environ.get("RECONCILER_STATE"):
+        return resolve_state_location(None), None, "RECONCILER_STATE names"
+    if saved is not None:
+        return saved.own_state(), False, "the saved plan names"
+    return resolve_state_location(None), None, "the default state is"
 
 
 def _confirm_on_terminal(config: str, location: str) -> Confirmer:
@@ -155,8 +174,7 @@ def _confirm_on_terminal(config: str, location: str) -> Confirmer:
     help="After Ctrl-C or SIGTERM, seconds that requests in flight may take to answer.",
 )
 @click.option("--lock-timeout", type=FiniteRange(0.0), default=0.0, show_default=True)
-@click.option("--max-update-percent", type=FiniteRange(0, 100), default=30.0, show_default=True)
-@click.option("--max-forget-percent", type=FiniteRange(0, 100), default=30.0, show_default=True)
+@bound_options
 @click.option(
     "--ca-bundle",
     default=None,
@@ -218,8 +236,10 @@ def apply(
     desired = load_or_exit(config, need_secrets=False)
     if sandbox and not given("sync_poll_interval"):
         sync_poll_interval = SANDBOX_POLL_INTERVAL
-    location = resolve_state_location(state_location, sandbox=sandbox)
-    backend = open_backend(location)
+    location, explicit, named_by = _state_of_apply(state_location, sandbox, saved)
+    backend = open_backend(
+        location, explicit, "the saved plan's state" if explicit is False else "the default state"
+    )
     if shard is not None and not backend.shards:
         raise UsageError(SHARDS_NEED_POSTGRES)  # before a sandbox starts or a key is read
     options = ApplyOptions(
@@ -254,6 +274,7 @@ def apply(
             selectors=selectors,
             shard=shard,
             saved=saved,
+            state_named_by=named_by,
             force=force,
             max_update_percent=max_update_percent,
             max_forget_percent=max_forget_percent,

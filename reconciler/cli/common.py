@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ import click
 from reconciler import logs
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
-from reconciler.model import Desired, Plan
+from reconciler.model import Desired, Plan, Safety
 from reconciler.render import github
 from reconciler.render.escape import terminal
 from reconciler.secrets import unset_message
@@ -178,12 +179,52 @@ def write_github_outputs(outputs: dict[str, str]) -> None:
             handle.writelines(f"{key}={value}\n" for key, value in outputs.items())
 
 
-def render_plan(plan: Plan, output_format: str, config: str, state: str) -> str:
+def bound_options(command: Any) -> Any:
+    """`--max-update-percent` and `--max-forget-percent`: apply's safety bounds, which plan weighs too, so
+    that a reviewer sees a refusal before the merge."""
+    for action in ("forget", "update"):  # applied innermost first: --help lists update, then forget
+        command = click.option(
+            f"--max-{action}-percent",
+            type=FiniteRange(0, 100),
+            default=30.0,
+            show_default=True,
+            help=f"Refuse (without --force) to {action} more than this share of the recorded accounts.",
+        )(command)
+    return command
+
+
+def render_plan(plan: Plan, output_format: str, config: str, state: str, safety: Safety | None = None) -> str:
+    """`plan` in `output_format`; `safety` is what apply's bounds make of it (None: not known, say nothing)."""
     # Imported here: `apply --yes` renders no plan, and start-up counts (BENCHMARKS.md).
     from reconciler.render import plan_json, plan_markdown, plan_text
 
     if output_format == "json":
-        return plan_json.render(plan)
+        return plan_json.render(plan, safety)
     if output_format == "markdown":
-        return plan_markdown.render(plan, config=config, state=state)
-    return plan_text.render(plan)
+        return plan_markdown.render(plan, config=config, state=state, safety=safety, where=whole_plan_where())
+    return plan_text.render(plan, safety)
+
+
+#: Set by the GitHub Action to the name of the artifact that holds the whole plan as text.
+PLAN_ARTIFACT_VARIABLE = "RECONCILER_PLAN_ARTIFACT"
+
+
+def whole_plan_where() -> str:
+    """Where a reader of a cut markdown plan finds the whole plan: the artifact of this workflow run that the
+    Action uploads (a link to the run), or else the command that prints it."""
+    from reconciler.render import plan_markdown
+    from reconciler.render.escape import code_span
+
+    artifact = os.environ.get(PLAN_ARTIFACT_VARIABLE)
+    if not artifact:
+        return plan_markdown.WHOLE_PLAN_HERE
+    said = f"the whole plan is the artifact {code_span(artifact)} of this workflow run"
+    url = "{}/{}/actions/runs/{}".format(
+        *(os.environ.get(name, "") for name in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
+    )
+    if not _RUN_URL.fullmatch(url):  # a link only to what is surely a run's page: nothing else in the comment
+        return said
+    return said.replace("this workflow run", f"[this workflow run]({url})")
+
+
+_RUN_URL = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/actions/runs/[0-9]+")

@@ -12,6 +12,7 @@ import click
 from reconciler import collector, planfile
 from reconciler.cli.common import (
     ExitCode,
+    bound_options,
     config_argument,
     format_option,
     load_or_exit,
@@ -24,7 +25,7 @@ from reconciler.cli.common import (
 )
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
-from reconciler.planning import make_plan
+from reconciler.planning import make_plan, weigh
 from reconciler.render.escape import terminal
 from reconciler.secrets import fingerprint_key
 from reconciler.state import display_location, open_backend, resolve_state_location, sandbox_state_note
@@ -87,6 +88,7 @@ def validate(config: str, output_format: str) -> None:
 @click.option(
     "--sandbox", is_flag=True, help="Plan against the sandbox's own state (as apply --sandbox records it)."
 )
+@bound_options
 @target_option
 @select_option
 @collector.paused()
@@ -97,16 +99,21 @@ def plan(
     out_path: str | None,
     detailed_exitcode: bool,
     sandbox: bool,
+    max_update_percent: float,
+    max_forget_percent: float,
     targets: tuple[str, ...],
     selectors: tuple[tuple[str, str], ...],
 ) -> None:
-    """Show what apply would change. Needs no network, no API key and no lock."""
+    """Show what apply would change, and whether apply's safety bounds would refuse it. Needs no network, no API
+    key and no lock."""
     desired = load_or_exit(config, need_secrets=False)
     location = resolve_state_location(state_location, sandbox=sandbox)
     backend = open_backend(location)
-    # With --target, only the targets' records are read (a PostgreSQL state reads their rows alone); every
-    # recorded id is read only to name close ones when a target matches nothing.
-    recorded = backend.read_accounts(targets) if targets else backend.read()
+    # With --target, a backend that reads accounts apart (PostgreSQL) reads only the targets' rows; the safety
+    # verdict still weighs every recorded account (a count), and every recorded id is read only to name close
+    # ones when a target matches nothing.
+    targeted = bool(targets) and backend.partial_reads
+    recorded = backend.read_accounts(targets) if targeted else backend.read()
     note = sandbox_state_note(location)
     if note:
         click.echo(note, err=True)
@@ -117,20 +124,24 @@ def plan(
         targets,
         list(selectors),
         fingerprint_key=key,
-        recorded_ids=backend.account_ids if targets else None,
+        recorded_ids=backend.account_ids if targeted else None,
     )
+    existing = backend.count_accounts() if targeted else len(recorded.accounts)
+    safety = weigh(the_plan, existing, max_update_percent, max_forget_percent)
     if out_path:  # first: a plan file that cannot be written leaves nothing on stdout
         planfile.save(
             out_path,
             the_plan,
             desired,
             recorded,
+            state=backend.reference(),
             config=config,
             targets=list(targets),
             selectors=list(selectors),
             fingerprint_key=key,
+            safety=safety,
         )
-    click.echo(render_plan(the_plan, output_format, config, display_location(location)), nl=False)
+    click.echo(render_plan(the_plan, output_format, config, display_location(location), safety), nl=False)
     write_github_outputs(
         {
             "changes": "true" if not the_plan.empty else "false",
@@ -149,4 +160,4 @@ def show(planfile_path: str, output_format: str) -> None:
     saved = planfile.load(planfile_path)
     the_plan = saved.plan
     show_warnings(list(the_plan.warnings))
-    click.echo(render_plan(the_plan, output_format, saved.config, ""), nl=False)
+    click.echo(render_plan(the_plan, output_format, saved.config, "", saved.safety), nl=False)

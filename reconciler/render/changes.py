@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.model import Change, Plan, settings_leaves
+from reconciler.model import Change, Plan, Safety, settings_leaves
+from reconciler.planning import refusal
 from reconciler.secrets import SENSITIVE, is_fingerprint, is_unknown, masked
 
 SYMBOLS = {"create": "+", "update": "~", "forget": "-", "none": "⟳"}
@@ -76,18 +77,46 @@ def unknown_line(plan: Plan) -> str | None:
         return None
     names = ", ".join(plan.unset_variables)
     pronoun = "them" if len(plan.unset_variables) > 1 else "it"
-    maybe_none = sum(1 for change in plan.changes if _only_unknown(change))
-    line = f"Not known here: {names} unset; the fields that depend on {pronoun} show as not known until apply"
-    if maybe_none:
-        line += f" ({maybe_none} update(s) may change nothing)"
+    return (
+        f"Not known here: {names} unset; the fields that depend on {pronoun} show as not known until apply."
+    )
+
+
+#: Groups of variables named one by one in the secret-only line; the rest are counted together.
+MAX_GROUPS_SHOWN = 10
+
+
+def secret_only_line(plan: Plan) -> str | None:
+    """The line that counts the updates that depend only on secrets not set here, by variable (None: none)."""
+    groups = plan.secret_only_by_variables()
+    if not groups:
+        return None
+    names = sorted({name for variables, _ in groups for name in variables})
+    line = (
+        f"{len(plan.secret_only):,} more update(s) depend only on {', '.join(names)} (not set here) and may "
+        "change nothing, not listed"
+    )
+    if len(groups) > 1:
+        shown = [f"{count:,} on {', '.join(variables)}" for variables, count in groups[:MAX_GROUPS_SHOWN]]
+        rest = sum(count for _, count in groups[MAX_GROUPS_SHOWN:])
+        line += ": " + "; ".join(shown) + (f"; {rest:,} on other combinations" if rest else "")
     return line + "."
 
 
-def _only_unknown(change: Change) -> bool:
-    """An update whose every shown difference is a value not known here: it may turn out to change nothing."""
-    after = settings_leaves(change.after)
-    return (
-        change.action == "update"
-        and bool(change.fields)
-        and all(is_unknown(after.get(f)) for f in change.fields)
-    )
+def safety_lines(safety: Safety | None) -> list[str]:
+    """What apply would make of the plan under its safety bounds, one line per bound passed (none: it passes)."""
+    if safety is None:
+        return []
+    lines = [
+        f"apply would refuse this plan: {refusal(check)}; apply --force applies it anyway, or "
+        f"--max-{check.action}-percent sets the bound."
+        for check in safety.refused
+    ]
+    for check in safety.doubtful:
+        most = check.count + check.uncertain
+        lines.append(
+            f"apply may refuse this plan: {check.count}/{check.existing} {check.action}s are within "
+            f"{check.bound:.2f}%, but with the {check.uncertain} that depend on unset variables they would be "
+            f"{100.0 * most / check.existing:.2f}% ({most}/{check.existing}); apply --force applies it anyway."
+        )
+    return lines

@@ -2,46 +2,65 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from reconciler.render.escape import code_fence, code_line
 
 LIMIT = 60_000
 
+#: One `<details>` section: its summary (raw HTML, outside text escaped by the caller), its entries (blocks of
+#: lines of outside text, escaped here), and what names it in a note of what was left out.
+Section = tuple[str, list[list[str]], str]
+#: Given (name, entries left out) of each section that lost entries, the markdown that says so.
+CutNote = Callable[[list[tuple[str, int]]], str]
+
 
 def bounded(
-    header: list[str], sections: Iterable[tuple[str, list[list[str]]]], what: str, limit: int = LIMIT
+    header: list[str],
+    sections: Iterable[Section],
+    cut_note: CutNote,
+    limit: int = LIMIT,
+    reserve: int = 400,
 ) -> str:
     """Join `header` and `<details>` sections of entries, leaving out whole entries past `limit` characters.
 
-    Each section is (summary, entries) and each entry a block of lines shown in a diff code block. `summary` is
-    raw HTML (outside text in it escaped by the caller); every line of an entry is outside text, escaped here,
-    in a block whose fence no line can close. When entries are left out, a last line says how many.
+    Each entry is shown in a diff code block whose fence no line can close. When entries are left out,
+    `cut_note` says which: it is given `reserve` characters (and must keep to them), kept free for it and the
+    closing fences. Once one entry is left out, every later one is too, so that what is shown is a prefix.
     """
     out = "\n".join(header) + "\n"
-    reserve = 400  # room for closing fences and the truncation line
-    left_out = 0
-    for summary, entries in sections:
+    cut: list[tuple[str, int]] = []
+    for summary, entries, name in sections:
         if not entries:
             continue
-        if left_out:
-            left_out += len(entries)
+        if cut:
+            cut.append((name, len(entries)))
             continue
         entries = [[code_line(line) for line in entry] for entry in entries]
         fence = code_fence(line for entry in entries for line in entry)
         opening = f"\n<details><summary>{summary}</summary>\n\n{fence}diff\n"
         closing = f"{fence}\n\n</details>\n"
         if len(out) + len(opening) + len(closing) + reserve > limit:
-            left_out += len(entries)
+            cut.append((name, len(entries)))
             continue
         out += opening
         for index, entry in enumerate(entries):
             block = "\n".join(entry) + "\n"
             if len(out) + len(block) + len(closing) + reserve > limit:
-                left_out += len(entries) - index
+                cut.append((name, len(entries) - index))
                 break
             out += block
         out += closing
-    if left_out:
-        out += f"\n**{left_out} {what} left out to stay under {limit:,} characters**; see the JSON output.\n"
+    if cut:
+        out += cut_note(cut)
     return out
+
+
+def left_out_line(what: str, limit: int, where: str) -> CutNote:
+    """A cut note that counts what was left out, all sections together, and says `where` the rest is."""
+
+    def note(cut: list[tuple[str, int]]) -> str:
+        count = sum(number for _, number in cut)
+        return f"\n**{count} {what} left out to stay under {limit:,} characters**; {where}.\n"
+
+    return note

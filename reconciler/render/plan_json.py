@@ -5,16 +5,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.model import Plan
+from reconciler.model import Plan, Safety
 from reconciler.render.escape import json_document
 from reconciler.secrets import masked
 
 
-def document(plan: Plan) -> dict[str, Any]:
+def document(plan: Plan, safety: Safety | None = None) -> dict[str, Any]:
     return {
         "format_version": 1,
         "summary": plan.summary,
         "unset_variables": list(plan.unset_variables),
+        "secret_only": {
+            "count": len(plan.secret_only),
+            "by_variables": [
+                {"variables": list(variables), "count": count}
+                for variables, count in plan.secret_only_by_variables()
+            ],
+        },
+        "safety": None if safety is None else safety.to_json(),
         "changes": [
             {
                 "account_id": change.account_id,
@@ -29,5 +37,5 @@ def document(plan: Plan) -> dict[str, Any]:
     }
 
 
-def render(plan: Plan) -> str:
-    return json_document(json.dumps(document(plan), indent=2, ensure_ascii=False)) + "\n"
+def render(plan: Plan, safety: Safety | None = None) -> str:
+    return json_document(json.dumps(document(plan, safety), indent=2, ensure_ascii=False)) + "\n"

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from reconciler.model import Plan
-from reconciler.render.changes import change_lines, summary_line, unknown_line
+from reconciler.model import Plan, Safety
+from reconciler.render.changes import change_lines, safety_lines, secret_only_line, summary_line, unknown_line
 from reconciler.render.escape import terminal
 
 
-def render(plan: Plan) -> str:
+def render(plan: Plan, safety: Safety | None = None) -> str:
     if plan.empty:
         return f"No changes. {plan.unchanged} account(s) match the recorded state.\n"
-    out = ["Reconciler will perform the following actions:", ""]
+    out = ["Reconciler will perform the following actions:", ""] if plan.changes else []
     for change in plan.changes:
         out.extend("  " + terminal(line) for line in change_lines(change))
-    out.append("")
-    unknown = unknown_line(plan)
-    if unknown:
-        out.append(terminal(unknown))
+    if plan.changes:
+        out.append("")
+    for line in (unknown_line(plan), secret_only_line(plan)):
+        if line:
+            out.append(terminal(line))
     out.extend([f"{plan.unchanged} account(s) unchanged, not shown.", summary_line(plan)])
+    out.extend(safety_lines(safety))
     return "\n".join(out) + "\n"

@@ -9,7 +9,7 @@ from typing import Any
 from reconciler.api.catalogue import classify
 from reconciler.model import PaceSummary, Result, no_requests
 from reconciler.render.escape import code_span, html_code, html_text, json_document, terminal
-from reconciler.render.markdown import LIMIT, bounded
+from reconciler.render.markdown import LIMIT, bounded, left_out_line
 
 MARKER = "<!-- reconciler-report -->"
 
@@ -166,5 +166,7 @@ def render_markdown(
     for error_type, group in _groups(results).items():
         hint = classify(error_type, group[0].http_status).hint
         entries = [[f"- {r.account_id} ({_tries(r)}): {r.message}"] for r in group]
-        sections.append((f"{html_code(error_type)} {_group_counts(group)}: {html_text(hint)}", entries))
-    return bounded(header, sections, "failures", limit)
+        sections.append(
+            (f"{html_code(error_type)} {_group_counts(group)}: {html_text(hint)}", entries, error_type)
+        )
+    return bounded(header, sections, left_out_line("failures", limit, "see the JSON output"), limit)

@@ -8,6 +8,7 @@ from pathlib import Path
 from reconciler.errors import StateError, UsageError
 from reconciler.install import extra_command
 from reconciler.state.base import SHARDS_NEED_POSTGRES, Backend, Journal
+from reconciler.state.reference import StateReference
 from reconciler.urls import display_url
 
 DEFAULT_STATE = ".reconciler/state.json"
@@ -16,6 +17,7 @@ SANDBOX_STATE = ".reconciler/sandbox-state.json"
 __all__ = [
     "Backend",
     "Journal",
+    "StateReference",
     "open_backend",
     "display_location",
     "resolve_state_location",
@@ -54,12 +56,12 @@ def display_location(location: str) -> str:
     return display_url(location) if "://" in location else location
 
 
-def open_backend(location: str, explicit: bool | None = None) -> Backend:
+def open_backend(location: str, explicit: bool | None = None, unnamed: str = "the default state") -> Backend:
     """A backend for a path, a `file://` URL or a `postgresql://` URL.
 
     `explicit` says whether the user named this location; by default, any location but the two default paths.
     A state path that is a symbolic link is followed only when explicit, and then a line on stderr says where
-    it leads.
+    it leads; otherwise the refusal calls the state `unnamed` (what named it: the default, a saved plan).
     """
     if location.startswith(("postgresql://", "postgres://")):
         return _postgres_backend(location)
@@ -74,7 +76,7 @@ def open_backend(location: str, explicit: bool | None = None) -> Backend:
         )
     from reconciler.state.file import FileBackend
 
-    backend = FileBackend(Path(location), explicit=explicit)
+    backend = FileBackend(Path(location), explicit=explicit, unnamed=unnamed)
     if backend.link_note:
         import click
 

@@ -10,6 +10,7 @@ from reconciler.model import Recorded
 
 if TYPE_CHECKING:
     from reconciler.state.events import Event
+    from reconciler.state.reference import StateReference
 
 
 #: The refusal of `--shard` by a backend that cannot hold shards (`Backend.shards`).
@@ -43,6 +44,9 @@ class Backend(Protocol):
     partial_reads: bool
 
     def describe(self) -> str: ...
+
+    def reference(self) -> StateReference:
+        """Which state this is, for a saved plan to record: kind and location, never a user or password."""
 
     def read(self) -> Recorded:
         """A consistent snapshot, including events recorded but not yet folded. Takes no lock."""

@@ -34,6 +34,7 @@ from reconciler.model import AccountRecord, Recorded
 from reconciler.state.base import SHARDS_NEED_POSTGRES
 from reconciler.state.document import state_problem
 from reconciler.state.events import event_problem, fold
+from reconciler.state.reference import StateReference
 
 if TYPE_CHECKING:
     from reconciler.state.events import Event
@@ -59,14 +60,23 @@ class FileBackend:
     shards = False  # one file, one lock: shards could not apply at once
     partial_reads = False  # one document: reading one account reads them all
 
-    def __init__(self, path: Path, explicit: bool = True) -> None:
-        self.path, self.link_note = _state_path(path, explicit)
+    def __init__(self, path: Path, explicit: bool = True, unnamed: str = "the default state") -> None:
+        if not path.name or path.name == "..":
+            raise StateError(f"{path}: a state is a file, and this path names a directory")
+        self.given = path
+        self.path, self.link_note = _state_path(path, explicit, unnamed)
         self.journal_path = self.path.with_name(self.path.name + ".journal")
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self._lock_fd: int | None = None
+        #: Whether the state or its journal was written under the lock held now.
+        self._wrote = False
 
     def describe(self) -> str:
         return str(self.path)
+
+    def reference(self) -> StateReference:
+        """The path as given (a link's own path, which a later run follows again), not the link's target."""
+        return StateReference.file(str(self.given))
 
     # -- reading ---------------------------------------------------------------------------------------------
     def read(self) -> Recorded:
@@ -167,6 +177,7 @@ class FileBackend:
 
     def _write_file(self, recorded: Recorded) -> None:
         payload = _serialise(recorded)
+        self._wrote = True
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fsutil.replace_atomically(self.path, payload, 0o600)
@@ -180,30 +191,17 @@ class FileBackend:
         self, timeout: float = 0.0, command: str = "apply", shard: tuple[int, int] | None = None
     ) -> Iterator[None]:
         """`flock` on `<state>.lock`. The file is never truncated nor followed through a link: the holder's
-        description is written over its first line, and blanked (same length) on release."""
+        description is written over its first line, and blanked (same length) on release.
+
+        A command that leaves no state behind (it refused, or had nothing to do, before the state was first
+        written) also leaves no lock file, nor the directories it made for it; nor does one that made the lock
+        file and wrote nothing (it refused a file that is not a state). The lock file is removed while its flock
+        is still held, and whoever was waiting on the removed file sees, once it has the flock, that the file is
+        no longer the lock and opens the new one (`_open_and_flock`)."""
         if shard is not None:
             raise UsageError(SHARDS_NEED_POSTGRES)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = fsutil.open_lock_file(self.lock_path)
-        except fsutil.LinkRefused as exc:
-            raise StateError(
-                f"{self.lock_path}: the lock file {exc.strerror}; refusing to use it (remove it if it is not "
-                "reconciler's)"
-            ) from None
-        except OSError as exc:
-            raise StateError(f"{self.lock_path}: cannot open the lock: {exc.strerror or exc}") from None
-        deadline = time.monotonic() + max(timeout, 0.0)
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = _read_holder(self.lock_path)
-                    os.close(fd)
-                    raise LockHeld(f"the state {self.path} is locked by {holder}") from None
-                time.sleep(0.1)
+        fd, made, created = self._open_and_flock(max(timeout, 0.0))
+        self._wrote = False
         line = b""
         try:
             description = {
@@ -219,10 +217,69 @@ class FileBackend:
             yield
         finally:
             self._lock_fd = None
-            if line:
-                with contextlib.suppress(OSError):
-                    os.pwrite(fd, b" " * (len(line) - 1) + b"\n", 0)
-            os.close(fd)  # closing releases the flock
+            try:
+                if self._no_state_left() or (created and not self._wrote):
+                    self._remove_lock_file(fd, made)
+                elif line:
+                    with contextlib.suppress(OSError):
+                        os.pwrite(fd, b" " * (len(line) - 1) + b"\n", 0)
+            finally:
+                os.close(fd)  # closing releases the flock
+
+    def _open_and_flock(self, timeout: float) -> tuple[int, list[Path], bool]:
+        """Open the lock file (making its directory) and take its flock, within `timeout` seconds; return the fd,
+        the directories made for it (the deepest first) and whether the file was made for it.
+
+        The flock counts only while the file holds the lock's name: a holder that leaves no state removes the
+        file before releasing its flock, so a flock taken on a file that has lost the name (or whose directory
+        went) is let go and the lock file at the name opened again."""
+        deadline = time.monotonic() + timeout
+        for _ in range(_REOPEN_LIMIT):
+            made = _missing_directories(self.path.parent)
+            created = bool(made) or not os.path.lexists(self.lock_path)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = fsutil.open_lock_file(self.lock_path)
+            except fsutil.LinkRefused as exc:
+                raise StateError(
+                    f"{self.lock_path}: the lock file {exc.strerror}; refusing to use it (remove it if it is not "
+                    "reconciler's)"
+                ) from None
+            except FileNotFoundError:
+                continue  # its directory was removed between the two (by a holder that left no state)
+            except OSError as exc:
+                raise StateError(f"{self.lock_path}: cannot open the lock: {exc.strerror or exc}") from None
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        holder = _read_holder(self.lock_path)
+                        os.close(fd)
+                        raise LockHeld(f"the state {self.path} is locked by {holder}") from None
+                    time.sleep(0.1)
+            if _names(self.lock_path, fd):
+                return fd, made, created
+            os.close(fd)
+        raise StateError(
+            f"{self.lock_path}: cannot take the lock: the file or its directory keeps being removed"
+        )
+
+    def _no_state_left(self) -> bool:
+        """Whether neither the state nor its journal exists (checked by the lock's holder, the only writer)."""
+        return not os.path.lexists(self.path) and not os.path.lexists(self.journal_path)
+
+    def _remove_lock_file(self, fd: int, made: list[Path]) -> None:
+        """Remove the lock file (the holder's flock on `fd` still held) and the directories made for it."""
+        with contextlib.suppress(OSError):
+            if _names(self.lock_path, fd):
+                self.lock_path.unlink()
+        for directory in made:  # the deepest first; one that holds anything else stays
+            try:
+                directory.rmdir()
+            except OSError:
+                break
 
     def _remove_torn_writes(self) -> None:
         """Delete temporary files of state writes killed before their rename (only the lock holder writes)."""
@@ -259,6 +316,7 @@ class FileBackend:
             self._create(recorded, salt)
         with contextlib.suppress(FileNotFoundError):
             self.journal_path.unlink()  # folded above; a link is removed, never followed
+        self._wrote = True
         return recorded, FileJournal(self, recorded)
 
 
@@ -412,6 +470,29 @@ def _serialise(recorded: Recorded) -> bytes:
     return head[:-1].encode() + b',\n "accounts": {\n' + rows + b"\n }\n}\n"
 
 
+#: How many times a lock file that lost its name while being locked is opened again before giving up.
+_REOPEN_LIMIT = 1000
+
+
+def _names(lock_path: Path, fd: int) -> bool:
+    """Whether `lock_path` is (still) the file open as `fd`."""
+    try:
+        named = os.lstat(lock_path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def _missing_directories(directory: Path) -> list[Path]:
+    """`directory` and those of its parents that do not exist yet, the deepest first."""
+    missing: list[Path] = []
+    while directory != directory.parent and not os.path.lexists(directory):
+        missing.append(directory)
+        directory = directory.parent
+    return missing
+
+
 def _read_holder(lock_path: Path) -> str:
     """Who holds the lock, from the first line of the lock file (its holder writes it there)."""
     try:
@@ -430,25 +511,26 @@ def _read_holder(lock_path: Path) -> str:
 _LINK_REFUSED = "is a symbolic link; refusing to follow it (remove it if it is not reconciler's)"
 
 
-def _state_path(path: Path, explicit: bool) -> tuple[Path, str | None]:
+def _state_path(path: Path, explicit: bool, unnamed: str) -> tuple[Path, str | None]:
     """The state file to use for `path`, and a note to show when it was reached through a link.
 
-    A link (at the state file itself, or at a directory of a default path) is followed only if the user named
-    the path; the note then says where it leads.
+    A link (at the state file itself, or at a directory of a path the user did not name) is followed only if the
+    user named the path; the note then says where it leads. `unnamed` says what names a path the user did not
+    name (the default state, a saved plan's state).
     """
     if path.is_symlink():
         target = Path(os.path.realpath(path))
         if explicit:
             return target, f"note: the state {path} is a symbolic link to {target}; using {target}"
         raise StateError(
-            f"{path}: the default state file is a symbolic link (to {target}); refusing to follow it: to use "
+            f"{path}: {unnamed} file is a symbolic link (to {target}); refusing to follow it: to use "
             "that state, give its path with --state or RECONCILER_STATE"
         )
     if not explicit:
         for directory in reversed(path.parents):
             if directory != Path(directory.anchor) and directory != Path(".") and directory.is_symlink():
                 raise StateError(
-                    f"{directory}: the default state's directory is a symbolic link (to "
+                    f"{directory}: {unnamed}'s directory is a symbolic link (to "
                     f"{os.path.realpath(directory)}); refusing to follow it: to use that state, give its path "
                     "with --state or RECONCILER_STATE"
                 )

@@ -33,12 +33,14 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from reconciler.errors import MESSAGE_LIMIT, LockHeld, StateError
 from reconciler.model import AccountRecord, Recorded
 from reconciler.state.document import record_problem
 from reconciler.state.events import fold
 from reconciler.state.file import new_salt
+from reconciler.state.reference import StateReference
 from reconciler.urls import BAD_PERCENT, REDACTED, display_url, redact_credentials
 
 if TYPE_CHECKING:
@@ -118,6 +120,21 @@ class PostgresBackend:
 
     def describe(self) -> str:
         return self._display
+
+    def reference(self) -> StateReference:
+        """Server, database, schema and workspace, as the URL gives them (absent ones: libpq's defaults, unnamed);
+        never the user, the password or any other parameter."""
+        with self._errors("cannot read the URL"):
+            params = {key: str(value) for key, value in conninfo_to_dict(self.conninfo).items() if value}
+        return StateReference(
+            "postgresql",
+            host=params.get("host") or params.get("hostaddr"),
+            port=params.get("port"),
+            service=params.get("service"),
+            database=params.get("dbname"),
+            schema=self.schema,
+            workspace=self.workspace,
+        )
 
     # -- errors ----------------------------------------------------------------------------------------------
     def message_of(self, exc: BaseException) -> str:
