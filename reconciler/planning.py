@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from reconciler.errors import UnsafePlan, UsageError
@@ -31,17 +31,18 @@ def select_accounts(
     specs: Mapping[str, AccountSpec],
     targets: Iterable[str],
     selectors: Iterable[tuple[str, str]],
+    recorded_ids: Callable[[], Iterable[str]] | None = None,
 ) -> set[str]:
     """The ids that `--target` and `--select` keep (all when neither is given).
 
     `--target` names ids exactly; `--select KEY=VALUE` keeps declared accounts whose label matches (all
     selectors must match). An account in the state but no longer declared has no labels: only `--target`
-    reaches it, so a `--select` run never forgets accounts by accident.
+    reaches it, so a `--select` run never forgets accounts by accident. `recorded_ids`: as in `check_targets`.
     """
     targets = set(targets)
     selectors = list(selectors)
     known = set(account_ids) if not isinstance(account_ids, set) else account_ids
-    check_targets(targets, known)
+    check_targets(targets, known, recorded_ids)
     if not targets and not selectors:
         return set(known)
     chosen = set()
@@ -56,12 +57,23 @@ def select_accounts(
     return chosen
 
 
-def check_targets(targets: set[str], known: set[str]) -> None:
+def check_targets(
+    targets: set[str], known: set[str], recorded_ids: Callable[[], Iterable[str]] | None = None
+) -> None:
     """A `--target` that is neither declared nor recorded is a typo, not "no changes": refuse it, naming the
-    closest ids."""
+    closest ids.
+
+    `known` may hold only the targets' own records when the state was read for them alone (`read_accounts`):
+    then `recorded_ids` gives every recorded id, asked only on this error's path to name the close ones.
+    """
     unknown = sorted(targets - known)
     if not unknown:
         return
+    if recorded_ids is not None:
+        known = known | set(recorded_ids())
+        unknown = sorted(targets - known)
+        if not unknown:  # recorded since the targets were read (plan takes no lock): planned as read
+            return
     import difflib
 
     parts = []
@@ -122,15 +134,18 @@ def make_plan(
     selectors: Iterable[tuple[str, str]] = (),
     shard: tuple[int, int] | None = None,
     fingerprint_key: str | None = None,
+    recorded_ids: Callable[[], Iterable[str]] | None = None,
 ) -> Plan:
     """Compare what is declared with what was recorded; one Change per account with something to do.
 
     With `shard=(K, N)`, only the accounts of shard K of N are considered. `fingerprint_key` is the optional
     key mixed into the state's salt (`secrets.keyed_salt`); the fingerprints of `after` are made with it.
+    With `targets`, `recorded` may hold only the targets' records (`Backend.read_accounts`): the plan is the
+    same, and `recorded_ids` (every recorded id) names close ids when a target is neither declared nor recorded.
     """
     salt = keyed_salt(recorded.salt, fingerprint_key)
     chosen = select_accounts(
-        desired.accounts.keys() | recorded.accounts.keys(), desired.accounts, targets, selectors
+        desired.accounts.keys() | recorded.accounts.keys(), desired.accounts, targets, selectors, recorded_ids
     )
     if shard is not None:
         chosen = {account_id for account_id in chosen if shard_of(account_id, shard[1]) == shard[0]}
@@ -231,10 +246,9 @@ def refusal(check: BoundCheck) -> str:
     )
 
 
-def raise_if_unsafe(
-    plan: Plan, recorded: Recorded, max_update_percent: float, max_forget_percent: float
-) -> None:
-    """Refuse a plan that updates or forgets too large a share of a state of 10 or more accounts."""
-    refused = weigh(plan, len(recorded.accounts), max_update_percent, max_forget_percent).refused
+def raise_if_unsafe(plan: Plan, existing: int, max_update_percent: float, max_forget_percent: float) -> None:
+    """Refuse a plan that updates or forgets too large a share of a state of `existing` (10 or more) recorded
+    accounts."""
+    refused = weigh(plan, existing, max_update_percent, max_forget_percent).refused
     if refused:
         raise UnsafePlan(f"{refusal(refused[0])}; --force required")

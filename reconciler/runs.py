@@ -134,17 +134,26 @@ Watcher = Callable[[Progress], AbstractContextManager[None]]
 Confirmer = Callable[[Plan], None]
 
 
-def _in_shard(recorded: Recorded, shard: tuple[int, int] | None) -> Recorded:
-    """The part of the state the safety bound weighs: the shard's own accounts when sharded."""
+def _recorded_count(backend: Backend, before: Recorded, request: ApplyRequest, targeted: bool) -> int:
+    """How many recorded accounts the safety bound weighs: the state's, or the shard's own when sharded. A
+    targeted read (`before` holding only the targets) asks the backend, so a targeted apply is weighed against
+    the whole state as any other, never against the few records it read."""
+    shard = request.shard
+    if not targeted:
+        if shard is None:
+            return len(before.accounts)
+        return sum(1 for account_id in before.accounts if shard_of(account_id, shard[1]) == shard[0])
     if shard is None:
-        return recorded
-    index, count = shard
-    accounts = {i: r for i, r in recorded.accounts.items() if shard_of(i, count) == index}
-    return Recorded(lineage=recorded.lineage, serial=recorded.serial, salt=recorded.salt, accounts=accounts)
+        return backend.count_accounts()
+    return sum(1 for account_id in backend.account_ids() if shard_of(account_id, shard[1]) == shard[0])
 
 
 async def _strip_stored_messages(
-    engine: Engine, recorded: Recorded, journal: Journal, shard: tuple[int, int] | None
+    engine: Engine,
+    recorded: Recorded,
+    journal: Journal,
+    shard: tuple[int, int] | None,
+    stored: Callable[[], Recorded] | None = None,
 ) -> str | None:
     """Strip the secrets this run knows from the failure messages of the state (of the shard, with one).
 
@@ -154,8 +163,18 @@ async def _strip_stored_messages(
     end rather than the start, so that the first request does not wait: with many stored failures and many
     secrets it takes seconds. Signals are handled between records (a first one ends this, a second aborts), and
     a failure to record is a warning, returned: the run's own results are recorded already.
+
+    A targeted run's journal holds only the targets' records: `stored` then reads the records that hold a failure
+    message (`Backend.read_failed`), and each one stripped is first put into the journal's state, where the fold
+    starts from it (no one else writes it meanwhile: this run holds its lock). The journal's own record wins.
     """
-    for index, (account_id, record) in enumerate(list(recorded.accounts.items())):
+    candidates = recorded.accounts
+    if stored is not None and engine.cancelled_by is None:
+        try:
+            candidates = {**stored().accounts, **recorded.accounts}
+        except StateError as exc:
+            return f"some failure messages recorded by an older version keep their text: {exc}"
+    for index, (account_id, record) in enumerate(list(candidates.items())):
         if index % _STRIP_BATCH == 0:
             await asyncio.sleep(0)
             if engine.cancelled_by is not None:
@@ -166,6 +185,7 @@ async def _strip_stored_messages(
         message = failure.get("message")
         if isinstance(message, str) and (stripped := redact(message)) != message:
             kept: Any = {**failure, "message": stripped}  # a Failure, as the state document's check passed it
+            recorded.accounts.setdefault(account_id, record)
             try:
                 journal.append(recording.failed(account_id, kept, failure.get("at")))
             except (StateError, OSError) as exc:
@@ -177,7 +197,8 @@ async def _strip_stored_messages(
 _STRIP_BATCH = 512
 
 
-def _plan(request: ApplyRequest, recorded: Recorded) -> Plan:
+def _plan(request: ApplyRequest, recorded: Recorded, targeted: bool) -> Plan:
+    """The plan against `recorded`; `targeted`: it holds only the targets' records (`Backend.read_accounts`)."""
     return make_plan(
         request.desired,
         recorded,
@@ -185,6 +206,7 @@ def _plan(request: ApplyRequest, recorded: Recorded) -> Plan:
         list(request.selectors),
         request.shard,
         fingerprint_key=request.fingerprint_key,
+        recorded_ids=request.backend.account_ids if targeted else None,
     )
 
 
@@ -203,13 +225,22 @@ def apply_run(
     if request.saved is not None:
         request.saved.check_complete()
     backend = request.backend
+    # With --target, a backend that reads accounts apart (PostgreSQL) reads only the targets' records, for the
+    # plan and for the journal; the safety bound still weighs the whole state (`_recorded_count`).
+    targeted = bool(request.targets) and backend.partial_reads
+    only = request.targets if targeted else None
     with backend.lock(timeout=request.lock_timeout, command="apply", shard=request.shard):
         log.debug("locked the state %s", backend.describe())
-        before = backend.read()
-        log.debug("read %d recorded account(s), serial %d", len(before.accounts), before.serial)
+        before = backend.read_accounts(request.targets) if targeted else backend.read()
+        log.debug(
+            "read %d recorded account(s)%s, serial %d",
+            len(before.accounts),
+            f" of {len(request.targets)} targeted" if targeted else "",
+            before.serial,
+        )
         if request.saved is not None:
             request.saved.check_state(before, backend.reference(), request.state_named_by)
-        plan = _plan(request, before)
+        plan = _plan(request, before, targeted)
         if plan.unset_variables:
             them = "them" if len(plan.unset_variables) > 1 else "it"
             raise UsageError(
@@ -220,9 +251,8 @@ def apply_run(
         if plan.empty:
             return ApplyOutcome(plan=plan, pace=no_requests(request.options.adaptive))
         if not request.force:
-            raise_if_unsafe(
-                plan, _in_shard(before, request.shard), request.max_update_percent, request.max_forget_percent
-            )
+            existing = _recorded_count(backend, before, request, targeted)
+            raise_if_unsafe(plan, existing, request.max_update_percent, request.max_forget_percent)
         if confirm is not None:
             confirm(plan)
         if not before.exists:
@@ -231,16 +261,18 @@ def apply_run(
             # plans again with the winner's salt, so no fingerprint is recorded with a salt that is not the
             # state's. Nothing else in the plan can change: a shard plans only its own accounts, which no other
             # holder of a lock writes meanwhile.
-            created = backend.create_if_absent(salt=before.salt)
+            created = backend.create_if_absent(salt=before.salt, accounts=only)
             if created.salt != before.salt:
                 log.debug("the state was created by another shard: planning again with its salt")
-                plan = _plan(request, created)
-        snapshot, journal = backend.open_journal()
+                plan = _plan(request, created, targeted)
+        snapshot, journal = backend.open_journal(accounts=only)
         progress = Progress(total=len(plan.changes))
         started = time.monotonic()
         try:
             with watch(progress) if watch is not None else contextlib.nullcontext():
-                engine, warning = asyncio.run(_run_engine(request, plan, journal, progress, snapshot))
+                engine, warning = asyncio.run(
+                    _run_engine(request, plan, journal, progress, snapshot, targeted)
+                )
         except BaseException:
             with contextlib.suppress(ReconcilerError, OSError):  # report the first failure, not this one
                 journal.close()
@@ -258,7 +290,12 @@ def apply_run(
 
 
 async def _run_engine(
-    request: ApplyRequest, plan: Plan, journal: Journal, progress: Progress, recorded: Recorded
+    request: ApplyRequest,
+    plan: Plan,
+    journal: Journal,
+    progress: Progress,
+    recorded: Recorded,
+    targeted: bool = False,
 ) -> tuple[Engine, str | None]:
     from reconciler.api.client import ApiClient  # pycurl: imported only when requests are sent
 
@@ -276,7 +313,8 @@ async def _run_engine(
             await engine.run(plan.changes)
         finally:
             await client.close()
-        warning = await _strip_stored_messages(engine, recorded, journal, request.shard)
+        stored = request.backend.read_failed if targeted else None
+        warning = await _strip_stored_messages(engine, recorded, journal, request.shard, stored)
     return engine, warning
 
 

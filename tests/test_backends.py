@@ -56,6 +56,50 @@ def test_serial_lineage_and_recording(state_url) -> None:
     assert set(backend.read().accounts) == {"a"} and backend.read().serial == 2
 
 
+def test_reading_some_accounts_gives_their_records_as_a_whole_read_does(state_url) -> None:
+    """`read_accounts` (and the other partial reads) answer as `read()` for the accounts they hold; ids no state
+    can hold (NUL, a lone surrogate: a saved plan's targets come from a file) are simply not recorded."""
+    backend = open_backend(state_url)
+    nothing = backend.read_accounts(["a"])
+    assert (nothing.exists, nothing.serial, nothing.accounts) == (False, 0, {})
+    assert (backend.account_ids(), backend.count_accounts(), backend.read_failed().accounts) == (set(), 0, {})
+    with backend.lock():
+        _, journal = backend.open_journal(salt="s")
+        journal.append(recording.applied("a", {"country": "US"}, "LINKEDIN"))
+        journal.append(recording.applied("b", {"proxy": {"host": "h", "port": 1}}, None))
+        journal.append(recording.resynced("b", 3))
+        for account_id, message in (("c", "HTTP 502: no route"), ("d", None)):
+            failure = {"operation": "patch", "error_type": "x", "http_status": 502, "message": message}
+            journal.append(recording.failed(account_id, failure))
+        journal.close()
+    whole = backend.read()
+    some = backend.read_accounts(["b", "c", "b", "nope", "a\0", "\ud800"])
+    assert (
+        (some.lineage, some.serial, some.salt)
+        == (whole.lineage, whole.serial, whole.salt)
+        == (
+            whole.lineage,
+            1,
+            "s",
+        )
+    )
+    assert some.accounts == {"b": whole.accounts["b"], "c": whole.accounts["c"]}
+    assert backend.read_accounts([]).accounts == {}
+    assert backend.read_failed().accounts == {"c": whole.accounts["c"]}
+    assert (backend.account_ids(), backend.count_accounts()) == ({"a", "b", "c", "d"}, 4)
+    # A write of some accounts changes those alone (and moves the serial by one), whatever the backend read.
+    with backend.lock():
+        edited, journal = backend.open_journal(accounts=["a", "e"])
+        journal.close()
+        assert set(edited.accounts) == ({"a"} if backend.partial_reads else {"a", "b", "c", "d"})
+        del edited.accounts["a"]
+        edited.accounts["e"] = whole.accounts["b"]
+        backend.write(edited, accounts=["a", "e"])
+    after = backend.read()
+    assert (after.lineage, after.serial, after.salt) == (whole.lineage, 2, "s")
+    assert after.accounts == {**{i: whole.accounts[i] for i in "bcd"}, "e": whole.accounts["b"]}
+
+
 def test_creating_the_state_keeps_the_first_creation(state_url) -> None:
     """What apply does before recording on a state that does not exist yet: create it, or read the one that
     another lock holder (a shard) created first, never replacing its lineage or salt."""

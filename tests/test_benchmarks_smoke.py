@@ -83,3 +83,16 @@ def test_pace_benchmark_smoke() -> None:
     result = bench_pace.run_scenario("429", sys.executable, None, "", accounts=200)
     assert result["succeeded"] == result["accounts"] == 200 and result["exit"] == 0
     assert result["requests"] == 200 + result["refused"] and result["ideal"] == 200 / 300
+
+
+def test_state_show_benchmark_smoke() -> None:
+    """On PostgreSQL (skipped, or failed under CI=true, as every PostgreSQL test when it is unreachable)."""
+    import bench_state_show
+
+    from tests.helpers import PG_URL, fresh_postgres_state
+
+    with fresh_postgres_state("smoke"):  # only for its reachability check
+        pass
+    measured = bench_state_show.bench(200, rounds=2, pg_url=PG_URL, plan=True, forget=True)
+    assert set(measured) == {("this", "state show"), ("this", "plan --target"), ("this", "state forget")}
+    assert all(wall > 0 and rss > 0 for runs in measured.values() for wall, rss in runs)

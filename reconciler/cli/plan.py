@@ -109,13 +109,25 @@ def plan(
     desired = load_or_exit(config, need_secrets=False)
     location = resolve_state_location(state_location, sandbox=sandbox)
     backend = open_backend(location)
-    recorded = backend.read()
+    # With --target, a backend that reads accounts apart (PostgreSQL) reads only the targets' rows; the safety
+    # verdict still weighs every recorded account (a count), and every recorded id is read only to name close
+    # ones when a target matches nothing.
+    targeted = bool(targets) and backend.partial_reads
+    recorded = backend.read_accounts(targets) if targeted else backend.read()
     note = sandbox_state_note(location)
     if note:
         click.echo(note, err=True)
     key = fingerprint_key(os.environ)
-    the_plan = make_plan(desired, recorded, targets, list(selectors), fingerprint_key=key)
-    safety = weigh(the_plan, len(recorded.accounts), max_update_percent, max_forget_percent)
+    the_plan = make_plan(
+        desired,
+        recorded,
+        targets,
+        list(selectors),
+        fingerprint_key=key,
+        recorded_ids=backend.account_ids if targeted else None,
+    )
+    existing = backend.count_accounts() if targeted else len(recorded.accounts)
+    safety = weigh(the_plan, existing, max_update_percent, max_forget_percent)
     if out_path:  # first: a plan file that cannot be written leaves nothing on stdout
         planfile.save(
             out_path,

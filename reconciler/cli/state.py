@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
@@ -88,24 +88,29 @@ def state_list(state_location: str | None, sandbox: bool, output_format: str) ->
 @text_or_json
 def state_show(account_id: str, state_location: str | None, sandbox: bool, output_format: str) -> None:
     """Show one account's record (secrets as (sensitive)); the same JSON in both formats."""
-    _, recorded = _read_state(state_location, sandbox)
-    record = recorded.accounts.get(account_id)
+    location = resolve_state_location(state_location, sandbox=sandbox)
+    record = open_backend(location).read_accounts([account_id]).accounts.get(account_id)
     if record is None:
         fail(f"{account_id!r} is not in the state")
     _echo_json({"account_id": account_id, **masked(record.to_json())})
 
 
-def _edit_state(state_location: str | None, edit: Callable[[Recorded], Any]) -> Any:
+def _edit_state(
+    state_location: str | None, edit: Callable[[Recorded], Any], accounts: Sequence[str] | None = None
+) -> Any:
     """Run `edit` on the state under its lock and write the result (serial + 1); nothing is written if it
-    raises or returns None."""
+    raises or returns None.
+
+    With `accounts`, `edit` changes only those accounts: a backend with `partial_reads` (PostgreSQL) then reads
+    and writes only their records (rows), and `edit` sees only them."""
     location = resolve_state_location(state_location)
     backend = open_backend(location)
     with backend.lock(command="state edit"):
-        recorded, journal = backend.open_journal()
+        recorded, journal = backend.open_journal(accounts=accounts)
         journal.close()
         outcome = edit(recorded)
         if outcome is not None:
-            backend.write(recorded)
+            backend.write(recorded, accounts=accounts)
     return outcome
 
 
@@ -124,7 +129,7 @@ def state_forget(account_ids: tuple[str, ...], state_location: str | None, outpu
             recording.fold(recorded, recording.forgotten(account_id))
         return sorted(set(account_ids))
 
-    forgotten = _edit_state(state_location, edit)
+    forgotten = _edit_state(state_location, edit, accounts=account_ids)
     if output_format == "json":
         _echo_json({"format_version": 1, "forgotten": forgotten})
     click.echo(f"Forgot {len(forgotten)} account(s): {', '.join(forgotten)}.", err=True)

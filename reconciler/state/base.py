@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
@@ -38,6 +39,9 @@ class Backend(Protocol):
 
     #: Whether shards of one state can be applied at once (`lock(shard=...)`).
     shards: bool
+    #: Whether `read_accounts` reads only the accounts asked for (PostgreSQL: their rows), rather than the whole
+    #: state and then keeping some: a run about a few accounts then reads only theirs.
+    partial_reads: bool
 
     def describe(self) -> str: ...
 
@@ -47,6 +51,19 @@ class Backend(Protocol):
     def read(self) -> Recorded:
         """A consistent snapshot, including events recorded but not yet folded. Takes no lock."""
 
+    def read_accounts(self, account_ids: Iterable[str]) -> Recorded:
+        """As `read()`, holding only the records of `account_ids` (those that are recorded): lineage, serial and
+        salt as `read()` gives them, and each record as `read()` would hold it."""
+
+    def read_failed(self) -> Recorded:
+        """As `read()`, holding only the records whose last failure holds a message."""
+
+    def account_ids(self) -> set[str]:
+        """The id of every account `read()` would hold."""
+
+    def count_accounts(self) -> int:
+        """How many accounts `read()` would hold."""
+
     def lock(
         self, timeout: float = 0.0, command: str = "apply", shard: tuple[int, int] | None = None
     ) -> AbstractContextManager[None]:
@@ -55,18 +72,28 @@ class Backend(Protocol):
         Raise LockHeld naming the holder if not acquired within `timeout`.
         """
 
-    def create_if_absent(self, salt: str | None = None) -> Recorded:
+    def create_if_absent(self, salt: str | None = None, accounts: Iterable[str] | None = None) -> Recorded:
         """Under the lock: the state as `read()` gives it, created first if it does not exist yet (a new lineage,
-        serial 0, `salt` or else a new salt).
+        serial 0, `salt` or else a new salt). With `accounts`, it may hold only their records (as
+        `read_accounts`), where the backend has `partial_reads`.
 
         Holders of the lock that create the state at once (shards started together) all get the values of the
         one creation that won: a creation never replaces a lineage or salt that another holder may already be
         fingerprinting with."""
 
-    def open_journal(self, salt: str | None = None) -> tuple[Recorded, Journal]:
+    def open_journal(
+        self, salt: str | None = None, accounts: Iterable[str] | None = None
+    ) -> tuple[Recorded, Journal]:
         """Under the lock: fold leftovers, create the state if needed (as `create_if_absent`), and start recording.
 
-        The state returned is the journal's own: each event appended is folded into it."""
+        The state returned is the journal's own: each event appended is folded into it. With `accounts`, it may
+        hold only their records (where the backend has `partial_reads`): an event about another account must
+        then first have that account's record put into it, as read, for the fold to start from."""
 
-    def write(self, recorded: Recorded) -> None:
-        """Under the lock: replace the whole state with `recorded` (serial + 1)."""
+    def write(self, recorded: Recorded, accounts: Iterable[str] | None = None) -> None:
+        """Under the lock: replace the whole state with `recorded` (serial + 1).
+
+        With `accounts`, `recorded` is what `open_journal` (or `create_if_absent`) returned for the same
+        `accounts`, changed for those accounts alone: a backend with `partial_reads` writes only their records
+        (those `recorded` no longer holds are removed) beside the lineage, serial and salt; another, whose
+        `recorded` holds the whole state, writes it whole."""

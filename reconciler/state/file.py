@@ -22,7 +22,7 @@ import secrets as random_tokens
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +58,7 @@ class FileBackend:
     """
 
     shards = False  # one file, one lock: shards could not apply at once
+    partial_reads = False  # one document: reading one account reads them all
 
     def __init__(self, path: Path, explicit: bool = True, unnamed: str = "the default state") -> None:
         if not path.name or path.name == "..":
@@ -82,6 +83,27 @@ class FileBackend:
         recorded = self._read_file()
         self._replay_journal(recorded)
         return recorded
+
+    def read_accounts(self, account_ids: Iterable[str]) -> Recorded:
+        recorded = self.read()
+        accounts = recorded.accounts
+        recorded.accounts = {i: accounts[i] for i in dict.fromkeys(account_ids) if i in accounts}
+        return recorded
+
+    def read_failed(self) -> Recorded:
+        recorded = self.read()
+        recorded.accounts = {
+            i: record
+            for i, record in recorded.accounts.items()
+            if record.last_failure and isinstance(record.last_failure.get("message"), str)
+        }
+        return recorded
+
+    def account_ids(self) -> set[str]:
+        return set(self.read().accounts)
+
+    def count_accounts(self) -> int:
+        return len(self.read().accounts)
 
     def _read_file(self) -> Recorded:
         try:
@@ -148,7 +170,8 @@ class FileBackend:
         return folded
 
     # -- writing ---------------------------------------------------------------------------------------------
-    def write(self, recorded: Recorded) -> None:
+    def write(self, recorded: Recorded, accounts: Iterable[str] | None = None) -> None:
+        """`recorded` holds the whole state, whatever `accounts` says (this backend reads it whole)."""
         recorded.serial += 1
         self._write_file(recorded)
 
@@ -269,7 +292,7 @@ class FileBackend:
             raise StateError("internal error: the state was changed without holding its lock")
 
     # -- applying --------------------------------------------------------------------------------------------
-    def create_if_absent(self, salt: str | None = None) -> Recorded:
+    def create_if_absent(self, salt: str | None = None, accounts: Iterable[str] | None = None) -> Recorded:
         self._require_lock()
         recorded = self.read()
         if not recorded.exists:
@@ -282,7 +305,9 @@ class FileBackend:
         recorded.salt = salt or recorded.salt
         self._write_file(recorded)
 
-    def open_journal(self, salt: str | None = None) -> tuple[Recorded, FileJournal]:
+    def open_journal(
+        self, salt: str | None = None, accounts: Iterable[str] | None = None
+    ) -> tuple[Recorded, FileJournal]:
         self._require_lock()
         recorded = self._read_file()
         if self._replay_journal(recorded):

@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -107,6 +107,7 @@ def _url_secrets(url: str) -> list[str]:
 
 class PostgresBackend:
     shards = True
+    partial_reads = True  # read_accounts selects only the rows asked for
 
     def __init__(self, url: str) -> None:
         self.conninfo, self.schema, self.workspace = _split_url(url)
@@ -225,46 +226,101 @@ class PostgresBackend:
         return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(name))
 
     # -- reading ---------------------------------------------------------------------------------------------
-    def read(self) -> Recorded:
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of its own for one read, closed after it; a database error is one StateError line."""
         connection = self.connect()
         try:
             with self._errors("cannot read the state"):
-                return self._read(connection)
+                yield connection
         finally:
             connection.close()
 
-    def _read(self, connection: psycopg.Connection[Any]) -> Recorded:
-        with connection.transaction():
-            connection.execute("set transaction isolation level repeatable read")
-            present = self._present_tables(connection)
-            if not {"workspaces", "accounts"} <= present:
-                return Recorded(lineage=None, serial=0, salt=new_salt())  # nothing was ever written here
-            if "schema_version" in present:
-                self._check_version(connection)
-            row = connection.execute(
-                sql.SQL("select lineage, serial, salt from {} where workspace = %s").format(
-                    self._table("workspaces")
-                ),
-                (self.workspace,),
-            ).fetchone()
-            if row is None:
-                return Recorded(lineage=None, serial=0, salt=new_salt())
+    def read(self) -> Recorded:
+        with self._reading() as connection:
+            return self._read(connection)
+
+    def read_accounts(self, account_ids: Iterable[str]) -> Recorded:
+        """One `account_id = any(...)` select: the rows of `account_ids`, never the others."""
+        with self._reading() as connection:
+            return self._read(connection, account_ids)
+
+    def read_failed(self) -> Recorded:
+        with self._reading() as connection:
+            return self._read(connection, failed=True)
+
+    def account_ids(self) -> set[str]:
+        with self._reading() as connection, connection.transaction():
+            if self._identity(connection) is None:
+                return set()
             rows = connection.execute(
-                sql.SQL("select account_id, record from {} where workspace = %s").format(
-                    self._table("accounts")
-                ),
+                sql.SQL("select account_id from {} where workspace = %s").format(self._table("accounts")),
                 (self.workspace,),
             ).fetchall()
+        return {row[0] for row in rows}
+
+    def count_accounts(self) -> int:
+        with self._reading() as connection, connection.transaction():
+            if self._identity(connection) is None:
+                return 0
+            count = _fetch_value(
+                connection.execute(
+                    sql.SQL("select count(*) from {} where workspace = %s").format(self._table("accounts")),
+                    (self.workspace,),
+                )
+            )
+        return int(count)
+
+    def _identity(self, connection: psycopg.Connection[Any]) -> tuple[str, int, str] | None:
+        """First in a transaction (it makes it repeatable read): the workspace's lineage, serial and salt, or None
+        where nothing was ever written (absent tables included: reading creates nothing)."""
+        connection.execute("set transaction isolation level repeatable read")
+        present = self._present_tables(connection)
+        if not {"workspaces", "accounts"} <= present:
+            return None
+        if "schema_version" in present:
+            self._check_version(connection)
+        row = connection.execute(
+            sql.SQL("select lineage, serial, salt from {} where workspace = %s").format(
+                self._table("workspaces")
+            ),
+            (self.workspace,),
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def _read(
+        self,
+        connection: psycopg.Connection[Any],
+        account_ids: Iterable[str] | None = None,
+        failed: bool = False,
+    ) -> Recorded:
+        """One consistent snapshot: every account, or only `account_ids` (those recorded), or only the accounts
+        whose last failure holds a message (`failed`). An account's record is the same whichever is asked."""
+        query = sql.SQL("select account_id, record from {} where workspace = %s").format(
+            self._table("accounts")
+        )
+        parameters: tuple[Any, ...] = (self.workspace,)
+        if account_ids is not None:
+            query += sql.SQL(" and account_id = any(%s)")
+            parameters += ([i for i in dict.fromkeys(account_ids) if _storable(i)],)
+        if failed:
+            query += sql.SQL(" and jsonb_typeof(record -> 'last_failure' -> 'message') = 'string'")
+        with connection.transaction():
+            identity = self._identity(connection)
+            if identity is None:
+                return Recorded(lineage=None, serial=0, salt=new_salt())
+            rows = connection.execute(query, parameters).fetchall()
         for account_id, record in rows:
             problem = record_problem(account_id, record)
             if problem:
                 raise StateError(
                     f"{self._display}: an account row is not a valid reconciler record: {problem}"
                 )
+        lineage, serial, salt = identity
         return Recorded(
-            lineage=row[0],
-            serial=row[1],
-            salt=row[2],
+            lineage=lineage,
+            serial=serial,
+            salt=salt,
             accounts={account_id: AccountRecord.from_json(record) for account_id, record in rows},
         )
 
@@ -367,15 +423,19 @@ class PostgresBackend:
         return self._lock_connection
 
     # -- writing ---------------------------------------------------------------------------------------------
-    def create_if_absent(self, salt: str | None = None) -> Recorded:
+    def create_if_absent(self, salt: str | None = None, accounts: Iterable[str] | None = None) -> Recorded:
         connection = self._locked()
         with self._errors("cannot create the state"):
-            return self._create_if_absent(connection, salt)
+            return self._create_if_absent(connection, salt, accounts)
 
-    def _create_if_absent(self, connection: psycopg.Connection[Any], salt: str | None) -> Recorded:
+    def _create_if_absent(
+        self, connection: psycopg.Connection[Any], salt: str | None, accounts: Iterable[str] | None
+    ) -> Recorded:
         """The workspace's row is inserted only where there is none (`on conflict do nothing`, never an
-        update) and then read back: shards that race to create it all read the one row that won."""
-        recorded = self._read(connection)
+        update) and then read back: shards that race to create it all read the one row that won. With
+        `accounts`, only their rows are read."""
+        accounts = None if accounts is None else list(accounts)
+        recorded = self._read(connection, accounts)
         if recorded.exists:
             return recorded
         with connection.transaction():
@@ -385,20 +445,33 @@ class PostgresBackend:
                 ),
                 (self.workspace, str(uuid.uuid4()), recorded.serial, salt or recorded.salt),
             )
-        return self._read(connection)
+        return self._read(connection, accounts)
 
-    def open_journal(self, salt: str | None = None) -> tuple[Recorded, PostgresJournal]:
+    def open_journal(
+        self, salt: str | None = None, accounts: Iterable[str] | None = None
+    ) -> tuple[Recorded, PostgresJournal]:
         connection = self._locked()
         with self._errors("cannot start recording"):
-            recorded = self._create_if_absent(connection, salt)
+            recorded = self._create_if_absent(connection, salt, accounts)
         return recorded, PostgresJournal(self, connection, recorded)
 
-    def write(self, recorded: Recorded) -> None:
+    def write(self, recorded: Recorded, accounts: Iterable[str] | None = None) -> None:
         connection = self._locked()
         with self._errors("cannot write the state"):
-            self._write(connection, recorded)
+            self._write(connection, recorded, accounts)
 
-    def _write(self, connection: psycopg.Connection[Any], recorded: Recorded) -> None:
+    def _write(
+        self, connection: psycopg.Connection[Any], recorded: Recorded, accounts: Iterable[str] | None = None
+    ) -> None:
+        """The workspace's row, then every account's row; with `accounts`, only their rows (`recorded` may hold
+        only theirs: see `Backend.write`)."""
+        if accounts is not None:
+            wanted = [i for i in dict.fromkeys(accounts) if _storable(i)]
+            records = {i: recorded.accounts[i] for i in wanted if i in recorded.accounts}
+            only = sql.SQL(" and account_id = any(%s)")
+            parameters: tuple[Any, ...] = (self.workspace, wanted)
+        else:
+            records, only, parameters = recorded.accounts, sql.SQL(""), (self.workspace,)
         recorded.serial += 1
         with connection.transaction():
             connection.execute(
@@ -409,8 +482,8 @@ class PostgresBackend:
                 (self.workspace, recorded.lineage, recorded.serial, recorded.salt),
             )
             connection.execute(
-                sql.SQL("delete from {} where workspace = %s").format(self._table("accounts")),
-                (self.workspace,),
+                sql.SQL("delete from {} where workspace = %s{}").format(self._table("accounts"), only),
+                parameters,
             )
             with (
                 connection.cursor() as cursor,
@@ -420,8 +493,20 @@ class PostgresBackend:
                     )
                 ) as copy,
             ):
-                for account_id, record in recorded.accounts.items():
+                for account_id, record in records.items():
                     copy.write_row((self.workspace, account_id, json.dumps(record.to_json())))
+
+
+def _storable(account_id: str) -> bool:
+    """Whether PostgreSQL's text can hold `account_id` (no NUL, valid UTF-8): one it cannot is recorded nowhere,
+    so a read of it asks for nothing rather than failing (a saved plan's targets come from a file)."""
+    if "\0" in account_id:
+        return False
+    try:
+        account_id.encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
 
 
 def _fetch_value(cursor: psycopg.Cursor[Any]) -> Any:
