@@ -123,8 +123,14 @@ def test_random_faults_state_equals_what_the_api_accepted(run, write, api, workd
     # A resync is recorded unless a poll's answer was lost to a fault after the sync finished upstream.
     assert len(finished_syncs - recorded_resynced) <= len(finished_syncs) * FAULT_SHARE
 
-    # No account received more PATCHes than attempts allow, and no second sync was started.
-    assert max(api.stats.patches.values()) <= MAX_ATTEMPTS
+    # No account received more PATCHes than attempts allow, and no second sync was started. A request refused
+    # by throttling (429; a 503 or 504 may be one) is sent again without using an attempt: not counted.
+    attempts: dict[str, int] = {}
+    for entry in api.stats.log:
+        if entry["method"] == "PATCH" and entry["status"] not in (429, 503, 504):
+            account = entry["path"].rsplit("/", 1)[-1]
+            attempts[account] = attempts.get(account, 0) + 1
+    assert max(attempts.values()) <= MAX_ATTEMPTS
     assert max(api.stats.syncs_started.values()) <= 1
     patches_after_first = dict(api.stats.patches)
 
