@@ -347,7 +347,7 @@ def _where(path: Any) -> str:
 def load(path: str) -> SavedPlan:
     """Read and check a saved plan; any problem is one line naming the file (ReconcilerError)."""
     try:
-        document = json.loads(Path(path).read_bytes())
+        document = json.loads(fsutil.read_file_at_most(path, fsutil.MAX_RECORD_BYTES))
     except OSError as exc:
         raise ReconcilerError(f"{path}: cannot read the saved plan ({exc.strerror or exc})") from None
     except ValueError:

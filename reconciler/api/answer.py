@@ -15,7 +15,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from reconciler import secrets
+from reconciler import logs, secrets
 from reconciler.api.catalogue import CATALOGUE, ErrorKind, classify
 from reconciler.plain import Compared
 
@@ -26,6 +26,8 @@ TYPE_LIMIT = 100
 #: What an unknown type keeps as is; anything else is percent-encoded (`errors/a%20b`).
 _TYPE_SAFE = "/:._-~*"
 _CUT_ESCAPE = re.compile(r"%[0-9A-F]?\Z")
+
+_log = logs.get("http")
 
 
 class Answer(Compared):  # not frozen, made once per request: see model.PER_ITEM
@@ -60,18 +62,24 @@ def account_path(account_id: str) -> str:
 
 
 def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait, from a Retry-After header: a non-negative integer of ASCII digits, or an HTTP date (a
+    date in the past is 0). Anything else (`-1`, `1.5`, `1e308`, `NaN`, `²`, a date that cannot be, a year past
+    9999) is treated as absent, and the verbose log says so. A number too large for a float is infinite: over
+    any --max-retry-after."""
     if not value:
         return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():  # not "²": str.isdigit() accepts it, float() does not
-        return float(value)
+    text = value.strip()
+    if text.isascii() and text.isdigit():  # not "²": str.isdigit() accepts it, float() does not
+        return float(text)
     import email.utils  # an HTTP-date here is rare; the import is not
 
     try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        moment = email.utils.parsedate_to_datetime(text)
+        seconds = moment.timestamp() - time.time()
+    except (TypeError, ValueError, OverflowError, OSError):  # a year past 2**31 is an OverflowError
+        _log.debug("Retry-After %r is neither seconds nor an HTTP date: ignored", value[:80])
         return None
-    return max(0.0, moment.timestamp() - time.time())
+    return max(0.0, seconds)
 
 
 class Reply(Compared):  # not frozen, made once per request: see model.PER_ITEM

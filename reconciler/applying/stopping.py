@@ -128,7 +128,7 @@ class StopPolicy:
         Retry-After is over the cap: the run stops, and the request is not sent again."""
         if retry_after is not None and retry_after > self.max_retry_after:
             self.stop(
-                f"the API asked to wait {retry_after:.0f} s (Retry-After), over --max-retry-after "
+                f"the API asked to wait {_seconds(retry_after)} s (Retry-After), over --max-retry-after "
                 f"{self.max_retry_after:g}"
             )
             return True
@@ -175,3 +175,8 @@ class StopPolicy:
             f"the last {self._requests} requests ({len(self._accounts)} accounts) all failed with "
             f"{self._first_type}, and {self.probes_failed} probes after them: {advice}"
         )
+
+
+def _seconds(seconds: float) -> str:
+    """A wait as a whole number, or `1e+20` and `inf` past a billion seconds (a Retry-After of 400 digits)."""
+    return f"{seconds:.0f}" if seconds < 1e9 else f"{seconds:.3g}"

@@ -60,6 +60,11 @@ class FiniteRange(click.FloatRange):
         return number
 
 
+def _whole(text: str) -> bool:
+    """ASCII digits, few enough for int(): str.isdigit() also accepts "²", which int() refuses."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 class ShardType(click.ParamType):
     """`K/N` with 1 <= K <= N, as a (K, N) pair."""
 
@@ -71,7 +76,7 @@ class ShardType(click.ParamType):
         if isinstance(value, tuple):
             return value
         index, _, count = str(value).partition("/")
-        if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        if not (_whole(index) and _whole(count) and 1 <= int(index) <= int(count)):
             self.fail(f"{value!r}: expected K/N with 1 <= K <= N, e.g. 2/4", param, ctx)
         return int(index), int(count)
 

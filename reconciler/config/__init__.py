@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import errno
 import functools
 import hashlib
 import os
-import stat
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from reconciler import fsutil
 from reconciler.config.accounts import AccountBuilder
 from reconciler.config.fastcheck import ACCOUNT_ID, account_certainly_valid, document_certainly_valid
 from reconciler.config.ids import (
@@ -44,7 +43,8 @@ def config_files(config: str) -> list[Path]:
     path = Path(config)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and not p.is_dir())
-        # Each entry is read as a regular file (below): a FIFO here would block the read for ever.
+        # Each entry must be a regular file (_sources): a FIFO here would block the read for ever, a link to
+        # /dev/zero would fill the size limit.
         if not files:
             raise ReconcilerError(f"{config}: the directory holds no *.yaml or *.yml file")
         return files
@@ -53,14 +53,21 @@ def config_files(config: str) -> list[Path]:
     return [path]
 
 
-def _sources(config: str) -> list[tuple[str, str, Callable[[], bytes]]]:
-    """(name in messages, name in the digest, reader) of each file CONFIG names; `-` is standard input."""
+def _sources(config: str) -> list[tuple[str, str, Callable[[int], bytes]]]:
+    """(name in messages, name in the digest, reader) of each file CONFIG names; `-` is standard input.
+
+    A reader takes the most bytes it may read and raises fsutil.TooLarge past them. A file named directly may
+    be a pipe or a device (read up to the limit); a directory's entries must be regular files."""
     if config == STDIN:
-        return [(STDIN_NAME, STDIN_NAME, lambda: sys.stdin.buffer.read())]
+        return [
+            (STDIN_NAME, STDIN_NAME, lambda limit: fsutil.read_at_most(sys.stdin.buffer, limit, STDIN_NAME))
+        ]
     files = config_files(config)
-    if Path(config).is_dir():
-        return [(str(path), path.name, functools.partial(_read_regular, path)) for path in files]
-    return [(str(path), path.name, path.read_bytes) for path in files]
+    regular_only = Path(config).is_dir()
+    return [
+        (str(path), path.name, functools.partial(fsutil.read_file_at_most, path, regular_only=regular_only))
+        for path in files
+    ]
 
 
 def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desired:
@@ -76,13 +83,17 @@ def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desire
     names: list[str] = []
     parsed: list[tuple[str, Loaded]] = []
     digest = hashlib.sha256()
+    budget = fsutil.MAX_CONFIG_BYTES  # for all of the CONFIG's files together
     for name, label, read in _sources(config):
         names.append(name)
         try:
-            raw = read()
+            raw = read(budget)
+        except fsutil.TooLarge:
+            raise ReconcilerError(_too_large(name, config)) from None
         except OSError as exc:
             problems.append(Problem(name, 1, 1, f"cannot read the file: {exc.strerror or exc}"))
             continue
+        budget -= len(raw)
         # The file's own name, not the path as typed: `apply --plan` reloads it by its absolute path.
         digest.update(label.encode() + b"\0" + hashlib.sha256(raw).digest())
         try:
@@ -128,6 +139,12 @@ def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desire
         config_digest=digest.hexdigest(),
         unset_variables=tuple(sorted(unset)),
     )
+
+
+def _too_large(name: str, config: str) -> str:
+    limit = fsutil.size_text(fsutil.MAX_CONFIG_BYTES)
+    together = f" (the files of {config} together)" if config != STDIN and Path(config).is_dir() else ""
+    return f"{name}: the configuration is larger than {limit}{together}, the most reconciler reads"
 
 
 def _not_a_mapping(document: object) -> str:
@@ -289,19 +306,3 @@ def schema_subject(document: YMap) -> YMap:
     subject.update(document)
     subject["accounts"] = suspects
     return subject
-
-
-def _read_regular(path: Path) -> bytes:
-    """Read a file found in a directory, refusing what is not a regular file (a FIFO, a socket, a device).
-
-    A CONFIG named explicitly may be a pipe (`<(generate)`); a directory's entries may not, so that a stray
-    FIFO cannot hang a CI job.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as stream:
-            return stream.read()
-    finally:
-        os.close(fd)
