@@ -463,11 +463,13 @@ class Redactor:
                         spans += [(start + 2 * first, start + 2 * stop) for first, stop in found]
             run = match.group().translate(_FROM_URLSAFE)
             for offset in range(4):
-                usable = (len(run) - offset) // 4 * 4
-                if usable * 3 // 4 < PIECE:
+                chunk = run[offset:]
+                if len(chunk) * 6 // 8 < PIECE:
                     break
+                if len(chunk) % 4 == 1:  # a lone last character holds no whole byte
+                    chunk = chunk[:-1]
                 start = match.start() + offset
-                decoded = binascii.a2b_base64(run[offset : offset + usable])
+                decoded = binascii.a2b_base64(chunk + "=" * (-len(chunk) % 4))  # the last bytes too
                 found = self._piece_spans(decoded.translate(_FOLD_BYTES))
                 # byte k is bits 8k to 8k + 7: the characters 8k // 6 to (8k + 7) // 6
                 spans += [(start + 8 * first // 6, start + (8 * stop - 1) // 6 + 1) for first, stop in found]
@@ -486,8 +488,10 @@ class Redactor:
                         spans.append((start, start + len(form)))
         return spans
 
-    def redact_all(self, text: str) -> str:
+    def redact_all(self, text: str, marked: Sequence[tuple[int, int]] = ()) -> str:
+        """`text` without any form of the secrets, nor the `marked` spans."""
         spans = self._spans(text) if self._pieces or self._prefixes else []
+        spans += [(start, min(stop, len(text))) for start, stop in marked if start < len(text)]
         if not spans:
             return text
         merged: list[list[int]] = []
@@ -504,38 +508,60 @@ class Redactor:
         parts.append(text[position:])
         return "".join(parts)
 
-    def redact(self, text: str, limit: int | None = None) -> str:
-        """`text` without any form of the secrets; with `limit`, at most its first `limit` characters.
+    def redact(self, text: str, limit: int | None = None, marked: Sequence[tuple[int, int]] = ()) -> str:
+        """`text` without any form of the secrets (nor the `marked` spans); with `limit`, at most its first
+        `limit` characters.
 
         A long text is redacted a window at a time, and cut only where no secret can straddle the cut: a
         secret cut in half would not be recognised, and its first half would be shown.
         """
         if limit is None or len(text) <= limit:
-            return self.redact_all(text)[:limit]
+            return self.redact_all(text, marked)[:limit]
         reach = self.reach
         window = limit + 2 * reach
         while True:
-            redacted = self.redact_all(text[:window])
+            redacted = self.redact_all(text[:window], marked)
             if window >= len(text) or len(redacted) >= limit + reach:
                 return redacted[:limit]
             window *= 2
 
+    def _meeting(self, before: str, after: str) -> tuple[int, int]:
+        """How many characters at the end of `before` and at the start of `after` a find across the place they
+        meet takes (0, 0 when none does)."""
+        end = before[-self.reach :]
+        tail = head = 0
+        for start, stop in self._spans(end + after[: self.reach]):
+            if start < len(end) < stop:
+                tail, head = max(tail, len(end) - start), max(head, stop - len(end))
+        return tail, head
+
     def redact_together(self, texts: Sequence[str], limits: Sequence[int | None]) -> list[str]:
         """Each of `texts` redacted and cut to its limit, and also of a secret split between two of them: a find
-        that spans the end of one and the start of another (in either order) is redacted on both sides."""
-        shown = [self.redact(text, limit) for text, limit in zip(texts, limits, strict=True)]
-        reach = self.reach
-        tails = [0] * len(shown)  # characters to redact at the end of each
+        that spans the end of one and the start of another (in either order) is redacted on both sides.
+
+        The ends are looked at as they came (so that a part redacted alone still tells where its secret goes
+        on), then as they are shown (a text cut at its limit ends where it is cut).
+        """
+        marked: list[list[tuple[int, int]]] = [[] for _ in texts]
+        for first, before in enumerate(texts):
+            limit = limits[first]
+            shown_end = before if limit is None else before[:limit]
+            for second, after in enumerate(texts):
+                if first != second and shown_end and after:
+                    tail, head = self._meeting(shown_end, after)
+                    if tail:
+                        marked[first].append((len(shown_end) - tail, len(shown_end)))
+                        marked[second].append((0, head))
+        shown = [
+            self.redact(text, limit, spans) for text, limit, spans in zip(texts, limits, marked, strict=True)
+        ]
+        tails = [0] * len(shown)  # characters to redact at the end of each, as shown
         heads = [0] * len(shown)  # and at its start
         for first, before in enumerate(shown):
             for second, after in enumerate(shown):
-                if first == second or not before or not after:
-                    continue
-                end = before[-reach:]
-                for start, stop in self._spans(end + after[:reach]):
-                    if start < len(end) < stop:
-                        tails[first] = max(tails[first], len(end) - start)
-                        heads[second] = max(heads[second], stop - len(end))
+                if first != second and before and after:
+                    tail, head = self._meeting(before, after)
+                    tails[first], heads[second] = max(tails[first], tail), max(heads[second], head)
         result: list[str] = []
         for text, tail, head, limit in zip(shown, tails, heads, limits, strict=True):
             if tail or head:
