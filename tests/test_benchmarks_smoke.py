@@ -83,3 +83,10 @@ def test_pace_benchmark_smoke() -> None:
     result = bench_pace.run_scenario("429", sys.executable, None, "", accounts=200)
     assert result["succeeded"] == result["accounts"] == 200 and result["exit"] == 0
     assert result["requests"] == 200 + result["refused"] and result["ideal"] == 200 / 300
+
+
+def test_redaction_benchmark_smoke() -> None:
+    import bench_redact
+
+    result = bench_redact.run_once(Path(__file__).parent.parent, passwords=200, messages=100)
+    assert result["changed"] == 10 and result["redact_all"] >= 0 and result["peak_rss_mib"] > 0
