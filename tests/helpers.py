@@ -140,6 +140,7 @@ def wait_until(
 # -- the secrets scanner ---------------------------------------------------------------------------------------
 
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{8,}")
+_HEX_RUN = re.compile(r"[0-9A-Fa-f]{16,}")
 _JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\([\"\\/bfnrt])")
 _JSON_SIMPLE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
@@ -164,6 +165,14 @@ def _base64_decoded(text: str) -> Iterator[str]:
                 yield base64.b64decode(chunk).decode("utf-8", "replace")
 
 
+def _hex_decoded(text: str) -> Iterator[str]:
+    """Every run of 16 or more hex digits decoded at both alignments."""
+    for run in _HEX_RUN.findall(text):
+        for offset in (0, 1):
+            chunk = run[offset:]
+            yield bytes.fromhex(chunk[: len(chunk) // 2 * 2]).decode("utf-8", "replace")
+
+
 def _views(text: str) -> Iterator[tuple[str, str]]:
     """`text` as it would read once decoded in each way an echoed secret could have been encoded."""
     plain = {
@@ -174,9 +183,25 @@ def _views(text: str) -> Iterator[tuple[str, str]]:
         "JSON-unescaped": _json_unescaped(text),
     }
     yield from plain.items()
-    for decoded in _base64_decoded(text):
-        yield "base64-decoded", decoded
-        yield "base64-decoded, JSON-unescaped", _json_unescaped(decoded)
+    decoded = list(_base64_decoded(text))
+    yield "base64-decoded", "\n".join(decoded)
+    yield "base64-decoded, JSON-unescaped", "\n".join(map(_json_unescaped, decoded))
+    hexed = list(_hex_decoded(text))
+    yield "hex-decoded", "\n".join(hexed)
+    yield "hex-decoded, JSON-unescaped", "\n".join(map(_json_unescaped, hexed))
+
+
+#: A secret this long or longer must not show even in part: no run of this many of its characters, in any case.
+PIECE = 8
+
+
+def secret_pieces(secret: str) -> list[str]:
+    """What of `secret` must never show, case-folded: every run of PIECE characters of it, or all of it when
+    shorter."""
+    folded = secret.lower()
+    if len(folded) < PIECE:
+        return [folded]
+    return sorted({folded[start : start + PIECE] for start in range(len(folded) - PIECE + 1)})
 
 
 def _blob_text(blob: str | bytes) -> str:
@@ -220,8 +245,9 @@ def assert_no_secrets(
 ) -> None:
     """Fail if one of `secrets` appears anywhere given: in `places` (texts, or files read whole), in the named
     `texts`, in every file under `files` (but `skip`), or in every PostgreSQL row of the state `postgres`. Each is
-    read raw, URL-decoded, HTML- and JSON-unescaped and base64-decoded at every alignment; a secret's first
-    half (at least 8 characters) counts too. A failure names the place and the decoding, never the secret."""
+    read raw, URL-decoded, HTML- and JSON-unescaped, and base64- and hex-decoded at every alignment; any run of
+    PIECE characters of a secret counts, in any case (a shorter secret counts whole). A failure names the place
+    and the decoding, never the secret."""
     blobs: dict[str, str | bytes] = {}
     for index, place in enumerate(places):
         if isinstance(place, Path):
@@ -233,17 +259,17 @@ def assert_no_secrets(
         blobs.update(written_files(files, skip))
     if postgres is not None and postgres.startswith(("postgresql://", "postgres://")):
         blobs.update(_postgres_rows(postgres))
-    wanted = [secret for secret in secrets if secret]
+    wanted = [secret_pieces(secret) for secret in secrets if secret]
     for name, blob in blobs.items():
         for view, text in _views(_blob_text(blob)):
-            for number, secret in enumerate(wanted, 1):
-                half = secret[: max(8, len(secret) // 2)]
-                at = text.find(secret)
-                if at < 0:
-                    at = text.find(half)
-                assert at < 0, (
-                    f"secret #{number} in {name} ({view}) at offset {at}, after {text[max(0, at - 200) : at]!r}"
-                )
+            folded = text.lower()
+            for number, pieces in enumerate(wanted, 1):
+                for piece in pieces:
+                    at = folded.find(piece)
+                    assert at < 0, (
+                        f"secret #{number} (a piece of {len(piece)} characters, any case) in {name} ({view}) at "
+                        f"offset {at}, after {text[max(0, at - 200) : at]!r}"
+                    )
 
 
 def postgres_unreachable_reason() -> str | None:

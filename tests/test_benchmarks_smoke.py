@@ -96,3 +96,10 @@ def test_state_show_benchmark_smoke() -> None:
     measured = bench_state_show.bench(200, rounds=2, pg_url=PG_URL, plan=True, forget=True)
     assert set(measured) == {("this", "state show"), ("this", "plan --target"), ("this", "state forget")}
     assert all(wall > 0 and rss > 0 for runs in measured.values() for wall, rss in runs)
+
+
+def test_redaction_benchmark_smoke() -> None:
+    import bench_redact
+
+    result = bench_redact.run_once(Path(__file__).parent.parent, passwords=200, messages=100)
+    assert result["changed"] == 10 and result["redact_all"] >= 0 and result["peak_rss_mib"] > 0

@@ -412,6 +412,68 @@ def test_html_code_is_inert() -> None:
     )
 
 
+# -- secrets echoed in other shapes: cut short, upper-cased, hex, split between type and detail ----------------
+#: Long enough that the shapes below cut them into pieces of 8 or more, and with characters JSON escapes.
+LONG_PASSWORD = 'Pw/SENT"inel+<é>&7f3a-horse-battery'
+LONG_KEY = "KEY_abcdefghijklmnop_SENTinel_0123456789"
+SHAPES_CONFIG = """\
+version: 1
+accounts:
+  acc_env: {proxy: {host: h.example, port: 8080, username: "${PROXY_USER}", password: "${PROXY_PASSWORD}"}}
+  acc_plain: {proxy: {host: p.example, port: 1, password: "plain+SENT/inel%41zz-staple"}}
+  acc_ok: {country: US}
+"""
+
+
+@pytest.mark.parametrize("shape", ["cut", "upper", "hex", "split", "cut,upper,hex,split,raw"])
+def test_secrets_echoed_in_other_shapes_are_nowhere(run, write, workdir, monkeypatch, shape: str) -> None:
+    """An API quoting the key cut short (`bad key KEY_abcdefghijklmnop...`), a password's first characters, the
+    request upper-cased or in hex, or the key split between `type` and `detail`: no piece of 8 characters of
+    any secret, in any case or encoding, reaches stdout, stderr, the report (JSON, markdown) or the state."""
+    sandbox = Sandbox(LONG_KEY, accept_any_account=True)
+    sandbox.faults = [
+        Fault(
+            "errors/invalid_parameters",
+            accounts=frozenset({"acc_env", "acc_plain"}),
+            echo=True,
+            echo_shapes=tuple(shape.split(",")),
+        )
+    ]
+    thread = ServerThread(sandbox).start()
+    try:
+        monkeypatch.setenv("POSTPRESS_API_KEY", LONG_KEY)
+        monkeypatch.setenv("POSTPRESS_API_URL", thread.url)
+        monkeypatch.setenv("PROXY_PASSWORD", LONG_PASSWORD)
+        monkeypatch.setenv("PROXY_USER", USERNAME)
+        config = write("a.yaml", SHAPES_CONFIG)
+        apply = ["apply", "a.yaml", "--yes", "--max-attempts", "1"]
+        outcomes = {
+            "apply text": run("-v", *apply, "--report", "r.json"),
+            "apply json": run(*apply, "--format", "json"),
+            "apply markdown": run(*apply, "--format", "markdown", "--report", "r2.json"),
+            "state show acc_env": run("state", "show", "acc_env"),
+            "state show acc_plain": run("state", "show", "acc_plain"),
+            "plan markdown": run("plan", "a.yaml", "--format", "markdown"),
+        }
+    finally:
+        thread.stop()
+    assert [outcome.code for outcome in outcomes.values()] == [3, 3, 3, 0, 0, 0], {
+        name: outcome.err[-400:] for name, outcome in outcomes.items()
+    }
+    assert len(sandbox.stats.log) >= 6  # the answers were given, with their echoes
+    message = json.loads(outcomes["state show acc_env"].out)["last_failure"]["message"]
+    assert message.startswith("HTTP 400: ") and "***" in message, message
+    texts: dict[str, str | bytes] = {}
+    for name, outcome in outcomes.items():
+        texts[f"{name} stdout"], texts[f"{name} stderr"] = outcome.out, outcome.err
+    assert_no_secrets(
+        secrets=[LONG_PASSWORD, LONG_KEY, USERNAME, "plain+SENT/inel%41zz-staple"],
+        texts=texts,
+        files=workdir,
+        skip=[workdir / config],
+    )
+
+
 # -- surfaces whose fix lives in another change ----------------------------------------------------------------
 DB_PASSWORD = "dbSENTinel9pw"
 

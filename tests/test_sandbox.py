@@ -331,12 +331,19 @@ def test_a_fault_answers_only_on_the_routes_whose_page_lists_it(http, server) ->
         ("errors/proxy_error;retry_after=\x1b[2J", "retry_after="),
         ("errors/proxy_error@", "an empty account id after '@'"),
         ("errors/proxy_error;retry=1", "unknown fault option 'retry=1'"),
+        ("errors/proxy_error;echo=cut,base32", "echo='base32': the shapes are raw, cut, upper, hex, split"),
     ],
 )
 def test_fault_spec_errors_name_the_cause(spec, message) -> None:
     with pytest.raises(ValueError) as raised:
         Fault.parse(spec)
     assert message in str(raised.value)
+
+
+def test_echo_shapes_parse() -> None:
+    assert Fault.parse("errors/proxy_error;echo").echo_shapes == ()
+    fault = Fault.parse("errors/proxy_error;echo=cut,hex")
+    assert fault.echo and fault.echo_shapes == ("cut", "hex")
 
 
 def test_sandbox_command_prints_the_fault_problem(run) -> None:

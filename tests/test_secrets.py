@@ -242,6 +242,126 @@ def test_an_answer_is_redacted_where_it_is_built() -> None:
     assert Answer(None, None, None, f"network: {SENTINEL_KEY}").message == "network: ***"
 
 
+# -- a secret echoed in another shape: cut short, in another case, hex, base64, split ----------------------------
+PIECES_KEY = "KEY_abcdefghijklmnop_01q7Zr3xW9"
+PIECES_PASSWORD = "Tr0ub4dor&3-horse/Batt"
+WIDE_PASSWORD = "pässwörd-ÉÈÀ-ünï-42-ñ"
+
+
+def _shapes(secret: str) -> dict[str, str]:
+    import base64
+
+    data = secret.encode()
+    return {
+        "cut to 20 and ...": f"bad key {secret[:20]}...",
+        "its first 8": f"password starts {secret[:8]}",
+        "its last 8": f"password ends {secret[-8:]}",
+        "8 from the middle": f"around {secret[5:13]} here",
+        "upper-cased": secret.upper(),
+        "lower-cased": secret.lower(),
+        "upper-cased and cut": f"KEY {secret.upper()[:10]}...",
+        "hex": data.hex(),
+        "HEX": data.hex().upper(),
+        "hex of its first 8": f"0x{data[:8].hex()}",
+        "hex inside a longer hex dump": (b"\x00\x01abc" + data + b"\xff").hex(),
+        **{
+            f"base64 of its first 9, offset {offset}": base64.b64encode(b"z" * offset + data[:9]).decode()
+            for offset in range(3)
+        },
+        **{
+            f"base64 of a JSON body cut short, offset {offset}": base64.b64encode(
+                b"q" * offset + json.dumps({"password": secret}).encode()[:22]
+            ).decode()
+            for offset in range(3)
+        },
+        "base64url of its last 10": base64.urlsafe_b64encode(data[-10:]).decode().rstrip("="),
+        "JSON-escaped, cut": json.dumps(secret)[:12],
+    }
+
+
+@pytest.mark.parametrize("secret", [PIECES_KEY, PIECES_PASSWORD, WIDE_PASSWORD])
+@pytest.mark.parametrize("shape", sorted(_shapes(PIECES_KEY)))
+def test_redact_finds_a_secret_in_pieces_and_in_any_case(secret: str, shape: str) -> None:
+    """Any run of 8 characters of a known secret, in any case, raw, hex or base64, is redacted."""
+    from tests.helpers import assert_no_secrets
+
+    secrets.register(secret)
+    echoed = _shapes(secret)[shape]
+    redacted = secrets.redact(f"before {echoed} after")
+    assert redacted.startswith("before ") and redacted.endswith(" after") and "***" in redacted, redacted
+    assert_no_secrets(secrets=[secret], texts={shape: redacted})
+
+
+def test_a_short_secret_is_redacted_whole_in_any_case_but_not_in_pieces() -> None:
+    secrets.register("Ab3xY9z")  # 7 characters: below the length of a piece
+    assert secrets.redact("a Ab3xY9z b AB3XY9Z c ab3xy9z d") == "a *** b *** c *** d"
+    assert secrets.redact("Ab3xY9 and b3xY9z") == "Ab3xY9 and b3xY9z"
+    assert secrets.redact(f"hex {b'Ab3xY9z'.hex().upper()}") == "hex ***"
+
+
+def test_pieces_of_secrets_side_by_side_are_one_redaction() -> None:
+    secrets.register(PIECES_KEY)
+    secrets.register(PIECES_PASSWORD)
+    text = f"x {PIECES_KEY[3:15]}{PIECES_PASSWORD[:9].upper()} y {PIECES_KEY[-8:]}"
+    assert secrets.redact(text) == "x *** y ***"
+
+
+def test_ordinary_text_is_left_alone_among_many_secrets() -> None:
+    """Thousands of secrets known: text holding no run of 8 of any of them comes back unchanged, hex and base64
+    runs included."""
+    import random
+
+    generator = random.Random(5)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    values = ["".join(generator.choice(alphabet) for _ in range(24)) for _ in range(20_000)]
+    for value in values:
+        secrets.register(value)
+    text = (
+        "HTTP 502: the proxy proxy-12.example.com:8012 refused the connection for account acc_000012: "
+        "'407 Proxy Authentication Required' (request id 0123456789abcdef, trace dGhlIHRyYWNlIGlk)"
+    )
+    assert secrets.redact(text) == text
+    assert secrets.redact(f"{text} {values[12_345][2:11]}") == f"{text} ***"
+
+
+def test_a_piece_cut_at_the_limit_is_not_shown() -> None:
+    secrets.register(PIECES_KEY)
+    for filler in range(285, 301):
+        redacted = secrets.redact("x" * filler + PIECES_KEY[:12] + "y" * 5_000, limit=300)
+        assert len(redacted) <= 300 and not any(c in redacted for c in "KEY_abc"), redacted[-20:]
+
+
+@pytest.mark.parametrize("secret", [PIECES_KEY, "Ab3xY9z"])
+@pytest.mark.parametrize("cut", [1, 3, 6])
+def test_a_secret_split_between_two_texts_is_redacted_on_both_sides(secret: str, cut: int) -> None:
+    """An answer's type ending with a secret's start and its detail starting with the rest (or the other way
+    round): each part too short to be recognised alone."""
+    secrets.register(secret)
+    first, second = secret[:cut], secret[cut:]
+    if len(second) >= 8:  # the long part alone is a piece: shorten it so only the meeting finds it
+        first, second = secret[: len(secret) - 6], secret[len(secret) - 6 :]
+    for type_, detail in ((f"errors/x {first}", f"{second} tail"), (f"{second} x", f"detail {first}")):
+        shown_type, shown_detail = secrets.redact_together([type_, detail], [100, 300])
+        assert "***" in shown_type and "***" in shown_detail, (shown_type, shown_detail)
+        for part in (first, second):
+            assert len(part) < 3 or part not in shown_type + shown_detail, (shown_type, shown_detail)
+    assert secrets.redact_together(["errors/x", "tail"], [100, 300]) == ["errors/x", "tail"]
+
+
+def test_an_answer_with_a_key_split_between_type_and_detail_shows_neither_part() -> None:
+    from reconciler.api.answer import Reply, error_answer
+    from tests.helpers import assert_no_secrets
+
+    secrets.register(PIECES_KEY)
+    for cut in (5, 16, 26):
+        body = {"type": f"errors/bad {PIECES_KEY[:cut]}", "detail": f"{PIECES_KEY[cut:]} is not a key"}
+        answer = error_answer(Reply(401, body, None))
+        assert answer.error is not None and answer.message is not None
+        assert answer.message.endswith("*** is not a key"), answer.message
+        assert_no_secrets(secrets=[PIECES_KEY], texts={"type": answer.error.type, "message": answer.message})
+        assert_no_secrets(secrets=[PIECES_KEY], texts={"both": answer.error.type + answer.message[10:]})
+
+
 def test_a_log_record_is_one_escaped_line(capsys) -> None:
     logs.configure(True)
     logs.get("test").warning("account %s failed", "a\x1b[2J\nERROR forged\u202e")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from urllib.parse import urlsplit, urlunsplit
@@ -15,6 +16,20 @@ from reconciler.urls import redact_credentials
 from tests.helpers import SENTINEL_KEY, fleet
 
 DB_SECRET = "dbpw-SENTINEL-93c1"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging():
+    """-v installs a handler on the root logger: remove it after each test (and forget the secrets noted)."""
+    from reconciler import secrets
+
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    secrets.clear_registered()
 
 
 @pytest.mark.parametrize(
@@ -33,6 +48,23 @@ DB_SECRET = "dbpw-SENTINEL-93c1"
             f"postgresql://db/x?sslmode=require&sslpassword={DB_SECRET}",
             "postgresql://db/x?sslmode=require&sslpassword=***",
         ),
+        # The password ends at the last '@', whatever it holds ('/' is common in base64 passwords).
+        (
+            f"postgresql://reconciler:Ab3/{DB_SECRET}+z9Q==@127.0.0.1/db",
+            "postgresql://reconciler:***@127.0.0.1/db",
+        ),
+        (f"postgresql://ops:a/b?c#d@{DB_SECRET}@db/x?schema=s", "postgresql://ops:***@db/x?schema=s"),
+        (f"postgresql://ops:{DB_SECRET}/x@db", "postgresql://ops:***@db"),
+        # Password parameters however spelled: any case, percent-escaped name or value, libpq's other keywords.
+        (f"postgresql://db/x?PassWord={DB_SECRET}&schema=s", "postgresql://db/x?PassWord=***&schema=s"),
+        (f"postgresql://db/x?pass%77ord={DB_SECRET}", "postgresql://db/x?pass%77ord=***"),
+        (f"postgresql://db/x?%70ASSWORD={DB_SECRET}", "postgresql://db/x?%70ASSWORD=***"),
+        (f"postgresql://db/x?password=%41{DB_SECRET}%2F", "postgresql://db/x?password=***"),
+        (f"postgresql://db/x?password={DB_SECRET}#x&schema=s", "postgresql://db/x?password=***&schema=s"),
+        (f"postgresql://db/x?oauth_client_secret={DB_SECRET}", "postgresql://db/x?oauth_client_secret=***"),
+        (f"postgresql://db/x?scram_client_key={DB_SECRET}", "postgresql://db/x?scram_client_key=***"),
+        (f"postgresql://db/x?SSLPassword={DB_SECRET}", "postgresql://db/x?SSLPassword=***"),
+        ("postgresql://db/x?passfile=/home/u/.pgpass", "postgresql://db/x?passfile=/home/u/.pgpass"),
         # A malformed escape anywhere: which part is the password is a guess, so no userinfo at all.
         (f"postgresql://ops:{DB_SECRET}%zz@db/x", "postgresql://db/x"),
         (f"postgresql://ops:{DB_SECRET}@db/x%g1", "postgresql://db/x%g1"),
@@ -52,6 +84,39 @@ def test_redact_credentials_in_running_text() -> None:
         == "API https://u:***@api.example/api/v1, state postgresql://ops:***@db/x?password=*** ok"
     )
     assert redact_credentials("GET /accounts/a:b@c -> 200") == "GET /accounts/a:b@c -> 200"
+
+
+def test_redact_credentials_whatever_the_spelling() -> None:
+    text = (
+        f"state postgresql://ops:Ab3/{DB_SECRET}@db/x, then postgresql://db/x?pass%77ord={DB_SECRET}#y&a=b "
+        f"and https://h/p?PASSWORD=%41{DB_SECRET} end"
+    )
+    assert redact_credentials(text) == (
+        "state postgresql://ops:***@db/x, then postgresql://db/x?pass%77ord=***&a=b and https://h/p?PASSWORD=*** end"
+    )
+
+
+def test_url_passwords_lists_every_spelling() -> None:
+    from reconciler.urls import url_passwords
+
+    url = f"postgresql://ops:Ab/{DB_SECRET}@db/x?pass%77ord=%41{DB_SECRET}&sslpassword=s-{DB_SECRET}&user=u"
+    assert set(url_passwords(url)) == {
+        f"Ab/{DB_SECRET}",
+        f"%41{DB_SECRET}",
+        f"A{DB_SECRET}",
+        f"s-{DB_SECRET}",
+    }
+
+
+def test_the_password_keywords_cover_libpq() -> None:
+    """Every keyword the installed libpq marks as a password ('*') is redacted as one."""
+    psycopg = pytest.importorskip("psycopg")
+    from reconciler.urls import PASSWORD_KEYWORDS
+
+    marked = {
+        option.keyword.decode() for option in psycopg.pq.Conninfo.get_defaults() if option.dispchar == b"*"
+    }
+    assert "password" in marked and marked <= PASSWORD_KEYWORDS
 
 
 def test_every_backend_describes_itself_without_the_password(workdir) -> None:
@@ -158,3 +223,129 @@ def test_the_sandbox_note_only_when_the_default_state_is_empty_beside_a_sandbox_
     (tmp_path / (DEFAULT_STATE + ".journal")).unlink()
     (tmp_path / DEFAULT_STATE).write_text("{}")
     assert sandbox_state_note(DEFAULT_STATE) is None
+
+
+# -- every spelling of a password in the state URL, through every command and output ---------------------------
+def _spelled(url: str, spelling: str) -> str:
+    """PG_URL's `postgresql://postgres@HOST/DB?...` with DB_SECRET given in `spelling`."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or "postgres"
+    if spelling.startswith("userinfo:"):
+        password = spelling.removeprefix("userinfo:").replace("SECRET", DB_SECRET)
+        return urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}"))
+    parameter = spelling.replace("SECRET", DB_SECRET)
+    return urlunsplit(parts._replace(query=f"{parameter}&{parts.query}"))
+
+
+#: spelling -> whether libpq takes the URL (the test server trusts loopback: any password connects)
+SPELLINGS = {
+    "userinfo:SECRET": True,
+    "userinfo:Ab3/SECRET+z9Q==": False,  # a '/': libpq would read 'Ab3' as the port
+    "userinfo:p@ss@SECRET": False,  # the last '@' ends it; libpq would end it at the first
+    "password=SECRET": True,
+    "pass%77ord=SECRET": True,  # libpq decodes the name
+    "%70assword=%41SECRET": True,  # and the value
+    "sslpassword=SECRET": True,
+    "PassWord=SECRET": False,  # libpq's names are case-sensitive: refused, and still not shown
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(SPELLINGS))
+def test_a_state_password_in_any_spelling_is_never_shown(run, write, api, workdir, spelling: str) -> None:
+    from tests.helpers import assert_no_secrets, fresh_postgres_state
+
+    with fresh_postgres_state("spelled") as base:
+        url = _spelled(base, spelling)
+        write("a.yaml", fleet(2))
+        outcomes = {
+            "plan text": run("-v", "plan", "a.yaml", "--state", url),
+            "plan markdown": run("-v", "plan", "a.yaml", "--state", url, "--format", "markdown"),
+            "plan json": run("plan", "a.yaml", "--state", url, "--format", "json"),
+            "apply": run("-v", "apply", "a.yaml", "--yes", "--state", url, "--report", "r.json"),
+            "state list": run("state", "list", "--state", url),
+            "state show": run("state", "show", "acc_0000", "--state", url),
+        }
+    codes = {name: outcome.code for name, outcome in outcomes.items()}
+    if SPELLINGS[spelling]:
+        assert set(codes.values()) == {0}, {name: o.err[-300:] for name, o in outcomes.items()}
+        header = outcomes["plan markdown"].out
+        assert "against state `postgresql://postgres" in header and "***" in header, header
+        assert "; state postgresql://postgres" in outcomes["apply"].err
+    else:
+        assert set(codes.values()) == {1}, {name: o.err[-300:] for name, o in outcomes.items()}
+        for outcome in outcomes.values():
+            lines = [
+                line
+                for line in outcome.err.splitlines()
+                if not re.match(r"\d\d:\d\d:\d\d\.\d+ [A-Z]+ ", line)
+            ]
+            assert len(lines) == 1 and "Traceback" not in outcome.err, outcome.err
+    texts = {
+        f"{name} {stream}": getattr(o, stream) for name, o in outcomes.items() for stream in ("out", "err")
+    }
+    assert_no_secrets(secrets=[DB_SECRET], texts=texts, files=workdir)
+
+
+@pytest.mark.parametrize("spelling", ["userinfo:SECRET", "userinfo:Ab3/SECRET", "password=SECRET"])
+def test_a_connection_error_never_shows_the_password(run, write, spelling: str) -> None:
+    """A database that cannot be reached: libpq's text, and ours around it, name no password."""
+    from tests.helpers import assert_no_secrets
+
+    url = _spelled("postgresql://postgres@127.0.0.1:1/test?schema=s", spelling)
+    write("a.yaml", fleet(1))
+    outcomes = [run("-v", "plan", "a.yaml", "--state", url), run("state", "list", "--state", url)]
+    assert [outcome.code for outcome in outcomes] == [1, 1]
+    assert all("Traceback" not in outcome.err for outcome in outcomes)
+    assert_no_secrets(secrets=[DB_SECRET], texts={str(i): o.out + o.err for i, o in enumerate(outcomes)})
+
+
+@pytest.mark.parametrize(
+    "userinfo",
+    [f"user:Ab3/{DB_SECRET}+z9Q==@", f"user:p@{DB_SECRET}@", f"u:{DB_SECRET}?x#y@", f"{DB_SECRET}@"],
+)
+def test_an_api_url_with_a_password_in_any_spelling_is_refused_unshown(
+    run, write, userinfo: str, monkeypatch
+) -> None:
+    from tests.helpers import assert_no_secrets
+
+    monkeypatch.setenv("POSTPRESS_API_KEY", SENTINEL_KEY)
+    write("a.yaml", fleet(1))
+    result = run(
+        "-v",
+        "apply",
+        "a.yaml",
+        "--yes",
+        "--state",
+        "s.json",
+        "--api-url",
+        f"https://{userinfo}127.0.0.1:9/api/v1",
+    )
+    assert result.code == 1 and "--api-url must not hold a user or password" in result.err, result.err
+    assert "Traceback" not in result.err
+    assert_no_secrets(secrets=[DB_SECRET], texts={"out": result.out, "err": result.err})
+
+
+def test_an_api_url_password_parameter_is_never_shown(run, write, server, workdir, monkeypatch) -> None:
+    """`?password=` on the API URL is no user or password of the URL: it is sent, and shown nowhere."""
+    from tests.helpers import assert_no_secrets
+
+    monkeypatch.setenv("POSTPRESS_API_KEY", SENTINEL_KEY)
+    write("a.yaml", fleet(1))
+    for spelling in ("password", "pass%77ord", "PASSWORD"):
+        result = run(
+            "-v",
+            "apply",
+            "a.yaml",
+            "--yes",
+            "--state",
+            "s.json",
+            "--max-attempts",
+            "1",
+            "--report",
+            "r.json",
+            "--api-url",
+            f"{server.url}?{spelling}={DB_SECRET}",
+        )
+        assert result.code in (0, 3) and "Traceback" not in result.err, result.err
+        assert_no_secrets(secrets=[DB_SECRET], texts={"out": result.out, "err": result.err}, files=workdir)

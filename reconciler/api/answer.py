@@ -5,7 +5,8 @@ Kept apart from the transport (client.py) so that planning-only commands never i
 This is where text from the API enters: an answer may echo the request (its body, its X-API-KEY header) in
 `detail` or `title`, or carry any text in `type`. Every `Answer.message` is redacted of every known secret
 (secrets.redact) and bounded when the answer is built, and a `type` the catalogue does not know is redacted,
-percent-encoded and bounded, before the engine records or reports either.
+percent-encoded and bounded, before the engine records or reports either; such a type and the detail are also
+redacted of a secret split between them (secrets.redact_together).
 """
 
 from __future__ import annotations
@@ -111,10 +112,14 @@ def outside_type(error_type: str) -> str:
 def error_answer(reply: Reply) -> Answer:
     body = reply.body
     error_type = body.get("type") if isinstance(body, dict) and isinstance(body.get("type"), str) else None
-    kind = classify(None if error_type is None else outside_type(error_type), reply.status)
     detail = None
     if isinstance(body, dict):
         detail = body.get("detail") or body.get("title")
+    if error_type is not None and error_type not in CATALOGUE and isinstance(detail, str):
+        # A secret split between the two (its start ending the type, its end starting the detail, or the other
+        # way round), each part too short to be recognised alone, is redacted where the parts meet.
+        error_type, detail = secrets.redact_together([error_type, detail], [TYPE_LIMIT, MESSAGE_LIMIT])
+    kind = classify(None if error_type is None else outside_type(error_type), reply.status)
     message = f"HTTP {reply.status}" + (f": {detail}" if isinstance(detail, str) else "")
     if reply.status == 404 and isinstance(detail, str) and "route" in detail.lower():
         message += f" ({ROUTE_HINT})"

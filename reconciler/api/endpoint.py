@@ -4,11 +4,12 @@ half-way through a run."""
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from reconciler import secrets
 from reconciler.errors import UsageError
+from reconciler.urls import has_userinfo, url_passwords, without_userinfo
 
 if TYPE_CHECKING:
     import ssl
@@ -63,12 +64,16 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-_USERINFO = re.compile(r"//[^/?#]*@")
-
-
 def check_api_url(url: str) -> list[str]:
     """Raise UsageError unless `url` is an http(s) URL with a host and a valid port; return warnings."""
-    shown = _USERINFO.sub("//", url)  # messages never repeat a user or password given in the URL
+    shown = without_userinfo(url)  # messages never repeat a user or password given in the URL
+    if has_userinfo(url):  # before parsing: a parser's message would quote a part of a password holding '/'
+        raise UsageError(
+            "--api-url must not hold a user or password (an '@' in it: write %40 for one that is neither); "
+            "the API key comes from POSTPRESS_API_KEY"
+        )
+    for password in url_passwords(url):  # a `?password=` is sent: an answer quoting it is redacted
+        secrets.register(password)
     try:
         parts = urlsplit(url)
         port = parts.port  # raises on a port out of range or not a number
@@ -79,10 +84,6 @@ def check_api_url(url: str) -> list[str]:
         raise UsageError(f"--api-url {shown!r} is not an http(s) URL with a host, e.g. {DEFAULT_API_URL}")
     if port == 0:
         raise UsageError(f"--api-url {shown!r}: port 0 cannot be connected to")
-    if parts.username is not None or parts.password is not None:
-        raise UsageError(
-            "--api-url must not hold a user or password; the API key comes from POSTPRESS_API_KEY"
-        )
     if parts.scheme == "http" and not _is_loopback(host):
         return [f"--api-url uses plain http:// to {host}: the API key would travel in clear"]
     return []

@@ -32,9 +32,9 @@ from reconciler.install import extra_command
     "faults",
     multiple=True,
     metavar="SPEC",
-    help="TYPE[:RATE][@ID,...][;retry_after=N][;route=patch|sync][;times=N][;unlisted][;echo]; TYPE is an API "
-    "error type (answered only on the routes whose reference page lists it, unless ;unlisted; ;echo quotes the "
-    "request in the error's detail), or hang, drop, "
+    help="TYPE[:RATE][@ID,...][;retry_after=N][;route=patch|sync][;times=N][;unlisted][;echo[=SHAPE,...]]; TYPE "
+    "is an API error type (answered only on the routes whose reference page lists it, unless ;unlisted; ;echo "
+    "quotes the request in the error's detail, ;echo=cut,upper,hex,split in those shapes), or hang, drop, "
     "garbage, html, truncated, huge, wrong_account or wrong_object.",
 )
 @click.option(

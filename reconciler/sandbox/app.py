@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from reconciler.sandbox.accounts import MAIL_PROVIDERS, SandboxAccount
-from reconciler.sandbox.faults import BAD_ANSWERS, Fault, bad_answer_body, echo
+from reconciler.sandbox.faults import BAD_ANSWERS, Fault, bad_answer_body, echo_parts
 from reconciler.sandbox.reference import SYNC_PROVIDERS, TERMINAL_SYNC_STATUSES, Reply, Route, error_reply
 from reconciler.sandbox.validation import (
     Receive,
@@ -228,10 +228,14 @@ class Sandbox:
         }
         fault = self._fault(route, account_id)
         if fault is not None:
-            echoed = (
-                echo(headers, await read_body(headers, receive, self.max_body_bytes)) if fault.echo else None
-            )
-            return await self._injected(fault, route, account_id, echoed)
+            if not fault.echo:
+                return await self._injected(fault, route, account_id)
+            body = await read_body(headers, receive, self.max_body_bytes)
+            detail, type_tail = echo_parts(fault.echo_shapes, headers, body)
+            reply = await self._injected(fault, route, account_id, detail)
+            if type_tail and isinstance(reply.payload, dict) and "type" in reply.payload:
+                reply.payload["type"] += type_tail
+            return reply
         if route == "patch":
             body = await read_body(headers, receive, self.max_body_bytes)
             return self._patch(account_id, patch_request(headers, body))

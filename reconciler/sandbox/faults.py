@@ -14,7 +14,11 @@ from reconciler.sandbox.reference import API_ERROR_TYPES, ROUTE_ERROR_TYPES, ROU
 
 #: Faults that are not an error envelope: the network, or a broken API answering something undocumented.
 BAD_ANSWERS = ("hang", "drop", "garbage", "html", "truncated", "huge", "wrong_account", "wrong_object")
-SPEC_SYNTAX = "TYPE[:RATE][@ID,ID...][;retry_after=N][;route=patch|sync][;times=N][;unlisted][;echo]"
+SPEC_SYNTAX = (
+    "TYPE[:RATE][@ID,ID...][;retry_after=N][;route=patch|sync][;times=N][;unlisted][;echo[=SHAPE,SHAPE...]]"
+)
+#: How an echoing fault quotes the request (`;echo=cut,hex`); `;echo` alone is `raw`.
+ECHO_SHAPES = ("raw", "cut", "upper", "hex", "split")
 #: A header value the sandbox may send: visible ASCII and spaces (seconds, or an HTTP date).
 _HEADER_VALUE = re.compile(r"[\x20-\x7e]+")
 
@@ -38,6 +42,8 @@ class Fault:
     unlisted: bool = False
     #: The error's `detail` quotes the request's X-API-KEY and body, raw and base64, as a careless API might.
     echo: bool = False
+    #: The shapes of that quote (ECHO_SHAPES; none is `raw`): see `echo_parts`.
+    echo_shapes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.error_type not in API_ERROR_TYPES and self.error_type not in BAD_ANSWERS:
@@ -50,6 +56,9 @@ class Fault:
             raise ValueError(f"times={self.times!r}: the count is a whole number of at least 1")
         if self.retry_after is not None and not _HEADER_VALUE.fullmatch(self.retry_after):
             raise ValueError(f"retry_after={self.retry_after!r}: seconds or an HTTP date, in plain ASCII")
+        unknown_shapes = [shape for shape in self.echo_shapes if shape not in ECHO_SHAPES]
+        if unknown_shapes:
+            raise ValueError(f"echo={unknown_shapes[0]!r}: the shapes are {', '.join(ECHO_SHAPES)}")
         if "" in self.accounts:
             raise ValueError("an empty account id after '@': list ids separated by commas")
         if self.route is not None and not self.unlisted and not self.listed_on(self.route):
@@ -70,7 +79,7 @@ class Fault:
 
     @classmethod
     def parse(cls, spec: str) -> Fault:
-        """Read `TYPE[:RATE][@ID,ID...][;retry_after=N][;route=patch|sync][;times=N][;unlisted][;echo]`.
+        """Read `TYPE[:RATE][@ID,ID...][;retry_after=N][;route=patch|sync][;times=N][;unlisted][;echo[=SHAPES]]`.
 
         TYPE is an error type an API answers (`errors/...`), or one of BAD_ANSWERS: `hang` (no answer for a long
         time), `drop` (the connection closes mid-answer), `garbage` (a 502 whose body is an HTML page), `html` (a
@@ -91,6 +100,7 @@ class Fault:
         times: int | None = None
         unlisted = False
         echo = False
+        echo_shapes: tuple[str, ...] = ()
         for option in options:
             key, equals, value = option.partition("=")
             if key == "retry_after" and equals:
@@ -101,8 +111,9 @@ class Fault:
                 times = _parse_times(value)
             elif key == "unlisted" and not equals:
                 unlisted = True
-            elif key == "echo" and not equals:
+            elif key == "echo":
                 echo = True
+                echo_shapes = tuple(value.split(",")) if equals else ()
             else:
                 raise ValueError(f"unknown fault option {option!r} (the syntax is {SPEC_SYNTAX})")
         return cls(
@@ -114,6 +125,7 @@ class Fault:
             times=times,
             unlisted=unlisted,
             echo=echo,
+            echo_shapes=echo_shapes,
         )
 
 
@@ -169,3 +181,40 @@ def echo(headers: Mapping[str, str], body: bytes) -> str:
         f"Injected by the sandbox; X-API-KEY {key} ({key_base64}); "
         f"the request {body.decode('utf-8', 'replace')} ({body_base64})"
     )
+
+
+def echo_parts(shapes: tuple[str, ...], headers: Mapping[str, str], body: bytes) -> tuple[str, str]:
+    """What an echoing fault quotes: (the `detail`, a tail for the `type`), in each of `shapes`.
+
+    `raw`: the key and body, raw and base64 (`echo`); `cut`: the key's first 16 characters and each string of
+    the request's `proxy` cut to its first 8, each followed by `...`, as APIs that shorten what they quote;
+    `upper`: the key and body upper-cased; `hex`: the key and body in hex; `split`: the key split in two, its
+    first 5 characters ending the `type` (after a space), the rest starting the `detail`.
+    """
+    key = headers.get("x-api-key", "")
+    parts: list[str] = []
+    tail = ""
+    for shape in shapes or ("raw",):
+        if shape == "raw":
+            parts.append(echo(headers, body))
+        elif shape == "cut":
+            parts.append(
+                f"bad key {key[:16]}...; bad values {' '.join(v[:8] + '...' for v in _proxy_strings(body))}"
+            )
+        elif shape == "upper":
+            parts.append(f"KEY {key.upper()}; REQUEST {body.decode('utf-8', 'replace').upper()}")
+        elif shape == "hex":
+            parts.append(f"key {key.encode('latin-1', 'replace').hex()}; request {body.hex()}")
+        elif shape == "split":
+            tail = " " + key[:5]
+            parts.insert(0, key[5:])
+    return "; ".join(parts), tail
+
+
+def _proxy_strings(body: bytes) -> list[str]:
+    """The string values of the request's `proxy` (a password among them), or none when the body is not one."""
+    try:
+        proxy = json.loads(body).get("proxy")
+    except (ValueError, AttributeError):
+        return []
+    return [value for value in proxy.values() if isinstance(value, str)] if isinstance(proxy, dict) else []

@@ -29,19 +29,20 @@ import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from reconciler import secrets
 from reconciler.errors import MESSAGE_LIMIT, LockHeld, StateError
 from reconciler.model import AccountRecord, Recorded
 from reconciler.state.document import record_problem
 from reconciler.state.events import fold
 from reconciler.state.file import new_salt
 from reconciler.state.reference import StateReference
-from reconciler.urls import BAD_PERCENT, REDACTED, display_url, redact_credentials
+from reconciler.urls import BAD_PERCENT, REDACTED, display_url, redact_credentials, url_passwords
 
 if TYPE_CHECKING:
     from reconciler.state.events import Event
@@ -55,7 +56,6 @@ logging.getLogger("psycopg").addHandler(logging.NullHandler())
 #: would share tables while their locks (keyed on the whole name) differ.
 MAX_IDENTIFIER_BYTES = 63
 TABLES = ("schema_version", "workspaces", "accounts", "lock_holders")
-_PASSWORD_PARAMETERS = frozenset(("password", "sslpassword"))
 
 
 def _split_url(url: str) -> tuple[str, str, str]:
@@ -65,12 +65,13 @@ def _split_url(url: str) -> tuple[str, str, str]:
         raise StateError(
             f"the state URL {shown} is malformed: a '%' not followed by two hex digits (write %25)"
         )
-    authority = url.split("://", 1)[1].split("/", 1)[0]
-    userinfo = authority.rpartition("@")[0]
-    if any(character in userinfo for character in "@?#"):
+    # The user and password end at the last '@'; libpq ends them at the first '@' or '/': a URL they read
+    # apart would send part of the password as a host, a port or a database name (and quote it back).
+    userinfo = url.split("://", 1)[1].rpartition("@")[0]
+    if any(character in userinfo for character in "@/?#"):
         raise StateError(
-            f"the state URL {shown} is malformed: percent-encode '@', '?' and '#' in its user and password "
-            "(%40, %3F, %23)"
+            f"the state URL {shown} is malformed: percent-encode '@', '/', '?' and '#' in its user and password "
+            "(%40, %2F, %3F, %23), and '@' after the host (%40)"
         )
     try:
         parts = urlsplit(url)
@@ -91,20 +92,6 @@ def _split_url(url: str) -> tuple[str, str, str]:
     return urlunsplit(parts._replace(query=urlencode(libpq_params))), schema, workspace
 
 
-def _url_secrets(url: str) -> list[str]:
-    """Every form of the URL's passwords that a libpq message might quote, longest first."""
-    parts = urlsplit(url)
-    raw: list[str] = []
-    userinfo = parts.netloc.rpartition("@")[0]
-    if ":" in userinfo:
-        raw.append(userinfo.partition(":")[2])
-    raw += [
-        value for key, value in parse_qsl(parts.query, keep_blank_values=True) if key in _PASSWORD_PARAMETERS
-    ]
-    forms = {form for value in raw for form in (value, unquote(value)) if form}
-    return sorted(forms, key=len, reverse=True)
-
-
 class PostgresBackend:
     shards = True
     partial_reads = True  # read_accounts selects only the rows asked for
@@ -112,7 +99,9 @@ class PostgresBackend:
     def __init__(self, url: str) -> None:
         self.conninfo, self.schema, self.workspace = _split_url(url)
         self._display = display_url(url)
-        self._secrets = _url_secrets(url)
+        self._secrets = url_passwords(url)
+        for password in self._secrets:  # so that any outside text quoting it, or a piece of it, is redacted
+            secrets.register(password)
         key = hashlib.sha256(f"{self.schema}\0{self.workspace}".encode()).digest()
         self.lock_key = int.from_bytes(key[:8], "big") & ((1 << 62) - 1)
         self._lock_connection: psycopg.Connection[Any] | None = None
@@ -142,7 +131,7 @@ class PostgresBackend:
         text = str(exc) or type(exc).__name__
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
-        text = " ".join(redact_credentials(text).split())
+        text = " ".join(secrets.redact(redact_credentials(text)).split())
         return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT] + "…"
 
     @contextlib.contextmanager
