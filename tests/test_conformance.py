@@ -158,7 +158,7 @@ def _query_values(query: dict[str, str]) -> dict[str, Any]:
 @given(config=CONFIGS)
 def test_every_body_apply_sends_is_valid(tmp_path: Path, config: dict[str, Any]) -> None:
     path = tmp_path / "accounts.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, default_style='"'), encoding="utf-8")
     desired = load_config(str(path), {"PROXY_USER": "user", "PROXY_PASSWORD": "pw-SENTINEL"})
     bodies = validator("/components/schemas/AccountPatch")
     parameters = {p["name"]: p["schema"] for p in OPERATIONS["sync"]["parameters"]}

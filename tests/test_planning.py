@@ -56,7 +56,7 @@ def _desired(body: dict[str, Any] | None, environ: dict[str, str], directory: st
     if body is None:
         return Desired(accounts={}, warnings=[], files=[], config_digest="0" * 64)
     path = Path(directory) / "a.yaml"
-    path.write_text(yaml.safe_dump({"version": 1, "accounts": {"acc": body}}))
+    path.write_text(yaml.safe_dump({"version": 1, "accounts": {"acc": body}}, default_style='"'))
     return load_config(str(path), environ)
 
 
