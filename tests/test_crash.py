@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -243,6 +246,24 @@ def test_disk_full_keeps_every_recorded_result(run, write, api, workdir, size, m
         subprocess.run(["umount", str(mount_point)], check=False)
 
 
+def _local_tcp_ports(pid: int) -> set[int]:
+    """The local ports of the TCP sockets process `pid` holds (Linux: its descriptors' socket inodes, looked up
+    in /proc/net/tcp and tcp6)."""
+    inodes = set()
+    for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(descriptor)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def test_postgres_connection_lost_mid_apply(run, write, api, server, workdir, state_url) -> None:
     """The database drops the recording connection mid-run: exit 1 with one line, nothing recorded falsely, at
     most the in-flight results unrecorded, and the next apply converges."""
@@ -254,10 +275,12 @@ def test_postgres_connection_lost_mid_apply(run, write, api, server, workdir, st
     write("a.yaml", fleet(400))
     process = _start_apply(workdir, server, state_url, stderr=subprocess.PIPE, text=True)
     wait_until(lambda: len(api.stats.patched) >= 60, fail_on_timeout=False, interval=0.005)
+    ports = _local_tcp_ports(process.pid)  # this apply's connections only: others may be using the server
     with psycopg.connect(PG_URL, autocommit=True) as connection:
         killed = connection.execute(
             "select pg_terminate_backend(pid) from pg_stat_activity "
-            "where application_name = 'reconciler apply (recording)'"
+            "where application_name = 'reconciler apply (recording)' and client_port = any(%s)",
+            (sorted(ports),),
         ).fetchall()
     _, err = process.communicate(timeout=60)
     assert killed and process.returncode == 1, err
