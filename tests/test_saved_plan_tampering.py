@@ -230,9 +230,9 @@ def test_no_output_line_of_plan_or_apply_begins_with_a_workflow_command(
     """Outside text that can begin a line: an account id, a file name, a warning, the API's error type and
     detail. Under GITHUB_ACTIONS=true the only `::` lines are reconciler's own annotations."""
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    Path("cfg").mkdir()
+    config = "::warning::cfg"  # its files' problems and warnings begin with their path
     write(
-        f"cfg/{COMMAND}.yaml",
+        f"{config}/{COMMAND}.yaml",
         f"""
         version: 1
         accounts:
@@ -243,11 +243,11 @@ def test_no_output_line_of_plan_or_apply_begins_with_a_workflow_command(
     )
     outputs = []
     for output_format in FORMATS:
-        outputs.append(run("plan", "cfg", "--format", output_format))
-        outputs.append(run("plan", "cfg", "--format", output_format, "--out", "plan.bin"))
+        outputs.append(run("plan", config, "--format", output_format))
+        outputs.append(run("plan", config, "--format", output_format, "--out", "plan.bin"))
         outputs.append(run("show", "plan.bin", "--format", output_format))
         outputs.append(
-            run("apply", "cfg", "--yes", "--format", output_format, "--state", f"{output_format}.json")
+            run("apply", config, "--yes", "--format", output_format, "--state", f"{output_format}.json")
         )
     assert [result.code for result in outputs] == [0, 0, 0, 3] * len(FORMATS), [r.err for r in outputs]
     for result in outputs:
@@ -255,6 +255,7 @@ def test_no_output_line_of_plan_or_apply_begins_with_a_workflow_command(
         own = [line for line in _command_lines(result.err) if line.startswith("::warning file=")]
         assert _command_lines(result.err) == own, _command_lines(result.err)
         assert own == [] or len(own) == 1
+        assert result.err == "" or "::warning::cfg" in result.err.replace("\\x3a:", "::")
     assert any(ID_COMMAND[1:] in result.out for result in outputs)  # shown, escaped
 
 
