@@ -14,16 +14,17 @@ directory; it never connects to a database on a saved plan's word (see `own_stat
 
 from __future__ import annotations
 
-import functools
 import json
+import math
 import os
 import secrets as random_tokens
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict, cast
 
-from reconciler import fsutil, packaged
-from reconciler.errors import ReconcilerError, StalePlan, WrongState
+from reconciler import fsutil, planfile_check
+from reconciler.errors import ReconcilerError, StalePlan, WrongState, brief
 from reconciler.model import Change, Desired, Plan, Recorded, Safety
 from reconciler.planning import weigh
 from reconciler.secrets import keyed_salt, masked, secrets_digest
@@ -131,7 +132,7 @@ def save(
     document: SavedPlanDocument = {
         "kind": KIND,
         "format_version": FORMAT_VERSION,
-        "config": os.path.relpath(os.path.abspath(config)),
+        "config": config_name(config),
         "state": state.to_json(),
         "targets": targets,
         "selectors": [list(pair) for pair in selectors],
@@ -162,6 +163,21 @@ def save(
         raise ReconcilerError(f"--out {path}: cannot write there ({exc.strerror or exc})") from None
 
 
+def config_name(config: str) -> str:
+    """How a saved plan names CONFIG: relative to the working directory. Raise ReconcilerError when it is not
+    inside it (by its path or through a symbolic link): `apply --plan` would refuse such a plan."""
+    if config == "-":
+        return config
+    name = os.path.relpath(os.path.abspath(config))
+    here = os.path.realpath(os.curdir)
+    if config_problem(name) is not None or os.path.commonpath([here, os.path.realpath(name)]) != here:
+        raise ReconcilerError(
+            f"--out: the configuration {config} is outside the working directory, so a saved plan could not "
+            "name it (apply --plan reads a configuration only inside it); plan from a directory that holds it"
+        )
+    return name
+
+
 def _saved_change(change: Change) -> SavedChange:
     return {
         "file": None if change.file is None else os.path.relpath(os.path.abspath(change.file)),
@@ -187,6 +203,41 @@ class SavedPlan:
     def config(self) -> str:
         """The configuration it was made from, relative to the working directory."""
         return self.document["config"]
+
+    def check_config(self) -> None:
+        """Refuse, before any file is opened, a `config` that leads out of the working directory through a
+        symbolic link (`load` refused an absolute one and `..` already), or that is not a regular file or a
+        directory (a FIFO would block the read for ever, a device never end it). Raise ReconcilerError.
+
+        What is left, a file inside the working directory, is parsed only once its digest is the one planned
+        (`check_config_digest`), so that nothing of a file the plan was not made from is quoted."""
+        config = self.config
+        if config == "-":  # standard input: apply reads what it is given, as plan did
+            return
+        here = os.path.realpath(os.curdir)
+        target = os.path.realpath(config)  # lstat and readlink only: nothing is opened
+        if os.path.commonpath([here, target]) != here:
+            raise ReconcilerError(
+                f"{self.path}: the saved plan's config {config} leads out of the working directory (to "
+                f"{target}); apply --plan reads a configuration only inside it"
+            )
+        try:
+            mode = os.stat(target).st_mode
+        except OSError as exc:
+            raise ReconcilerError(f"{config}: {exc.strerror or exc}") from None
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise ReconcilerError(
+                f"{self.path}: the saved plan's config {config} is not a regular file or a directory"
+            )
+
+    def check_config_digest(self, digest: str) -> None:
+        """Raise StalePlan unless `digest` (of the configuration's bytes, before they are parsed) is the one
+        planned: a file that differs is never parsed, so none of its lines is quoted."""
+        if digest != self.document["config_digest"]:
+            raise StalePlan(
+                f"saved plan is stale: the configuration {self.config} differs from the one planned "
+                "(another commit, or edited since); run plan again"
+            )
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -305,11 +356,7 @@ class SavedPlan:
                 f"saved plan is stale: the state moved since it was made (serial {document['serial']} -> "
                 f"{current.serial}); run plan again"
             )
-        if document["config_digest"] != current.config_digest:
-            raise StalePlan(
-                f"saved plan is stale: the configuration {document['config']} differs from the one planned "
-                "(another commit, or edited since); run plan again"
-            )
+        self.check_config_digest(current.config_digest)
         if document["desired_digest"] != current.desired_digest:
             raise StalePlan("saved plan is stale: the configuration reads differently now; run plan again")
         salt = _digest_salt(recorded, document["secrets"]["nonce"], fingerprint_key)
@@ -326,32 +373,55 @@ def _lineage(lineage: str | None) -> str:
     return f"lineage {lineage}" if lineage else "no state yet"
 
 
-@functools.cache
-def _validator() -> Any:
-    import jsonschema  # imported here: only apply --plan and show read saved plans
+def _read(path: str) -> bytes:
+    """The file's bytes, up to fsutil.MAX_RECORD_BYTES (a larger file, or an endless one such as /dev/zero, is
+    refused, read no further)."""
+    try:
+        return fsutil.read_file_at_most(path, fsutil.MAX_RECORD_BYTES)
+    except OSError as exc:
+        raise ReconcilerError(f"{path}: cannot read the saved plan ({exc.strerror or exc})") from None
 
-    text = packaged.read_text("schemas/saved-plan.schema.json")
-    schema = json.loads(text)
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)
+
+def _not_a_number(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
-def _where(path: Any) -> str:
-    """A JSON path as `changes[0].fields`, or `the document`."""
-    where = ""
-    for part in path:
-        where += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return where.lstrip(".") or "the document"
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text[:20]} is not a finite number")
+    return number
+
+
+def config_problem(config: str) -> str | None:
+    """Why a saved plan's `config` cannot name a configuration (None: it can): it must be a relative path that
+    stays inside the working directory (`-`, standard input, aside). Decided from the text alone, before any
+    file is opened; `apply --plan` then also follows symbolic links (`SavedPlan.check_config`)."""
+    if config == "-":
+        return None
+    if os.path.isabs(config):
+        return "is not relative to the working directory"
+    normal = os.path.normpath(config)
+    if normal == ".." or normal.startswith(".." + os.sep):
+        return "leads out of the working directory"
+    return None
 
 
 def load(path: str) -> SavedPlan:
-    """Read and check a saved plan; any problem is one line naming the file (ReconcilerError)."""
+    """Read and check a saved plan; any problem is one line naming the file (ReconcilerError).
+
+    Bounded: the file's size (fsutil.MAX_RECORD_BYTES), then its nesting and its strings are checked before its schema
+    (`planfile_check`), so that no saved plan ends in a MemoryError or a RecursionError; the schema bounds the
+    rest, and names the only variables and settings a saved plan may hold. Its `config` must stay inside the
+    working directory (`config_problem`)."""
+    raw = _read(path)
     try:
-        document = json.loads(fsutil.read_file_at_most(path, fsutil.MAX_RECORD_BYTES))
-    except OSError as exc:
-        raise ReconcilerError(f"{path}: cannot read the saved plan ({exc.strerror or exc})") from None
-    except ValueError:
-        raise ReconcilerError(f"{path}: not a saved reconciler plan (not JSON)") from None
+        document = json.loads(raw, parse_constant=_not_a_number, parse_float=_finite)
+    except RecursionError:
+        raise ReconcilerError(f"{path}: not a saved reconciler plan (nested too deeply)") from None
+    except ValueError as exc:
+        said = str(exc) if str(exc).endswith(("is not JSON", "is not a finite number")) else "not JSON"
+        raise ReconcilerError(f"{path}: not a saved reconciler plan ({said})") from None
     if not isinstance(document, dict) or document.get("kind") != KIND:
         raise ReconcilerError(f"{path}: not a saved reconciler plan")
     if document.get("format_version") != FORMAT_VERSION:
@@ -359,13 +429,12 @@ def load(path: str) -> SavedPlan:
             f"{path}: a saved plan of format {str(document.get('format_version'))[:20]!r}, this version reads "
             f"format {FORMAT_VERSION}; run plan again"
         )
-    from jsonschema.exceptions import best_match
-
-    error = best_match(_validator().iter_errors(document))
-    if error is not None:
-        message = " ".join(error.message.split())
-        message = message if len(message) <= 160 else message[:160] + "…"
-        raise ReconcilerError(f"{path}: not a valid saved plan: {_where(error.absolute_path)}: {message}")
+    invalid = planfile_check.problem(document)
+    if invalid is not None:
+        raise ReconcilerError(f"{path}: not a valid saved plan: {invalid}")
+    problem = config_problem(document["config"])
+    if problem is not None:
+        raise ReconcilerError(f"{path}: not a valid saved plan: config {brief(document['config'])} {problem}")
     return SavedPlan(path, cast(SavedPlanDocument, document))
 
 

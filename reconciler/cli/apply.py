@@ -231,9 +231,12 @@ def apply(
     saved = _load_saved_plan(plan_path) if plan_path else None
     if saved is not None:
         config, targets, selectors = saved.config, saved.targets, saved.selectors
+        saved.check_config()  # inside the working directory, before any file is opened
     if ca_bundle:
         tls_context(ca_bundle)  # a bad bundle is one line before anything else
-    desired = load_or_exit(config, need_secrets=False)
+    desired = load_or_exit(
+        config, need_secrets=False, check_digest=saved.check_config_digest if saved is not None else None
+    )
     if sandbox and not given("sync_poll_interval"):
         sync_poll_interval = SANDBOX_POLL_INTERVAL
     location, explicit, named_by = _state_of_apply(state_location, sandbox, saved)

@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import click
@@ -18,7 +18,7 @@ from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
 from reconciler.model import Desired, Plan, Safety
 from reconciler.render import github
-from reconciler.render.escape import terminal
+from reconciler.render.escape import terminal, terminal_line
 from reconciler.secrets import unset_message
 
 MAX_WARNINGS_SHOWN = 10
@@ -132,7 +132,7 @@ format_option = click.option(
 
 def show_warnings(warnings: Sequence[Problem | str]) -> None:
     for warning in warnings[:MAX_WARNINGS_SHOWN]:
-        click.echo(terminal(str(warning)), err=True)
+        click.echo(terminal_line(str(warning)), err=True)
     if len(warnings) > MAX_WARNINGS_SHOWN:
         click.echo(f"... and {len(warnings) - MAX_WARNINGS_SHOWN} more warnings", err=True)
 
@@ -142,23 +142,26 @@ def annotating() -> bool:
     return os.environ.get("GITHUB_ACTIONS") == "true"
 
 
-def load_or_exit(config: str, need_secrets: bool = True) -> Desired:
+def load_or_exit(
+    config: str, need_secrets: bool = True, check_digest: Callable[[str], None] | None = None
+) -> Desired:
     """Load the configuration, or print every problem (one line each) and exit 1.
 
     With `need_secrets`, a `${VAR}` that is unset is an error too (validate does not need them).
+    `check_digest` (apply --plan) refuses files other than those planned before they are parsed (`load_config`).
     """
     started = time.monotonic()
     try:
-        desired = load_config(config)
+        desired = load_config(config, check_digest=check_digest)
     except ConfigError as exc:
         for problem in exc.problems:
-            click.echo(terminal(str(problem)), err=True)
+            click.echo(terminal_line(str(problem)), err=True)
         show_warnings(exc.warnings)
         if annotating():
             for problem in exc.problems + exc.warnings:
                 click.echo(github.render(problem), err=True)
         if exc.note:
-            click.echo(terminal(exc.note), err=True)
+            click.echo(terminal_line(exc.note), err=True)
         click.echo(f"{len(exc.problems)} error(s) in {terminal(config)}", err=True)
         sys.exit(ExitCode.ERROR)
     if need_secrets and desired.unset_variables:

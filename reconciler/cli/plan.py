@@ -26,7 +26,7 @@ from reconciler.cli.common import (
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
 from reconciler.planning import make_plan, weigh
-from reconciler.render.escape import terminal
+from reconciler.render.escape import terminal_line
 from reconciler.secrets import fingerprint_key
 from reconciler.state import display_location, open_backend, resolve_state_location, sandbox_state_note
 
@@ -54,7 +54,7 @@ def validate(config: str, output_format: str) -> None:
     if output_format == "text":
         desired = load_or_exit(config, need_secrets=False)
         count = len(desired.accounts)
-        click.echo(f"{terminal(config)}: valid ({count} account{'' if count == 1 else 's'})", err=True)
+        click.echo(terminal_line(f"{config}: valid ({count} account{'' if count == 1 else 's'})"), err=True)
         return
     try:
         desired = load_config(config)
@@ -106,6 +106,8 @@ def plan(
 ) -> None:
     """Show what apply would change, and whether apply's safety bounds would refuse it. Needs no network, no API
     key and no lock."""
+    if out_path:
+        planfile.config_name(config)  # a plan apply could not read is refused before anything is printed
     desired = load_or_exit(config, need_secrets=False)
     location = resolve_state_location(state_location, sandbox=sandbox)
     backend = open_backend(location)

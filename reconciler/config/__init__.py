@@ -53,29 +53,38 @@ def config_files(config: str) -> list[Path]:
     return [path]
 
 
-def _sources(config: str) -> list[tuple[str, str, Callable[[int], bytes]]]:
+def _sources(config: str, regular_only: bool = False) -> list[tuple[str, str, Callable[[int], bytes]]]:
     """(name in messages, name in the digest, reader) of each file CONFIG names; `-` is standard input.
 
     A reader takes the most bytes it may read and raises fsutil.TooLarge past them. A file named directly may
-    be a pipe or a device (read up to the limit); a directory's entries must be regular files."""
+    be a pipe or a device (read up to the limit) unless `regular_only`; a directory's entries must be regular
+    files."""
     if config == STDIN:
         return [
             (STDIN_NAME, STDIN_NAME, lambda limit: fsutil.read_at_most(sys.stdin.buffer, limit, STDIN_NAME))
         ]
     files = config_files(config)
-    regular_only = Path(config).is_dir()
+    regular_only = regular_only or Path(config).is_dir()
     return [
         (str(path), path.name, functools.partial(fsutil.read_file_at_most, path, regular_only=regular_only))
         for path in files
     ]
 
 
-def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desired:
+def load_config(
+    config: str,
+    environ: Mapping[str, str] | None = None,
+    check_digest: Callable[[str], None] | None = None,
+) -> Desired:
     """Read, validate and resolve CONFIG (a file, a directory, or `-` for standard input).
 
     Raises ConfigError listing every problem found, in one pass; when a file cannot be parsed, the pass stops
     after parsing every file, and the error's `note` says the other checks did not run. Needs no secret: a
     value behind an unset `${VAR}` loads as `secrets.Unresolved`, named in `Desired.unset_variables`.
+
+    `check_digest` (apply --plan: a saved plan named CONFIG) is given the digest of the files' bytes once all
+    are read, before any is parsed, and raises when it is not the one planned: no line of a file other than
+    the one planned is then quoted in a message. Every file is then read only if it is a regular file.
     """
     environ = os.environ if environ is None else environ
     problems: list[Problem] = []
@@ -84,7 +93,8 @@ def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desire
     parsed: list[tuple[str, Loaded]] = []
     digest = hashlib.sha256()
     budget = fsutil.MAX_CONFIG_BYTES  # for all of the CONFIG's files together
-    for name, label, read in _sources(config):
+    read_files: list[tuple[str, bytes]] = []
+    for name, label, read in _sources(config, regular_only=check_digest is not None):
         names.append(name)
         try:
             raw = read(budget)
@@ -96,10 +106,17 @@ def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desire
         budget -= len(raw)
         # The file's own name, not the path as typed: `apply --plan` reloads it by its absolute path.
         digest.update(label.encode() + b"\0" + hashlib.sha256(raw).digest())
+        read_files.append((name, raw))
+    if check_digest is not None:
+        if problems:  # what could not be read, said before anything is parsed
+            raise ConfigError(problems)
+        check_digest(digest.hexdigest())
+    for name, raw in read_files:
         try:
             parsed.append((name, load(name, decode(name, raw))))
         except ConfigError as exc:
             stopping.extend(exc.problems)
+    read_files.clear()  # the parsed documents are what is kept
     order = {one_line(name): index for index, name in enumerate(names)}  # as a Problem holds it
 
     def in_order(found: list[Problem]) -> list[Problem]:

@@ -9,6 +9,11 @@ state locations and the API's answers.
 - `code_span`, `code_line` and `code_fence`: markdown code, whose fence is longer than any backtick run in it,
   so that nothing in it can close it; newlines and controls escaped as for the terminal.
 - `html_code`: HTML-escaped text inside `<code>`, for places where markdown is not parsed (`<summary>`).
+- `no_workflow_command`: applied where lines are emitted (the text and markdown renderers, warnings and
+  configuration problems): a line whose first characters but spaces are `::` is written `\\x3a:`, so that no
+  line from outside text is a GitHub Actions workflow command (`::error::...`). The runner reads one from any
+  line of a step's output, after leading whitespace, and the action's own `grep '^::'` passes them on; only
+  reconciler's own annotations (`render/github.py`) begin so.
 
 In markdown, an HTML comment opener (`<!--`) from outside is written `<\\x21--`: the comment's marker
 (`<!-- reconciler-plan -->`), which finds the comment to update, then appears exactly once.
@@ -40,6 +45,24 @@ def terminal(text: str) -> str:
     if text.isprintable():  # the common case, at C speed
         return text
     return "".join(character if character.isprintable() else _escaped(character) for character in text)
+
+
+#: A line that the Actions runner would read as a workflow command: `::` after leading whitespace (it trims all
+#: of it; after `terminal`, only plain spaces are left unescaped).
+_WORKFLOW_COMMAND = re.compile(r"^([ \t]*):(?=:)", re.MULTILINE)
+
+
+def no_workflow_command(text: str) -> str:
+    """`text` (one or more lines, already escaped for the terminal or for markdown code) with a `::` that
+    begins a line, after any spaces, written `\\x3a:`: no line of it can be a workflow command."""
+    if "::" not in text:  # the common case, at C speed
+        return text
+    return _WORKFLOW_COMMAND.sub(r"\1\\x3a", text)
+
+
+def terminal_line(text: str) -> str:
+    """`terminal(text)`, which cannot be a workflow command either: for a line that begins with outside text."""
+    return no_workflow_command(terminal(text))
 
 
 def _json_escaped(character: str) -> str:

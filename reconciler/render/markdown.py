@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from reconciler.render.escape import code_fence, code_line
+from reconciler.render.escape import code_fence, code_line, no_workflow_command
 
 LIMIT = 60_000
 
@@ -27,6 +27,7 @@ def bounded(
     Each entry is shown in a diff code block whose fence no line can close. When entries are left out,
     `cut_note` says which: it is given `reserve` characters (and must keep to them), kept free for it and the
     closing fences. Once one entry is left out, every later one is too, so that what is shown is a prefix.
+    No line of the result begins with a workflow command (`escape.no_workflow_command`).
     """
     out = "\n".join(header) + "\n"
     cut: list[tuple[str, int]] = []
@@ -53,7 +54,7 @@ def bounded(
         out += closing
     if cut:
         out += cut_note(cut)
-    return out
+    return no_workflow_command(out)
 
 
 def left_out_line(what: str, limit: int, where: str) -> CutNote:

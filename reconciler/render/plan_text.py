@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reconciler.model import Plan, Safety
 from reconciler.render.changes import change_lines, safety_lines, secret_only_line, summary_line, unknown_line
-from reconciler.render.escape import terminal
+from reconciler.render.escape import no_workflow_command, terminal
 
 
 def render(plan: Plan, safety: Safety | None = None) -> str:
@@ -20,4 +20,4 @@ def render(plan: Plan, safety: Safety | None = None) -> str:
             out.append(terminal(line))
     out.extend([f"{plan.unchanged} account(s) unchanged, not shown.", summary_line(plan)])
     out.extend(safety_lines(safety))
-    return "\n".join(out) + "\n"
+    return no_workflow_command("\n".join(out)) + "\n"

@@ -8,7 +8,14 @@ from typing import Any
 
 from reconciler.api.catalogue import classify
 from reconciler.model import PaceSummary, Result, no_requests
-from reconciler.render.escape import code_span, html_code, html_text, json_document, terminal
+from reconciler.render.escape import (
+    code_span,
+    html_code,
+    html_text,
+    json_document,
+    no_workflow_command,
+    terminal,
+)
 from reconciler.render.markdown import LIMIT, bounded, left_out_line
 
 MARKER = "<!-- reconciler-report -->"
@@ -143,7 +150,7 @@ def render_text(
             out.append(f"  {result.account_id} ({_tries(result)}): {result.message}")
         if len(group) > shown_per_group:
             out.append(f"  ... and {len(group) - shown_per_group} more")
-    return "\n".join(terminal(line) for line in out) + "\n"
+    return no_workflow_command("\n".join(terminal(line) for line in out)) + "\n"
 
 
 def render_markdown(
