@@ -255,7 +255,7 @@ def test_alias_bomb_is_refused_fast(write) -> None:
 
 def test_malformed_yaml_is_one_positioned_line(write) -> None:
     assert problems_of(write, "version: 1\naccounts: [a,\n") == [
-        "a.yaml:3:1: invalid YAML: did not find expected node content (while parsing a flow node)"
+        "a.yaml:2:11: invalid YAML: this '[' is never closed (the file ends inside it): close it with ']'"
     ]
 
 
@@ -437,8 +437,8 @@ def test_tab_errors_name_the_tab(workdir, text: str) -> None:
 def test_a_construct_left_open_says_where_it_started(write) -> None:
     problems = problems_of(write, "version: 1\naccounts: {a: 1\n\nfoo: 2\n")
     assert problems == [
-        "a.yaml:4:4: invalid YAML: did not find expected ',' or '}' "
-        "(while parsing a flow mapping that starts at line 2, column 11)"
+        "a.yaml:4:4: invalid YAML: the '{' at line 2, column 11 is still open here: close it with '}', or separate "
+        "its entries with ','"
     ]
 
 

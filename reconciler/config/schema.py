@@ -77,13 +77,93 @@ def schema_problems(file: str, root: Any) -> tuple[list[Problem], set[tuple[Any,
     """
     problems: list[Problem] = []
     bad_paths: set[tuple[Any, ...]] = set()
-    for error in _validator().iter_errors(root):
-        problems.extend(_problems_for(file, root, error))
+    errors = list(_validator().iter_errors(root))
+    misplaced = _misindented(errors)
+    for error in errors:
+        if not _said_by(error, misplaced):
+            problems.extend(_problems_for(file, root, error, misplaced))
         bad_paths.add(tuple(error.absolute_path)[:2])
+    for (path, mapping_key), (mapping, keys) in misplaced.items():
+        problems.append(_misindented_problem(file, path, mapping, mapping_key, keys))
     return problems, bad_paths
 
 
-def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> list[Problem]:
+#: The keys whose value is a mapping of known keys: keys of theirs one level up are indented too little.
+_SUB_MAPPINGS = ("proxy", "resync")
+
+#: (path of a mapping, its key `proxy` or `resync`) -> (that mapping, its keys that belong under that key).
+Misplaced = dict[tuple[tuple[Any, ...], str], tuple[YMap, list[str]]]
+
+
+def _misindented(errors: list[jsonschema.ValidationError]) -> Misplaced:
+    """Unknown keys that are keys of a `proxy:` or `resync:` written above them in the same mapping: written one
+    level too shallow, as in `proxy:` followed by `host: ...` at the same indentation."""
+    found: Misplaced = {}
+    for error in errors:
+        instance: Any = error.instance
+        schema: Any = error.schema
+        if error.validator != "additionalProperties" or type(instance) is not YMap:
+            continue
+        properties = schema.get("properties", {})
+        for mapping_key in _SUB_MAPPINGS:
+            if mapping_key not in instance or mapping_key not in properties:
+                continue
+            below = _resolved(properties[mapping_key]).get("properties", {})
+            line = instance.key_mark(mapping_key)[0]
+            keys = [
+                key
+                for key in instance
+                if key not in properties and key in below and instance.key_mark(key)[0] > line
+            ]
+            if keys:
+                found[(tuple(error.absolute_path), mapping_key)] = (instance, keys)
+    return found
+
+
+def _resolved(schema: dict[str, Any]) -> dict[str, Any]:
+    """A subschema with its local `$ref` (`#/$defs/proxy`) followed."""
+    ref = schema.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/$defs/"):
+        return schema
+    return _resolved(accounts_schema()["$defs"][ref.removeprefix("#/$defs/")])
+
+
+def _said_by(error: jsonschema.ValidationError, misplaced: Misplaced) -> bool:
+    """Whether the misindentation message says all this error would: `proxy: expected a mapping, got nothing`
+    when the keys meant for it follow at its own level."""
+    path = tuple(error.absolute_path)
+    return (
+        error.validator == "type"
+        and error.instance is None
+        and bool(path)
+        and (path[:-1], path[-1]) in misplaced
+    )
+
+
+def _misindented_problem(
+    file: str, path: tuple[Any, ...], mapping: YMap, key: str, keys: list[str]
+) -> Problem:
+    quoted = [repr(name) for name in keys]
+    names = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
+    verb, them = ("is", "it") if len(keys) == 1 else ("are", "them")
+    line = mapping.key_mark(key)[0]
+    where = dotted([*path, key])
+    if mapping[key] is None:
+        message = (
+            f"{where} is empty: {names} below it {verb} indented level with '{key}:' (line {line}), "
+            f"not under it; indent {them} further"
+        )
+    else:
+        message = (
+            f"{where}: {names} below it {verb} indented level with '{key}:' (line {line}), not under it; "
+            f"indent {them} like the {key} keys above"
+        )
+    return Problem(file, *mapping.key_mark(keys[0]), message, path=where)
+
+
+def _problems_for(
+    file: str, root: Any, error: jsonschema.ValidationError, misplaced: Misplaced | None = None
+) -> list[Problem]:
     path = list(error.absolute_path)
     where = dotted(path)
     at = ".".join(str(part) for part in path)
@@ -95,9 +175,15 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
     instance = error.instance
     if kind == "additionalProperties" and isinstance(instance, dict):
         allowed = sorted(schema.get("properties", {}))
+        said = {
+            key
+            for (parent, _), (_, keys) in (misplaced or {}).items()
+            if parent == tuple(path)
+            for key in keys
+        }
         problems = []
         for key in instance:
-            if key in allowed:
+            if key in allowed or key in said:
                 continue
             line, col = instance.key_mark(key) if isinstance(instance, YMap) else key_mark
             hint = _close_matches(key, allowed)
