@@ -21,8 +21,6 @@ from reconciler.errors import Problem, brief
 from reconciler.model import SYNC_PROVIDERS, AccountSpec, ResyncSpec
 from reconciler.secrets import ReferenceError_, Secret, Unresolved, referenced_names, resolve_or_mark
 
-# Codes people write that ISO 3166-1 spells otherwise.
-_COUNTRY_HINTS = {"UK": "GB", "EL": "GR", "EN": "GB"}
 _PROXY_KEYS = ("protocol", "host", "port", "username", "password")
 
 #: Prefixes of the environment variables a configuration may not read (compared without regard to case, as
@@ -247,7 +245,9 @@ class AccountBuilder:
         elif isinstance(country, str) and len(country) == 2 and country.isascii() and country.isalpha():
             code = country.upper()
             if code not in self.countries:
-                hint = _COUNTRY_HINTS.get(code)
+                from reconciler.config.countries import ALIASES  # only for this message
+
+                hint = ALIASES.get(code)
                 suggestion = f"; did you mean {hint!r}?" if hint else ""
                 self.error(
                     body.value_mark("country"),

@@ -223,9 +223,14 @@ def _problems_for(
     if kind == "enum":
         options = [str(option) for option in validator_value]
         message = f"{where}: {shown.strip() or 'value'} is not one of: {', '.join(options)}"
-        hint = _close_matches(instance, options) if isinstance(instance, str) and shown else []
-        if hint:
-            message += f"; did you mean {hint[0]!r}?"
+        # At a secret position only a difference of case is suggested: it tells nothing of the value.
+        suggested = (
+            (_close_matches(instance, options) if shown else _same_but_case(instance, options))
+            if isinstance(instance, str)
+            else []
+        )
+        if suggested:
+            message += f"; did you mean {suggested[0]!r}?"
         return [Problem(file, *value_mark, message, path=at)]
     if kind == "const":
         return [
@@ -244,14 +249,14 @@ def _problems_for(
         got = f", got{shown}" if shown else ""
         return [Problem(file, *value_mark, f"{where}: must be {bounds[kind]}{got}", path=at)]
     if kind == "pattern" and path and path[-1] == "country":
-        return [
-            Problem(
-                file,
-                *value_mark,
-                f"{where}: {brief(instance)} is not a two-letter ISO 3166-1 country code",
-                path=at,
-            )
-        ]
+        message = f"{where}: {brief(instance)} is not a two-letter ISO 3166-1 country code"
+        if isinstance(instance, str):
+            from reconciler.config.countries import suggest  # only for this message
+
+            country = suggest(instance)
+            if country is not None:
+                message += f"; did you mean {country[0]!r} ({country[1]})?"
+        return [Problem(file, *value_mark, message, path=at)]
     if kind == "minLength":
         return [Problem(file, *value_mark, f"{where}: must not be empty", path=at)]
     return [
@@ -265,7 +270,19 @@ def _problems_for(
 
 
 def _close_matches(word: str, possibilities: Iterable[str]) -> list[str]:
-    """The one closest possibility, if any is close: for "did you mean" (difflib is imported only then)."""
+    """The one closest possibility, if any is close, whatever the case of either: for "did you mean" (difflib
+    is imported only then). `linkedin` and `Telegram` are `LINKEDIN` and `TELEGRAM` written in another case."""
+    options = list(possibilities)
+    same = _same_but_case(word, options)
+    if same:
+        return same
     import difflib
 
-    return difflib.get_close_matches(word, possibilities, n=1)
+    folded = {option.casefold(): option for option in options}
+    return [folded[match] for match in difflib.get_close_matches(word.casefold(), folded, n=1)]
+
+
+def _same_but_case(word: str, options: Iterable[str]) -> list[str]:
+    """The option that `word` is in another case (`HTTPS` for `https`), if any."""
+    folded = word.casefold()
+    return [option for option in options if option.casefold() == folded][:1]
