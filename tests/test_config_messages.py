@@ -198,6 +198,16 @@ def validate_lines(run, workdir: Path, text: str) -> list[str]:
             "a.yaml:6:5: accounts.acc_a.proxy: 'port' and 'protocol' below it are indented level with 'proxy:' "
             "(line 4), not under it; indent them like the proxy keys above",
         ),
+        (
+            HEADER + "  acc_a:\n  provider: LINKEDIN\n  country: US\n  acc_b: {country: DE}\n",
+            "a.yaml:4:3: accounts.acc_a is empty: 'provider' and 'country' below it are indented level with "
+            "'acc_a:' (line 3), not under it; indent them further",
+        ),
+        (
+            HEADER + "acc_a:\n  country: US\nacc_b: {country: DE}\n",
+            "a.yaml:3:1: accounts is empty: 'acc_a' and 'acc_b' below it are indented level with 'accounts:' "
+            "(line 2), not under it; indent them further",
+        ),
     ],
 )
 def test_sub_mapping_keys_indented_one_level_too_shallow_are_one_line(

@@ -78,7 +78,7 @@ def schema_problems(file: str, root: Any) -> tuple[list[Problem], set[tuple[Any,
     problems: list[Problem] = []
     bad_paths: set[tuple[Any, ...]] = set()
     errors = list(_validator().iter_errors(root))
-    misplaced = _misindented(errors)
+    misplaced = _misindented(root, errors)
     for error in errors:
         if not _said_by(error, misplaced):
             problems.extend(_problems_for(file, root, error, misplaced))
@@ -95,9 +95,13 @@ _SUB_MAPPINGS = ("proxy", "resync")
 Misplaced = dict[tuple[tuple[Any, ...], str], tuple[YMap, list[str]]]
 
 
-def _misindented(errors: list[jsonschema.ValidationError]) -> Misplaced:
-    """Unknown keys that are keys of a `proxy:` or `resync:` written above them in the same mapping: written one
-    level too shallow, as in `proxy:` followed by `host: ...` at the same indentation."""
+def _misindented(root: Any, errors: list[jsonschema.ValidationError]) -> Misplaced:
+    """Keys written one level too shallow, beside the empty key they belong under:
+
+    - keys of a `proxy:` or `resync:` written above them in the same mapping (`proxy:` followed by `host: ...`
+      at the same indentation; also after a `proxy:` that has keys of its own);
+    - an account's keys level with its id, after the id left empty (they read as more accounts);
+    - accounts level with `accounts:`, left empty (they read as unknown keys of the file)."""
     found: Misplaced = {}
     for error in errors:
         instance: Any = error.instance
@@ -117,6 +121,23 @@ def _misindented(errors: list[jsonschema.ValidationError]) -> Misplaced:
             ]
             if keys:
                 found[(tuple(error.absolute_path), mapping_key)] = (instance, keys)
+    if type(root) is not YMap:
+        return found
+    accounts = root.get("accounts")
+    if type(accounts) is YMap:
+        account_keys = accounts_schema()["$defs"]["account"]["properties"]
+        empty: str | None = None
+        for key, value in accounts.items():
+            if empty is not None and key in account_keys:
+                found.setdefault((("accounts",), empty), (accounts, []))[1].append(key)
+                continue
+            empty = key if value is None else None
+    elif "accounts" in root and accounts is None:
+        line = root.key_mark("accounts")[0]
+        known = accounts_schema()["properties"]
+        keys = [key for key in root if key not in known and root.key_mark(key)[0] > line]
+        if keys:
+            found[((), "accounts")] = (root, keys)
     return found
 
 
@@ -130,14 +151,17 @@ def _resolved(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _said_by(error: jsonschema.ValidationError, misplaced: Misplaced) -> bool:
     """Whether the misindentation message says all this error would: `proxy: expected a mapping, got nothing`
-    when the keys meant for it follow at its own level."""
+    when the keys meant for it follow at its own level, and what is wrong with those keys where they landed."""
     path = tuple(error.absolute_path)
-    return (
-        error.validator == "type"
-        and error.instance is None
-        and bool(path)
-        and (path[:-1], path[-1]) in misplaced
-    )
+    for (parent, key), (_, keys) in misplaced.items():
+        if path[: len(parent)] != parent:
+            continue
+        rest = path[len(parent) :]
+        if rest == (key,) and error.validator == "type" and error.instance is None:
+            return True
+        if rest and rest[0] in keys:
+            return True
+    return False
 
 
 def _misindented_problem(
