@@ -59,7 +59,8 @@ def test_the_example_loads(workdir) -> None:
         ),
         (
             "  a:\n    country: USA\n",
-            "a.yaml:4:14: accounts.a.country: 'USA' is not a two-letter ISO 3166-1 country code",
+            "a.yaml:4:14: accounts.a.country: 'USA' is not a two-letter ISO 3166-1 country code; did you mean 'US' "
+            "(United States)?",
         ),
         ("  a:\n    ip: 300.1.1.1\n", "a.yaml:4:9: account 'a': ip '300.1.1.1' is not a valid IP address"),
         (
@@ -255,7 +256,7 @@ def test_alias_bomb_is_refused_fast(write) -> None:
 
 def test_malformed_yaml_is_one_positioned_line(write) -> None:
     assert problems_of(write, "version: 1\naccounts: [a,\n") == [
-        "a.yaml:3:1: invalid YAML: did not find expected node content (while parsing a flow node)"
+        "a.yaml:2:11: invalid YAML: this '[' is never closed (the file ends inside it): close it with ']'"
     ]
 
 
@@ -437,8 +438,8 @@ def test_tab_errors_name_the_tab(workdir, text: str) -> None:
 def test_a_construct_left_open_says_where_it_started(write) -> None:
     problems = problems_of(write, "version: 1\naccounts: {a: 1\n\nfoo: 2\n")
     assert problems == [
-        "a.yaml:4:4: invalid YAML: did not find expected ',' or '}' "
-        "(while parsing a flow mapping that starts at line 2, column 11)"
+        "a.yaml:4:4: invalid YAML: the '{' at line 2, column 11 is still open here: close it with '}', or separate "
+        "its entries with ','"
     ]
 
 
@@ -492,3 +493,104 @@ def test_defaults_are_checked_once_not_once_per_account(write) -> None:
     assert [str(w) for w in load_config(path, {}).warnings] == [
         "b.yaml:3:30: warning: defaults: plaintext proxy password; use ${VAR} instead"
     ]
+
+
+# -- suggestions: whatever the case, and a country by its alpha-3 code or its English name -----------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            "  a: {provider: linkedin, country: US}\n",
+            "accounts.a.provider: 'linkedin' is not one of: LINKEDIN, TELEGRAM, WHATSAPP, INSTAGRAM, MESSENGER, "
+            "TWITTER, SLACK, MAIL, GOOGLE_OAUTH, ICLOUD, OUTLOOK, EXCHANGE, GOOGLE_CALENDAR, MOBILE; "
+            "did you mean 'LINKEDIN'?",
+        ),
+        ("  a: {provider: Telegram, country: US}\n", "'Telegram' is not one of: LINKEDIN,"),
+        (
+            "  a: {Provider: LINKEDIN, country: US}\n",
+            "unknown key 'Provider' in accounts.a; did you mean 'provider'?",
+        ),
+        (
+            "  a: {proxy: {Host: h, port: 1}}\n",
+            "unknown key 'Host' in accounts.a.proxy; did you mean 'host'?",
+        ),
+        (
+            "  a: {resync: {generation: 1, linkedin_product: Classic}, provider: LINKEDIN}\n",
+            "accounts.a.resync.linkedin_product: 'Classic' is not one of: classic, recruiter, sales_navigator; "
+            "did you mean 'classic'?",
+        ),
+    ],
+)
+def test_a_name_in_another_case_is_suggested(write, body: str, expected: str) -> None:
+    problems = problems_of(write, HEADER + body)
+    assert any(expected in problem for problem in problems), problems
+    if "Telegram" in body:
+        assert problems[0].endswith("; did you mean 'TELEGRAM'?")
+
+
+def test_a_protocol_in_another_case_is_suggested_without_quoting_it(write) -> None:
+    """A value under proxy is never quoted; a difference of case only is said, a near miss is not."""
+    assert problems_of(write, HEADER + "  a: {proxy: {host: h, port: 1, protocol: HTTPS}}\n") == [
+        "a.yaml:3:43: accounts.a.proxy.protocol: value is not one of: http, https, socks5; did you mean 'https'?"
+    ]
+    assert problems_of(write, HEADER + "  a: {proxy: {host: h, port: 1, protocol: httpz}}\n") == [
+        "a.yaml:3:43: accounts.a.proxy.protocol: value is not one of: http, https, socks5"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("written", "code", "name"),
+    [
+        ("GER", "DE", "Germany"),
+        ("DEU", "DE", "Germany"),
+        ("Germany", "DE", "Germany"),
+        ("germany", "DE", "Germany"),
+        ("Germny", "DE", "Germany"),
+        ("GBR", "GB", "United Kingdom"),
+        ("United Kingdom", "GB", "United Kingdom"),
+        ("Great Britain", "GB", "United Kingdom"),
+        ("USA", "US", "United States"),
+        ("usa", "US", "United States"),
+        ("United States", "US", "United States"),
+        ("United States of America", "US", "United States"),
+        ("Cote d'Ivoire", "CI", "Côte d'Ivoire"),
+        ("South Korea", "KR", "Korea, Republic of"),
+        ("The Netherlands", "NL", "Netherlands"),
+        ("SUI", "CH", "Switzerland"),
+    ],
+)
+def test_a_country_by_alpha3_code_or_name_suggests_its_alpha2_code(
+    write, written: str, code: str, name: str
+) -> None:
+    [problem] = problems_of(write, HEADER + f'  a: {{country: "{written}"}}\n')
+    assert problem == (
+        f"a.yaml:3:16: accounts.a.country: {written!r} is not a two-letter ISO 3166-1 country code; "
+        f"did you mean {code!r} ({name})?"
+    )
+
+
+def test_a_country_nobody_has_suggests_nothing(write) -> None:
+    assert problems_of(write, HEADER + "  a: {country: Narnia}\n") == [
+        "a.yaml:3:16: accounts.a.country: 'Narnia' is not a two-letter ISO 3166-1 country code"
+    ]
+    assert problems_of(write, HEADER + "  a: {country: UK}\n") == [
+        "a.yaml:3:16: account 'a': country 'UK' is not an ISO 3166-1 alpha-2 code; did you mean 'GB'?"
+    ]
+
+
+def test_the_country_table_is_iso_3166_1() -> None:
+    """The suggestions' table holds the same 249 alpha-2 codes as the list the loader checks against, each
+    alpha-3 code once, and aliases that point at real codes without shadowing another country's alpha-3."""
+    from reconciler.config.accounts import iso_countries
+    from reconciler.config.countries import ALIASES, COUNTRIES
+
+    alpha2 = [row[0] for row in COUNTRIES]
+    alpha3 = [row[1] for row in COUNTRIES]
+    assert len(COUNTRIES) == 249
+    assert set(alpha2) == iso_countries() and len(set(alpha2)) == 249
+    assert len(set(alpha3)) == 249 and all(len(code) == 3 and code.isupper() for code in alpha3)
+    assert set(ALIASES.values()) <= iso_countries()
+    assert not set(ALIASES) & set(alpha3)
+    assert all(names and all(names) for _, _, names in COUNTRIES)

@@ -160,3 +160,189 @@ def test_a_long_number_within_the_bound_is_read_and_refused_by_the_schema(run, w
     (workdir / "a.yaml").write_text(HEADER + "  a: {proxy: {host: h, port: " + "7" * 999 + "}}\n")
     result = run("validate", "a.yaml")
     assert result.code == 1 and "accounts.a.proxy.port: must be at most 65535" in result.err
+
+
+# -- indentation: keys one level too shallow, and YAML's syntax errors said as what was written --------------
+
+
+def validate_lines(run, workdir: Path, text: str) -> list[str]:
+    (workdir / "a.yaml").write_text(text, encoding="utf-8")  # as written: indentation is the point
+    result = run("validate", "a.yaml")
+    assert result.code == 1
+    return result.err.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            HEADER
+            + "  acc_a:\n    provider: LINKEDIN\n    proxy:\n    host: proxy.example.com\n    port: 8080\n"
+            "    username: u\n",
+            "a.yaml:6:5: accounts.acc_a.proxy is empty: 'host', 'port' and 'username' below it are indented level "
+            "with 'proxy:' (line 5), not under it; indent them further",
+        ),
+        (
+            HEADER + "  acc_a:\n    provider: LINKEDIN\n    country: US\n    resync:\n    generation: 2\n",
+            "a.yaml:7:5: accounts.acc_a.resync is empty: 'generation' below it is indented level with 'resync:' "
+            "(line 6), not under it; indent it further",
+        ),
+        (
+            "version: 1\ndefaults:\n  proxy:\n  protocol: https\n  port: 8080\naccounts:\n  acc_a: {country: US}\n",
+            "a.yaml:4:3: defaults.proxy is empty: 'protocol' and 'port' below it are indented level with 'proxy:' "
+            "(line 3), not under it; indent them further",
+        ),
+        (
+            HEADER
+            + "  acc_a:\n    proxy:\n      host: proxy.example.com\n    port: 8080\n    protocol: https\n",
+            "a.yaml:6:5: accounts.acc_a.proxy: 'port' and 'protocol' below it are indented level with 'proxy:' "
+            "(line 4), not under it; indent them like the proxy keys above",
+        ),
+        (
+            HEADER + "  acc_a:\n  provider: LINKEDIN\n  country: US\n  acc_b: {country: DE}\n",
+            "a.yaml:4:3: accounts.acc_a is empty: 'provider' and 'country' below it are indented level with "
+            "'acc_a:' (line 3), not under it; indent them further",
+        ),
+        (
+            HEADER + "acc_a:\n  country: US\nacc_b: {country: DE}\n",
+            "a.yaml:3:1: accounts is empty: 'acc_a' and 'acc_b' below it are indented level with 'accounts:' "
+            "(line 2), not under it; indent them further",
+        ),
+    ],
+)
+def test_sub_mapping_keys_indented_one_level_too_shallow_are_one_line(
+    run, workdir: Path, text: str, expected: str
+) -> None:
+    """Not `proxy: expected a mapping, got nothing` and an `unknown key` line per key (nor `proxy needs
+    'port'`): one line at the first misplaced key, saying to indent them."""
+    assert validate_lines(run, workdir, text) == [expected, "1 error(s) in a.yaml"]
+
+
+def test_a_key_of_proxy_written_before_it_is_still_an_unknown_key(run, workdir: Path) -> None:
+    lines = validate_lines(run, workdir, HEADER + "  acc_a:\n    host: h\n    proxy: {host: h, port: 1}\n")
+    assert lines[0].startswith("a.yaml:4:5: unknown key 'host' in accounts.acc_a (expected one of:")
+
+
+ONE_SPACE_LESS = HEADER + "  acc_a:\n    proxy:\n      host: proxy.example.com\n     port: 8080\n"
+
+#: (what the user wrote, the line that says so): each of PyYAML's and libyaml's common syntax errors.
+SYNTAX_ERRORS = {
+    "one space too few": (
+        ONE_SPACE_LESS,
+        "a.yaml:6:6: invalid YAML: this line is indented differently from the keys above it (spaces: 5 here; "
+        "the keys from line 4 have 4, line 5 has 6); indent it like the keys it belongs with",
+    ),
+    "one space too many": (
+        HEADER + "  acc_a:\n    proxy:\n      host: proxy.example.com\n       port: 8080\n",
+        "a.yaml:6:12: invalid YAML: this line is indented more than line 5 above it, so it reads as the rest of "
+        "that line's value; indent it like the keys it belongs with",
+    ),
+    "no space after the colon": (
+        HEADER + "  acc_a:\n    country:US\n    ip: 192.0.2.1\n",
+        "a.yaml:5:7: invalid YAML: line 4 has no ': ' (a colon and a space) after its key, so this line reads as "
+        "part of it; write 'key: value' on line 4",
+    ),
+    "': ' in a value": (
+        HEADER + "  acc_a:\n    country: US\n    labels: {team: a}\n    provider: LINKEDIN: x\n",
+        "a.yaml:6:23: invalid YAML: a second ': ' on this line: quote a value that holds ': ' (note: \"a: b\"), "
+        "or put each key on a line of its own",
+    ),
+    "a key without a colon": (
+        HEADER + "  acc_a:\n    country: US\n  acc_b\n",
+        "a.yaml:5:3: invalid YAML: this line has no ':' after its key; write 'key: value'",
+    ),
+    "a list item among keys": (
+        HEADER + "  acc_a:\n    country: US\n    - ip: 192.0.2.1\n",
+        "a.yaml:5:5: invalid YAML: a '- ' list item among the keys of a mapping (from line 4); the accounts "
+        "format has no lists: write 'key: value'",
+    ),
+    "text after a closing quote": (
+        HEADER + '  acc_a:\n    country: "US" x\n',
+        "a.yaml:4:19: invalid YAML: more text after a closing quote: a quoted value ends at its quote; quote all "
+        "of the value, or move the rest to a line of its own",
+    ),
+    "a brace that closes nothing": (
+        HEADER + "  acc_a: {country: US}}\n",
+        "a.yaml:3:23: invalid YAML: this '}' closes nothing that is open: remove it",
+    ),
+    "an unclosed brace": (
+        HEADER + "  acc_a: {country: US\n  acc_b: {country: US}\n",
+        "a.yaml:4:8: invalid YAML: the '{' at line 3, column 10 is still open here: close it with '}', or "
+        "separate its entries with ','",
+    ),
+    "a missing comma": (
+        HEADER + "  acc_a: {country: US ip: 192.0.2.1}\n",
+        "a.yaml:3:25: invalid YAML: expected ',' or '}' here, inside the '{' at column 10: separate its entries "
+        "with ', ' and close it with '}'; write 'key: value'",
+    ),
+    "an unclosed bracket at the end": (
+        "version: 1\naccounts: {}\nlabels: [a,\n",
+        "a.yaml:3:9: invalid YAML: this '[' is never closed (the file ends inside it): close it with ']'",
+    ),
+    "an unclosed quote": (
+        HEADER + "  acc_a:\n    country: 'US\n    ip: x\n",
+        "a.yaml:4:14: invalid YAML: this quote is never closed (the file ends inside it)",
+    ),
+    "a tab": (
+        HEADER + "\tacc_a: {country: US}\n",
+        "a.yaml:3:1: invalid YAML: a tab character where YAML expects spaces: indent with spaces only",
+    ),
+    "a value starting with @": (
+        HEADER + "  acc_a: {country: @US}\n",
+        "a.yaml:3:20: invalid YAML: a value cannot start with '@' in YAML (quote a value that starts with '@' or "
+        "'`')",
+    ),
+    "a list after a key": (
+        HEADER + "  acc_a:\n    country: - US\n",
+        "a.yaml:4:14: invalid YAML: a '- ' list item on the same line as its key; the accounts format has no "
+        "lists (quote a value that starts with '- ')",
+    ),
+    "an empty entry": (
+        HEADER + "  acc_a: {country: US,, ip: 192.0.2.1}\n",
+        "a.yaml:3:23: invalid YAML: an empty entry: a ',' with no value before it; remove the extra ','",
+    ),
+    "an unknown escape": (
+        HEADER + '  acc_a: {country: "U\\qS"}\n',
+        "invalid YAML: an unknown escape: in double quotes a backslash starts an escape",
+    ),
+    "an anchor without a name": (
+        HEADER + "  acc_a: {country: & US}\n",
+        "a.yaml:3:21: invalid YAML: '&' starts an anchor, and no name follows it: quote a value that starts with "
+        "'&'",
+    ),
+}
+
+
+@pytest.mark.parametrize("loader", ["libyaml", "pure Python"])
+@pytest.mark.parametrize("case", list(SYNTAX_ERRORS))
+def test_yaml_syntax_errors_say_what_was_written(
+    run, workdir: Path, monkeypatch, loader: str, case: str
+) -> None:
+    """The same words from libyaml (the loader used when PyYAML has it) and from PyYAML's own parser, whose
+    problem texts differ; never the parser's `did not find expected key (while parsing a block mapping)`."""
+    import yaml
+
+    from reconciler.config import yamlpos
+
+    if loader == "pure Python":
+        monkeypatch.setattr(yamlpos, "_Loader", yaml.SafeLoader)
+    else:
+        monkeypatch.setattr(yamlpos, "_Loader", yaml.CSafeLoader)
+    text, expected = SYNTAX_ERRORS[case]
+    lines = validate_lines(run, workdir, text)
+    if expected.startswith("a.yaml:"):
+        assert lines[0] == expected
+    else:  # the position is the parser's own (libyaml and PyYAML differ by one column)
+        assert lines[0].split(": ", 1)[1].startswith(expected), lines
+    assert lines[1:] == [
+        "fix this error first: the file could not be parsed, so the other checks did not run",
+        "1 error(s) in a.yaml",
+    ]
+    for raw in (
+        "did not find expected",
+        "while parsing",
+        "while scanning",
+        "expected <block end>",
+        "not allowed",
+    ):
+        assert raw not in lines[0]

@@ -115,7 +115,8 @@ def test_syntax_errors_in_two_files_are_both_reported_and_the_note_said_once(run
     write("conf/3.yaml", "version: 1\naccounts:\n  c: {country: uk}\n")
     result = run("validate", "conf")
     lines = result.err.splitlines()
-    assert [line.split(": ")[0] for line in lines[:2]] == ["conf/1.yaml:3:1", "conf/2.yaml:4:6"]
+    # The unclosed brace is shown where it opens, not where the file ends.
+    assert [line.split(": ")[0] for line in lines[:2]] == ["conf/1.yaml:2:11", "conf/2.yaml:4:6"]
     assert lines[2:] == [
         "fix these errors first: the files could not be parsed, so the other checks did not run",
         "2 error(s) in conf",

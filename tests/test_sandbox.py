@@ -752,7 +752,11 @@ def test_ipv6_url_has_brackets() -> None:
         ("accounts:\n  a: {provider: MAIL, color: red}\n", "account 'a': unknown field 'color'"),
         ("accounts:\n  a: {sync_polls: -1}\n", "account 'a': sync_polls must be a whole number"),
         ("accounts:\n  a: {sync_result: FINE}\n", "account 'a': sync_result must be one of"),
-        ("accounts: {a: [\n", "accounts.yaml: "),
+        ("accounts: {a: [\n", "accounts.yaml:1:15: invalid YAML: this '[' is never closed"),
+        (
+            "accounts:\n  a: {provider: MAIL}\n   b: {provider: MAIL}\n",
+            "accounts.yaml:3:4: invalid YAML: this line is",
+        ),
     ],
 )
 def test_bad_accounts_file_is_one_line(run, write, text, message) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from reconciler.planning import changed_fields
 from reconciler.sandbox import Fault, Sandbox
@@ -305,4 +306,93 @@ def test_scheduled_reconcile_keeps_one_failures_issue_until_a_clean_run(gitops: 
     assert_no_secrets(
         shown(failing, gitops.runner) + shown(still_failing, gitops.runner) + shown(clean, gitops.runner),
         secrets=WORKFLOW_SECRETS,
+    )
+
+
+# -- a secret added in the one place the templates name reaches every job ---------------------------------------
+
+SECRETS_HERE = "# Add your proxy secrets here"
+#: What a user adds: a username per region, a secret that none of the templates names yet.
+US_PROXY_USER = "us-user-SENTINEL-4c81d0"
+
+
+def with_secret(template: str, name: str, into: Path) -> Path:
+    """`template` as a user edits it: one line for the secret `name` under the comment that says where."""
+    lines = (TEMPLATES / template).read_text("utf-8").splitlines(keepends=True)
+    marked = [index for index, line in enumerate(lines) if line.lstrip().startswith(SECRETS_HERE)]
+    assert len(marked) == 1, f"{template}: one line must say where proxy secrets go, found {len(marked)}"
+    index = marked[0]
+    while lines[index + 1].lstrip().startswith("#"):  # the comment may go on
+        index += 1
+    indent = lines[index][: len(lines[index]) - len(lines[index].lstrip())]
+    lines.insert(index + 1, f"{indent}{name}: ${{{{ secrets.{name} }}}}\n")
+    edited = into / template
+    edited.parent.mkdir(parents=True, exist_ok=True)
+    edited.write_text("".join(lines), encoding="utf-8")
+    return edited
+
+
+@pytest.mark.parametrize("template", ["plan.yml", "apply.yml", "reconcile.yml"])
+def test_proxy_secrets_are_set_in_one_place_per_template(template: str, tmp_path: Path) -> None:
+    """The workflow-level `env:` holds the configuration's secrets, under the comment that says so; no step sets
+    one of its own (only the API key, which only applying steps need)."""
+    workflow = yaml.safe_load(with_secret(template, "US_PROXY_USER", tmp_path).read_text())
+    assert workflow["env"]["US_PROXY_USER"] == "${{ secrets.US_PROXY_USER }}"
+    assert "PROXY_PASSWORD" in workflow["env"]
+    for job in workflow["jobs"].values():
+        assert "env" not in job
+        for step in job["steps"]:
+            secrets = {value for value in (step.get("env") or {}).values() if "secrets." in value}
+            assert secrets <= {"${{ secrets.POSTPRESS_API_KEY }}"}, (template, step)
+
+
+def test_a_secret_added_where_the_templates_say_reaches_the_plan_and_the_apply_job(
+    gitops: GitOps, tmp_path: Path
+) -> None:
+    """A new `${US_PROXY_USER}` in the configuration and one line in each template: the pull request's plan knows
+    it, the merge's apply job applies the plan job's saved plan (not refused as made while it was unset), and the
+    scheduled reconcile applies with it."""
+    secrets = {**gitops.secrets, "US_PROXY_USER": US_PROXY_USER}
+    edited = {
+        name: with_secret(name, "US_PROXY_USER", tmp_path / "edited") for name in ("plan.yml", "apply.yml")
+    }
+    edited["reconcile.yml"] = with_secret("reconcile.yml", "US_PROXY_USER", tmp_path / "edited")
+    us_user = (
+        "{provider: LINKEDIN, proxy: {host: p04.proxy.example.com, username: '${US_PROXY_USER}', "
+        'password: "${PROXY_PASSWORD}"}}'
+    )
+    changed = fleet(acc_04=us_user)  # acc_01's legacy password rotated too
+    gitops.repository.commit({"accounts.yaml": changed}, "acc_04 uses the US proxy user", branch="us-user")
+
+    planned = gitops.run(edited["plan.yml"], gitops.repository.pull_request(7, "us-user"), secrets=secrets)
+    assert planned.conclusion == "success", planned.log
+    body = gitops.runner.comments_on(7)["reconciler-plan"]["body"]
+    assert "not known here" not in body and "US_PROXY_USER" not in body
+    assert "**Plan: 0 to create, 2 to update, 0 to forget, 0 to resync.**" in body
+
+    before, after = gitops.repository.merge("us-user")
+    applied = gitops.run(edited["apply.yml"], gitops.repository.push(before, after), secrets=secrets)
+    assert applied.jobs["plan"].outputs == {"changes": "true"}
+    assert applied.jobs["apply"].result == "success", applied.log
+    assert "unset" not in applied.log
+    assert gitops.requests() == [("PATCH", "acc_01", 200), ("PATCH", "acc_04", 200)]
+    assert gitops.api.stats.patched["acc_04"]["proxy"]["username"] == US_PROXY_USER
+
+    gitops.repository.commit({"accounts.yaml": changed.replace("p04.proxy", "p04-new.proxy")}, "Move acc_04")
+    gitops.api.reset_stats()
+    reconciled = gitops.run(
+        edited["reconcile.yml"], gitops.repository.schedule("23 */6 * * *"), secrets=secrets
+    )
+    assert reconciled.conclusion == "success", reconciled.log
+    assert gitops.requests() == [("PATCH", "acc_04", 200)]
+    assert gitops.api.stats.patched["acc_04"]["proxy"] == {
+        "host": "p04-new.proxy.example.com",
+        "port": 8080,
+        "protocol": "https",
+        "username": US_PROXY_USER,
+        "password": SENTINEL_PASSWORD,
+    }
+    assert_no_secrets(
+        shown(planned, gitops.runner) + shown(applied, gitops.runner) + shown(reconciled, gitops.runner),
+        secrets=(*WORKFLOW_SECRETS, US_PROXY_USER),
     )

@@ -21,8 +21,6 @@ from reconciler.errors import Problem, brief
 from reconciler.model import SYNC_PROVIDERS, AccountSpec, ResyncSpec
 from reconciler.secrets import ReferenceError_, Secret, Unresolved, referenced_names, resolve_or_mark
 
-# Codes people write that ISO 3166-1 spells otherwise.
-_COUNTRY_HINTS = {"UK": "GB", "EL": "GR", "EN": "GB"}
 _PROXY_KEYS = ("protocol", "host", "port", "username", "password")
 
 #: Prefixes of the environment variables a configuration may not read (compared without regard to case, as
@@ -138,7 +136,7 @@ class AccountBuilder:
             self.error(key_mark, "declares nothing; give it a proxy, a country/ip or a resync", path)
         settings: dict[str, Any] | None = None
         if has_proxy:
-            proxy = self._proxy(body["proxy"], body.key_mark("proxy"), (*path, "proxy"))
+            proxy = self._proxy(body["proxy"], body.key_mark("proxy"), (*path, "proxy"), body)
             settings = None if proxy is None else {"proxy": proxy}
         elif has_managed:
             settings = self._managed(body, path)
@@ -223,13 +221,15 @@ class AccountBuilder:
             return False
         return True
 
-    def _proxy(self, proxy: Any, proxy_mark: Mark, path: Path) -> dict[str, Any] | None:
+    def _proxy(self, proxy: Any, proxy_mark: Mark, path: Path, beside: YMap) -> dict[str, Any] | None:
+        """The account's proxy settings; `beside` is the account, where a proxy key written one level too
+        shallow lands (the schema's message says so, and it is not missing as well)."""
         if not isinstance(proxy, YMap):
             return None  # the schema's message
         merged = dict(self.default_proxy)
         merged.update(self._proxy_values(proxy, path))
         for required in ("host", "port"):
-            if required not in proxy and required not in self.default_keys:
+            if required not in proxy and required not in self.default_keys and required not in beside:
                 self.error(proxy_mark, f"proxy needs {required!r}", path)
         result = {key: merged[key] for key in _PROXY_KEYS if key in merged}
         for value in result.values():
@@ -245,7 +245,9 @@ class AccountBuilder:
         elif isinstance(country, str) and len(country) == 2 and country.isascii() and country.isalpha():
             code = country.upper()
             if code not in self.countries:
-                hint = _COUNTRY_HINTS.get(code)
+                from reconciler.config.countries import ALIASES  # only for this message
+
+                hint = ALIASES.get(code)
                 suggestion = f"; did you mean {hint!r}?" if hint else ""
                 self.error(
                     body.value_mark("country"),

@@ -77,13 +77,117 @@ def schema_problems(file: str, root: Any) -> tuple[list[Problem], set[tuple[Any,
     """
     problems: list[Problem] = []
     bad_paths: set[tuple[Any, ...]] = set()
-    for error in _validator().iter_errors(root):
-        problems.extend(_problems_for(file, root, error))
+    errors = list(_validator().iter_errors(root))
+    misplaced = _misindented(root, errors)
+    for error in errors:
+        if not _said_by(error, misplaced):
+            problems.extend(_problems_for(file, root, error, misplaced))
         bad_paths.add(tuple(error.absolute_path)[:2])
+    for (path, mapping_key), (mapping, keys) in misplaced.items():
+        problems.append(_misindented_problem(file, path, mapping, mapping_key, keys))
     return problems, bad_paths
 
 
-def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> list[Problem]:
+#: The keys whose value is a mapping of known keys: keys of theirs one level up are indented too little.
+_SUB_MAPPINGS = ("proxy", "resync")
+
+#: (path of a mapping, its key `proxy` or `resync`) -> (that mapping, its keys that belong under that key).
+Misplaced = dict[tuple[tuple[Any, ...], str], tuple[YMap, list[str]]]
+
+
+def _misindented(root: Any, errors: list[jsonschema.ValidationError]) -> Misplaced:
+    """Keys written one level too shallow, beside the empty key they belong under:
+
+    - keys of a `proxy:` or `resync:` written above them in the same mapping (`proxy:` followed by `host: ...`
+      at the same indentation; also after a `proxy:` that has keys of its own);
+    - an account's keys level with its id, after the id left empty (they read as more accounts);
+    - accounts level with `accounts:`, left empty (they read as unknown keys of the file)."""
+    found: Misplaced = {}
+    for error in errors:
+        instance: Any = error.instance
+        schema: Any = error.schema
+        if error.validator != "additionalProperties" or type(instance) is not YMap:
+            continue
+        properties = schema.get("properties", {})
+        for mapping_key in _SUB_MAPPINGS:
+            if mapping_key not in instance or mapping_key not in properties:
+                continue
+            below = _resolved(properties[mapping_key]).get("properties", {})
+            line = instance.key_mark(mapping_key)[0]
+            keys = [
+                key
+                for key in instance
+                if key not in properties and key in below and instance.key_mark(key)[0] > line
+            ]
+            if keys:
+                found[(tuple(error.absolute_path), mapping_key)] = (instance, keys)
+    if type(root) is not YMap:
+        return found
+    accounts = root.get("accounts")
+    if type(accounts) is YMap:
+        account_keys = accounts_schema()["$defs"]["account"]["properties"]
+        empty: str | None = None
+        for key, value in accounts.items():
+            if empty is not None and key in account_keys:
+                found.setdefault((("accounts",), empty), (accounts, []))[1].append(key)
+                continue
+            empty = key if value is None else None
+    elif "accounts" in root and accounts is None:
+        line = root.key_mark("accounts")[0]
+        known = accounts_schema()["properties"]
+        keys = [key for key in root if key not in known and root.key_mark(key)[0] > line]
+        if keys:
+            found[((), "accounts")] = (root, keys)
+    return found
+
+
+def _resolved(schema: dict[str, Any]) -> dict[str, Any]:
+    """A subschema with its local `$ref` (`#/$defs/proxy`) followed."""
+    ref = schema.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/$defs/"):
+        return schema
+    return _resolved(accounts_schema()["$defs"][ref.removeprefix("#/$defs/")])
+
+
+def _said_by(error: jsonschema.ValidationError, misplaced: Misplaced) -> bool:
+    """Whether the misindentation message says all this error would: `proxy: expected a mapping, got nothing`
+    when the keys meant for it follow at its own level, and what is wrong with those keys where they landed."""
+    path = tuple(error.absolute_path)
+    for (parent, key), (_, keys) in misplaced.items():
+        if path[: len(parent)] != parent:
+            continue
+        rest = path[len(parent) :]
+        if rest == (key,) and error.validator == "type" and error.instance is None:
+            return True
+        if rest and rest[0] in keys:
+            return True
+    return False
+
+
+def _misindented_problem(
+    file: str, path: tuple[Any, ...], mapping: YMap, key: str, keys: list[str]
+) -> Problem:
+    quoted = [repr(name) for name in keys]
+    names = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
+    verb, them = ("is", "it") if len(keys) == 1 else ("are", "them")
+    line = mapping.key_mark(key)[0]
+    where = dotted([*path, key])
+    if mapping[key] is None:
+        message = (
+            f"{where} is empty: {names} below it {verb} indented level with '{key}:' (line {line}), "
+            f"not under it; indent {them} further"
+        )
+    else:
+        message = (
+            f"{where}: {names} below it {verb} indented level with '{key}:' (line {line}), not under it; "
+            f"indent {them} like the {key} keys above"
+        )
+    return Problem(file, *mapping.key_mark(keys[0]), message, path=where)
+
+
+def _problems_for(
+    file: str, root: Any, error: jsonschema.ValidationError, misplaced: Misplaced | None = None
+) -> list[Problem]:
     path = list(error.absolute_path)
     where = dotted(path)
     at = ".".join(str(part) for part in path)
@@ -95,9 +199,15 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
     instance = error.instance
     if kind == "additionalProperties" and isinstance(instance, dict):
         allowed = sorted(schema.get("properties", {}))
+        said = {
+            key
+            for (parent, _), (_, keys) in (misplaced or {}).items()
+            if parent == tuple(path)
+            for key in keys
+        }
         problems = []
         for key in instance:
-            if key in allowed:
+            if key in allowed or key in said:
                 continue
             line, col = instance.key_mark(key) if isinstance(instance, YMap) else key_mark
             hint = _close_matches(key, allowed)
@@ -137,9 +247,14 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
     if kind == "enum":
         options = [str(option) for option in validator_value]
         message = f"{where}: {shown.strip() or 'value'} is not one of: {', '.join(options)}"
-        hint = _close_matches(instance, options) if isinstance(instance, str) and shown else []
-        if hint:
-            message += f"; did you mean {hint[0]!r}?"
+        # At a secret position only a difference of case is suggested: it tells nothing of the value.
+        suggested = (
+            (_close_matches(instance, options) if shown else _same_but_case(instance, options))
+            if isinstance(instance, str)
+            else []
+        )
+        if suggested:
+            message += f"; did you mean {suggested[0]!r}?"
         return [Problem(file, *value_mark, message, path=at)]
     if kind == "const":
         return [
@@ -158,14 +273,14 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
         got = f", got{shown}" if shown else ""
         return [Problem(file, *value_mark, f"{where}: must be {bounds[kind]}{got}", path=at)]
     if kind == "pattern" and path and path[-1] == "country":
-        return [
-            Problem(
-                file,
-                *value_mark,
-                f"{where}: {brief(instance)} is not a two-letter ISO 3166-1 country code",
-                path=at,
-            )
-        ]
+        message = f"{where}: {brief(instance)} is not a two-letter ISO 3166-1 country code"
+        if isinstance(instance, str):
+            from reconciler.config.countries import suggest  # only for this message
+
+            country = suggest(instance)
+            if country is not None:
+                message += f"; did you mean {country[0]!r} ({country[1]})?"
+        return [Problem(file, *value_mark, message, path=at)]
     if kind == "minLength":
         return [Problem(file, *value_mark, f"{where}: must not be empty", path=at)]
     return [
@@ -179,7 +294,19 @@ def _problems_for(file: str, root: Any, error: jsonschema.ValidationError) -> li
 
 
 def _close_matches(word: str, possibilities: Iterable[str]) -> list[str]:
-    """The one closest possibility, if any is close: for "did you mean" (difflib is imported only then)."""
+    """The one closest possibility, if any is close, whatever the case of either: for "did you mean" (difflib
+    is imported only then). `linkedin` and `Telegram` are `LINKEDIN` and `TELEGRAM` written in another case."""
+    options = list(possibilities)
+    same = _same_but_case(word, options)
+    if same:
+        return same
     import difflib
 
-    return difflib.get_close_matches(word, possibilities, n=1)
+    folded = {option.casefold(): option for option in options}
+    return [folded[match] for match in difflib.get_close_matches(word.casefold(), folded, n=1)]
+
+
+def _same_but_case(word: str, options: Iterable[str]) -> list[str]:
+    """The option that `word` is in another case (`HTTPS` for `https`), if any."""
+    folded = word.casefold()
+    return [option for option in options if option.casefold() == folded][:1]

@@ -227,8 +227,10 @@ def _line_text(text: str, line: int) -> str:
     return text[start:] if end < 0 else text[start:end]
 
 
-def _yaml_error_problem(file: str, text: str, exc: yaml.YAMLError) -> Problem:
-    """One positioned line for a libyaml error, pointing at the cause where libyaml knows it."""
+def yaml_error_problem(file: str, text: str, exc: yaml.YAMLError) -> Problem:
+    """One positioned line for a YAML syntax error, saying what was written rather than what the parser
+    expected (libyaml's `did not find expected key` is, for a user, a line indented differently from its
+    neighbours), and pointing at the cause where the parser knows it."""
     if isinstance(exc, yaml.reader.ReaderError):
         # `position` counts UTF-8 bytes; the character is a control character, never worth quoting.
         before = text.encode("utf-8", "surrogatepass")[: exc.position].decode("utf-8", "replace")
@@ -243,29 +245,278 @@ def _yaml_error_problem(file: str, text: str, exc: yaml.YAMLError) -> Problem:
     context_mark = getattr(exc, "context_mark", None)
     if problem is None or mark is None:
         return Problem(file, 1, 1, "invalid YAML: " + " ".join(str(exc).split()))
-    line_text = _line_text(text, mark.line)
-    at_mark = line_text[mark.column : mark.column + 1]
-    indentation = line_text[: len(line_text) - len(line_text.lstrip(" \t"))]
-    if problem == "found unexpected end of stream" and context and context_mark is not None:
-        # The end of the file is where libyaml noticed; the cause is where the construct opened.
-        mark = context_mark
-        if "quoted scalar" in context:
-            message = "this quote is never closed (the file ends inside it)"
-        else:
+    syntax = _Syntax(text, problem, context, (mark.line, mark.column), context_mark)
+    at, message = syntax.worded()
+    return Problem(file, at[0] + 1, at[1] + 1, "invalid YAML: " + " ".join(message.split()))
+
+
+_KEY_COLON = re.compile(r":(?:[ \t]|$)")
+
+
+class _Syntax:
+    """A YAML syntax error as the user made it: libyaml's and PyYAML's own problem texts (they differ) mapped
+    to what was written, from the text around the marks. Marks here are 0-based (line, column)."""
+
+    def __init__(
+        self, text: str, problem: str, context: str | None, mark: tuple[int, int], context_mark: Any
+    ) -> None:
+        self.text = text
+        self.problem = problem
+        self.context = context or ""
+        self.mark = mark
+        self.opened: tuple[int, int] | None = (
+            (context_mark.line, context_mark.column) if context_mark is not None else None
+        )
+        self.line_text = _line_text(text, mark[0])
+        self.at = self.line_text[mark[1] : mark[1] + 1]
+        self.indent = len(self.line_text) - len(self.line_text.lstrip(" "))
+
+    def worded(self) -> tuple[tuple[int, int], str]:
+        """(where, what) for the message; the parser's own words (with its context) for what is not mapped."""
+        problem, context = self.problem, self.context
+        leading = self.line_text[: len(self.line_text) - len(self.line_text.lstrip(" \t"))]
+        if problem == "found unexpected end of stream" and self.opened is not None:
+            # The end of the file is where the parser noticed; the cause is where the construct opened.
+            if "quoted scalar" in context:
+                return self.opened, "this quote is never closed (the file ends inside it)"
             construct = context.removeprefix("while scanning ").removeprefix("while parsing ")
-            message = f"the file ends inside this {construct}"
-    elif "tab" in problem or at_mark == "\t" or "\t" in indentation:
-        message = "a tab character where YAML expects spaces: indent with spaces only"
-    else:
+            return self.opened, f"the file ends inside this {construct}"
+        if "tab" in problem or self.at == "\t" or "\t" in leading:
+            return self.mark, "a tab character where YAML expects spaces: indent with spaces only"
+        worded = self._mapped()
+        if worded is not None:
+            return worded
         message = problem
-        if problem == "found character that cannot start any token" and at_mark in ("@", "`"):
-            message += " (quote a value that starts with '@' or '`')"
         if context:
             where = ""
-            if context_mark is not None and context_mark.line != mark.line:
-                where = f" that starts at line {context_mark.line + 1}, column {context_mark.column + 1}"
+            if self.opened is not None and self.opened[0] != self.mark[0]:
+                where = f" that starts at line {self.opened[0] + 1}, column {self.opened[1] + 1}"
             message += f" ({context}{where})"
-    return Problem(file, mark.line + 1, mark.column + 1, "invalid YAML: " + " ".join(message.split()))
+        return self.mark, message
+
+    def _mapped(self) -> tuple[tuple[int, int], str] | None:
+        problem, context = self.problem, self.context
+        if problem.startswith("mapping values are not allowed"):
+            return self.mark, self._stray_colon()
+        if problem == "did not find expected key" or problem.startswith("expected <block end>, but found"):
+            if "block collection" in context:
+                return self.mark, self._not_a_list_item()
+            return self.mark, self._not_a_key()
+        if problem == "did not find expected '-' indicator":
+            return self.mark, self._not_a_list_item()
+        if problem == "could not find expected ':'" and self.opened is not None:
+            return self.opened, "this line has no ':' after its key; write 'key: value'"
+        if "that cannot start any token" in problem:
+            return self.mark, self._cannot_start()
+        for open_, close in (("{", "}"), ("[", "]")):
+            if problem == f"did not find expected ',' or '{close}'" or problem.startswith(
+                f"expected ',' or '{close}'"
+            ):
+                return self._unclosed(open_, close)
+        if problem == "did not find expected node content" or problem.startswith("expected the node content"):
+            if self._at_end():
+                opened = _unclosed_bracket(self.text)
+                if opened is not None:
+                    at, char = opened
+                    close = "}" if char == "{" else "]"
+                    return (
+                        at,
+                        f"this '{char}' is never closed (the file ends inside it): close it with '{close}'",
+                    )
+                return self.mark, (
+                    "the file ends inside a {...} or [...] that is never closed: close it with '}' or ']'"
+                )
+            if self.at == ",":
+                return self.mark, "an empty entry: a ',' with no value before it; remove the extra ','"
+            return self.mark, "a value is missing here"
+        if "sequence entries are not allowed" in problem:
+            return self.mark, (
+                "a '- ' list item on the same line as its key; the accounts format has no lists "
+                "(quote a value that starts with '- ')"
+            )
+        if problem.startswith("found unknown escape character"):
+            return self.mark, (
+                "an unknown escape: in double quotes a backslash starts an escape (\\n, \\t, \\\\); "
+                "write '\\\\' for a backslash, or use single quotes, where a backslash is itself"
+            )
+        if "alphabetic or numeric character" in problem and ("anchor" in context or "alias" in context):
+            sign, name = ("&", "an anchor") if "anchor" in context else ("*", "an alias")
+            return self.mark, (
+                f"'{sign}' starts {name}, and no name follows it: quote a value that starts with '{sign}'"
+            )
+        if problem.startswith("found unexpected document"):
+            return self.mark, (
+                "a '---' or '...' line inside a quoted value ends the document: close the quote before it"
+            )
+        if "<document start>" in problem:
+            return self.mark, (
+                "more after the end of the document ('...'): a configuration file holds one document"
+            )
+        if problem.startswith("found incompatible YAML document"):
+            return self.mark, "only YAML 1.x is read: remove the %YAML line, or make it %YAML 1.2"
+        return None
+
+    def _previous_line(self) -> tuple[int, str] | None:
+        """The nearest line above the mark's that holds more than blanks and a comment: (0-based number, text)."""
+        lines = self.text.split("\n", self.mark[0])[: self.mark[0]]
+        for number in range(len(lines) - 1, -1, -1):
+            stripped = lines[number].strip()
+            if stripped and not stripped.startswith("#"):
+                return number, lines[number]
+        return None
+
+    def _stray_colon(self) -> str:
+        """`mapping values are not allowed here`: a ':' the scanner met inside a plain value."""
+        before = self.line_text[: self.mark[1]]
+        if _KEY_COLON.search(before):
+            return (
+                "a second ': ' on this line: quote a value that holds ': ' (note: \"a: b\"), "
+                "or put each key on a line of its own"
+            )
+        if len(before.strip()) > 1024:
+            return "a key of more than 1,024 characters, more than YAML allows"
+        previous = self._previous_line()
+        if previous is None:
+            return "a ':' where YAML cannot read it as a key's; quote a value that holds ': '"
+        number, text = previous
+        indent = len(text) - len(text.lstrip(" "))
+        body = text.strip()
+        if not _KEY_COLON.search(body) and not body.startswith(("-", "{", "[")):
+            return (
+                f"line {number + 1} has no ': ' (a colon and a space) after its key, so this line reads as "
+                f"part of it; write 'key: value' on line {number + 1}"
+            )
+        if self.indent > indent:
+            return (
+                f"this line is indented more than line {number + 1} above it, so it reads as the rest of that "
+                "line's value; indent it like the keys it belongs with"
+            )
+        return "a ':' where YAML cannot read it as a key's; quote a value that holds ': '"
+
+    def _not_a_key(self) -> str:
+        """`did not find expected key` in a block mapping: what stands where the next key should."""
+        start = f" (from line {self.opened[0] + 1})" if self.opened is not None else ""
+        if self.mark[1] == self.indent:  # the line itself starts where no key of an open mapping does
+            if self.at == "-":
+                return (
+                    f"a '- ' list item among the keys of a mapping{start}; the accounts format has no lists: "
+                    "write 'key: value'"
+                )
+            details = f"{self.indent} here"
+            if self.opened is not None:
+                details += f"; the keys from line {self.opened[0] + 1} have {self.opened[1]}"
+            previous = self._previous_line()
+            if previous is not None and (self.opened is None or previous[0] != self.opened[0]):
+                number, text = previous
+                details += f", line {number + 1} has {len(text) - len(text.lstrip(' '))}"
+            return (
+                f"this line is indented differently from the keys above it (spaces: {details}); "
+                "indent it like the keys it belongs with"
+            )
+        before = self.line_text[: self.mark[1]].rstrip()
+        if self.at in ("}", "]"):
+            return f"this '{self.at}' closes nothing that is open: remove it"
+        if before.endswith(('"', "'")):
+            return (
+                "more text after a closing quote: a quoted value ends at its quote; "
+                "quote all of the value, or move the rest to a line of its own"
+            )
+        if before.endswith(("}", "]")):
+            return f"more text after the closing '{before[-1]}'; start a new line for the next key"
+        return "this cannot follow the value before it on the same line; start a new line for the next key"
+
+    def _not_a_list_item(self) -> str:
+        start = f" from line {self.opened[0] + 1}" if self.opened is not None else ""
+        return (
+            f"this line is indented like the '- ' items of the list{start}, but is not one; the accounts "
+            "format has no lists: write 'key: value' lines"
+        )
+
+    def _cannot_start(self) -> str:
+        if self.at in ("@", "`"):
+            return (
+                f"a value cannot start with '{self.at}' in YAML (quote a value that starts with '@' or '`')"
+            )
+        if self.at == "%":
+            return "a value cannot start with '%' in YAML: quote it"
+        return "a value cannot start with this character in YAML: quote it"
+
+    def _unclosed(self, open_: str, close: str) -> tuple[tuple[int, int], str]:
+        """`did not find expected ',' or '}'`: an entry of a flow mapping or list that does not end there."""
+        if self.opened is None:
+            return self.mark, f"expected ',' or '{close}' here"
+        line, col = self.opened[0] + 1, self.opened[1] + 1
+        if self._at_end():
+            return (
+                self.opened,
+                f"this '{open_}' is never closed (the file ends inside it): close it with '{close}'",
+            )
+        if self.opened[0] == self.mark[0]:
+            return self.mark, (
+                f"expected ',' or '{close}' here, inside the '{open_}' at column {col}: separate its entries "
+                f"with ', ' and close it with '{close}'" + ("; write 'key: value'" if open_ == "{" else "")
+            )
+        return self.mark, (
+            f"the '{open_}' at line {line}, column {col} is still open here: close it with '{close}', or "
+            "separate its entries with ','"
+        )
+
+    def _at_end(self) -> bool:
+        """Whether nothing but blanks and comments follows the mark: the parser reached the end of the file."""
+        offset = sum(len(line) + 1 for line in self.text.split("\n", self.mark[0])[: self.mark[0]])
+        rest = self.text[offset + self.mark[1] :]
+        return all(not line.strip() or line.strip().startswith("#") for line in rest.split("\n"))
+
+
+def _unclosed_bracket(text: str) -> tuple[tuple[int, int], str] | None:
+    """The innermost `{` or `[` of a flow collection still open at the end of `text`: (0-based (line, column),
+    the bracket), or None. A light scan, for a message only: quotes and comments are skipped, and outside a flow
+    collection a bracket opens one only where a value starts (after `:`, `-`, `?` or at a line's start), so
+    `host: a[1]` opens nothing."""
+    stack: list[tuple[int, int, str]] = []
+    line = column = 0
+    quote = ""
+    comment = False
+    last = "\n"  # the last character other than a blank on this line, "\n" at its start
+    index = 0
+    while index < len(text):
+        char = text[index]
+        index += 1
+        if char == "\n":
+            line, column, comment, last = line + 1, 0, False, "\n"
+            continue
+        column += 1
+        if comment:
+            continue
+        if quote:
+            if char == "\\" and quote == '"':
+                index += 1
+                column += 1
+            elif char == quote:
+                if quote == "'" and text[index : index + 1] == "'":
+                    index += 1
+                    column += 1
+                else:
+                    quote = ""
+                    last = char
+            continue
+        if char in " \t":
+            continue
+        if char == "#" and text[index - 2 : index - 1] in ("", " ", "\t", "\n"):
+            comment = True
+            continue
+        starts_value = last in "\n:-?" or (bool(stack) and last in "[{,")
+        if char in "\"'" and starts_value:
+            quote = char
+        elif char in "[{" and (stack or starts_value):
+            stack.append((line, column - 1, char))
+        elif char in "]}" and stack:
+            stack.pop()
+        last = char
+    if not stack:
+        return None
+    line, column, char = stack[-1]
+    return (line, column), char
 
 
 def load(file: str, text: str) -> Loaded:
@@ -279,7 +530,7 @@ def load(file: str, text: str) -> Loaded:
     except _Abort as abort:
         raise ConfigError([abort.problem]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([_yaml_error_problem(file, text, exc)]) from None
+        raise ConfigError([yaml_error_problem(file, text, exc)]) from None
 
 
 def _dotted(parts: list[Any]) -> str:

@@ -29,11 +29,17 @@ def load_accounts_file(path: str) -> dict[str, SandboxAccount]:
     """
     import yaml
 
+    from reconciler.config.yamlpos import yaml_error_problem
+
     try:
         with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: {' '.join(str(exc).split())}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:  # worded as for a configuration: what was written, where
+        raise ValueError(str(yaml_error_problem(path, text, exc))) from None
     entries = document.get("accounts", document) if isinstance(document, dict) else document
     if entries is None:
         return {}
