@@ -47,7 +47,8 @@ def fleet(count: int, prefix: str = "acc_", extra: str = "") -> str:
 
 def modules_after(workdir: Path, *commands: list[str]) -> set[str]:
     """The modules a fresh process holds after running each `reconciler` command in turn, in `workdir` with this
-    process's environment. Exit codes are not kept: a test asserts what the commands did by their effects."""
+    process's environment, less coverage's (what coverage imports to measure the process is not the CLI's). Exit
+    codes are not kept: a test asserts what the commands did by their effects."""
     listed = workdir / "modules.txt"
     probe = (
         "import json, sys\nfrom reconciler.cli import main\n"
@@ -58,7 +59,7 @@ def modules_after(workdir: Path, *commands: list[str]) -> set[str]:
     subprocess.run(
         [sys.executable, "-c", probe, str(listed), json.dumps(commands)],
         cwd=workdir,
-        env=os.environ,
+        env={name: value for name, value in os.environ.items() if not name.startswith("COVERAGE_PROCESS_")},
         capture_output=True,
         check=True,
         timeout=120,

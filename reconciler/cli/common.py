@@ -9,7 +9,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -65,7 +65,14 @@ def _whole(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 18
 
 
-class ShardType(click.ParamType):
+if TYPE_CHECKING:  # generic from click 8.4 on; subscripted at run time, it would fail on click 8.1 to 8.3
+    _ShardParam = click.ParamType[tuple[int, int]]
+    _SelectorParam = click.ParamType[tuple[str, str]]
+else:
+    _ShardParam = _SelectorParam = click.ParamType
+
+
+class ShardType(_ShardParam):
     """`K/N` with 1 <= K <= N, as a (K, N) pair."""
 
     name = "K/N"
@@ -81,7 +88,7 @@ class ShardType(click.ParamType):
         return int(index), int(count)
 
 
-class SelectorType(click.ParamType):
+class SelectorType(_SelectorParam):
     """`KEY=VALUE`, as a (key, value) pair."""
 
     name = "KEY=VALUE"

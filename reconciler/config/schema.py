@@ -29,7 +29,8 @@ _TYPE_NAMES = {
 def accounts_schema() -> dict[str, Any]:
     """The public JSON Schema of the desired-state file (`schemas/accounts.schema.json`)."""
     text = packaged.read_text("schemas/accounts.schema.json")
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 @functools.cache

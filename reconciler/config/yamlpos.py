@@ -55,7 +55,7 @@ _NUMERIC_START = frozenset("0123456789-+.")
 Mark = tuple[int, int]  # 1-based line, column
 
 
-class YMap(dict):
+class YMap(dict[str, Any]):
     """A mapping with the position of itself and of each key and value.
 
     `marks[key]` is `(key_line, key_col, value_line, value_col)`.
@@ -76,7 +76,7 @@ class YMap(dict):
         return (mark[2], mark[3]) if mark else self.pos
 
 
-class YSeq(list):
+class YSeq(list[Any]):
     """A sequence with the position of itself and of each item."""
 
     __slots__ = ("pos", "item_pos")

@@ -43,7 +43,8 @@ _TYPE_NAMES = {
 @functools.cache
 def state_schema() -> dict[str, Any]:
     """The JSON Schema of a state file (`schemas/state.schema.json`)."""
-    return json.loads(packaged.read_text("schemas/state.schema.json"))
+    schema: dict[str, Any] = json.loads(packaged.read_text("schemas/state.schema.json"))
+    return schema
 
 
 # -- the fast check: True only for what the schema accepts ------------------------------------------------------
