@@ -54,7 +54,51 @@ def select_accounts(
             if spec is None or any(spec.labels.get(key) != value for key, value in selectors):
                 continue
         chosen.add(account_id)
+    if selectors and not chosen:
+        raise UsageError(unmatched_selection(selectors, specs, bool(targets)))
     return chosen
+
+
+#: Declared labels named in the refusal of a `--select` that matches nothing; the rest are counted.
+MAX_LABELS_SHOWN = 10
+
+
+def unmatched_selection(
+    selectors: list[tuple[str, str]], specs: Mapping[str, AccountSpec], targeted: bool = False
+) -> str:
+    """Why `--select` chose nothing, naming the declared labels (`KEY=VALUE`), the closest to the first selector
+    that matches nothing first: a typo (`team=emae`) is an error, not a silent "No changes" in CI."""
+    import difflib
+
+    said = " ".join(f"--select {key}={value}" for key, value in selectors)
+    matches = "matches" if len(selectors) == 1 else "match"
+    counts: dict[tuple[str, str], int] = {}
+    for spec in specs.values():
+        for pair in spec.labels.items():
+            counts[pair] = counts.get(pair, 0) + 1
+    alone = [pair for pair in selectors if pair not in counts]
+    if not alone:  # each matches some declared account
+        if targeted:
+            return f"{said} {matches} none of the accounts that --target names"
+        return f"{said} match no declared account together (each alone matches some)"
+    if not counts:
+        return f"{said} {matches} no declared account: no declared account has labels"
+    key, value = alone[0]
+    wanted = f"{key}={value}"
+
+    def closeness(pair: tuple[str, str]) -> tuple[float, float, str, str]:
+        return (
+            -difflib.SequenceMatcher(None, wanted, f"{pair[0]}={pair[1]}").ratio(),
+            -float(pair[0] == key),
+            *pair,
+        )
+
+    ordered = sorted(counts, key=closeness)
+    shown = ", ".join(f"{k}={v} ({counts[(k, v)]})" for k, v in ordered[:MAX_LABELS_SHOWN])
+    more = f" and {len(ordered) - MAX_LABELS_SHOWN} more" if len(ordered) > MAX_LABELS_SHOWN else ""
+    return (
+        f"{said} {matches} no declared account; declared labels (accounts), the closest first: {shown}{more}"
+    )
 
 
 def check_targets(

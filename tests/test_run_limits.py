@@ -22,7 +22,7 @@ def test_a_wrong_key_costs_about_two_times_the_concurrency(run, write, api, monk
     outcomes = [r["outcome"] for r in result.json["results"]]
     assert outcomes.count("skipped") >= 1000 - 2 * 64 - 8
     text = run("apply", "a.yaml", "--yes", "--concurrency", "64")
-    assert "errors/invalid_credentials" in text.out and "is POSTPRESS_API_KEY right?" in text.out
+    assert "errors/invalid_credentials" in text.out and "check POSTPRESS_API_KEY" in text.out
 
 
 @pytest.mark.parametrize("error_type", ["errors/network_down", "errors/service_unavailable"])

@@ -47,11 +47,11 @@ _SYSTEMIC_CATEGORIES = {
     "timeout": "outage",
     "server_error": "outage",
 }
-#: What to check, by kind of systemic failure.
+#: What to check, by kind of systemic failure: clauses, without an end of sentence (a report goes on after them).
 _ADVICE = {
-    "authentication": "is POSTPRESS_API_KEY right?",
-    "outage": "is the API up and --api-url right?",
-    "throttled": "the API refuses every request as too many: apply again later, or lower --rate-limit.",
+    "authentication": "check POSTPRESS_API_KEY",
+    "outage": "check that the API is up and that --api-url is right",
+    "throttled": "the API refuses every request as too many; apply again later, or lower --rate-limit",
 }
 
 
@@ -170,7 +170,7 @@ class StopPolicy:
 
     def _breaker_reason(self) -> str:
         kind = "throttled" if self._kind == "outage" and self._throttled else self._kind
-        advice = _ADVICE.get(kind or "", "") or "the API fails the same way for every account."
+        advice = _ADVICE.get(kind or "", "") or "the API fails the same way for every account"
         return (
             f"the last {self._requests} requests ({len(self._accounts)} accounts) all failed with "
             f"{self._first_type}, and {self.probes_failed} probes after them: {advice}"

@@ -23,6 +23,7 @@ from reconciler.cli.common import (
     format_option,
     given,
     load_or_exit,
+    lock_timeout_option,
     render_plan,
     select_option,
     state_option,
@@ -105,9 +106,9 @@ def _state_of_apply(
     return resolve_state_location(None), None, "the default state is"
 
 
-def _confirm_on_terminal(config: str, location: str) -> Confirmer:
+def _confirm_on_terminal(config: str) -> Confirmer:
     def confirm(plan: Plan) -> None:
-        click.echo(render_plan(plan, "text", config, display_location(location)), nl=False, err=True)
+        click.echo(render_plan(plan, "text", config), nl=False, err=True)
         if not sys.stdin.isatty():
             raise UsageError("refusing to apply without --yes: no terminal to confirm on")
         click.confirm("Apply these changes?", abort=True, err=True)
@@ -173,7 +174,7 @@ def _confirm_on_terminal(config: str, location: str) -> Confirmer:
     show_default=True,
     help="After Ctrl-C or SIGTERM, seconds that requests in flight may take to answer.",
 )
-@click.option("--lock-timeout", type=FiniteRange(0.0), default=0.0, show_default=True)
+@lock_timeout_option
 @bound_options
 @click.option(
     "--ca-bundle",
@@ -284,7 +285,7 @@ def apply(
         )
         outcome = apply_run(
             request,
-            confirm=None if yes else _confirm_on_terminal(config, location),
+            confirm=None if yes else _confirm_on_terminal(config),
             watch=_announcing_sandbox(url) if sandbox else progress_display,
         )
         for warning in outcome.warnings:

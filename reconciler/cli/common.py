@@ -9,7 +9,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -20,6 +20,9 @@ from reconciler.model import Desired, Plan, Safety
 from reconciler.render import github
 from reconciler.render.escape import terminal
 from reconciler.secrets import unset_message
+
+if TYPE_CHECKING:
+    from reconciler.state.reference import StateReference
 
 MAX_WARNINGS_SHOWN = 10
 DEFAULT_CONFIG = "accounts.yaml"
@@ -119,6 +122,14 @@ select_option = click.option(
     type=SelectorType(),
     help="Only declared accounts with this label (repeatable; all must match).",
 )
+lock_timeout_option = click.option(
+    "--lock-timeout",
+    type=FiniteRange(0.0),
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait this long for a state locked by another command before giving up.",
+)
 config_argument = click.argument("config", required=False, default=DEFAULT_CONFIG)
 format_option = click.option(
     "--format",
@@ -142,12 +153,25 @@ def annotating() -> bool:
     return os.environ.get("GITHUB_ACTIONS") == "true"
 
 
+def missing_default_config() -> str:
+    """The error for a command run without CONFIG where there is no `accounts.yaml`: how to name the file, or the
+    directory to run in (`-C`, an option of reconciler itself, given before the command)."""
+    context = click.get_current_context(silent=True)
+    command = context.info_name if context is not None else "plan"
+    return (
+        f"{DEFAULT_CONFIG}: no such file or directory (CONFIG defaults to {DEFAULT_CONFIG} in the working "
+        f"directory); give it: reconciler {command} PATH, or run in its directory: reconciler -C DIR {command}"
+    )
+
+
 def load_or_exit(config: str, need_secrets: bool = True) -> Desired:
     """Load the configuration, or print every problem (one line each) and exit 1.
 
     With `need_secrets`, a `${VAR}` that is unset is an error too (validate does not need them).
     """
     started = time.monotonic()
+    if config == DEFAULT_CONFIG and not os.path.lexists(config):
+        fail(missing_default_config())
     try:
         desired = load_config(config)
     except ConfigError as exc:
@@ -198,8 +222,15 @@ def bound_options(command: Any) -> Any:
     return command
 
 
-def render_plan(plan: Plan, output_format: str, config: str, state: str, safety: Safety | None = None) -> str:
-    """`plan` in `output_format`; `safety` is what apply's bounds make of it (None: not known, say nothing)."""
+def render_plan(
+    plan: Plan,
+    output_format: str,
+    config: str,
+    state: StateReference | None = None,
+    safety: Safety | None = None,
+) -> str:
+    """`plan` in `output_format`; `safety` is what apply's bounds make of it (None: not known, say nothing).
+    The markdown header names `state` by kind and workspace (or a file state by its path)."""
     # Imported here: `apply --yes` renders no plan, and start-up counts (BENCHMARKS.md).
     from reconciler.render import plan_json, plan_markdown, plan_text
 

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from reconciler import collector, planfile
+from reconciler import collector, logs, planfile
 from reconciler.cli.common import (
     ExitCode,
     bound_options,
@@ -28,7 +28,9 @@ from reconciler.errors import ConfigError, Problem
 from reconciler.planning import make_plan, weigh
 from reconciler.render.escape import terminal
 from reconciler.secrets import fingerprint_key
-from reconciler.state import display_location, open_backend, resolve_state_location, sandbox_state_note
+from reconciler.state import open_backend, resolve_state_location, sandbox_state_note
+
+log = logs.get("plan")
 
 
 def _problem_json(problem: Problem) -> dict[str, object]:
@@ -114,6 +116,12 @@ def plan(
     # ones when a target matches nothing.
     targeted = bool(targets) and backend.partial_reads
     recorded = backend.read_accounts(targets) if targeted else backend.read()
+    log.debug(
+        "read the state %s: %d account(s), serial %d",
+        backend.describe(),
+        len(recorded.accounts),
+        recorded.serial,
+    )
     note = sandbox_state_note(location)
     if note:
         click.echo(note, err=True)
@@ -141,7 +149,7 @@ def plan(
             fingerprint_key=key,
             safety=safety,
         )
-    click.echo(render_plan(the_plan, output_format, config, display_location(location), safety), nl=False)
+    click.echo(render_plan(the_plan, output_format, config, backend.reference(), safety), nl=False)
     write_github_outputs(
         {
             "changes": "true" if not the_plan.empty else "false",
@@ -160,4 +168,4 @@ def show(planfile_path: str, output_format: str) -> None:
     saved = planfile.load(planfile_path)
     the_plan = saved.plan
     show_warnings(list(the_plan.warnings))
-    click.echo(render_plan(the_plan, output_format, saved.config, "", saved.safety), nl=False)
+    click.echo(render_plan(the_plan, output_format, saved.config, saved.state, saved.safety), nl=False)

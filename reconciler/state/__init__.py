@@ -70,9 +70,8 @@ def open_backend(location: str, explicit: bool | None = None, unnamed: str = "th
     if location.startswith("file://"):
         location = location[len("file://") :]
     if "://" in location:
-        scheme = location.split("://")[0]
         raise UsageError(
-            f"unsupported state location {scheme!r}://: use a path, a file:// URL or a postgresql:// URL"
+            f"unsupported state location {display_url(location)}: use a path, a file:// URL or a postgresql:// URL"
         )
     from reconciler.state.file import FileBackend
 

@@ -257,7 +257,7 @@ class FileBackend:
                     if time.monotonic() >= deadline:
                         holder = _read_holder(self.lock_path)
                         os.close(fd)
-                        raise LockHeld(f"the state {self.path} is locked by {holder}") from None
+                        raise LockHeld.by(str(self.path), holder) from None
                     time.sleep(0.1)
             if _names(self.lock_path, fd):
                 return fd, made, created

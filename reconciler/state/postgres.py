@@ -350,9 +350,7 @@ class PostgresBackend:
                 for function, key in wanted:
                     while not _fetch_value(connection.execute(f"select {function}(%s)", (key,))):
                         if time.monotonic() >= deadline:
-                            raise LockHeld(
-                                f"the state {self._display} is locked by {self._holder(connection, key)}"
-                            )
+                            raise LockHeld.by(self._display, self._holder(connection, key))
                         time.sleep(0.1)
                 self._record_holder(connection, [key for _, key in wanted], holder)
             self._lock_connection = connection

@@ -1,0 +1,218 @@
+"""A new team's first week: the mistakes a newcomer makes, and what reconciler now says about them.
+
+Each test is one point of that week, run through the real CLI (in-process), against the sandbox and a real
+PostgreSQL where the point needs them: a `--select` that matches nothing, an API URL without `/api/v1`, an empty
+workspace beside the one that holds the accounts, a held lock, the slips in messages, and what a pull-request
+comment shows of the state.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from reconciler.state import open_backend
+from tests.helpers import fleet, fresh_postgres_state
+
+TEAM = """\
+version: 1
+accounts:
+  acc_01: {country: US, labels: {team: emea, env: prod}}
+  acc_02: {country: US, labels: {team: emea, env: prod}}
+  acc_03: {country: DE, labels: {team: apac, env: prod}}
+  acc_04: {country: DE, labels: {team: apac, env: staging}}
+"""
+
+
+# -- 1. a --select that matches nothing ------------------------------------------------------------------------
+def test_a_select_that_matches_nothing_is_an_error_naming_the_labels(run, write, api) -> None:
+    write("a.yaml", TEAM)
+    planned = run("plan", "a.yaml", "--select", "team=emae")
+    assert planned.code == 1 and planned.out == ""
+    assert planned.err == (
+        "Error: --select team=emae matches no declared account; declared labels (accounts), the closest "
+        "first: team=emea (2), team=apac (2), env=prod (3), env=staging (1)\n"
+    )
+    applied = run("apply", "a.yaml", "--yes", "--select", "team=emae")
+    assert applied.code == 1 and "--select team=emae matches no declared account" in applied.err
+    assert api.stats.requests == 0 and not Path(".reconciler").exists()
+    imported = run("import", "a.yaml", "--yes", "--select", "team=emae")
+    assert imported.code == 1 and "team=emea (2)" in imported.err
+
+    together = run("plan", "a.yaml", "--select", "team=emea", "--select", "env=staging")
+    assert together.code == 1
+    assert "match no declared account together (each alone matches some)" in together.err
+    assert run("plan", "a.yaml", "--select", "team=apac", "--select", "env=staging").code == 0
+
+
+def test_a_select_beside_targets_on_postgres_reads_only_the_targets(run, write, api, monkeypatch) -> None:
+    """`plan --target` on PostgreSQL reads only the targets' rows; a `--select` that keeps none of them is refused,
+    and one that keeps some plans them."""
+    from reconciler.state.postgres import PostgresBackend
+
+    write("a.yaml", TEAM)
+    with fresh_postgres_state("first_week") as state:
+        assert run("apply", "a.yaml", "--yes", "--state", state).code == 0
+        write("a.yaml", TEAM.replace("country: DE", "country: FR"))
+        whole_reads = []
+        original = PostgresBackend._read
+
+        def counting(self, connection, account_ids=None, failed=False):  # type: ignore[no-untyped-def]
+            if account_ids is None and not failed:
+                whole_reads.append(1)
+            return original(self, connection, account_ids, failed)
+
+        monkeypatch.setattr(PostgresBackend, "_read", counting)
+        kept = run("plan", "a.yaml", "--state", state, "--target", "acc_03", "--target", "acc_01")
+        kept_json = run(
+            "plan",
+            "a.yaml",
+            "--state",
+            state,
+            "--format",
+            "json",
+            "--target",
+            "acc_03",
+            "--select",
+            "team=apac",
+        )
+        assert kept.code == 0 and kept_json.code == 0, kept_json.err
+        assert [change["account_id"] for change in kept_json.json["changes"]] == ["acc_03"]  # type: ignore[index]
+        refused = run("plan", "a.yaml", "--state", state, "--target", "acc_01", "--select", "team=apac")
+        assert refused.code == 1
+        assert refused.err == "Error: --select team=apac matches none of the accounts that --target names\n"
+        applied = run(
+            "apply", "a.yaml", "--yes", "--state", state, "--target", "acc_04", "--select", "team=apc"
+        )
+        assert applied.code == 1 and "team=apac (2)" in applied.err
+        assert whole_reads == []
+
+
+# -- 7. the lock says what to do -------------------------------------------------------------------------------
+ADVICE = (
+    "; wait for it with --lock-timeout SECONDS, or ask whoever runs that command; the lock ends with its "
+    "process, so there is nothing to remove\n"
+)
+
+
+def test_the_lock_message_says_what_to_do_in_both_backends(run, write, api, state_url) -> None:
+    write("a.yaml", fleet(2))
+    assert run("apply", "a.yaml", "--yes", "--state", state_url).code == 0
+    with open_backend(state_url).lock(command="apply"):
+        refusals = {
+            "apply": run("apply", "a.yaml", "--yes", "--state", state_url),
+            "import": run("import", "a.yaml", "--yes", "--state", state_url),
+            "state forget": run("state", "forget", "acc_0000", "--state", state_url),
+            "state migrate": run("state", "migrate", "--from", state_url, "--to", "copy.json"),
+        }
+        waited = run("state", "forget", "acc_0000", "--state", state_url, "--lock-timeout", "0.3")
+    for command, refused in refusals.items():
+        assert refused.code == 1, command
+        assert re.fullmatch(
+            r"Error: the state .* is locked by apply \(pid \d+ on .*\) since \S+Z" + re.escape(ADVICE),
+            refused.err,
+        ), (command, refused.err)
+    assert waited.code == 1 and waited.err.endswith(ADVICE)
+
+
+def test_lock_timeout_waits_for_the_holder_in_every_command_that_locks(run, write, state_url) -> None:
+    import threading
+
+    write("a.yaml", fleet(2))
+    assert run("import", "a.yaml", "--yes", "--state", state_url).code == 0
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with open_backend(state_url).lock(command="apply"):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        threading.Timer(0.5, release.set).start()
+        forgotten = run("state", "forget", "acc_0000", "--state", state_url, "--lock-timeout", "20")
+    finally:
+        release.set()
+        holder.join()
+    assert forgotten.code == 0, forgotten.err
+
+
+# -- 8. the slips ----------------------------------------------------------------------------------------------
+def test_the_breaker_reason_reads_as_one_sentence_in_the_report(run, write, api, monkeypatch) -> None:
+    monkeypatch.setenv("POSTPRESS_API_KEY", "a-wrong-key")
+    write("a.yaml", fleet(30))
+    result = run("apply", "a.yaml", "--yes", "--max-attempts", "1")
+    assert result.code == 3
+    line = next(line for line in result.out.splitlines() if line.startswith("Stopped early:"))
+    assert line.endswith(": check POSTPRESS_API_KEY; the remaining operations were skipped."), line
+    assert not re.search(r"[.?!];", result.out), result.out
+
+
+def test_an_unsupported_state_location_is_shown_as_given(run, write) -> None:
+    write("a.yaml", fleet(1))
+    result = run("plan", "a.yaml", "--state", "s3://user:secret-pw@bucket/state.json")
+    assert result.err == (
+        "Error: unsupported state location s3://user:***@bucket/state.json: use a path, a file:// URL or a "
+        "postgresql:// URL\n"
+    )
+
+
+def test_a_missing_accounts_yaml_says_how_to_name_it(run, write, workdir) -> None:
+    write("infra/accounts.yaml", fleet(1))
+    missing = run("plan")
+    assert missing.code == 1
+    assert missing.err == (
+        "Error: accounts.yaml: no such file or directory (CONFIG defaults to accounts.yaml in the working "
+        "directory); give it: reconciler plan PATH, or run in its directory: reconciler -C DIR plan\n"
+    )
+    assert "reconciler validate PATH" in run("validate").err
+    assert run("-C", "infra", "plan").code == 0  # what it suggests works
+    named = run("plan", "nope.yaml")
+    assert named.err == "Error: nope.yaml: no such file or directory\n"
+
+
+def test_show_names_the_state_the_saved_plan_was_made_against(run, write) -> None:
+    write("a.yaml", fleet(2))
+    with fresh_postgres_state("production") as state:
+        planned = run("plan", "a.yaml", "--state", state, "--format", "markdown", "--out", "p.bin")
+        shown = run("show", "p.bin", "--format", "markdown")
+    assert shown.code == 0
+    header = "Config `a.yaml` against state PostgreSQL, workspace `production` (new state)."
+    assert header in planned.out and header in shown.out
+
+
+# -- 9. the markdown header names the state by kind and workspace ----------------------------------------------
+def test_the_markdown_plan_names_no_host_user_or_database(run, write, caplog) -> None:
+    write("a.yaml", fleet(2))
+    with fresh_postgres_state("production") as state:
+        parts = urlsplit(state)
+        schema = parse_qs(parts.query)["schema"][0]
+        caplog.set_level(logging.DEBUG, logger="reconciler")
+        markdown = run("plan", "a.yaml", "--state", state, "--format", "markdown")
+        saved = run("plan", "a.yaml", "--state", state, "--out", "p.bin")
+        shown = run("show", "p.bin", "--format", "markdown")
+    assert markdown.code == 0 and saved.code == 0
+    for out in (markdown.out, shown.out):
+        assert "against state PostgreSQL, workspace `production`" in out
+        for private in (parts.hostname, parts.username, parts.path.strip("/"), schema, "postgresql://"):
+            assert private and private not in out, private
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert f"read the state {state.split('?')[0]}" in logged  # the verbose log keeps where it is
+
+
+def test_a_file_state_is_named_by_its_path_in_the_markdown_plan(run, write, workdir) -> None:
+    write("a.yaml", fleet(1))
+    result = run("plan", "a.yaml", "--state", str(workdir / "states" / "team.json"), "--format", "markdown")
+    assert "Config `a.yaml` against state `states/team.json` (new state)." in result.out
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_state(workdir: Path) -> None:
+    """Every test starts in an empty working directory (the `workdir` fixture's own)."""
+    assert not (workdir / ".reconciler").exists()
