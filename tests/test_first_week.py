@@ -92,6 +92,94 @@ def test_a_select_beside_targets_on_postgres_reads_only_the_targets(run, write, 
         assert whole_reads == []
 
 
+# -- 2. an API URL without /api/v1 ----------------------------------------------------------------------------
+def _without_path(url: str) -> str:
+    return url.removesuffix("/api/v1")
+
+
+def test_an_api_url_without_its_path_is_refused_before_anything_is_sent(run, write, api, server) -> None:
+    write("a.yaml", fleet(30))
+    bare = _without_path(server.url)
+    for url in (bare, bare + "/"):
+        result = run("apply", "a.yaml", "--yes", "--api-url", url)
+        assert result.code == 1
+        assert result.err == (
+            f"Error: --api-url {url!r} does not end in /api/v1: the API's base URL is {bare}/api/v1 "
+            "(--any-api-path accepts another path, for a proxy that rewrites paths)\n"
+        )
+    other = run("apply", "a.yaml", "--yes", "--api-url", bare + "/api/v2")
+    assert other.code == 1
+    assert (
+        "does not end in /api/v1: the API's base URL is a path that ends in /api/v1, e.g. https://"
+        in other.err
+    )
+    assert api.stats.requests == 0 and not Path(".reconciler").exists()
+    assert (
+        run("apply", "a.yaml", "--yes", "--api-url", server.url + "/").code == 0
+    )  # a trailing slash is fine
+
+
+def test_404s_for_every_account_blame_the_url_not_the_accounts(run, write, api, server) -> None:
+    """Through a proxy that does not rewrite (`--any-api-path`), every account gets a 404: the breaker names the
+    URL, and the accounts are reported skipped, with nothing recorded as their failure."""
+    write("a.yaml", fleet(30))
+    assert run("apply", "a.yaml", "--yes").code == 0
+    write("a.yaml", fleet(30, extra=", labels: {team: emea}").replace("country: US", "country: DE"))
+    before = open_backend(".reconciler/state.json").read()
+    bare = _without_path(server.url)
+    sent = api.stats.requests
+    result = run(
+        "apply", "a.yaml", "--yes", "--force", "--api-url", bare, "--any-api-path", "--report", "r.json"
+    )
+    assert result.code == 3
+    stop = next(line for line in result.out.splitlines() if line.startswith("Stopped early:"))
+    assert stop.startswith(
+        "Stopped early: the first 8 requests (8 accounts) and 3 probes after them all failed "
+    )
+    assert f"none succeeded: the API URL {bare} is the likely cause, not the accounts;" in stop
+    assert api.stats.requests - sent <= 2 * 8 + 3
+    import json
+
+    report = json.loads(Path("r.json").read_text())
+    assert report["summary"]["failed"] == 0 and report["summary"]["skipped"] == 30
+    assert report["failures_by_type"] == {}
+    sent_to = [r for r in report["results"] if r["attempts"]]
+    assert 8 <= len(sent_to) <= 2 * 8 + 3
+    assert all(r["outcome"] == "skipped" and r["http_status"] == 404 for r in sent_to)
+    assert all("the API URL" in r["message"] for r in report["results"])
+    after = open_backend(".reconciler/state.json").read()
+    assert after.accounts == before.accounts  # no failure recorded, no settings changed
+    assert "failed" not in run("state", "list").out
+
+
+@pytest.mark.parametrize("missing", [3, 6], ids=["below the breaker", "the breaker opens, a probe succeeds"])
+def test_404s_of_some_accounts_among_successes_are_their_own_failures(run, write, api, missing) -> None:
+    from reconciler.sandbox.faults import Fault
+
+    gone = [f"acc_{i:04d}" for i in range(missing)]  # the first accounts sent: before any success
+    api.faults = [Fault.parse(f"errors/resource_not_found@{','.join(gone)}")]
+    write("a.yaml", fleet(12))
+    result = run("apply", "a.yaml", "--yes", "--concurrency", "1", "--max-consecutive-failures", "5")
+    assert result.code == 3
+    assert "Stopped early" not in result.out
+    assert f"errors/resource_not_found (HTTP 404, {missing} operation(s))" in result.out
+    listed = dict(line.split("\t")[:2] for line in run("state", "list").out.splitlines())
+    assert [i for i, status in listed.items() if status == "failed"] == gone
+    assert len(listed) == 12
+
+
+def test_404s_for_every_account_with_the_breaker_off_are_the_accounts_failures(
+    run, write, api, server
+) -> None:
+    write("a.yaml", fleet(6))
+    bare = _without_path(server.url)
+    options = ("--any-api-path", "--max-consecutive-failures", "0", "--api-url", bare)
+    result = run("apply", "a.yaml", "--yes", *options)
+    assert result.code == 3 and "Stopped early" not in result.out
+    assert "errors/resource_not_found (HTTP 404, 6 operation(s))" in result.out
+    assert "check --api-url and the key's workspace instead" in result.out
+
+
 # -- 7. the lock says what to do -------------------------------------------------------------------------------
 ADVICE = (
     "; wait for it with --lock-timeout SECONDS, or ask whoever runs that command; the lock ends with its "

@@ -270,6 +270,8 @@ def test_the_ca_bundle_adds_to_the_system_roots(tmp_path) -> None:
 def test_a_404_about_the_route_says_where_the_url_should_end(run, write, api, server, monkeypatch) -> None:
     monkeypatch.setenv("POSTPRESS_API_URL", server.url.removesuffix("/api/v1"))
     write("a.yaml", fleet(1))
-    result = run("apply", "a.yaml", "--yes", "--format", "json")
+    refused = run("apply", "a.yaml", "--yes", "--format", "json")
+    assert refused.code == 1 and "does not end in /api/v1" in refused.err  # checked first, nothing sent
+    result = run("apply", "a.yaml", "--yes", "--format", "json", "--any-api-path")  # a proxy's path, say
     assert result.code == 3
     assert "the API URL should end in /api/v1" in result.json["results"][0]["message"]

@@ -48,12 +48,12 @@ SANDBOX_POLL_INTERVAL = 0.05
 
 
 @contextlib.contextmanager
-def _api(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str]]:
+def _api(sandbox: bool, api_url: str | None, any_path: bool = False) -> Iterator[tuple[str, str]]:
     """The API's base URL and key: an embedded sandbox's, or the user's (checked before anything is sent)."""
     if not sandbox:
         api_key = check_api_key(os.environ.get("POSTPRESS_API_KEY", ""))
         url = api_url or os.environ.get("POSTPRESS_API_URL") or DEFAULT_API_URL
-        for warning in check_api_url(url):
+        for warning in check_api_url(url, any_path):
             click.echo(f"Warning: {terminal(warning)}", err=True)
         yield url, api_key
         return
@@ -121,6 +121,12 @@ def _confirm_on_terminal(config: str) -> Confirmer:
 @click.option("--plan", "plan_path", default=None, metavar="PLANFILE", help="Apply exactly this saved plan.")
 @state_option
 @click.option("--api-url", default=None, help="API base URL (else $POSTPRESS_API_URL, else the public API).")
+@click.option(
+    "--any-api-path",
+    "any_api_path",
+    is_flag=True,
+    help="Accept an API URL whose path does not end in /api/v1 (a proxy in front of the API that rewrites paths).",
+)
 @click.option(
     "--sandbox", is_flag=True, help="Apply against an embedded local sandbox with a separate state."
 )
@@ -200,6 +206,7 @@ def apply(
     plan_path: str | None,
     state_location: str | None,
     api_url: str | None,
+    any_api_path: bool,
     sandbox: bool,
     concurrency: int,
     max_attempts: int,
@@ -256,7 +263,7 @@ def apply(
         max_retry_after=max_retry_after,
         grace=grace,
     )
-    with ReportFile.open(report_path) as report_file, _api(sandbox, api_url) as (url, api_key):
+    with ReportFile.open(report_path) as report_file, _api(sandbox, api_url, any_api_path) as (url, api_key):
         secrets.register(api_key)
         log.debug(
             "API %s, concurrency %d, up to %d attempt(s), timeout %g s",
