@@ -259,6 +259,7 @@ class Plan(Compared):
         "files",
         "warnings",
         "unset_variables",
+        "resyncs_declared",
     )
     _hidden = frozenset(("digest_of_desired",))
 
@@ -273,6 +274,7 @@ class Plan(Compared):
         files: tuple[str, ...] = (),
         warnings: tuple[str, ...] = (),
         unset_variables: tuple[str, ...] = (),
+        resyncs_declared: int = 0,
     ) -> None:
         if unset_variables:
             self.changes = [change for change in changes if not secret_only(change)]
@@ -291,6 +293,19 @@ class Plan(Compared):
         #: Variables unset while planning that the changes depend on: their values show as not known, and such
         #: a plan cannot be applied.
         self.unset_variables = unset_variables
+        #: Accounts planned (chosen, in the shard) that declare a resync, due or done: what the resync bound weighs
+        #: the resyncs of accounts the state does not hold against.
+        self.resyncs_declared = resyncs_declared
+
+    @property
+    def fresh_resyncs(self) -> int:
+        """Resyncs this plan would start on accounts the state holds nothing for (no settings, no resync done):
+        accounts to create, or resync-only ones never resynced. A lost state restarts every declared resync."""
+        return sum(
+            1
+            for change in self.changes
+            if change.resync and change.before is None and change.recorded_generation == 0
+        )
 
     @property
     def desired_digest(self) -> str:
@@ -353,18 +368,31 @@ def unknown_names_of(change: Change) -> tuple[str, ...]:
 
 
 class BoundCheck(Plain):
-    """One safety bound weighed against a plan: `count` of the `existing` recorded accounts to `action`."""
+    """One safety bound weighed against a plan: `count` of `existing` to `action`.
 
-    __slots__ = ("action", "count", "existing", "bound", "uncertain")
+    update, forget: of the recorded accounts; resync: resyncs of accounts the state holds nothing for, of the
+    accounts that declare a resync. `applies`: whether the bound is weighed at all (enough recorded accounts,
+    enough resyncs)."""
 
-    def __init__(self, action: str, count: int, existing: int, bound: float, uncertain: int = 0) -> None:
+    __slots__ = ("action", "count", "existing", "bound", "uncertain", "applies")
+
+    def __init__(
+        self,
+        action: str,
+        count: int,
+        existing: int,
+        bound: float,
+        uncertain: int = 0,
+        applies: bool = True,
+    ) -> None:
         self.action = action
         self.count = count
         self.existing = existing
-        #: The largest share allowed, in percent (`--max-update-percent`, `--max-forget-percent`).
+        #: The largest share allowed, in percent (`--max-update-percent`, `--max-forget-percent`, ...).
         self.bound = bound
         #: Changes of this action that depend only on secrets not known here: they may or may not count.
         self.uncertain = uncertain
+        self.applies = applies
 
     @property
     def percent(self) -> float:
@@ -387,6 +415,8 @@ class BoundCheck(Plain):
         return {
             "action": self.action,
             "count": self.count,
+            "of": self.existing,
+            "applies": self.applies,
             "percent": round(self.percent, 2),
             "max_percent": self.bound,
             "over": self.over,
@@ -394,18 +424,48 @@ class BoundCheck(Plain):
         }
 
 
+class Elsewhere(Plain):
+    """Another state that holds most of the accounts a plan against an empty state would create: a workspace of
+    the same PostgreSQL schema (a mistyped `workspace=`), or the file state in the working directory beside a
+    PostgreSQL (or another file) state. `name` is the workspace, or the file's path."""
+
+    __slots__ = ("kind", "name", "holds", "of")
+
+    def __init__(self, kind: Literal["workspace", "file"], name: str, holds: int, of: int) -> None:
+        self.kind = kind
+        self.name = name
+        #: How many of the `of` accounts to create it holds.
+        self.holds = holds
+        self.of = of
+
+    def to_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "name": self.name, "holds": self.holds, "of": self.of}
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> Elsewhere:
+        return cls(document["kind"], document["name"], document["holds"], document["of"])
+
+
 class Safety(Plain):
     """What the safety bounds make of a plan: whether apply would refuse it without `--force`.
 
-    The bounds weigh only a state of `minimum` recorded accounts or more (`applies`); below it every plan
-    passes."""
+    The update and forget bounds weigh only a state of `minimum` recorded accounts or more (`applies`); below it
+    they pass. The resync bound has a threshold of its own (`BoundCheck.applies`). `elsewhere`: the state holds
+    nothing, and another state holds most of the accounts to create."""
 
-    __slots__ = ("existing", "minimum", "checks")
+    __slots__ = ("existing", "minimum", "checks", "elsewhere")
 
-    def __init__(self, existing: int, minimum: int, checks: tuple[BoundCheck, ...]) -> None:
+    def __init__(
+        self,
+        existing: int,
+        minimum: int,
+        checks: tuple[BoundCheck, ...],
+        elsewhere: Elsewhere | None = None,
+    ) -> None:
         self.existing = existing
         self.minimum = minimum
         self.checks = checks
+        self.elsewhere = elsewhere
 
     @property
     def applies(self) -> bool:
@@ -414,20 +474,26 @@ class Safety(Plain):
     @property
     def refused(self) -> list[BoundCheck]:
         """The bounds the plan goes over: apply refuses it without `--force` when there is any."""
-        return [check for check in self.checks if self.applies and check.over]
+        return [check for check in self.checks if check.applies and check.over]
 
     @property
     def doubtful(self) -> list[BoundCheck]:
         """The bounds the plan may go over, depending on secrets not known here."""
-        return [check for check in self.checks if self.applies and check.may_be_over]
+        return [check for check in self.checks if check.applies and check.may_be_over]
+
+    @property
+    def refuses(self) -> bool:
+        """Whether apply refuses the plan without `--force`: a bound passed, or another state holds it."""
+        return bool(self.refused) or self.elsewhere is not None
 
     def to_json(self) -> dict[str, object]:
         return {
             "recorded": self.existing,
             "applies": self.applies,
-            "refused": bool(self.refused),
+            "refused": self.refuses,
             "override": "--force",
             "bounds": [check.to_json() for check in self.checks],
+            "elsewhere": None if self.elsewhere is None else self.elsewhere.to_json(),
         }
 
 

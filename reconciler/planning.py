@@ -15,6 +15,7 @@ from reconciler.model import (
     BoundCheck,
     Change,
     Desired,
+    Elsewhere,
     Plan,
     Recorded,
     Safety,
@@ -24,6 +25,12 @@ from reconciler.secrets import fingerprinted, keyed_salt, masked, unresolved_nam
 
 #: Below this many recorded accounts the safety bounds do not apply (as octoDNS's MIN_EXISTING_RECORDS).
 MIN_EXISTING_RECORDS = 10
+#: Below this many resyncs of accounts the state does not hold, the resync bound does not apply.
+MIN_FRESH_RESYNCS = 10
+#: The resync bound's default: resyncs of accounts the state does not hold, in percent of the declared resyncs.
+#: A lost state scores 100%; a fleet that grows passes until its new accounts that declare a resync outnumber
+#: the recorded ones that do (docs/apply.md, "Safety bounds").
+DEFAULT_MAX_RESYNC_PERCENT = 50.0
 
 
 def select_accounts(
@@ -195,6 +202,7 @@ def make_plan(
         chosen = {account_id for account_id in chosen if shard_of(account_id, shard[1]) == shard[0]}
     changes: list[Change] = []
     unchanged = 0
+    resyncs_declared = 0
     unset: set[str] = set()
     specs, records, some_unset = desired.accounts, recorded.accounts, bool(desired.unset_variables)
     for account_id in sorted(chosen):
@@ -241,7 +249,10 @@ def make_plan(
                 action = "update"
             else:
                 action = "none"
-        resync = bool(spec.resync and spec.resync.generation > recorded_generation)
+        resync = False
+        if spec.resync:
+            resyncs_declared += 1
+            resync = spec.resync.generation > recorded_generation
         if action == "none" and not resync:
             unchanged += 1
             continue
@@ -262,37 +273,91 @@ def make_plan(
         files=tuple(desired.files),
         warnings=tuple(str(warning) for warning in desired.warnings),
         unset_variables=tuple(sorted(unset)),
+        resyncs_declared=resyncs_declared,
     )
 
 
 def weigh(
-    plan: Plan, existing: int, max_update_percent: float = 30.0, max_forget_percent: float = 30.0
+    plan: Plan,
+    existing: int,
+    max_update_percent: float = 30.0,
+    max_forget_percent: float = 30.0,
+    max_resync_percent: float | None = DEFAULT_MAX_RESYNC_PERCENT,
+    elsewhere: Elsewhere | None = None,
 ) -> Safety:
     """The safety bounds against `plan`, for a state of `existing` recorded accounts: what `apply` refuses
     without `--force`, and what `plan` says it would. Updates that depend only on secrets not known here are
-    weighed apart: they may or may not be changes."""
+    weighed apart: they may or may not be changes.
+
+    The resync bound weighs the resyncs of accounts the state holds nothing for against the declared resyncs
+    (`max_resync_percent` None: not known, a saved plan of an earlier version). `elsewhere`: another state holds
+    most of the accounts to create (`state.look_elsewhere`), which apply refuses too."""
     uncertain = len(plan.secret_only)
-    return Safety(
-        existing,
-        MIN_EXISTING_RECORDS,
-        (
-            BoundCheck("update", plan.count("update"), existing, max_update_percent, uncertain),
-            BoundCheck("forget", plan.count("forget"), existing, max_forget_percent),
-        ),
-    )
+    applies = existing >= MIN_EXISTING_RECORDS
+    checks = [
+        BoundCheck("update", plan.count("update"), existing, max_update_percent, uncertain, applies),
+        BoundCheck("forget", plan.count("forget"), existing, max_forget_percent, applies=applies),
+    ]
+    if max_resync_percent is not None:
+        fresh = plan.fresh_resyncs
+        checks.append(
+            BoundCheck(
+                "resync",
+                fresh,
+                plan.resyncs_declared,
+                max_resync_percent,
+                applies=fresh >= MIN_FRESH_RESYNCS,
+            )
+        )
+    return Safety(existing, MIN_EXISTING_RECORDS, tuple(checks), elsewhere)
+
+
+def to_create(plan: Plan) -> list[str]:
+    """The accounts the plan acts on that the state holds nothing for: what another state may hold."""
+    return [
+        change.account_id
+        for change in plan.changes
+        if change.action == "create" or (change.before is None and change.recorded_generation == 0)
+    ]
 
 
 def refusal(check: BoundCheck) -> str:
     """Why the bound of `check` refuses a plan, with the numbers: the one line `apply` and `plan` both say."""
+    if check.action == "resync":
+        return (
+            f"too many resyncs from scratch: {check.percent:.2f}% is over {check.bound:.2f}% ({check.count} of "
+            f"the {check.existing} declared resyncs are of accounts the state does not hold: a lost state would "
+            "restart them all)"
+        )
     return (
         f"too many {check.action}s: {check.percent:.2f}% is over {check.bound:.2f}% "
         f"({check.count}/{check.existing})"
     )
 
 
-def raise_if_unsafe(plan: Plan, existing: int, max_update_percent: float, max_forget_percent: float) -> None:
-    """Refuse a plan that updates or forgets too large a share of a state of `existing` (10 or more) recorded
-    accounts."""
-    refused = weigh(plan, existing, max_update_percent, max_forget_percent).refused
+def elsewhere_refusal(elsewhere: Elsewhere, quote: Callable[[str], str] = repr) -> str:
+    """Why apply refuses a plan against an empty state when another holds its accounts: the one line `apply`
+    and `plan` both say. `quote` writes the workspace or path (from a database: outside text) for the medium."""
+    if elsewhere.kind == "workspace":
+        where = f"workspace {quote(elsewhere.name)} of the same schema"
+        use = (
+            "if the workspace is mistyped, use that one; if the state moved, copy it here with "
+            "reconciler state migrate"
+        )
+    else:
+        where = f"the file state {quote(elsewhere.name)} beside it"
+        use = f"copy it here with reconciler state migrate --from {quote(elsewhere.name)} --to this state"
+    return (
+        f"this state holds no accounts, but {where} holds {elsewhere.holds} of the {elsewhere.of} accounts to "
+        f"create: {use}"
+    )
+
+
+def raise_if_unsafe(safety: Safety) -> None:
+    """Refuse a plan that another state holds, or that passes a bound: updates or forgets of too large a share of
+    a state of 10 or more recorded accounts, or too many resyncs of accounts the state does not hold."""
+    if safety.elsewhere is not None:
+        raise UnsafePlan(f"{elsewhere_refusal(safety.elsewhere)}; --force applies to this state anyway")
+    refused = safety.refused
     if refused:
         raise UnsafePlan(f"{refusal(refused[0])}; --force required")

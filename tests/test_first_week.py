@@ -180,6 +180,151 @@ def test_404s_for_every_account_with_the_breaker_off_are_the_accounts_failures(
     assert "check --api-url and the key's workspace instead" in result.out
 
 
+# -- 3. an empty state beside the one that holds the accounts --------------------------------------------------
+def _team(count: int = 30, resyncs: int = 4, prefix: str = "acc_") -> str:
+    """`count` managed accounts, the first `resyncs` of them LinkedIn accounts that declare a resync."""
+    lines = ["version: 1", "accounts:"]
+    for i in range(count):
+        extra = ", provider: LINKEDIN, resync: {generation: 2}" if i < resyncs else ""
+        lines.append(f"  {prefix}{i:02d}: {{country: US{extra}}}")
+    return "\n".join(lines) + "\n"
+
+
+def _plan_schema() -> object:
+    import json
+
+    return json.loads((Path(__file__).parent.parent / "schemas" / "plan.schema.json").read_text())
+
+
+def test_an_empty_workspace_beside_the_one_that_holds_the_accounts_is_refused(run, write, api) -> None:
+    import jsonschema
+
+    write("a.yaml", _team())
+    with fresh_postgres_state("production") as production:
+        assert run("apply", "a.yaml", "--yes", "--state", production, "--sync-poll-interval", "0").code == 0
+        typo = production.replace("workspace=production", "workspace=prod")
+        said = (
+            "this state holds no accounts, but workspace 'production' of the same schema holds 30 of the 30 "
+            "accounts to create: if the workspace is mistyped, use that one; if the state moved, copy it here "
+            "with reconciler state migrate"
+        )
+        planned = run("plan", "a.yaml", "--state", typo)
+        assert planned.code == 0 and planned.err == f"note: {said}\n"
+        assert f"apply would refuse this plan: {said}; apply --force applies it anyway." in planned.out
+        as_json = run("plan", "a.yaml", "--state", typo, "--format", "json")
+        jsonschema.validate(as_json.json, _plan_schema())
+        safety = as_json.json["safety"]  # type: ignore[index]
+        assert safety["refused"] is True
+        assert safety["elsewhere"] == {"kind": "workspace", "name": "production", "holds": 30, "of": 30}
+        markdown = run("plan", "a.yaml", "--state", typo, "--format", "markdown", "--out", "p.bin")
+        assert "> apply would refuse this plan: this state holds no accounts, but workspace `production`" in (
+            markdown.out
+        )
+        assert "workspace `production` of the same schema" in run("show", "p.bin", "--format", "markdown").out
+
+        sent = api.stats.requests
+        refused = run("apply", "a.yaml", "--yes", "--state", typo)
+        assert refused.code == 1
+        assert refused.err == f"Error: {said}; --force applies to this state anyway\n"
+        assert run("apply", "--plan", "p.bin", "--yes", "--state", typo).code == 1
+        assert api.stats.requests == sent
+        assert open_backend(typo).read().lineage is None  # nothing was created either
+
+        forced = run("apply", "a.yaml", "--yes", "--force", "--state", typo, "--sync-poll-interval", "0")
+        assert forced.code == 0 and api.stats.requests > sent
+        assert run("plan", "a.yaml", "--state", typo).err == ""  # no longer empty: nothing to say
+
+
+def test_a_workspace_that_holds_only_some_of_the_accounts_is_no_reason_to_refuse(run, write, api) -> None:
+    write("a.yaml", _team(10, resyncs=0))
+    with fresh_postgres_state("production") as production:
+        assert run("apply", "a.yaml", "--yes", "--state", production).code == 0
+        write("b.yaml", _team(10, resyncs=0) + _team(11, resyncs=0, prefix="new_").split("accounts:\n")[1])
+        other = production.replace("workspace=production", "workspace=staging")
+        planned = run("plan", "b.yaml", "--state", other, "--format", "json")
+        assert planned.err == "" and planned.json["safety"]["elsewhere"] is None  # type: ignore[index]
+        assert run("apply", "b.yaml", "--yes", "--state", other).code == 0  # 10 of 21: not most
+
+
+def test_a_file_state_beside_an_empty_postgres_state_is_refused_until_migrated(run, write, api) -> None:
+    write("a.yaml", _team(30, resyncs=0))
+    assert run("apply", "a.yaml", "--yes").code == 0  # the default file state
+    with fresh_postgres_state("production") as pg:
+        said = (
+            "this state holds no accounts, but the file state '.reconciler/state.json' beside it holds 30 of the 30 "
+            "accounts to create: copy it here with reconciler state migrate --from '.reconciler/state.json' --to "
+            "this state"
+        )
+        assert run("plan", "a.yaml", "--state", pg).err == f"note: {said}\n"
+        sent = api.stats.requests
+        refused = run("apply", "a.yaml", "--yes", "--state", pg)
+        assert refused.code == 1 and refused.err == f"Error: {said}; --force applies to this state anyway\n"
+        assert api.stats.requests == sent
+        assert run("state", "migrate", "--from", ".reconciler/state.json", "--to", pg).code == 0
+        assert run("apply", "a.yaml", "--yes", "--state", pg).err.startswith("No changes.")
+    # The other way round: an empty file state elsewhere, the default one beside it.
+    refused = run("apply", "a.yaml", "--yes", "--state", "states/new.json")
+    assert refused.code == 1 and "the file state '.reconciler/state.json' beside it holds 30" in refused.err
+
+
+def test_the_resync_bound_keeps_a_lost_state_from_restarting_every_resync(run, write, api) -> None:
+    import jsonschema
+
+    write("a.yaml", _team(30, resyncs=12))
+    said = (
+        "too many resyncs from scratch: 100.00% is over 50.00% (12 of the 12 declared resyncs are of accounts "
+        "the state does not hold: a lost state would restart them all)"
+    )
+    planned = run("plan", "a.yaml", "--format", "json")
+    jsonschema.validate(planned.json, _plan_schema())
+    resync = planned.json["safety"]["bounds"][2]  # type: ignore[index]
+    assert resync == {
+        "action": "resync",
+        "count": 12,
+        "of": 12,
+        "applies": True,
+        "percent": 100.0,
+        "max_percent": 50.0,
+        "over": True,
+        "may_be_over": False,
+    }
+    text = run("plan", "a.yaml").out
+    assert (
+        f"apply would refuse this plan: {said}; apply --force applies it anyway, or --max-resync-percent"
+        in text
+    )
+    refused = run("apply", "a.yaml", "--yes")
+    assert refused.code == 1 and refused.err == f"Error: {said}; --force required\n"
+    assert api.stats.requests == 0
+    # A new fleet that means it says so once; then the state holds the resyncs.
+    options = ("--sync-poll-interval", "0")
+    assert run("apply", "a.yaml", "--yes", "--max-resync-percent", "100", *options).code == 0
+    synced = sum(api.stats.sync_calls.values())
+    # The state is lost (a file on a CI runner, say): nothing else holds the accounts, the bound refuses.
+    Path(".reconciler/state.json").unlink()
+    lost = run("apply", "a.yaml", "--yes", *options)
+    assert lost.code == 1 and "too many resyncs from scratch" in lost.err
+    assert sum(api.stats.sync_calls.values()) == synced
+
+
+def test_the_resync_bound_lets_small_and_growing_fleets_through(run, write, api) -> None:
+    options = ("--yes", "--sync-poll-interval", "0")
+    write("a.yaml", _team(30, resyncs=9))  # fewer than 10 resyncs from scratch: not weighed
+    planned = run("plan", "a.yaml", "--format", "json")
+    assert planned.json["safety"]["bounds"][2]["applies"] is False  # type: ignore[index]
+    assert run("apply", "a.yaml", *options).code == 0
+    grown = _team(30, resyncs=9) + _team(9, resyncs=9, prefix="new_").split("accounts:\n")[1]
+    write("a.yaml", grown)  # 9 new of 18 declared resyncs: 50%, not over
+    assert run("apply", "a.yaml", *options).code == 0
+    more = grown + _team(10, resyncs=10, prefix="more_").split("accounts:\n")[1]
+    write("a.yaml", more)  # 10 new of 28: 35.71%
+    assert run("apply", "a.yaml", *options).code == 0
+    most = more + _team(30, resyncs=30, prefix="most_").split("accounts:\n")[1]
+    write("a.yaml", most)  # 30 new of 58: 51.72%
+    refused = run("apply", "a.yaml", *options)
+    assert refused.code == 1 and "51.72% is over 50.00% (30 of the 58 declared resyncs" in refused.err
+
+
 # -- 7. the lock says what to do -------------------------------------------------------------------------------
 ADVICE = (
     "; wait for it with --lock-timeout SECONDS, or ask whoever runs that command; the lock ends with its "

@@ -91,7 +91,8 @@ def test_plan_header_and_apply_line_show_the_location_redacted(run, write, api, 
     write("a.yaml", fleet(2))
     planned = run("plan", "a.yaml", "--state", url, "--format", "markdown")
     assert planned.code == 0, planned.err
-    assert "postgresql://postgres:***@" in planned.out and DB_SECRET not in planned.out + planned.err
+    assert "against state PostgreSQL, workspace `test`" in planned.out  # a comment names no server or user
+    assert "postgresql://" not in planned.out and DB_SECRET not in planned.out + planned.err
     applied = run("apply", "a.yaml", "--yes", "--state", url)
     assert applied.code == 0, applied.err
     assert "; state postgresql://postgres:***@" in applied.err

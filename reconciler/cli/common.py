@@ -209,9 +209,19 @@ def write_github_outputs(outputs: dict[str, str]) -> None:
 
 
 def bound_options(command: Any) -> Any:
-    """`--max-update-percent` and `--max-forget-percent`: apply's safety bounds, which plan weighs too, so
-    that a reviewer sees a refusal before the merge."""
-    for action in ("forget", "update"):  # applied innermost first: --help lists update, then forget
+    """`--max-update-percent`, `--max-forget-percent` and `--max-resync-percent`: apply's safety bounds, which
+    plan weighs too, so that a reviewer sees a refusal before the merge."""
+    from reconciler.planning import DEFAULT_MAX_RESYNC_PERCENT
+
+    command = click.option(
+        "--max-resync-percent",
+        type=FiniteRange(0, 100),
+        default=DEFAULT_MAX_RESYNC_PERCENT,
+        show_default=True,
+        help="Refuse (without --force) when more than this share of the declared resyncs are of accounts the "
+        "state does not hold (10 or more of them): a lost state would restart them all.",
+    )(command)
+    for action in ("forget", "update"):  # applied innermost first: --help lists update, forget, resync
         command = click.option(
             f"--max-{action}-percent",
             type=FiniteRange(0, 100),

@@ -25,10 +25,10 @@ from reconciler.cli.common import (
 )
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
-from reconciler.planning import make_plan, weigh
+from reconciler.planning import elsewhere_refusal, make_plan, to_create, weigh
 from reconciler.render.escape import terminal
 from reconciler.secrets import fingerprint_key
-from reconciler.state import open_backend, resolve_state_location, sandbox_state_note
+from reconciler.state import look_elsewhere, open_backend, resolve_state_location, sandbox_state_note
 
 log = logs.get("plan")
 
@@ -103,6 +103,7 @@ def plan(
     sandbox: bool,
     max_update_percent: float,
     max_forget_percent: float,
+    max_resync_percent: float,
     targets: tuple[str, ...],
     selectors: tuple[tuple[str, str], ...],
 ) -> None:
@@ -135,7 +136,10 @@ def plan(
         recorded_ids=backend.account_ids if targeted else None,
     )
     existing = backend.count_accounts() if targeted else len(recorded.accounts)
-    safety = weigh(the_plan, existing, max_update_percent, max_forget_percent)
+    elsewhere = None if sandbox or existing else look_elsewhere(backend, to_create(the_plan))
+    if elsewhere is not None:
+        click.echo(f"note: {terminal(elsewhere_refusal(elsewhere))}", err=True)
+    safety = weigh(the_plan, existing, max_update_percent, max_forget_percent, max_resync_percent, elsewhere)
     if out_path:  # first: a plan file that cannot be written leaves nothing on stdout
         planfile.save(
             out_path,

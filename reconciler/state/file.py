@@ -105,6 +105,10 @@ class FileBackend:
     def count_accounts(self) -> int:
         return len(self.read().accounts)
 
+    def other_workspaces(self, account_ids: Iterable[str]) -> dict[str, int]:
+        """A file holds one state: there is no other workspace."""
+        return {}
+
     def _read_file(self) -> Recorded:
         try:
             raw = fsutil.read_no_follow(self.path)

@@ -271,6 +271,23 @@ class PostgresBackend:
             )
         return int(count)
 
+    def other_workspaces(self, account_ids: Iterable[str]) -> dict[str, int]:
+        """One `group by workspace` over the rows of `account_ids` in the other workspaces of this schema."""
+        wanted = [i for i in dict.fromkeys(account_ids) if _storable(i)]
+        if not wanted:
+            return {}
+        with self._reading() as connection, connection.transaction():
+            if not {"workspaces", "accounts"} <= self._present_tables(connection):
+                return {}
+            rows = connection.execute(
+                sql.SQL(
+                    "select workspace, count(*) from {} where workspace <> %s and account_id = any(%s) "
+                    "group by workspace"
+                ).format(self._table("accounts")),
+                (self.workspace, wanted),
+            ).fetchall()
+        return {workspace: int(count) for workspace, count in rows}
+
     def _identity(self, connection: psycopg.Connection[Any]) -> tuple[str, int, str] | None:
         """First in a transaction (it makes it repeatable read): the workspace's lineage, serial and salt, or None
         where nothing was ever written (absent tables included: reading creates nothing)."""
