@@ -33,8 +33,8 @@ from reconciler.install import extra_command
     multiple=True,
     metavar="SPEC",
     help="TYPE[:RATE][@ID,...][;retry_after=N][;route=patch|sync][;times=N][;unlisted][;echo]; TYPE is an API "
-    "error type (answered only on the routes whose reference page lists it, unless ;unlisted; ;echo quotes the "
-    "request in the error's detail), or hang, drop, "
+    "error type (answered only on the routes whose reference page lists it, unless marked ;unlisted, and with "
+    "the request quoted in the error's detail when marked ;echo), or hang, drop, "
     "garbage, html, truncated, huge, wrong_account or wrong_object.",
 )
 @click.option(
