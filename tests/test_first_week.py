@@ -307,6 +307,14 @@ def test_the_resync_bound_keeps_a_lost_state_from_restarting_every_resync(run, w
     assert sum(api.stats.sync_calls.values()) == synced
 
 
+def test_the_sandbox_weighs_no_resync_bound_unless_given_one(run, write) -> None:
+    write("a.yaml", _team(30, resyncs=12))
+    assert run("plan", "a.yaml", "--sandbox").out.count("refuse") == 0
+    assert run("apply", "a.yaml", "--sandbox", "--yes").code == 0
+    refused = run("apply", "a.yaml", "--sandbox", "--yes", "--state", "s.json", "--max-resync-percent", "50")
+    assert refused.code == 1 and "too many resyncs from scratch" in refused.err
+
+
 def test_the_resync_bound_lets_small_and_growing_fleets_through(run, write, api) -> None:
     options = ("--yes", "--sync-poll-interval", "0")
     write("a.yaml", _team(30, resyncs=9))  # fewer than 10 resyncs from scratch: not weighed

@@ -245,6 +245,8 @@ def apply(
     desired = load_or_exit(config, need_secrets=False)
     if sandbox and not given("sync_poll_interval"):
         sync_poll_interval = SANDBOX_POLL_INTERVAL
+    if sandbox and not given("max_resync_percent"):
+        max_resync_percent = 100.0  # the sandbox's accounts are not real: a resync costs them nothing
     location, explicit, named_by = _state_of_apply(state_location, sandbox, saved)
     backend = open_backend(
         location, explicit, "the saved plan's state" if explicit is False else "the default state"

@@ -15,6 +15,7 @@ from reconciler.cli.common import (
     bound_options,
     config_argument,
     format_option,
+    given,
     load_or_exit,
     render_plan,
     select_option,
@@ -136,6 +137,8 @@ def plan(
         recorded_ids=backend.account_ids if targeted else None,
     )
     existing = backend.count_accounts() if targeted else len(recorded.accounts)
+    if sandbox and not given("max_resync_percent"):
+        max_resync_percent = 100.0  # as apply --sandbox weighs it
     elsewhere = None if sandbox or existing else look_elsewhere(backend, to_create(the_plan))
     if elsewhere is not None:
         click.echo(f"note: {terminal(elsewhere_refusal(elsewhere))}", err=True)
