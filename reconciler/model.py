@@ -259,7 +259,6 @@ class Plan(Compared):
         "files",
         "warnings",
         "unset_variables",
-        "resyncs_declared",
     )
     _hidden = frozenset(("digest_of_desired",))
 
@@ -274,7 +273,6 @@ class Plan(Compared):
         files: tuple[str, ...] = (),
         warnings: tuple[str, ...] = (),
         unset_variables: tuple[str, ...] = (),
-        resyncs_declared: int = 0,
     ) -> None:
         if unset_variables:
             self.changes = [change for change in changes if not secret_only(change)]
@@ -293,9 +291,12 @@ class Plan(Compared):
         #: Variables unset while planning that the changes depend on: their values show as not known, and such
         #: a plan cannot be applied.
         self.unset_variables = unset_variables
-        #: Accounts planned (chosen, in the shard) that declare a resync, due or done: what the resync bound weighs
-        #: the resyncs of accounts the state does not hold against.
-        self.resyncs_declared = resyncs_declared
+
+    @property
+    def declared(self) -> int:
+        """The declared accounts the plan weighed (chosen, in the shard): those unchanged and those to act on but
+        forget. What the resync bound weighs resyncs from scratch against."""
+        return self.unchanged + sum(1 for change in self.all_changes if change.action != "forget")
 
     @property
     def fresh_resyncs(self) -> int:

@@ -62,7 +62,6 @@ class SavedSafety(TypedDict):
     max_update_percent: float
     max_forget_percent: float
     max_resync_percent: NotRequired[float]
-    resyncs_declared: NotRequired[int]
     elsewhere: NotRequired[dict[str, Any] | None]
 
 
@@ -162,7 +161,6 @@ def save(
         }
         if "resync" in checks:
             document["safety"]["max_resync_percent"] = checks["resync"]
-            document["safety"]["resyncs_declared"] = plan.resyncs_declared
     # A new temporary (unique name, O_EXCL | O_NOFOLLOW) renamed over the target: never written through a link.
     try:
         fsutil.replace_atomically(Path(path), json.dumps(document).encode(), 0o600)
@@ -217,7 +215,6 @@ class SavedPlan:
             digest_of_desired=lambda: document["desired_digest"],
             warnings=tuple(document["warnings"]),
             unset_variables=tuple(document["unset_variables"]),
-            resyncs_declared=document.get("safety", {}).get("resyncs_declared", 0),
         )
 
     @property

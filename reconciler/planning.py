@@ -27,10 +27,10 @@ from reconciler.secrets import fingerprinted, keyed_salt, masked, unresolved_nam
 MIN_EXISTING_RECORDS = 10
 #: Below this many resyncs of accounts the state does not hold, the resync bound does not apply.
 MIN_FRESH_RESYNCS = 10
-#: The resync bound's default: resyncs of accounts the state does not hold, in percent of the declared resyncs.
-#: A lost state scores 100%; a fleet that grows passes until its new accounts that declare a resync outnumber
-#: the recorded ones that do (docs/apply.md, "Safety bounds").
-DEFAULT_MAX_RESYNC_PERCENT = 50.0
+#: The resync bound's default: resyncs of accounts the state does not hold, in percent of the declared accounts
+#: planned. As the update and forget bounds: more than 30% of the fleet at once asks for `--force`, or a bound
+#: given; a new fleet seldom asks a resync of so many (docs/apply.md, "Safety bounds").
+DEFAULT_MAX_RESYNC_PERCENT = 30.0
 
 
 def select_accounts(
@@ -202,7 +202,6 @@ def make_plan(
         chosen = {account_id for account_id in chosen if shard_of(account_id, shard[1]) == shard[0]}
     changes: list[Change] = []
     unchanged = 0
-    resyncs_declared = 0
     unset: set[str] = set()
     specs, records, some_unset = desired.accounts, recorded.accounts, bool(desired.unset_variables)
     for account_id in sorted(chosen):
@@ -249,10 +248,7 @@ def make_plan(
                 action = "update"
             else:
                 action = "none"
-        resync = False
-        if spec.resync:
-            resyncs_declared += 1
-            resync = spec.resync.generation > recorded_generation
+        resync = bool(spec.resync and spec.resync.generation > recorded_generation)
         if action == "none" and not resync:
             unchanged += 1
             continue
@@ -273,7 +269,6 @@ def make_plan(
         files=tuple(desired.files),
         warnings=tuple(str(warning) for warning in desired.warnings),
         unset_variables=tuple(sorted(unset)),
-        resyncs_declared=resyncs_declared,
     )
 
 
@@ -289,8 +284,8 @@ def weigh(
     without `--force`, and what `plan` says it would. Updates that depend only on secrets not known here are
     weighed apart: they may or may not be changes.
 
-    The resync bound weighs the resyncs of accounts the state holds nothing for against the declared resyncs
-    (`max_resync_percent` None: not known, a saved plan of an earlier version). `elsewhere`: another state holds
+    The resync bound weighs the resyncs of accounts the state holds nothing for against the declared accounts
+    planned (`max_resync_percent` None: not known, a saved plan of an earlier version). `elsewhere`: another state holds
     most of the accounts to create (`state.look_elsewhere`), which apply refuses too."""
     uncertain = len(plan.secret_only)
     applies = existing >= MIN_EXISTING_RECORDS
@@ -304,7 +299,7 @@ def weigh(
             BoundCheck(
                 "resync",
                 fresh,
-                plan.resyncs_declared,
+                plan.declared,
                 max_resync_percent,
                 applies=fresh >= MIN_FRESH_RESYNCS,
             )
@@ -326,8 +321,8 @@ def refusal(check: BoundCheck) -> str:
     if check.action == "resync":
         return (
             f"too many resyncs from scratch: {check.percent:.2f}% is over {check.bound:.2f}% ({check.count} of "
-            f"the {check.existing} declared resyncs are of accounts the state does not hold: a lost state would "
-            "restart them all)"
+            f"the {check.existing} accounts would start a resync the state has no record of; a lost state "
+            "restarts them all)"
         )
     return (
         f"too many {check.action}s: {check.percent:.2f}% is over {check.bound:.2f}% "

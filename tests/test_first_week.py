@@ -272,8 +272,8 @@ def test_the_resync_bound_keeps_a_lost_state_from_restarting_every_resync(run, w
 
     write("a.yaml", _team(30, resyncs=12))
     said = (
-        "too many resyncs from scratch: 100.00% is over 50.00% (12 of the 12 declared resyncs are of accounts "
-        "the state does not hold: a lost state would restart them all)"
+        "too many resyncs from scratch: 40.00% is over 30.00% (12 of the 30 accounts would start a resync the "
+        "state has no record of; a lost state restarts them all)"
     )
     planned = run("plan", "a.yaml", "--format", "json")
     jsonschema.validate(planned.json, _plan_schema())
@@ -281,10 +281,10 @@ def test_the_resync_bound_keeps_a_lost_state_from_restarting_every_resync(run, w
     assert resync == {
         "action": "resync",
         "count": 12,
-        "of": 12,
+        "of": 30,
         "applies": True,
-        "percent": 100.0,
-        "max_percent": 50.0,
+        "percent": 40.0,
+        "max_percent": 30.0,
         "over": True,
         "may_be_over": False,
     }
@@ -300,10 +300,11 @@ def test_the_resync_bound_keeps_a_lost_state_from_restarting_every_resync(run, w
     options = ("--sync-poll-interval", "0")
     assert run("apply", "a.yaml", "--yes", "--max-resync-percent", "100", *options).code == 0
     synced = sum(api.stats.sync_calls.values())
+    assert run("plan", "a.yaml").out.startswith("No changes.")
     # The state is lost (a file on a CI runner, say): nothing else holds the accounts, the bound refuses.
     Path(".reconciler/state.json").unlink()
     lost = run("apply", "a.yaml", "--yes", *options)
-    assert lost.code == 1 and "too many resyncs from scratch" in lost.err
+    assert lost.code == 1 and lost.err == f"Error: {said}; --force required\n"
     assert sum(api.stats.sync_calls.values()) == synced
 
 
@@ -311,26 +312,28 @@ def test_the_sandbox_weighs_no_resync_bound_unless_given_one(run, write) -> None
     write("a.yaml", _team(30, resyncs=12))
     assert run("plan", "a.yaml", "--sandbox").out.count("refuse") == 0
     assert run("apply", "a.yaml", "--sandbox", "--yes").code == 0
-    refused = run("apply", "a.yaml", "--sandbox", "--yes", "--state", "s.json", "--max-resync-percent", "50")
+    refused = run("apply", "a.yaml", "--sandbox", "--yes", "--state", "s.json", "--max-resync-percent", "30")
     assert refused.code == 1 and "too many resyncs from scratch" in refused.err
 
 
-def test_the_resync_bound_lets_small_and_growing_fleets_through(run, write, api) -> None:
+def _more(config: str, count: int, resyncs: int, prefix: str) -> str:
+    return config + _team(count, resyncs, prefix).split("accounts:\n")[1]
+
+
+def test_the_resync_bound_lets_new_and_growing_fleets_through(run, write, api) -> None:
     options = ("--yes", "--sync-poll-interval", "0")
-    write("a.yaml", _team(30, resyncs=9))  # fewer than 10 resyncs from scratch: not weighed
-    planned = run("plan", "a.yaml", "--format", "json")
-    assert planned.json["safety"]["bounds"][2]["applies"] is False  # type: ignore[index]
+    write("a.yaml", _team(20, resyncs=9))  # fewer than 10 resyncs from scratch: not weighed
+    assert run("plan", "a.yaml", "--format", "json").json["safety"]["bounds"][2]["applies"] is False  # type: ignore[index]
+    write("a.yaml", _team(40, resyncs=12))  # a new fleet: 12 of 40 accounts ask for a resync, 30%
+    bound = run("plan", "a.yaml", "--format", "json").json["safety"]["bounds"][2]  # type: ignore[index]
+    assert (bound["applies"], bound["percent"], bound["over"]) == (True, 30.0, False)
     assert run("apply", "a.yaml", *options).code == 0
-    grown = _team(30, resyncs=9) + _team(9, resyncs=9, prefix="new_").split("accounts:\n")[1]
-    write("a.yaml", grown)  # 9 new of 18 declared resyncs: 50%, not over
+    grown = _more(_team(40, resyncs=12), 15, 15, "new_")  # 15 new accounts, each with a resync: 15 of 55
+    write("a.yaml", grown)
     assert run("apply", "a.yaml", *options).code == 0
-    more = grown + _team(10, resyncs=10, prefix="more_").split("accounts:\n")[1]
-    write("a.yaml", more)  # 10 new of 28: 35.71%
-    assert run("apply", "a.yaml", *options).code == 0
-    most = more + _team(30, resyncs=30, prefix="most_").split("accounts:\n")[1]
-    write("a.yaml", most)  # 30 new of 58: 51.72%
+    write("a.yaml", _more(grown, 30, 30, "more_"))  # 30 of 85
     refused = run("apply", "a.yaml", *options)
-    assert refused.code == 1 and "51.72% is over 50.00% (30 of the 58 declared resyncs" in refused.err
+    assert refused.code == 1 and "35.29% is over 30.00% (30 of the 85 accounts would start" in refused.err
 
 
 # -- 7. the lock says what to do -------------------------------------------------------------------------------

@@ -204,7 +204,7 @@ def _safety_lines() -> Iterator[str]:
     ]
     changes += [Change(f"f{i}", "forget", False, ("country",), {"country": "DE"}, None) for i in range(8)]
     changes += [Change(f"r{i}", "create", True, ("country",), None, {"country": "US"}, 2) for i in range(12)]
-    plan = Plan(changes, 0, "lineage", 1, "c", lambda: "d", resyncs_declared=12)
+    plan = Plan(changes, 10, "lineage", 1, "c", lambda: "d")
     for elsewhere in (
         Elsewhere("workspace", "production", 30, 30),
         Elsewhere("file", ".reconciler/state.json", 3, 4),

@@ -213,10 +213,10 @@ def test_plan_says_when_apply_would_refuse_it_in_every_format(run, write, api, m
             {
                 "action": "resync",
                 "count": 0,
-                "of": 0,
+                "of": 19,
                 "applies": False,
                 "percent": 0.0,
-                "max_percent": 50.0,
+                "max_percent": 30.0,
                 "over": False,
                 "may_be_over": False,
             },

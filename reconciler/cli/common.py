@@ -218,8 +218,8 @@ def bound_options(command: Any) -> Any:
         type=FiniteRange(0, 100),
         default=DEFAULT_MAX_RESYNC_PERCENT,
         show_default=True,
-        help="Refuse (without --force) when more than this share of the declared resyncs are of accounts the "
-        "state does not hold (10 or more of them): a lost state would restart them all.",
+        help="Refuse (without --force) to start resyncs from scratch (of accounts the state does not hold, 10 or "
+        "more) for more than this share of the declared accounts: a lost state would restart them all.",
     )(command)
     for action in ("forget", "update"):  # applied innermost first: --help lists update, forget, resync
         command = click.option(
