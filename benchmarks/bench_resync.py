@@ -44,6 +44,8 @@ def bench(count: int, polls: int, latency_ms: float, concurrency: int, interval:
                     str(concurrency),
                     "--sync-poll-interval",
                     str(interval),
+                    "--max-resync-percent",  # a new fleet that asks every account for a resync, on purpose
+                    "100",
                 ),
                 env=env,
                 check=True,

@@ -117,8 +117,20 @@ class StateError(ReconcilerError):
     """The recorded state cannot be read, written or trusted."""
 
 
+#: What to do about a held lock, the same words whichever backend holds it.
+LOCK_ADVICE = (
+    "wait for it with --lock-timeout SECONDS, or ask whoever runs that command; the lock ends with its process, "
+    "so there is nothing to remove"
+)
+
+
 class LockHeld(StateError):
     """Another process holds the state lock."""
+
+    @classmethod
+    def by(cls, state: str, holder: str) -> LockHeld:
+        """The refusal of every backend: which state, who holds it and since when, and what to do."""
+        return cls(f"the state {state} is locked by {holder}; {LOCK_ADVICE}")
 
 
 class StalePlan(ReconcilerError):

@@ -293,6 +293,22 @@ class Plan(Compared):
         self.unset_variables = unset_variables
 
     @property
+    def declared(self) -> int:
+        """The declared accounts the plan weighed (chosen, in the shard): those unchanged and those to act on but
+        forget. What the resync bound weighs resyncs from scratch against."""
+        return self.unchanged + sum(1 for change in self.all_changes if change.action != "forget")
+
+    @property
+    def fresh_resyncs(self) -> int:
+        """Resyncs this plan would start on accounts the state holds nothing for (no settings, no resync done):
+        accounts to create, or resync-only ones never resynced. A lost state restarts every declared resync."""
+        return sum(
+            1
+            for change in self.changes
+            if change.resync and change.before is None and change.recorded_generation == 0
+        )
+
+    @property
     def desired_digest(self) -> str:
         """A digest of everything apply would send (planning.desired_digest)."""
         return self.digest_of_desired()
@@ -353,18 +369,31 @@ def unknown_names_of(change: Change) -> tuple[str, ...]:
 
 
 class BoundCheck(Plain):
-    """One safety bound weighed against a plan: `count` of the `existing` recorded accounts to `action`."""
+    """One safety bound weighed against a plan: `count` of `existing` to `action`.
 
-    __slots__ = ("action", "count", "existing", "bound", "uncertain")
+    update, forget: of the recorded accounts; resync: resyncs of accounts the state holds nothing for, of the
+    accounts that declare a resync. `applies`: whether the bound is weighed at all (enough recorded accounts,
+    enough resyncs)."""
 
-    def __init__(self, action: str, count: int, existing: int, bound: float, uncertain: int = 0) -> None:
+    __slots__ = ("action", "count", "existing", "bound", "uncertain", "applies")
+
+    def __init__(
+        self,
+        action: str,
+        count: int,
+        existing: int,
+        bound: float,
+        uncertain: int = 0,
+        applies: bool = True,
+    ) -> None:
         self.action = action
         self.count = count
         self.existing = existing
-        #: The largest share allowed, in percent (`--max-update-percent`, `--max-forget-percent`).
+        #: The largest share allowed, in percent (`--max-update-percent`, `--max-forget-percent`, ...).
         self.bound = bound
         #: Changes of this action that depend only on secrets not known here: they may or may not count.
         self.uncertain = uncertain
+        self.applies = applies
 
     @property
     def percent(self) -> float:
@@ -387,6 +416,8 @@ class BoundCheck(Plain):
         return {
             "action": self.action,
             "count": self.count,
+            "of": self.existing,
+            "applies": self.applies,
             "percent": round(self.percent, 2),
             "max_percent": self.bound,
             "over": self.over,
@@ -394,18 +425,48 @@ class BoundCheck(Plain):
         }
 
 
+class Elsewhere(Plain):
+    """Another state that holds most of the accounts a plan against an empty state would create: a workspace of
+    the same PostgreSQL schema (a mistyped `workspace=`), or the file state in the working directory beside a
+    PostgreSQL (or another file) state. `name` is the workspace, or the file's path."""
+
+    __slots__ = ("kind", "name", "holds", "of")
+
+    def __init__(self, kind: Literal["workspace", "file"], name: str, holds: int, of: int) -> None:
+        self.kind = kind
+        self.name = name
+        #: How many of the `of` accounts to create it holds.
+        self.holds = holds
+        self.of = of
+
+    def to_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "name": self.name, "holds": self.holds, "of": self.of}
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> Elsewhere:
+        return cls(document["kind"], document["name"], document["holds"], document["of"])
+
+
 class Safety(Plain):
     """What the safety bounds make of a plan: whether apply would refuse it without `--force`.
 
-    The bounds weigh only a state of `minimum` recorded accounts or more (`applies`); below it every plan
-    passes."""
+    The update and forget bounds weigh only a state of `minimum` recorded accounts or more (`applies`); below it
+    they pass. The resync bound has a threshold of its own (`BoundCheck.applies`). `elsewhere`: the state holds
+    nothing, and another state holds most of the accounts to create."""
 
-    __slots__ = ("existing", "minimum", "checks")
+    __slots__ = ("existing", "minimum", "checks", "elsewhere")
 
-    def __init__(self, existing: int, minimum: int, checks: tuple[BoundCheck, ...]) -> None:
+    def __init__(
+        self,
+        existing: int,
+        minimum: int,
+        checks: tuple[BoundCheck, ...],
+        elsewhere: Elsewhere | None = None,
+    ) -> None:
         self.existing = existing
         self.minimum = minimum
         self.checks = checks
+        self.elsewhere = elsewhere
 
     @property
     def applies(self) -> bool:
@@ -414,20 +475,26 @@ class Safety(Plain):
     @property
     def refused(self) -> list[BoundCheck]:
         """The bounds the plan goes over: apply refuses it without `--force` when there is any."""
-        return [check for check in self.checks if self.applies and check.over]
+        return [check for check in self.checks if check.applies and check.over]
 
     @property
     def doubtful(self) -> list[BoundCheck]:
         """The bounds the plan may go over, depending on secrets not known here."""
-        return [check for check in self.checks if self.applies and check.may_be_over]
+        return [check for check in self.checks if check.applies and check.may_be_over]
+
+    @property
+    def refuses(self) -> bool:
+        """Whether apply refuses the plan without `--force`: a bound passed, or another state holds it."""
+        return bool(self.refused) or self.elsewhere is not None
 
     def to_json(self) -> dict[str, object]:
         return {
             "recorded": self.existing,
             "applies": self.applies,
-            "refused": bool(self.refused),
+            "refused": self.refuses,
             "override": "--force",
             "bounds": [check.to_json() for check in self.checks],
+            "elsewhere": None if self.elsewhere is None else self.elsewhere.to_json(),
         }
 
 

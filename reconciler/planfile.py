@@ -21,11 +21,11 @@ import secrets as random_tokens
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import Any, NotRequired, TypedDict, cast
 
 from reconciler import fsutil, planfile_check
 from reconciler.errors import ReconcilerError, StalePlan, WrongState, brief
-from reconciler.model import Change, Desired, Plan, Recorded, Safety
+from reconciler.model import Change, Desired, Elsewhere, Plan, Recorded, Safety
 from reconciler.planning import weigh
 from reconciler.secrets import keyed_salt, masked, secrets_digest
 from reconciler.state import SANDBOX_STATE
@@ -56,11 +56,14 @@ class SavedSecrets(TypedDict):
 
 
 class SavedSafety(TypedDict):
-    """What apply's safety bounds were weighed with when the plan was made (`planning.weigh`)."""
+    """What apply's safety bounds were weighed with when the plan was made (`planning.weigh`). The resync bound
+    and `elsewhere` are absent from plans saved by earlier versions."""
 
     recorded: int
     max_update_percent: float
     max_forget_percent: float
+    max_resync_percent: NotRequired[float]
+    elsewhere: NotRequired[dict[str, Any] | None]
 
 
 class SavedPlanDocument(TypedDict, total=False):
@@ -155,7 +158,10 @@ def save(
             "recorded": safety.existing,
             "max_update_percent": checks["update"],
             "max_forget_percent": checks["forget"],
+            "elsewhere": None if safety.elsewhere is None else safety.elsewhere.to_json(),
         }
+        if "resync" in checks:
+            document["safety"]["max_resync_percent"] = checks["resync"]
     # A new temporary (unique name, O_EXCL | O_NOFOLLOW) renamed over the target: never written through a link.
     try:
         fsutil.replace_atomically(Path(path), json.dumps(document).encode(), 0o600)
@@ -268,7 +274,15 @@ class SavedPlan:
         saved = self.document.get("safety")
         if saved is None:
             return None
-        return weigh(self.plan, saved["recorded"], saved["max_update_percent"], saved["max_forget_percent"])
+        elsewhere = saved.get("elsewhere")
+        return weigh(
+            self.plan,
+            saved["recorded"],
+            saved["max_update_percent"],
+            saved["max_forget_percent"],
+            saved.get("max_resync_percent"),
+            None if elsewhere is None else Elsewhere.from_json(elsewhere),
+        )
 
     def check_complete(self) -> None:
         """Refuse a plan made while variables it depends on were unset: it cannot say what apply would send."""

@@ -15,6 +15,7 @@ from reconciler.model import (
     BoundCheck,
     Change,
     Desired,
+    Elsewhere,
     Plan,
     Recorded,
     Safety,
@@ -24,6 +25,12 @@ from reconciler.secrets import fingerprinted, keyed_salt, masked, unresolved_nam
 
 #: Below this many recorded accounts the safety bounds do not apply (as octoDNS's MIN_EXISTING_RECORDS).
 MIN_EXISTING_RECORDS = 10
+#: Below this many resyncs of accounts the state does not hold, the resync bound does not apply.
+MIN_FRESH_RESYNCS = 10
+#: The resync bound's default: resyncs of accounts the state does not hold, in percent of the declared accounts
+#: planned. As the update and forget bounds: more than 30% of the fleet at once asks for `--force`, or a bound
+#: given; a new fleet seldom asks a resync of so many (docs/apply.md, "Safety bounds").
+DEFAULT_MAX_RESYNC_PERCENT = 30.0
 
 
 def select_accounts(
@@ -54,7 +61,51 @@ def select_accounts(
             if spec is None or any(spec.labels.get(key) != value for key, value in selectors):
                 continue
         chosen.add(account_id)
+    if selectors and not chosen:
+        raise UsageError(unmatched_selection(selectors, specs, bool(targets)))
     return chosen
+
+
+#: Declared labels named in the refusal of a `--select` that matches nothing; the rest are counted.
+MAX_LABELS_SHOWN = 10
+
+
+def unmatched_selection(
+    selectors: list[tuple[str, str]], specs: Mapping[str, AccountSpec], targeted: bool = False
+) -> str:
+    """Why `--select` chose nothing, naming the declared labels (`KEY=VALUE`), the closest to the first selector
+    that matches nothing first: a typo (`team=emae`) is an error, not a silent "No changes" in CI."""
+    import difflib
+
+    said = " ".join(f"--select {key}={value}" for key, value in selectors)
+    matches = "matches" if len(selectors) == 1 else "match"
+    counts: dict[tuple[str, str], int] = {}
+    for spec in specs.values():
+        for pair in spec.labels.items():
+            counts[pair] = counts.get(pair, 0) + 1
+    alone = [pair for pair in selectors if pair not in counts]
+    if not alone:  # each matches some declared account
+        if targeted:
+            return f"{said} {matches} none of the accounts that --target names"
+        return f"{said} match no declared account together (each alone matches some)"
+    if not counts:
+        return f"{said} {matches} no declared account: no declared account has labels"
+    key, value = alone[0]
+    wanted = f"{key}={value}"
+
+    def closeness(pair: tuple[str, str]) -> tuple[float, float, str, str]:
+        return (
+            -difflib.SequenceMatcher(None, wanted, f"{pair[0]}={pair[1]}").ratio(),
+            -float(pair[0] == key),
+            *pair,
+        )
+
+    ordered = sorted(counts, key=closeness)
+    shown = ", ".join(f"{k}={v} ({counts[(k, v)]})" for k, v in ordered[:MAX_LABELS_SHOWN])
+    more = f" and {len(ordered) - MAX_LABELS_SHOWN} more" if len(ordered) > MAX_LABELS_SHOWN else ""
+    return (
+        f"{said} {matches} no declared account; declared labels (accounts), the closest first: {shown}{more}"
+    )
 
 
 def check_targets(
@@ -222,33 +273,86 @@ def make_plan(
 
 
 def weigh(
-    plan: Plan, existing: int, max_update_percent: float = 30.0, max_forget_percent: float = 30.0
+    plan: Plan,
+    existing: int,
+    max_update_percent: float = 30.0,
+    max_forget_percent: float = 30.0,
+    max_resync_percent: float | None = DEFAULT_MAX_RESYNC_PERCENT,
+    elsewhere: Elsewhere | None = None,
 ) -> Safety:
     """The safety bounds against `plan`, for a state of `existing` recorded accounts: what `apply` refuses
     without `--force`, and what `plan` says it would. Updates that depend only on secrets not known here are
-    weighed apart: they may or may not be changes."""
+    weighed apart: they may or may not be changes.
+
+    The resync bound weighs the resyncs of accounts the state holds nothing for against the declared accounts
+    planned (`max_resync_percent` None: not known, a saved plan of an earlier version). `elsewhere`: another state holds
+    most of the accounts to create (`state.look_elsewhere`), which apply refuses too."""
     uncertain = len(plan.secret_only)
-    return Safety(
-        existing,
-        MIN_EXISTING_RECORDS,
-        (
-            BoundCheck("update", plan.count("update"), existing, max_update_percent, uncertain),
-            BoundCheck("forget", plan.count("forget"), existing, max_forget_percent),
-        ),
-    )
+    applies = existing >= MIN_EXISTING_RECORDS
+    checks = [
+        BoundCheck("update", plan.count("update"), existing, max_update_percent, uncertain, applies),
+        BoundCheck("forget", plan.count("forget"), existing, max_forget_percent, applies=applies),
+    ]
+    if max_resync_percent is not None:
+        fresh = plan.fresh_resyncs
+        checks.append(
+            BoundCheck(
+                "resync",
+                fresh,
+                plan.declared,
+                max_resync_percent,
+                applies=fresh >= MIN_FRESH_RESYNCS,
+            )
+        )
+    return Safety(existing, MIN_EXISTING_RECORDS, tuple(checks), elsewhere)
+
+
+def to_create(plan: Plan) -> list[str]:
+    """The accounts the plan acts on that the state holds nothing for: what another state may hold."""
+    return [
+        change.account_id
+        for change in plan.changes
+        if change.action == "create" or (change.before is None and change.recorded_generation == 0)
+    ]
 
 
 def refusal(check: BoundCheck) -> str:
     """Why the bound of `check` refuses a plan, with the numbers: the one line `apply` and `plan` both say."""
+    if check.action == "resync":
+        return (
+            f"too many resyncs from scratch: {check.percent:.2f}% is over {check.bound:.2f}% ({check.count} of "
+            f"the {check.existing} accounts would start a resync the state has no record of; a lost state "
+            "restarts them all)"
+        )
     return (
         f"too many {check.action}s: {check.percent:.2f}% is over {check.bound:.2f}% "
         f"({check.count}/{check.existing})"
     )
 
 
-def raise_if_unsafe(plan: Plan, existing: int, max_update_percent: float, max_forget_percent: float) -> None:
-    """Refuse a plan that updates or forgets too large a share of a state of `existing` (10 or more) recorded
-    accounts."""
-    refused = weigh(plan, existing, max_update_percent, max_forget_percent).refused
+def elsewhere_refusal(elsewhere: Elsewhere, quote: Callable[[str], str] = repr) -> str:
+    """Why apply refuses a plan against an empty state when another holds its accounts: the one line `apply`
+    and `plan` both say. `quote` writes the workspace or path (from a database: outside text) for the medium."""
+    if elsewhere.kind == "workspace":
+        where = f"workspace {quote(elsewhere.name)} of the same schema"
+        use = (
+            "if the workspace is mistyped, use that one; if the state moved, copy it here with "
+            "reconciler state migrate"
+        )
+    else:
+        where = f"the file state {quote(elsewhere.name)} beside it"
+        use = f"copy it here with reconciler state migrate --from {quote(elsewhere.name)} --to this state"
+    return (
+        f"this state holds no accounts, but {where} holds {elsewhere.holds} of the {elsewhere.of} accounts to "
+        f"create: {use}"
+    )
+
+
+def raise_if_unsafe(safety: Safety) -> None:
+    """Refuse a plan that another state holds, or that passes a bound: updates or forgets of too large a share of
+    a state of 10 or more recorded accounts, or too many resyncs of accounts the state does not hold."""
+    if safety.elsewhere is not None:
+        raise UnsafePlan(f"{elsewhere_refusal(safety.elsewhere)}; --force applies to this state anyway")
+    refused = safety.refused
     if refused:
         raise UnsafePlan(f"{refusal(refused[0])}; --force required")

@@ -21,9 +21,16 @@ from reconciler.applying import ApplyOptions, Engine, Progress
 from reconciler.errors import ReconcilerError, StateError, UsageError
 from reconciler.model import Desired, PaceSummary, Plan, Recorded, Result, no_requests
 from reconciler.plain import Plain
-from reconciler.planning import make_plan, raise_if_unsafe, shard_of
+from reconciler.planning import (
+    DEFAULT_MAX_RESYNC_PERCENT,
+    make_plan,
+    raise_if_unsafe,
+    shard_of,
+    to_create,
+    weigh,
+)
 from reconciler.secrets import redact, unset_message
-from reconciler.state import Backend, Journal
+from reconciler.state import Backend, Journal, look_elsewhere
 from reconciler.state import events as recording
 
 if TYPE_CHECKING:
@@ -49,6 +56,8 @@ class ApplyRequest(Plain):
         "force",
         "max_update_percent",
         "max_forget_percent",
+        "max_resync_percent",
+        "look_elsewhere",
         "lock_timeout",
         "ca_bundle",
         "fingerprint_key",
@@ -71,6 +80,8 @@ class ApplyRequest(Plain):
         force: bool = False,
         max_update_percent: float = 30.0,
         max_forget_percent: float = 30.0,
+        max_resync_percent: float = DEFAULT_MAX_RESYNC_PERCENT,
+        look_elsewhere: bool = True,
         lock_timeout: float = 0.0,
         ca_bundle: str | None = None,
         fingerprint_key: str | None = None,
@@ -89,6 +100,9 @@ class ApplyRequest(Plain):
         self.force = force
         self.max_update_percent = max_update_percent
         self.max_forget_percent = max_forget_percent
+        self.max_resync_percent = max_resync_percent
+        #: Whether an empty state is refused when another state holds the accounts (not for the sandbox's).
+        self.look_elsewhere = look_elsewhere
         self.lock_timeout = lock_timeout
         self.ca_bundle = ca_bundle
         #: Mixed into the state's salt for fingerprints (`RECONCILER_FINGERPRINT_KEY`); None: the salt alone.
@@ -146,6 +160,11 @@ def _recorded_count(backend: Backend, before: Recorded, request: ApplyRequest, t
     if shard is None:
         return backend.count_accounts()
     return sum(1 for account_id in backend.account_ids() if shard_of(account_id, shard[1]) == shard[0])
+
+
+def _holds_nothing(backend: Backend, before: Recorded, targeted: bool) -> bool:
+    """Whether the state holds no account at all (`before` holds only the targets' records when `targeted`)."""
+    return backend.count_accounts() == 0 if targeted else not before.accounts
 
 
 async def _strip_stored_messages(
@@ -252,7 +271,19 @@ def apply_run(
             return ApplyOutcome(plan=plan, pace=no_requests(request.options.adaptive))
         if not request.force:
             existing = _recorded_count(backend, before, request, targeted)
-            raise_if_unsafe(plan, existing, request.max_update_percent, request.max_forget_percent)
+            elsewhere = None
+            if request.look_elsewhere and _holds_nothing(backend, before, targeted):
+                elsewhere = look_elsewhere(backend, to_create(plan))
+            raise_if_unsafe(
+                weigh(
+                    plan,
+                    existing,
+                    request.max_update_percent,
+                    request.max_forget_percent,
+                    request.max_resync_percent,
+                    elsewhere,
+                )
+            )
         if confirm is not None:
             confirm(plan)
         if not before.exists:

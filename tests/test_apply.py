@@ -90,7 +90,7 @@ def test_network_errors_stop_early(workdir, write, server) -> None:
     outcomes = [r.outcome for r in engine.results]
     assert 1 <= outcomes.count("failed") <= 5 and outcomes.count("skipped") == 30 - outcomes.count("failed")
     assert {r.error_type for r in engine.results if r.outcome == "failed"} == {"network_error"}
-    assert "is the API up and --api-url right?" in (engine.stop_reason or "")
+    assert "check that the API is up and that --api-url is right" in (engine.stop_reason or "")
     assert all(record.settings is None for record in backend.read().accounts.values())
 
 

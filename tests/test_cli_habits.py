@@ -125,7 +125,8 @@ def test_an_unsupported_state_location_names_what_is_supported(run, write) -> No
     result = run("plan", "a.yaml", "--state", "s3://bucket/state.json")
     assert result.code == 1
     assert (
-        "unsupported state location 's3'://: use a path, a file:// URL or a postgresql:// URL" in result.err
+        "unsupported state location s3://bucket/state.json: use a path, a file:// URL or a postgresql:// URL"
+        in result.err
     )
 
 

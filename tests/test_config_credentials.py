@@ -18,7 +18,7 @@ from tests.helpers import SENTINEL_KEY, assert_no_secrets
 
 POSITIONED = re.compile(r"^a\.yaml:\d+:\d+: ", re.MULTILINE)
 #: What the refused variables hold in these tests: none of it may show anywhere.
-PLANTED = "planted-CREDENTIAL-93c1e7"
+PLANTED = "planted-VALUE-93c1e7"
 
 #: (variable, where it is used, the value's line, column): one of each refused prefix, in each proxy key.
 REFUSED = [

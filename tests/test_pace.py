@@ -291,7 +291,7 @@ def test_the_breaker_opens_on_distinct_accounts_with_no_success_between() -> Non
     assert policy.probe_failed() and PROBES == 3
     assert policy.reason == (
         "the last 3 requests (3 accounts) all failed with errors/invalid_credentials, and 3 probes after them: "
-        "is POSTPRESS_API_KEY right?"
+        "check POSTPRESS_API_KEY"
     )
 
 

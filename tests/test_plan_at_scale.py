@@ -193,6 +193,8 @@ def test_plan_says_when_apply_would_refuse_it_in_every_format(run, write, api, m
             {
                 "action": "update",
                 "count": 8,
+                "of": 20,
+                "applies": True,
                 "percent": 40.0,
                 "max_percent": 30.0,
                 "over": True,
@@ -201,12 +203,25 @@ def test_plan_says_when_apply_would_refuse_it_in_every_format(run, write, api, m
             {
                 "action": "forget",
                 "count": 1,
+                "of": 20,
+                "applies": True,
                 "percent": 5.0,
                 "max_percent": 30.0,
                 "over": False,
                 "may_be_over": False,
             },
+            {
+                "action": "resync",
+                "count": 0,
+                "of": 19,
+                "applies": False,
+                "percent": 0.0,
+                "max_percent": 30.0,
+                "over": False,
+                "may_be_over": False,
+            },
         ],
+        "elsewhere": None,
     }
     # A saved plan says the same when shown.
     assert run("plan", "a.yaml", "--out", "plan.bin").code == 0

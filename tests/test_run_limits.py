@@ -22,7 +22,7 @@ def test_a_wrong_key_costs_about_two_times_the_concurrency(run, write, api, monk
     outcomes = [r["outcome"] for r in result.json["results"]]
     assert outcomes.count("skipped") >= 1000 - 2 * 64 - 8
     text = run("apply", "a.yaml", "--yes", "--concurrency", "64")
-    assert "errors/invalid_credentials" in text.out and "is POSTPRESS_API_KEY right?" in text.out
+    assert "errors/invalid_credentials" in text.out and "check POSTPRESS_API_KEY" in text.out
 
 
 @pytest.mark.parametrize("error_type", ["errors/network_down", "errors/service_unavailable"])
@@ -270,6 +270,8 @@ def test_the_ca_bundle_adds_to_the_system_roots(tmp_path) -> None:
 def test_a_404_about_the_route_says_where_the_url_should_end(run, write, api, server, monkeypatch) -> None:
     monkeypatch.setenv("POSTPRESS_API_URL", server.url.removesuffix("/api/v1"))
     write("a.yaml", fleet(1))
-    result = run("apply", "a.yaml", "--yes", "--format", "json")
+    refused = run("apply", "a.yaml", "--yes", "--format", "json")
+    assert refused.code == 1 and "does not end in /api/v1" in refused.err  # checked first, nothing sent
+    result = run("apply", "a.yaml", "--yes", "--format", "json", "--any-api-path")  # a proxy's path, say
     assert result.code == 3
     assert "the API URL should end in /api/v1" in result.json["results"][0]["message"]

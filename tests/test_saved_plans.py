@@ -96,7 +96,7 @@ def test_show_prints_a_saved_plan_without_state_network_or_secrets(run, write, m
     assert "plaintext proxy password" in run("show", "plan.bin").err
     shown = run("show", "plan.bin", "--format", "markdown")
     assert shown.out.startswith("<!-- reconciler-plan -->")
-    assert "Config `a.yaml` (new state)." in shown.out
+    assert "Config `a.yaml` against state `.reconciler/state.json` (new state)." in shown.out
     assert "plaintext proxy password" in shown.out
     details = markdown.out[markdown.out.index("<details>") :]
     assert shown.out.endswith(details)

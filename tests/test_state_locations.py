@@ -156,7 +156,8 @@ def test_plan_header_and_apply_line_show_the_location_redacted(run, write, api, 
     write("a.yaml", fleet(2))
     planned = run("plan", "a.yaml", "--state", url, "--format", "markdown")
     assert planned.code == 0, planned.err
-    assert "postgresql://postgres:***@" in planned.out and DB_SECRET not in planned.out + planned.err
+    assert "against state PostgreSQL, workspace `test`" in planned.out  # a comment names no server or user
+    assert "postgresql://" not in planned.out and DB_SECRET not in planned.out + planned.err
     applied = run("apply", "a.yaml", "--yes", "--state", url)
     assert applied.code == 0, applied.err
     assert "; state postgresql://postgres:***@" in applied.err
@@ -270,7 +271,8 @@ def test_a_state_password_in_any_spelling_is_never_shown(run, write, api, workdi
     if SPELLINGS[spelling]:
         assert set(codes.values()) == {0}, {name: o.err[-300:] for name, o in outcomes.items()}
         header = outcomes["plan markdown"].out
-        assert "against state `postgresql://postgres" in header and "***" in header, header
+        # The comment's header names the state by kind and workspace only: no host, user or database at all.
+        assert "against state PostgreSQL, workspace `spelled`" in header and "postgres@" not in header, header
         assert "; state postgresql://postgres" in outcomes["apply"].err
     else:
         assert set(codes.values()) == {1}, {name: o.err[-300:] for name, o in outcomes.items()}

@@ -121,7 +121,10 @@ _TABLE: list[ErrorKind] = [
         "not_found",
         False,
         {
-            "errors/resource_not_found": "No such account in this workspace: fix the id or `state forget` it.",
+            "errors/resource_not_found": (
+                "No such account in this workspace: fix the id or `state forget` it (when every account gets "
+                "this, check --api-url and the key's workspace instead)."
+            ),
             "errors/invalid_resource_identifier": "Not a valid account id: fix the id in the config.",
         },
     ),
@@ -276,3 +279,10 @@ def classify(error_type: str | None, status: int | None) -> ErrorKind:
     )
     kind.throttling = kind.throttling or status in THROTTLING_STATUSES  # a gateway's 503 or 504, say
     return kind
+
+
+def maybe_wrong_url(kind: ErrorKind) -> bool:
+    """A 404 that says the resource is not there (not that the id is malformed): about one account, unless every
+    account of a run gets it and none succeeds. Then the base URL reaches a server that is not the API (a path
+    without `/api/v1`), or the key is another workspace's: the stop policy blames the URL, not the accounts."""
+    return kind.status == 404 and kind.type != "errors/invalid_resource_identifier"

@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     import ssl
 
 DEFAULT_API_URL = "https://api.postpress.ai/api/v1"
+#: The path every base URL of the API ends in: a URL without it reaches a server, not the API, and every account
+#: would fail with a 404 as if it did not exist.
+API_PATH = "/api/v1"
+#: The flag that accepts another path, for a proxy in front of the API that rewrites paths.
+ANY_PATH_FLAG = "--any-api-path"
 
 
 def _describe_control(character: str) -> str:
@@ -64,8 +69,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def check_api_url(url: str) -> list[str]:
-    """Raise UsageError unless `url` is an http(s) URL with a host and a valid port; return warnings."""
+def check_api_url(url: str, any_path: bool = False) -> list[str]:
+    """Raise UsageError unless `url` is an http(s) URL with a host, a valid port and a path ending in `/api/v1`
+    (any path with `any_path`); return warnings."""
     shown = without_userinfo(url)  # messages never repeat a user or password given in the URL
     if has_userinfo(url):  # before parsing: a parser's message would quote a part of a password holding '/'
         raise UsageError(
@@ -84,6 +90,15 @@ def check_api_url(url: str) -> list[str]:
         raise UsageError(f"--api-url {shown!r} is not an http(s) URL with a host, e.g. {DEFAULT_API_URL}")
     if port == 0:
         raise UsageError(f"--api-url {shown!r}: port 0 cannot be connected to")
+    if not any_path and not parts.path.rstrip("/").endswith(API_PATH):
+        if parts.path.strip("/"):
+            expected = f"a path that ends in {API_PATH}, e.g. {DEFAULT_API_URL}"
+        else:
+            expected = f"{parts.scheme}://{parts.netloc}{API_PATH}"
+        raise UsageError(
+            f"--api-url {shown!r} does not end in {API_PATH}: the API's base URL is {expected} "
+            f"({ANY_PATH_FLAG} accepts another path, for a proxy that rewrites paths)"
+        )
     if parts.scheme == "http" and not _is_loopback(host):
         return [f"--api-url uses plain http:// to {host}: the API key would travel in clear"]
     return []

@@ -47,6 +47,7 @@ class Engine:
             default_threshold(options.concurrency) if threshold is None else threshold,
             options.max_retry_after,
             options.throttle_timeout,
+            api_url=client.base_url,
         )
         self.pace = Pace(options.concurrency, options.rate_limit, options.adaptive)
         self.progress.pace = self.pace
@@ -100,6 +101,7 @@ class Engine:
                 await asyncio.sleep(0)
         while tasks:
             await asyncio.gather(*list(tasks))
+        self.recorder.settle()
         self.journal.flush()
         self.recorder.skip_unreported(changes)
         return self.results

@@ -2,9 +2,17 @@
 
 A success's event is appended by the sender before its permit is given back (so it is durable first); here go
 the failures, the skips and the forgets, and the results of all.
+
+A failure that may be the API URL's fault rather than its account's (a 404 "no such account" while nothing of the
+run has succeeded: `StopPolicy.suspects_url`) is held back, neither reported nor recorded yet. The first success
+clears the URL: what was held is then reported and recorded as failed, as it is when the run ends any other way.
+When the breaker blames the URL (`StopPolicy.blamed_url`), what was held is reported `skipped` with the run's
+reason, and the state keeps no failure for those accounts: the reason was not theirs.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from reconciler.api.answer import Answer
 from reconciler.applying.options import Progress
@@ -13,6 +21,9 @@ from reconciler.model import Change, Operation, Result
 from reconciler.state import Journal
 from reconciler.state import events as recording
 
+if TYPE_CHECKING:
+    from reconciler.state.events import Event
+
 
 class Recorder:
     def __init__(self, journal: Journal, stop: StopPolicy, progress: Progress | None = None) -> None:
@@ -20,6 +31,8 @@ class Recorder:
         self.results: list[Result] = []
         self._stop = stop  # why the run stopped, for the message of what it skipped
         self._progress = progress or Progress()  # the failures so far, for the progress display
+        #: Failures that may be the URL's fault: their results and events, until the run says whose they are.
+        self._held: list[tuple[Result, Event]] = []
 
     def succeeded(
         self,
@@ -30,6 +43,8 @@ class Recorder:
         message: str | None = None,
         polls: int = 0,
     ) -> None:
+        if self._held:  # something succeeded: the URL reaches the API, and what was held is the accounts' own
+            self._release()
         self.results.append(
             Result(
                 account_id=account_id,
@@ -47,36 +62,71 @@ class Recorder:
     ) -> None:
         kind = answer.error
         assert kind is not None
-        self.results.append(
-            Result(
-                account_id=account_id,
-                operation=operation,
-                outcome="failed",
-                http_status=answer.status,
-                error_type=kind.type,
-                category=kind.category,
-                retryable=kind.retryable,
-                attempts=attempts,
-                message=answer.message,
-                polls=polls,
-            )
+        result = Result(
+            account_id=account_id,
+            operation=operation,
+            outcome="failed",
+            http_status=answer.status,
+            error_type=kind.type,
+            category=kind.category,
+            retryable=kind.retryable,
+            attempts=attempts,
+            message=answer.message,
+            polls=polls,
         )
-        self.journal.append(
-            recording.failed(
-                account_id,
-                {
-                    "operation": operation,
-                    "error_type": kind.type,
-                    "http_status": answer.status,
-                    "message": answer.message,
-                },
-            )
+        event = recording.failed(
+            account_id,
+            {
+                "operation": operation,
+                "error_type": kind.type,
+                "http_status": answer.status,
+                "message": answer.message,
+            },
         )
         self._progress.count_failure(kind.type)
+        if self._stop.suspects_url(kind):
+            self._held.append((result, event))
+        else:
+            if self._held and self._stop.succeeded_once:
+                self._release()
+            self.results.append(result)
+            self.journal.append(event)
         self._stop.failed_finally(kind)
 
+    def _release(self) -> None:
+        """Report and record the held failures as the accounts' own."""
+        held, self._held = self._held, []
+        for result, event in held:
+            self.results.append(result)
+            self.journal.append(event)
+
+    def settle(self) -> None:
+        """At the end of the run: the held failures are skipped for the run's reason when the breaker blamed the
+        URL (the requests were sent: their attempts and status are kept), else the accounts' own failures."""
+        if not self._stop.blamed_url:
+            self._release()
+            return
+        held, self._held = self._held, []
+        message = self._skip_message()
+        for result, _ in held:
+            self.results.append(
+                Result(
+                    result.account_id,
+                    result.operation,
+                    "skipped",
+                    http_status=result.http_status,
+                    attempts=result.attempts,
+                    message=message,
+                    polls=result.polls,
+                )
+            )
+            self._progress.failed -= 1
+
+    def _skip_message(self) -> str:
+        return f"skipped: the run stopped early ({self._stop.reason})"
+
     def skipped(self, account_id: str, operation: Operation, message: str | None = None) -> None:
-        reason = message or f"skipped: the run stopped early ({self._stop.reason})"
+        reason = message or self._skip_message()
         self.results.append(
             Result(account_id=account_id, operation=operation, outcome="skipped", message=reason)
         )

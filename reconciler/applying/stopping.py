@@ -13,6 +13,11 @@ A run stops sending (what is left is reported `skipped`, with the reason) when:
   breaker has been open for `--throttle-timeout`: a spent quota is waited for;
 - the state cannot be recorded, or a signal cancels the run (the engine says so).
 
+When the breaker stops a run in which nothing succeeded, and what failed was a 404 saying the account is not there
+(`catalogue.maybe_wrong_url`), the accounts are not to blame: the API URL reaches a server that is not the API (or
+the key is another workspace's). The reason says so, naming the URL, and `blamed_url` tells the recorder to report
+those accounts `skipped` for that reason rather than record them as failed.
+
 Which failures count: an operation's first attempt (at the end of a run the retries of accounts that really are
 broken follow one another with no success between, and say nothing about the API), and a throttled request sent
 again (it uses no attempt: an API that refuses everything would otherwise be tried account after account). It
@@ -31,7 +36,8 @@ from __future__ import annotations
 import time
 
 from reconciler import logs
-from reconciler.api.catalogue import ErrorKind
+from reconciler.api.catalogue import ErrorKind, maybe_wrong_url
+from reconciler.urls import display_url
 
 log = logs.get("engine")
 
@@ -47,11 +53,11 @@ _SYSTEMIC_CATEGORIES = {
     "timeout": "outage",
     "server_error": "outage",
 }
-#: What to check, by kind of systemic failure.
+#: What to check, by kind of systemic failure: clauses, without an end of sentence (a report goes on after them).
 _ADVICE = {
-    "authentication": "is POSTPRESS_API_KEY right?",
-    "outage": "is the API up and --api-url right?",
-    "throttled": "the API refuses every request as too many: apply again later, or lower --rate-limit.",
+    "authentication": "check POSTPRESS_API_KEY",
+    "outage": "check that the API is up and that --api-url is right",
+    "throttled": "the API refuses every request as too many; apply again later, or lower --rate-limit",
 }
 
 
@@ -81,14 +87,24 @@ class StopPolicy:
         "retry_after",
         "max_retry_after",
         "throttle_timeout",
+        "api_url",
+        "succeeded_once",
+        "blamed_url",
         "_kind",
         "_first_type",
+        "_404s",
         "_accounts",
         "_requests",
         "_throttled",
     )
 
-    def __init__(self, threshold: int, max_retry_after: float, throttle_timeout: float = 300.0) -> None:
+    def __init__(
+        self,
+        threshold: int,
+        max_retry_after: float,
+        throttle_timeout: float = 300.0,
+        api_url: str | None = None,
+    ) -> None:
         self.reason: str | None = None
         #: A signal cancelled the run: nothing more is sent, not even a poll.
         self.cancelled = False
@@ -102,8 +118,15 @@ class StopPolicy:
         #: The last Retry-After of a counted failure: a probe waits at least that long.
         self.retry_after = 0.0
         self.max_retry_after = max_retry_after
+        #: The API's base URL, for the reason that blames it.
+        self.api_url = api_url
+        #: Whether any request of the run succeeded: until then, a 404 for every account may be the URL's fault.
+        self.succeeded_once = False
+        #: The breaker stopped the run on 404s with no success: the URL is to blame, not the accounts.
+        self.blamed_url = False
         self._kind: str | None = None
         self._first_type: str | None = None
+        self._404s = False
         self._accounts: set[str] = set()
         self._requests = 0
         self._throttled = False
@@ -116,6 +139,7 @@ class StopPolicy:
 
     # -- answers ---------------------------------------------------------------------------------------------
     def succeeded(self) -> None:
+        self.succeeded_once = True
         self.open = False
         self.probes_failed = 0
         self.probes_throttled = 0
@@ -137,6 +161,7 @@ class StopPolicy:
         kind = kind_of(error)
         if kind != self._kind:
             self._kind, self._first_type = kind, error.type
+            self._404s = maybe_wrong_url(error)
             self._accounts = set()
             self._requests = 0
         self._accounts.add(account_id)
@@ -168,9 +193,23 @@ class StopPolicy:
         self.stop(self._breaker_reason())
         return True
 
+    def suspects_url(self, error: ErrorKind) -> bool:
+        """Whether `error` may be the URL's fault rather than its account's: a 404 saying the account is not
+        there, while nothing of the run has succeeded yet."""
+        return not self.succeeded_once and maybe_wrong_url(error)
+
     def _breaker_reason(self) -> str:
+        if not self.succeeded_once and self._first_type is not None and self._404s:
+            self.blamed_url = True
+            url = f" {display_url(self.api_url)}" if self.api_url else ""
+            return (
+                f"the first {self._requests} requests ({len(self._accounts)} accounts) and {self.probes_failed} "
+                f"probes after them all failed with {self._first_type} (HTTP 404), and none succeeded: the API "
+                f"URL{url} is the likely cause, not the accounts; check that it reaches the API (its path ends "
+                "in /api/v1) and that POSTPRESS_API_KEY is a key of the accounts' workspace"
+            )
         kind = "throttled" if self._kind == "outage" and self._throttled else self._kind
-        advice = _ADVICE.get(kind or "", "") or "the API fails the same way for every account."
+        advice = _ADVICE.get(kind or "", "") or "the API fails the same way for every account"
         return (
             f"the last {self._requests} requests ({len(self._accounts)} accounts) all failed with "
             f"{self._first_type}, and {self.probes_failed} probes after them: {advice}"

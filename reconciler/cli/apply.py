@@ -23,6 +23,7 @@ from reconciler.cli.common import (
     format_option,
     given,
     load_or_exit,
+    lock_timeout_option,
     render_plan,
     select_option,
     state_option,
@@ -47,12 +48,12 @@ SANDBOX_POLL_INTERVAL = 0.05
 
 
 @contextlib.contextmanager
-def _api(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str]]:
+def _api(sandbox: bool, api_url: str | None, any_path: bool = False) -> Iterator[tuple[str, str]]:
     """The API's base URL and key: an embedded sandbox's, or the user's (checked before anything is sent)."""
     if not sandbox:
         api_key = check_api_key(os.environ.get("POSTPRESS_API_KEY", ""))
         url = api_url or os.environ.get("POSTPRESS_API_URL") or DEFAULT_API_URL
-        for warning in check_api_url(url):
+        for warning in check_api_url(url, any_path):
             click.echo(f"Warning: {terminal(warning)}", err=True)
         yield url, api_key
         return
@@ -105,9 +106,9 @@ def _state_of_apply(
     return resolve_state_location(None), None, "the default state is"
 
 
-def _confirm_on_terminal(config: str, location: str) -> Confirmer:
+def _confirm_on_terminal(config: str) -> Confirmer:
     def confirm(plan: Plan) -> None:
-        click.echo(render_plan(plan, "text", config, display_location(location)), nl=False, err=True)
+        click.echo(render_plan(plan, "text", config), nl=False, err=True)
         if not sys.stdin.isatty():
             raise UsageError("refusing to apply without --yes: no terminal to confirm on")
         click.confirm("Apply these changes?", abort=True, err=True)
@@ -120,6 +121,12 @@ def _confirm_on_terminal(config: str, location: str) -> Confirmer:
 @click.option("--plan", "plan_path", default=None, metavar="PLANFILE", help="Apply exactly this saved plan.")
 @state_option
 @click.option("--api-url", default=None, help="API base URL (else $POSTPRESS_API_URL, else the public API).")
+@click.option(
+    "--any-api-path",
+    "any_api_path",
+    is_flag=True,
+    help="Accept an API URL whose path does not end in /api/v1 (a proxy in front of the API that rewrites paths).",
+)
 @click.option(
     "--sandbox", is_flag=True, help="Apply against an embedded local sandbox with a separate state."
 )
@@ -173,7 +180,7 @@ def _confirm_on_terminal(config: str, location: str) -> Confirmer:
     show_default=True,
     help="After Ctrl-C or SIGTERM, seconds that requests in flight may take to answer.",
 )
-@click.option("--lock-timeout", type=FiniteRange(0.0), default=0.0, show_default=True)
+@lock_timeout_option
 @bound_options
 @click.option(
     "--ca-bundle",
@@ -199,6 +206,7 @@ def apply(
     plan_path: str | None,
     state_location: str | None,
     api_url: str | None,
+    any_api_path: bool,
     sandbox: bool,
     concurrency: int,
     max_attempts: int,
@@ -214,6 +222,7 @@ def apply(
     lock_timeout: float,
     max_update_percent: float,
     max_forget_percent: float,
+    max_resync_percent: float,
     ca_bundle: str | None,
     shard: tuple[int, int] | None,
     yes: bool,
@@ -239,6 +248,8 @@ def apply(
     )
     if sandbox and not given("sync_poll_interval"):
         sync_poll_interval = SANDBOX_POLL_INTERVAL
+    if sandbox and not given("max_resync_percent"):
+        max_resync_percent = 100.0  # the sandbox's accounts are not real: a resync costs them nothing
     location, explicit, named_by = _state_of_apply(state_location, sandbox, saved)
     backend = open_backend(
         location, explicit, "the saved plan's state" if explicit is False else "the default state"
@@ -258,7 +269,7 @@ def apply(
         max_retry_after=max_retry_after,
         grace=grace,
     )
-    with ReportFile.open(report_path) as report_file, _api(sandbox, api_url) as (url, api_key):
+    with ReportFile.open(report_path) as report_file, _api(sandbox, api_url, any_api_path) as (url, api_key):
         secrets.register(api_key)
         log.debug(
             "API %s, concurrency %d, up to %d attempt(s), timeout %g s",
@@ -281,13 +292,15 @@ def apply(
             force=force,
             max_update_percent=max_update_percent,
             max_forget_percent=max_forget_percent,
+            max_resync_percent=max_resync_percent,
+            look_elsewhere=not sandbox,
             lock_timeout=lock_timeout,
             ca_bundle=ca_bundle,
             fingerprint_key=secrets.fingerprint_key(os.environ),
         )
         outcome = apply_run(
             request,
-            confirm=None if yes else _confirm_on_terminal(config, location),
+            confirm=None if yes else _confirm_on_terminal(config),
             watch=_announcing_sandbox(url) if sandbox else progress_display,
         )
         for warning in outcome.warnings:

@@ -21,6 +21,9 @@ from reconciler.render import github
 from reconciler.render.escape import terminal, terminal_line
 from reconciler.secrets import unset_message
 
+if TYPE_CHECKING:
+    from reconciler.state.reference import StateReference
+
 MAX_WARNINGS_SHOWN = 10
 DEFAULT_CONFIG = "accounts.yaml"
 
@@ -126,6 +129,14 @@ select_option = click.option(
     type=SelectorType(),
     help="Only declared accounts with this label (repeatable; all must match).",
 )
+lock_timeout_option = click.option(
+    "--lock-timeout",
+    type=FiniteRange(0.0),
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait this long for a state locked by another command before giving up.",
+)
 config_argument = click.argument("config", required=False, default=DEFAULT_CONFIG)
 format_option = click.option(
     "--format",
@@ -149,6 +160,17 @@ def annotating() -> bool:
     return os.environ.get("GITHUB_ACTIONS") == "true"
 
 
+def missing_default_config() -> str:
+    """The error for a command run without CONFIG where there is no `accounts.yaml`: how to name the file, or the
+    directory to run in (`-C`, an option of reconciler itself, given before the command)."""
+    context = click.get_current_context(silent=True)
+    command = context.info_name if context is not None else "plan"
+    return (
+        f"{DEFAULT_CONFIG}: no such file or directory (CONFIG defaults to {DEFAULT_CONFIG} in the working "
+        f"directory); give it: reconciler {command} PATH, or run in its directory: reconciler -C DIR {command}"
+    )
+
+
 def load_or_exit(
     config: str, need_secrets: bool = True, check_digest: Callable[[str], None] | None = None
 ) -> Desired:
@@ -158,6 +180,8 @@ def load_or_exit(
     `check_digest` (apply --plan) refuses files other than those planned before they are parsed (`load_config`).
     """
     started = time.monotonic()
+    if config == DEFAULT_CONFIG and not os.path.lexists(config):
+        fail(missing_default_config())
     try:
         desired = load_config(config, check_digest=check_digest)
     except ConfigError as exc:
@@ -195,9 +219,19 @@ def write_github_outputs(outputs: dict[str, str]) -> None:
 
 
 def bound_options(command: Any) -> Any:
-    """`--max-update-percent` and `--max-forget-percent`: apply's safety bounds, which plan weighs too, so
-    that a reviewer sees a refusal before the merge."""
-    for action in ("forget", "update"):  # applied innermost first: --help lists update, then forget
+    """`--max-update-percent`, `--max-forget-percent` and `--max-resync-percent`: apply's safety bounds, which
+    plan weighs too, so that a reviewer sees a refusal before the merge."""
+    from reconciler.planning import DEFAULT_MAX_RESYNC_PERCENT
+
+    command = click.option(
+        "--max-resync-percent",
+        type=FiniteRange(0, 100),
+        default=DEFAULT_MAX_RESYNC_PERCENT,
+        show_default=True,
+        help="Refuse (without --force) to start resyncs from scratch (of accounts the state does not hold, 10 or "
+        "more) for more than this share of the declared accounts: a lost state would restart them all.",
+    )(command)
+    for action in ("forget", "update"):  # applied innermost first: --help lists update, forget, resync
         command = click.option(
             f"--max-{action}-percent",
             type=FiniteRange(0, 100),
@@ -208,8 +242,15 @@ def bound_options(command: Any) -> Any:
     return command
 
 
-def render_plan(plan: Plan, output_format: str, config: str, state: str, safety: Safety | None = None) -> str:
-    """`plan` in `output_format`; `safety` is what apply's bounds make of it (None: not known, say nothing)."""
+def render_plan(
+    plan: Plan,
+    output_format: str,
+    config: str,
+    state: StateReference | None = None,
+    safety: Safety | None = None,
+) -> str:
+    """`plan` in `output_format`; `safety` is what apply's bounds make of it (None: not known, say nothing).
+    The markdown header names `state` by kind and workspace (or a file state by its path)."""
     # Imported here: `apply --yes` renders no plan, and start-up counts (BENCHMARKS.md).
     from reconciler.render import plan_json, plan_markdown, plan_text
 

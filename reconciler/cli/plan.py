@@ -9,12 +9,13 @@ import sys
 
 import click
 
-from reconciler import collector, planfile
+from reconciler import collector, logs, planfile
 from reconciler.cli.common import (
     ExitCode,
     bound_options,
     config_argument,
     format_option,
+    given,
     load_or_exit,
     render_plan,
     select_option,
@@ -25,10 +26,12 @@ from reconciler.cli.common import (
 )
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
-from reconciler.planning import make_plan, weigh
-from reconciler.render.escape import terminal_line
+from reconciler.planning import elsewhere_refusal, make_plan, to_create, weigh
+from reconciler.render.escape import terminal, terminal_line
 from reconciler.secrets import fingerprint_key
-from reconciler.state import display_location, open_backend, resolve_state_location, sandbox_state_note
+from reconciler.state import look_elsewhere, open_backend, resolve_state_location, sandbox_state_note
+
+log = logs.get("plan")
 
 
 def _problem_json(problem: Problem) -> dict[str, object]:
@@ -101,6 +104,7 @@ def plan(
     sandbox: bool,
     max_update_percent: float,
     max_forget_percent: float,
+    max_resync_percent: float,
     targets: tuple[str, ...],
     selectors: tuple[tuple[str, str], ...],
 ) -> None:
@@ -116,6 +120,12 @@ def plan(
     # ones when a target matches nothing.
     targeted = bool(targets) and backend.partial_reads
     recorded = backend.read_accounts(targets) if targeted else backend.read()
+    log.debug(
+        "read the state %s: %d account(s), serial %d",
+        backend.describe(),
+        len(recorded.accounts),
+        recorded.serial,
+    )
     note = sandbox_state_note(location)
     if note:
         click.echo(note, err=True)
@@ -129,7 +139,12 @@ def plan(
         recorded_ids=backend.account_ids if targeted else None,
     )
     existing = backend.count_accounts() if targeted else len(recorded.accounts)
-    safety = weigh(the_plan, existing, max_update_percent, max_forget_percent)
+    if sandbox and not given("max_resync_percent"):
+        max_resync_percent = 100.0  # as apply --sandbox weighs it
+    elsewhere = None if sandbox or existing else look_elsewhere(backend, to_create(the_plan))
+    if elsewhere is not None:
+        click.echo(f"note: {terminal(elsewhere_refusal(elsewhere))}", err=True)
+    safety = weigh(the_plan, existing, max_update_percent, max_forget_percent, max_resync_percent, elsewhere)
     if out_path:  # first: a plan file that cannot be written leaves nothing on stdout
         planfile.save(
             out_path,
@@ -143,7 +158,7 @@ def plan(
             fingerprint_key=key,
             safety=safety,
         )
-    click.echo(render_plan(the_plan, output_format, config, display_location(location), safety), nl=False)
+    click.echo(render_plan(the_plan, output_format, config, backend.reference(), safety), nl=False)
     write_github_outputs(
         {
             "changes": "true" if not the_plan.empty else "false",
@@ -162,4 +177,4 @@ def show(planfile_path: str, output_format: str) -> None:
     saved = planfile.load(planfile_path)
     the_plan = saved.plan
     show_warnings(list(the_plan.warnings))
-    click.echo(render_plan(the_plan, output_format, saved.config, "", saved.safety), nl=False)
+    click.echo(render_plan(the_plan, output_format, saved.config, saved.state, saved.safety), nl=False)

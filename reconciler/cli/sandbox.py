@@ -33,8 +33,9 @@ from reconciler.install import extra_command
     multiple=True,
     metavar="SPEC",
     help="TYPE[:RATE][@ID,...][;retry_after=N][;route=patch|sync][;times=N][;unlisted][;echo[=SHAPE,...]]; TYPE "
-    "is an API error type (answered only on the routes whose reference page lists it, unless ;unlisted; ;echo "
-    "quotes the request in the error's detail, ;echo=cut,upper,hex,split in those shapes), or hang, drop, "
+    "is an API error type (answered only on the routes whose reference page lists it, unless marked ;unlisted, "
+    "and with the request quoted in the error's detail when marked ;echo, or in the shapes named by "
+    ";echo=cut,upper,hex,split), or hang, drop, "
     "garbage, html, truncated, huge, wrong_account or wrong_object.",
 )
 @click.option(

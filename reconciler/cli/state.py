@@ -14,6 +14,7 @@ from reconciler.cli.common import (
     config_argument,
     fail,
     load_or_exit,
+    lock_timeout_option,
     select_option,
     state_option,
     target_option,
@@ -96,7 +97,10 @@ def state_show(account_id: str, state_location: str | None, sandbox: bool, outpu
 
 
 def _edit_state(
-    state_location: str | None, edit: Callable[[Recorded], Any], accounts: Sequence[str] | None = None
+    state_location: str | None,
+    edit: Callable[[Recorded], Any],
+    accounts: Sequence[str] | None = None,
+    lock_timeout: float = 0.0,
 ) -> Any:
     """Run `edit` on the state under its lock and write the result (serial + 1); nothing is written if it
     raises or returns None.
@@ -105,7 +109,7 @@ def _edit_state(
     and writes only their records (rows), and `edit` sees only them."""
     location = resolve_state_location(state_location)
     backend = open_backend(location)
-    with backend.lock(command="state edit"):
+    with backend.lock(timeout=lock_timeout, command="state edit"):
         recorded, journal = backend.open_journal(accounts=accounts)
         journal.close()
         outcome = edit(recorded)
@@ -117,8 +121,11 @@ def _edit_state(
 @state.command("forget")
 @click.argument("account_ids", nargs=-1, required=True)
 @state_option
+@lock_timeout_option
 @text_or_json
-def state_forget(account_ids: tuple[str, ...], state_location: str | None, output_format: str) -> None:
+def state_forget(
+    account_ids: tuple[str, ...], state_location: str | None, lock_timeout: float, output_format: str
+) -> None:
     """Remove accounts from the state without any API call."""
 
     def edit(recorded: Recorded) -> list[str]:
@@ -129,7 +136,7 @@ def state_forget(account_ids: tuple[str, ...], state_location: str | None, outpu
             recording.fold(recorded, recording.forgotten(account_id))
         return sorted(set(account_ids))
 
-    forgotten = _edit_state(state_location, edit, accounts=account_ids)
+    forgotten = _edit_state(state_location, edit, accounts=account_ids, lock_timeout=lock_timeout)
     if output_format == "json":
         _echo_json({"format_version": 1, "forgotten": forgotten})
     click.echo(f"Forgot {len(forgotten)} account(s): {', '.join(forgotten)}.", err=True)
@@ -141,10 +148,14 @@ def state_forget(account_ids: tuple[str, ...], state_location: str | None, outpu
 )
 @click.option("--to", "target", required=True, help="Where to copy it.")
 @click.option("--force", is_flag=True, help="Overwrite a target that already holds accounts.")
-def state_migrate(source: str, target: str, force: bool) -> None:
+@lock_timeout_option
+def state_migrate(source: str, target: str, force: bool, lock_timeout: float) -> None:
     """Copy a state between backends, keeping its lineage and salt (so fingerprints stay valid)."""
     source_backend, target_backend = open_backend(source), open_backend(target)
-    with source_backend.lock(command="state migrate"), target_backend.lock(command="state migrate"):
+    with (
+        source_backend.lock(timeout=lock_timeout, command="state migrate"),
+        target_backend.lock(timeout=lock_timeout, command="state migrate"),
+    ):
         snapshot = source_backend.read()
         if not snapshot.exists:
             fail(f"{source_backend.describe()} holds no state")
@@ -174,6 +185,7 @@ def state_migrate(source: str, target: str, force: bool) -> None:
     help="Record each declared resync generation as done (--no-resynced: leave resyncs planned).",
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation on a terminal.")
+@lock_timeout_option
 @text_or_json
 def import_(
     config: str,
@@ -182,6 +194,7 @@ def import_(
     selectors: tuple[tuple[str, str], ...],
     resynced: bool,
     yes: bool,
+    lock_timeout: float,
     output_format: str,
 ) -> None:
     """Record declared accounts as already applied, without calling the API.
@@ -224,7 +237,11 @@ def import_(
             click.confirm("Write the state?", abort=True, err=True)
         return {"imported": imported, "resynced": resync_done, "previously_failed": failed_before}
 
-    result = _edit_state(state_location, edit) or {"imported": [], "resynced": [], "previously_failed": []}
+    result = _edit_state(state_location, edit, lock_timeout=lock_timeout) or {
+        "imported": [],
+        "resynced": [],
+        "previously_failed": [],
+    }
     if output_format == "json":
         _echo_json({"format_version": 1, **result})
     for account_id in result["imported"]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from reconciler.model import Change, Plan, Safety, settings_leaves
-from reconciler.planning import refusal
+from reconciler.planning import elsewhere_refusal, refusal
+from reconciler.render.escape import terminal
 from reconciler.secrets import SENSITIVE, is_fingerprint, is_unknown, masked
 
 SYMBOLS = {"create": "+", "update": "~", "forget": "-", "none": "⟳"}
@@ -103,11 +105,23 @@ def secret_only_line(plan: Plan) -> str | None:
     return line + "."
 
 
-def safety_lines(safety: Safety | None) -> list[str]:
-    """What apply would make of the plan under its safety bounds, one line per bound passed (none: it passes)."""
+def _quoted(text: str) -> str:
+    return terminal(repr(text))
+
+
+def safety_lines(safety: Safety | None, quote: Callable[[str], str] = _quoted) -> list[str]:
+    """What apply would make of the plan under its safety bounds, one line per bound passed (none: it passes),
+    after the line saying that another state holds the accounts, when one does. `quote` writes the name of that
+    state (a workspace read from the database: outside text) for the medium."""
     if safety is None:
         return []
-    lines = [
+    lines = []
+    if safety.elsewhere is not None:
+        lines.append(
+            f"apply would refuse this plan: {elsewhere_refusal(safety.elsewhere, quote)}; apply --force applies "
+            "it anyway."
+        )
+    lines += [
         f"apply would refuse this plan: {refusal(check)}; apply --force applies it anyway, or "
         f"--max-{check.action}-percent sets the bound."
         for check in safety.refused

@@ -6,6 +6,8 @@ not fit the comment are named by file and counted, and the comment says where th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from reconciler.model import Change, Plan, Safety
 from reconciler.render.changes import (
     change_lines,
@@ -16,6 +18,9 @@ from reconciler.render.changes import (
 )
 from reconciler.render.escape import code_span, html_code
 from reconciler.render.markdown import LIMIT, CutNote, Section, bounded
+
+if TYPE_CHECKING:
+    from reconciler.state.reference import StateReference
 
 MARKER = "<!-- reconciler-plan -->"
 COLUMNS = ("create", "update", "forget", "resync")
@@ -124,10 +129,19 @@ def cut_note(limit: int, where: str) -> CutNote:
     return note
 
 
+def state_markdown(state: StateReference) -> str:
+    """The state as the comment names it: by kind and workspace (`PostgreSQL, workspace `production``), or a
+    file state by its path. A comment may be public: the server, database, schema and user are for the text
+    output and the verbose log."""
+    if state.kind == "file":
+        return code_span(state.path or "")
+    return f"{state.kind_name}, workspace {code_span(state.workspace or '')}"
+
+
 def render(
     plan: Plan,
     config: str = "",
-    state: str = "",
+    state: StateReference | None = None,
     limit: int = LIMIT,
     safety: Safety | None = None,
     where: str = WHOLE_PLAN_HERE,
@@ -143,10 +157,10 @@ def render(
         f"| {counts['create']:,} | {counts['update']:,} | {counts['forget']:,} | {counts['resync']:,} "
         f"| {counts['unchanged']:,} |"
     )
-    header += _callout("CAUTION", safety_lines(safety))
-    if config or state:
+    header += _callout("CAUTION", safety_lines(safety, code_span))
+    if config or state is not None:
         serial = f"serial {plan.serial}" if plan.lineage else "new state"
-        against = f" against state {code_span(state)}" if state else ""
+        against = f" against state {state_markdown(state)}" if state is not None else ""
         header.append("")
         header.append(f"Config {code_span(config)}{against} ({serial}).")
     header += _callout("NOTE", [line for line in (unknown_line(plan), secret_only_line(plan)) if line])

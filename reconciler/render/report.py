@@ -130,6 +130,14 @@ def _group_counts(group: list[Result]) -> str:
     return f"({status}, {len(group)} operation(s))"
 
 
+def clause(text: str) -> str:
+    """`text` without a full stop at its end (an ellipsis kept), to go on with `; ...` after it: a reason that
+    came from elsewhere (an exception's text) may end in one."""
+    if text.endswith(".") and not text.endswith("..."):
+        return text[:-1]
+    return text
+
+
 def render_text(
     results: list[Result],
     stop_reason: str | None = None,
@@ -141,7 +149,7 @@ def render_text(
     if pace_said:
         out.append(pace_said)
     if stop_reason:
-        out.append(f"Stopped early: {stop_reason}; the remaining operations were skipped.")
+        out.append(f"Stopped early: {clause(stop_reason)}; the remaining operations were skipped.")
     for error_type, group in _groups(results).items():
         out.append("")
         out.append(f"{error_type} {_group_counts(group)}")
@@ -168,7 +176,10 @@ def render_markdown(
         if timeline and pace is not None:
             header += pace_table(pace)
     if stop_reason:
-        header += ["", f"Stopped early: {code_span(stop_reason)}; the remaining operations were skipped."]
+        header += [
+            "",
+            f"Stopped early: {code_span(clause(stop_reason))}; the remaining operations were skipped.",
+        ]
     sections = []
     for error_type, group in _groups(results).items():
         hint = classify(error_type, group[0].http_status).hint

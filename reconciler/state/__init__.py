@@ -7,6 +7,7 @@ from pathlib import Path
 
 from reconciler.errors import StateError, UsageError
 from reconciler.install import extra_command
+from reconciler.model import Elsewhere
 from reconciler.state.base import SHARDS_NEED_POSTGRES, Backend, Journal
 from reconciler.state.reference import StateReference
 from reconciler.urls import display_url
@@ -19,6 +20,7 @@ __all__ = [
     "Journal",
     "StateReference",
     "open_backend",
+    "look_elsewhere",
     "display_location",
     "resolve_state_location",
     "sandbox_state_note",
@@ -50,6 +52,44 @@ def sandbox_state_note(location: str) -> str | None:
     )
 
 
+#: The longest workspace name a hint repeats (a name is outside text: the database holds any).
+_NAME_LIMIT = 200
+
+
+def look_elsewhere(backend: Backend, account_ids: list[str]) -> Elsewhere | None:
+    """For a state that holds no accounts: another state that holds most of `account_ids` (the accounts a plan
+    would create), the one that holds the most. Looked for: the other workspaces of the same PostgreSQL schema
+    (a mistyped `workspace=`), and the default file state, `.reconciler/state.json` in the working directory,
+    beside any other state (a state moved to PostgreSQL with `--state` or `RECONCILER_STATE`, the file left).
+
+    A hint, not a check of the state: a place that cannot be read is not looked at."""
+    if not account_ids:
+        return None
+    found: list[Elsewhere] = []
+    try:
+        for workspace, holds in backend.other_workspaces(account_ids).items():
+            name = workspace if len(workspace) <= _NAME_LIMIT else workspace[:_NAME_LIMIT] + "…"
+            found.append(Elsewhere("workspace", name, holds, len(account_ids)))
+    except StateError:
+        pass
+    default = Path(DEFAULT_STATE)
+    here = getattr(backend, "path", None)
+    beside = here is None or os.path.realpath(here) != os.path.realpath(default)
+    if beside and (default.exists() or Path(DEFAULT_STATE + ".journal").exists()):
+        try:
+            from reconciler.state.file import FileBackend
+
+            recorded = FileBackend(default, explicit=False).account_ids()
+            holds = sum(1 for account_id in account_ids if account_id in recorded)
+            found.append(Elsewhere("file", DEFAULT_STATE, holds, len(account_ids)))
+        except (StateError, OSError):
+            pass
+    most = max(found, key=lambda elsewhere: elsewhere.holds, default=None)
+    if most is None or 2 * most.holds <= len(account_ids):
+        return None
+    return most
+
+
 def display_location(location: str) -> str:
     """A state location as every message, plan and report shows it: a URL's user kept and its password
     replaced by `***`; a URL with a malformed percent escape shown without its userinfo; a path as it is."""
@@ -70,9 +110,8 @@ def open_backend(location: str, explicit: bool | None = None, unnamed: str = "th
     if location.startswith("file://"):
         location = location[len("file://") :]
     if "://" in location:
-        scheme = location.split("://")[0]
         raise UsageError(
-            f"unsupported state location {scheme!r}://: use a path, a file:// URL or a postgresql:// URL"
+            f"unsupported state location {display_url(location)}: use a path, a file:// URL or a postgresql:// URL"
         )
     from reconciler.state.file import FileBackend
 

@@ -64,6 +64,10 @@ class Backend(Protocol):
     def count_accounts(self) -> int:
         """How many accounts `read()` would hold."""
 
+    def other_workspaces(self, account_ids: Iterable[str]) -> dict[str, int]:
+        """Each other workspace beside this state (PostgreSQL: of the same schema) that holds some of
+        `account_ids`, and how many of them it holds; {} for a backend without workspaces."""
+
     def lock(
         self, timeout: float = 0.0, command: str = "apply", shard: tuple[int, int] | None = None
     ) -> AbstractContextManager[None]:

@@ -105,6 +105,10 @@ class FileBackend:
     def count_accounts(self) -> int:
         return len(self.read().accounts)
 
+    def other_workspaces(self, account_ids: Iterable[str]) -> dict[str, int]:
+        """A file holds one state: there is no other workspace."""
+        return {}
+
     def _read_file(self) -> Recorded:
         try:
             raw = fsutil.read_no_follow(self.path)
@@ -257,7 +261,7 @@ class FileBackend:
                     if time.monotonic() >= deadline:
                         holder = _read_holder(self.lock_path)
                         os.close(fd)
-                        raise LockHeld(f"the state {self.path} is locked by {holder}") from None
+                        raise LockHeld.by(str(self.path), holder) from None
                     time.sleep(0.1)
             if _names(self.lock_path, fd):
                 return fd, made, created

@@ -260,6 +260,23 @@ class PostgresBackend:
             )
         return int(count)
 
+    def other_workspaces(self, account_ids: Iterable[str]) -> dict[str, int]:
+        """One `group by workspace` over the rows of `account_ids` in the other workspaces of this schema."""
+        wanted = [i for i in dict.fromkeys(account_ids) if _storable(i)]
+        if not wanted:
+            return {}
+        with self._reading() as connection, connection.transaction():
+            if not {"workspaces", "accounts"} <= self._present_tables(connection):
+                return {}
+            rows = connection.execute(
+                sql.SQL(
+                    "select workspace, count(*) from {} where workspace <> %s and account_id = any(%s) "
+                    "group by workspace"
+                ).format(self._table("accounts")),
+                (self.workspace, wanted),
+            ).fetchall()
+        return {workspace: int(count) for workspace, count in rows}
+
     def _identity(self, connection: psycopg.Connection[Any]) -> tuple[str, int, str] | None:
         """First in a transaction (it makes it repeatable read): the workspace's lineage, serial and salt, or None
         where nothing was ever written (absent tables included: reading creates nothing)."""
@@ -339,9 +356,7 @@ class PostgresBackend:
                 for function, key in wanted:
                     while not _fetch_value(connection.execute(f"select {function}(%s)", (key,))):
                         if time.monotonic() >= deadline:
-                            raise LockHeld(
-                                f"the state {self._display} is locked by {self._holder(connection, key)}"
-                            )
+                            raise LockHeld.by(self._display, self._holder(connection, key))
                         time.sleep(0.1)
                 self._record_holder(connection, [key for _, key in wanted], holder)
             self._lock_connection = connection

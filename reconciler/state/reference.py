@@ -89,6 +89,18 @@ class StateReference(Compared):
             other.workspace,
         )
 
+    @property
+    def kind_name(self) -> str:
+        """How messages and the markdown plan name the kind: `file`, `PostgreSQL`."""
+        return "file" if self.kind == "file" else "PostgreSQL"
+
+    def brief(self) -> str:
+        """The state by kind and workspace only (`PostgreSQL, workspace production`), or a file state by its path:
+        what a pull-request comment shows, never the server, database, schema or user."""
+        if self.kind == "file":
+            return f"file {self.path}"
+        return f"PostgreSQL, workspace {self.workspace}"
+
     def __str__(self) -> str:
         """`file .reconciler/state.json`, `postgresql db.example.com:5432, database ops, schema reconciler,
         workspace prod`."""
