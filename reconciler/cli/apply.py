@@ -23,6 +23,7 @@ from reconciler.cli.common import (
     format_option,
     given,
     load_or_exit,
+    open_state,
     render_plan,
     select_option,
     state_option,
@@ -35,7 +36,7 @@ from reconciler.install import extra_command
 from reconciler.model import Plan
 from reconciler.render.escape import terminal
 from reconciler.runs import ApplyRequest, Confirmer, Watcher, apply_run
-from reconciler.state import SHARDS_NEED_POSTGRES, display_location, open_backend, resolve_state_location
+from reconciler.state import SHARDS_NEED_POSTGRES, display_location, resolve_state_location
 
 if TYPE_CHECKING:
     from reconciler import planfile
@@ -240,7 +241,7 @@ def apply(
     if sandbox and not given("sync_poll_interval"):
         sync_poll_interval = SANDBOX_POLL_INTERVAL
     location, explicit, named_by = _state_of_apply(state_location, sandbox, saved)
-    backend = open_backend(
+    backend = open_state(
         location, explicit, "the saved plan's state" if explicit is False else "the default state"
     )
     if shard is not None and not backend.shards:

@@ -9,7 +9,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -20,6 +20,9 @@ from reconciler.model import Desired, Plan, Safety
 from reconciler.render import github
 from reconciler.render.escape import terminal, terminal_line
 from reconciler.secrets import unset_message
+
+if TYPE_CHECKING:
+    from reconciler.state import Backend
 
 MAX_WARNINGS_SHOWN = 10
 DEFAULT_CONFIG = "accounts.yaml"
@@ -177,6 +180,18 @@ def load_or_exit(
         for warning in desired.warnings:
             click.echo(github.render(warning), err=True)
     return desired
+
+
+def open_state(location: str, explicit: bool | None = None, unnamed: str = "the default state") -> Backend:
+    """The backend of a state location (`state.open_backend`), and on stderr where a followed symbolic link
+    leads."""
+    from reconciler.state import location_note, open_backend  # not for validate, which reads no state
+
+    backend = open_backend(location, explicit, unnamed)
+    note = location_note(backend)
+    if note:
+        click.echo(note, err=True)
+    return backend
 
 
 def write_github_outputs(outputs: dict[str, str]) -> None:

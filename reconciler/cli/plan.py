@@ -16,6 +16,7 @@ from reconciler.cli.common import (
     config_argument,
     format_option,
     load_or_exit,
+    open_state,
     render_plan,
     select_option,
     show_warnings,
@@ -28,7 +29,7 @@ from reconciler.errors import ConfigError, Problem
 from reconciler.planning import make_plan, weigh
 from reconciler.render.escape import terminal_line
 from reconciler.secrets import fingerprint_key
-from reconciler.state import display_location, open_backend, resolve_state_location, sandbox_state_note
+from reconciler.state import display_location, resolve_state_location, sandbox_state_note
 
 
 def _problem_json(problem: Problem) -> dict[str, object]:
@@ -110,7 +111,7 @@ def plan(
         planfile.config_name(config)  # a plan apply could not read is refused before anything is printed
     desired = load_or_exit(config, need_secrets=False)
     location = resolve_state_location(state_location, sandbox=sandbox)
-    backend = open_backend(location)
+    backend = open_state(location)
     # With --target, a backend that reads accounts apart (PostgreSQL) reads only the targets' rows; the safety
     # verdict still weighs every recorded account (a count), and every recorded id is read only to name close
     # ones when a target matches nothing.

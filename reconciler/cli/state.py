@@ -14,6 +14,7 @@ from reconciler.cli.common import (
     config_argument,
     fail,
     load_or_exit,
+    open_state,
     select_option,
     state_option,
     target_option,
@@ -24,7 +25,7 @@ from reconciler.planning import make_plan
 from reconciler.render.escape import json_document, terminal
 from reconciler.secrets import fingerprint_key, masked
 from reconciler.state import events as recording
-from reconciler.state import open_backend, resolve_state_location
+from reconciler.state import resolve_state_location
 
 
 @click.group()
@@ -34,7 +35,7 @@ def state() -> None:
 
 def _read_state(state_location: str | None, sandbox: bool = False) -> tuple[str, Recorded]:
     location = resolve_state_location(state_location, sandbox=sandbox)
-    return location, open_backend(location).read()
+    return location, open_state(location).read()
 
 
 text_or_json = click.option(
@@ -89,7 +90,7 @@ def state_list(state_location: str | None, sandbox: bool, output_format: str) ->
 def state_show(account_id: str, state_location: str | None, sandbox: bool, output_format: str) -> None:
     """Show one account's record (secrets as (sensitive)); the same JSON in both formats."""
     location = resolve_state_location(state_location, sandbox=sandbox)
-    record = open_backend(location).read_accounts([account_id]).accounts.get(account_id)
+    record = open_state(location).read_accounts([account_id]).accounts.get(account_id)
     if record is None:
         fail(f"{account_id!r} is not in the state")
     _echo_json({"account_id": account_id, **masked(record.to_json())})
@@ -104,7 +105,7 @@ def _edit_state(
     With `accounts`, `edit` changes only those accounts: a backend with `partial_reads` (PostgreSQL) then reads
     and writes only their records (rows), and `edit` sees only them."""
     location = resolve_state_location(state_location)
-    backend = open_backend(location)
+    backend = open_state(location)
     with backend.lock(command="state edit"):
         recorded, journal = backend.open_journal(accounts=accounts)
         journal.close()
@@ -143,7 +144,7 @@ def state_forget(account_ids: tuple[str, ...], state_location: str | None, outpu
 @click.option("--force", is_flag=True, help="Overwrite a target that already holds accounts.")
 def state_migrate(source: str, target: str, force: bool) -> None:
     """Copy a state between backends, keeping its lineage and salt (so fingerprints stay valid)."""
-    source_backend, target_backend = open_backend(source), open_backend(target)
+    source_backend, target_backend = open_state(source), open_state(target)
     with source_backend.lock(command="state migrate"), target_backend.lock(command="state migrate"):
         snapshot = source_backend.read()
         if not snapshot.exists:
