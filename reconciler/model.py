@@ -383,6 +383,13 @@ class BoundCheck(Plain):
             and 100.0 * (self.count + self.uncertain) / self.existing > self.bound
         )
 
+    def refusal(self) -> str:
+        """Why this bound refuses a plan, with the numbers: the one line `apply` and `plan` both say."""
+        return (
+            f"too many {self.action}s: {self.percent:.2f}% is over {self.bound:.2f}% "
+            f"({self.count}/{self.existing})"
+        )
+
     def to_json(self) -> dict[str, object]:
         return {
             "action": self.action,

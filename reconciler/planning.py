@@ -238,17 +238,9 @@ def weigh(
     )
 
 
-def refusal(check: BoundCheck) -> str:
-    """Why the bound of `check` refuses a plan, with the numbers: the one line `apply` and `plan` both say."""
-    return (
-        f"too many {check.action}s: {check.percent:.2f}% is over {check.bound:.2f}% "
-        f"({check.count}/{check.existing})"
-    )
-
-
 def raise_if_unsafe(plan: Plan, existing: int, max_update_percent: float, max_forget_percent: float) -> None:
     """Refuse a plan that updates or forgets too large a share of a state of `existing` (10 or more) recorded
     accounts."""
     refused = weigh(plan, existing, max_update_percent, max_forget_percent).refused
     if refused:
-        raise UnsafePlan(f"{refusal(refused[0])}; --force required")
+        raise UnsafePlan(f"{refused[0].refusal()}; --force required")

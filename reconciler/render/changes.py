@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from reconciler.model import Change, Plan, Safety, settings_leaves
-from reconciler.planning import refusal
 from reconciler.secrets import SENSITIVE, is_fingerprint, is_unknown, masked
 
 SYMBOLS = {"create": "+", "update": "~", "forget": "-", "none": "⟳"}
@@ -108,7 +107,7 @@ def safety_lines(safety: Safety | None) -> list[str]:
     if safety is None:
         return []
     lines = [
-        f"apply would refuse this plan: {refusal(check)}; apply --force applies it anyway, or "
+        f"apply would refuse this plan: {check.refusal()}; apply --force applies it anyway, or "
         f"--max-{check.action}-percent sets the bound."
         for check in safety.refused
     ]
