@@ -15,7 +15,7 @@ import logging
 import sys
 
 from reconciler import secrets
-from reconciler.render.escape import terminal
+from reconciler.escape import terminal
 from reconciler.urls import redact_credentials
 
 LOGGER_NAME = "reconciler"

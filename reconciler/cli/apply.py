@@ -32,9 +32,9 @@ from reconciler.cli.common import (
 from reconciler.cli.progress import progress_display
 from reconciler.cli.reports import ReportFile, emit_report
 from reconciler.errors import UsageError
+from reconciler.escape import terminal
 from reconciler.install import extra_command
 from reconciler.model import Plan
-from reconciler.render.escape import terminal
 from reconciler.runs import ApplyRequest, Confirmer, Watcher, apply_run
 from reconciler.state import SHARDS_NEED_POSTGRES, display_location, resolve_state_location
 

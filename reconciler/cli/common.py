@@ -16,9 +16,9 @@ import click
 from reconciler import logs
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
+from reconciler.escape import terminal, terminal_line
 from reconciler.model import Desired, Plan, Safety
 from reconciler.render import github
-from reconciler.render.escape import terminal, terminal_line
 from reconciler.secrets import unset_message
 
 if TYPE_CHECKING:
@@ -235,8 +235,8 @@ PLAN_ARTIFACT_VARIABLE = "RECONCILER_PLAN_ARTIFACT"
 def whole_plan_where() -> str:
     """Where a reader of a cut markdown plan finds the whole plan: the artifact of this workflow run that the
     Action uploads (a link to the run), or else the command that prints it."""
+    from reconciler.escape import code_span
     from reconciler.render import plan_markdown
-    from reconciler.render.escape import code_span
 
     artifact = os.environ.get(PLAN_ARTIFACT_VARIABLE)
     if not artifact:

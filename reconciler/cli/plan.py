@@ -26,8 +26,8 @@ from reconciler.cli.common import (
 )
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
+from reconciler.escape import terminal_line
 from reconciler.planning import make_plan, weigh
-from reconciler.render.escape import terminal_line
 from reconciler.secrets import fingerprint_key
 from reconciler.state import display_location, resolve_state_location, sandbox_state_note
 

@@ -20,9 +20,9 @@ from reconciler.cli.common import (
     target_option,
 )
 from reconciler.errors import ReconcilerError
+from reconciler.escape import json_document, terminal
 from reconciler.model import Recorded
 from reconciler.planning import make_plan
-from reconciler.render.escape import json_document, terminal
 from reconciler.secrets import fingerprint_key, masked
 from reconciler.state import events as recording
 from reconciler.state import resolve_state_location

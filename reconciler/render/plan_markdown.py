@@ -6,6 +6,7 @@ not fit the comment are named by file and counted, and the comment says where th
 
 from __future__ import annotations
 
+from reconciler.escape import code_span, html_code
 from reconciler.model import Change, Plan, Safety
 from reconciler.render.changes import (
     change_lines,
@@ -14,7 +15,6 @@ from reconciler.render.changes import (
     summary_line,
     unknown_line,
 )
-from reconciler.render.escape import code_span, html_code
 from reconciler.render.markdown import LIMIT, CutNote, Section, bounded
 
 MARKER = "<!-- reconciler-plan -->"
