@@ -12,10 +12,9 @@ attached traceback keeps its own line breaks.
 from __future__ import annotations
 
 import logging
-import sys
 
 from reconciler import secrets
-from reconciler.render.escape import terminal
+from reconciler.escape import terminal
 from reconciler.urls import redact_credentials
 
 LOGGER_NAME = "reconciler"
@@ -53,7 +52,7 @@ def configure(verbose: bool) -> None:
     """Send reconciler's debug log, and warnings from the libraries it uses, to stderr."""
     if not verbose:
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler()  # logging writes the records to stderr
     handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()

@@ -412,6 +412,19 @@ class BoundCheck(Plain):
             and 100.0 * (self.count + self.uncertain) / self.existing > self.bound
         )
 
+    def refusal(self) -> str:
+        """Why this bound refuses a plan, with the numbers: the one line `apply` and `plan` both say."""
+        if self.action == "resync":
+            return (
+                f"too many resyncs from scratch: {self.percent:.2f}% is over {self.bound:.2f}% ({self.count} of "
+                f"the {self.existing} accounts would start a resync the state has no record of; a lost state "
+                "restarts them all)"
+            )
+        return (
+            f"too many {self.action}s: {self.percent:.2f}% is over {self.bound:.2f}% "
+            f"({self.count}/{self.existing})"
+        )
+
     def to_json(self) -> dict[str, object]:
         return {
             "action": self.action,
@@ -438,6 +451,24 @@ class Elsewhere(Plain):
         #: How many of the `of` accounts to create it holds.
         self.holds = holds
         self.of = of
+
+    def refusal(self, quote: Callable[[str], str] = repr) -> str:
+        """Why apply refuses a plan against an empty state when this other state holds its accounts: the one
+        line `apply` and `plan` both say. `quote` writes the workspace or path (from a database: outside text)
+        for the medium."""
+        if self.kind == "workspace":
+            where = f"workspace {quote(self.name)} of the same schema"
+            use = (
+                "if the workspace is mistyped, use that one; if the state moved, copy it here with "
+                "reconciler state migrate"
+            )
+        else:
+            where = f"the file state {quote(self.name)} beside it"
+            use = f"copy it here with reconciler state migrate --from {quote(self.name)} --to this state"
+        return (
+            f"this state holds no accounts, but {where} holds {self.holds} of the {self.of} accounts to "
+            f"create: {use}"
+        )
 
     def to_json(self) -> dict[str, object]:
         return {"kind": self.kind, "name": self.name, "holds": self.holds, "of": self.of}

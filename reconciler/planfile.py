@@ -27,9 +27,9 @@ from reconciler import fsutil, planfile_check
 from reconciler.errors import ReconcilerError, StalePlan, WrongState, brief
 from reconciler.model import Change, Desired, Elsewhere, Plan, Recorded, Safety
 from reconciler.planning import weigh
+from reconciler.reference import StateReference
 from reconciler.secrets import keyed_salt, masked, secrets_digest
 from reconciler.state import SANDBOX_STATE
-from reconciler.state.reference import StateReference
 
 KIND = "reconciler-saved-plan"
 #: 3: `state` names the state the plan was made against. 2: no salt, one digest of all secrets.

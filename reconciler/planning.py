@@ -316,43 +316,11 @@ def to_create(plan: Plan) -> list[str]:
     ]
 
 
-def refusal(check: BoundCheck) -> str:
-    """Why the bound of `check` refuses a plan, with the numbers: the one line `apply` and `plan` both say."""
-    if check.action == "resync":
-        return (
-            f"too many resyncs from scratch: {check.percent:.2f}% is over {check.bound:.2f}% ({check.count} of "
-            f"the {check.existing} accounts would start a resync the state has no record of; a lost state "
-            "restarts them all)"
-        )
-    return (
-        f"too many {check.action}s: {check.percent:.2f}% is over {check.bound:.2f}% "
-        f"({check.count}/{check.existing})"
-    )
-
-
-def elsewhere_refusal(elsewhere: Elsewhere, quote: Callable[[str], str] = repr) -> str:
-    """Why apply refuses a plan against an empty state when another holds its accounts: the one line `apply`
-    and `plan` both say. `quote` writes the workspace or path (from a database: outside text) for the medium."""
-    if elsewhere.kind == "workspace":
-        where = f"workspace {quote(elsewhere.name)} of the same schema"
-        use = (
-            "if the workspace is mistyped, use that one; if the state moved, copy it here with "
-            "reconciler state migrate"
-        )
-    else:
-        where = f"the file state {quote(elsewhere.name)} beside it"
-        use = f"copy it here with reconciler state migrate --from {quote(elsewhere.name)} --to this state"
-    return (
-        f"this state holds no accounts, but {where} holds {elsewhere.holds} of the {elsewhere.of} accounts to "
-        f"create: {use}"
-    )
-
-
 def raise_if_unsafe(safety: Safety) -> None:
     """Refuse a plan that another state holds, or that passes a bound: updates or forgets of too large a share of
     a state of 10 or more recorded accounts, or too many resyncs of accounts the state does not hold."""
     if safety.elsewhere is not None:
-        raise UnsafePlan(f"{elsewhere_refusal(safety.elsewhere)}; --force applies to this state anyway")
+        raise UnsafePlan(f"{safety.elsewhere.refusal()}; --force applies to this state anyway")
     refused = safety.refused
     if refused:
-        raise UnsafePlan(f"{refusal(refused[0])}; --force required")
+        raise UnsafePlan(f"{refused[0].refusal()}; --force required")

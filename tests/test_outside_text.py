@@ -34,8 +34,7 @@ import cmarkgfm
 import pytest
 from cmarkgfm.cmark import Options
 
-from reconciler import secrets
-from reconciler.render import escape
+from reconciler import escape, secrets
 from reconciler.render.markdown import LIMIT
 from reconciler.sandbox import Fault, Sandbox, ServerThread
 from reconciler.sandbox.reference import Reply

@@ -16,8 +16,8 @@ import click
 from reconciler import logs
 from reconciler.cli.common import ExitCode, fail
 from reconciler.errors import ReconcilerError
+from reconciler.escape import terminal
 from reconciler.install import DISTRIBUTION
-from reconciler.render.escape import terminal
 from reconciler.urls import redact_credentials
 
 #: What click 8.2 and later raise for a group run without a command (earlier releases print the help and exit 0

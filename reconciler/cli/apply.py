@@ -24,6 +24,7 @@ from reconciler.cli.common import (
     given,
     load_or_exit,
     lock_timeout_option,
+    open_state,
     render_plan,
     select_option,
     state_option,
@@ -32,11 +33,11 @@ from reconciler.cli.common import (
 from reconciler.cli.progress import progress_display
 from reconciler.cli.reports import ReportFile, emit_report
 from reconciler.errors import UsageError
+from reconciler.escape import terminal
 from reconciler.install import extra_command
 from reconciler.model import Plan
-from reconciler.render.escape import terminal
 from reconciler.runs import ApplyRequest, Confirmer, Watcher, apply_run
-from reconciler.state import SHARDS_NEED_POSTGRES, display_location, open_backend, resolve_state_location
+from reconciler.state import SHARDS_NEED_POSTGRES, display_location, resolve_state_location
 
 if TYPE_CHECKING:
     from reconciler import planfile
@@ -251,7 +252,7 @@ def apply(
     if sandbox and not given("max_resync_percent"):
         max_resync_percent = 100.0  # the sandbox's accounts are not real: a resync costs them nothing
     location, explicit, named_by = _state_of_apply(state_location, sandbox, saved)
-    backend = open_backend(
+    backend = open_state(
         location, explicit, "the saved plan's state" if explicit is False else "the default state"
     )
     if shard is not None and not backend.shards:

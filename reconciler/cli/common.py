@@ -16,13 +16,14 @@ import click
 from reconciler import logs
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
+from reconciler.escape import terminal, terminal_line
 from reconciler.model import Desired, Plan, Safety
 from reconciler.render import github
-from reconciler.render.escape import terminal, terminal_line
 from reconciler.secrets import unset_message
 
 if TYPE_CHECKING:
-    from reconciler.state.reference import StateReference
+    from reconciler.reference import StateReference
+    from reconciler.state import Backend
 
 MAX_WARNINGS_SHOWN = 10
 DEFAULT_CONFIG = "accounts.yaml"
@@ -210,6 +211,18 @@ def load_or_exit(
     return desired
 
 
+def open_state(location: str, explicit: bool | None = None, unnamed: str = "the default state") -> Backend:
+    """The backend of a state location (`state.open_backend`), and on stderr where a followed symbolic link
+    leads."""
+    from reconciler.state import location_note, open_backend  # not for validate, which reads no state
+
+    backend = open_backend(location, explicit, unnamed)
+    note = location_note(backend)
+    if note:
+        click.echo(note, err=True)
+    return backend
+
+
 def write_github_outputs(outputs: dict[str, str]) -> None:
     """Append `key=value` lines to $GITHUB_OUTPUT when running in GitHub Actions."""
     path = os.environ.get("GITHUB_OUTPUT")
@@ -268,8 +281,8 @@ PLAN_ARTIFACT_VARIABLE = "RECONCILER_PLAN_ARTIFACT"
 def whole_plan_where() -> str:
     """Where a reader of a cut markdown plan finds the whole plan: the artifact of this workflow run that the
     Action uploads (a link to the run), or else the command that prints it."""
+    from reconciler.escape import code_span
     from reconciler.render import plan_markdown
-    from reconciler.render.escape import code_span
 
     artifact = os.environ.get(PLAN_ARTIFACT_VARIABLE)
     if not artifact:

@@ -17,6 +17,7 @@ from reconciler.cli.common import (
     format_option,
     given,
     load_or_exit,
+    open_state,
     render_plan,
     select_option,
     show_warnings,
@@ -26,10 +27,10 @@ from reconciler.cli.common import (
 )
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
-from reconciler.planning import elsewhere_refusal, make_plan, to_create, weigh
-from reconciler.render.escape import terminal, terminal_line
+from reconciler.escape import terminal, terminal_line
+from reconciler.planning import make_plan, to_create, weigh
 from reconciler.secrets import fingerprint_key
-from reconciler.state import look_elsewhere, open_backend, resolve_state_location, sandbox_state_note
+from reconciler.state import look_elsewhere, resolve_state_location, sandbox_state_note
 
 log = logs.get("plan")
 
@@ -114,7 +115,7 @@ def plan(
         planfile.config_name(config)  # a plan apply could not read is refused before anything is printed
     desired = load_or_exit(config, need_secrets=False)
     location = resolve_state_location(state_location, sandbox=sandbox)
-    backend = open_backend(location)
+    backend = open_state(location)
     # With --target, a backend that reads accounts apart (PostgreSQL) reads only the targets' rows; the safety
     # verdict still weighs every recorded account (a count), and every recorded id is read only to name close
     # ones when a target matches nothing.
@@ -143,7 +144,7 @@ def plan(
         max_resync_percent = 100.0  # as apply --sandbox weighs it
     elsewhere = None if sandbox or existing else look_elsewhere(backend, to_create(the_plan))
     if elsewhere is not None:
-        click.echo(f"note: {terminal(elsewhere_refusal(elsewhere))}", err=True)
+        click.echo(f"note: {terminal(elsewhere.refusal())}", err=True)
     safety = weigh(the_plan, existing, max_update_percent, max_forget_percent, max_resync_percent, elsewhere)
     if out_path:  # first: a plan file that cannot be written leaves nothing on stdout
         planfile.save(

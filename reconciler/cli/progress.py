@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 import click
 
 from reconciler.applying import Progress
-from reconciler.render.escape import terminal
+from reconciler.escape import terminal
 
 #: Without a terminal (CI logs), a progress line this often.
 PROGRESS_LINE_SECONDS = 5.0

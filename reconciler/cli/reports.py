@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import click
 
 from reconciler.errors import UsageError
+from reconciler.escape import terminal
 from reconciler.model import PaceSummary, Result
 from reconciler.plain import Plain
 from reconciler.render import report
-from reconciler.render.escape import terminal
 
 
 class ReportFile(Plain):

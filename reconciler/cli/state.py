@@ -15,17 +15,18 @@ from reconciler.cli.common import (
     fail,
     load_or_exit,
     lock_timeout_option,
+    open_state,
     select_option,
     state_option,
     target_option,
 )
 from reconciler.errors import ReconcilerError
+from reconciler.escape import json_document, terminal
 from reconciler.model import Recorded
 from reconciler.planning import make_plan
-from reconciler.render.escape import json_document, terminal
 from reconciler.secrets import fingerprint_key, masked
 from reconciler.state import events as recording
-from reconciler.state import open_backend, resolve_state_location
+from reconciler.state import resolve_state_location
 
 
 @click.group()
@@ -35,7 +36,7 @@ def state() -> None:
 
 def _read_state(state_location: str | None, sandbox: bool = False) -> tuple[str, Recorded]:
     location = resolve_state_location(state_location, sandbox=sandbox)
-    return location, open_backend(location).read()
+    return location, open_state(location).read()
 
 
 text_or_json = click.option(
@@ -90,7 +91,7 @@ def state_list(state_location: str | None, sandbox: bool, output_format: str) ->
 def state_show(account_id: str, state_location: str | None, sandbox: bool, output_format: str) -> None:
     """Show one account's record (secrets as (sensitive)); the same JSON in both formats."""
     location = resolve_state_location(state_location, sandbox=sandbox)
-    record = open_backend(location).read_accounts([account_id]).accounts.get(account_id)
+    record = open_state(location).read_accounts([account_id]).accounts.get(account_id)
     if record is None:
         fail(f"{account_id!r} is not in the state")
     _echo_json({"account_id": account_id, **masked(record.to_json())})
@@ -108,7 +109,7 @@ def _edit_state(
     With `accounts`, `edit` changes only those accounts: a backend with `partial_reads` (PostgreSQL) then reads
     and writes only their records (rows), and `edit` sees only them."""
     location = resolve_state_location(state_location)
-    backend = open_backend(location)
+    backend = open_state(location)
     with backend.lock(timeout=lock_timeout, command="state edit"):
         recorded, journal = backend.open_journal(accounts=accounts)
         journal.close()
@@ -151,7 +152,7 @@ def state_forget(
 @lock_timeout_option
 def state_migrate(source: str, target: str, force: bool, lock_timeout: float) -> None:
     """Copy a state between backends, keeping its lineage and salt (so fingerprints stay valid)."""
-    source_backend, target_backend = open_backend(source), open_backend(target)
+    source_backend, target_backend = open_state(source), open_state(target)
     with (
         source_backend.lock(timeout=lock_timeout, command="state migrate"),
         target_backend.lock(timeout=lock_timeout, command="state migrate"),

@@ -6,9 +6,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from reconciler.escape import terminal
 from reconciler.model import Change, Plan, Safety, settings_leaves
-from reconciler.planning import elsewhere_refusal, refusal
-from reconciler.render.escape import terminal
 from reconciler.secrets import SENSITIVE, is_fingerprint, is_unknown, masked
 
 SYMBOLS = {"create": "+", "update": "~", "forget": "-", "none": "⟳"}
@@ -118,11 +117,11 @@ def safety_lines(safety: Safety | None, quote: Callable[[str], str] = _quoted) -
     lines = []
     if safety.elsewhere is not None:
         lines.append(
-            f"apply would refuse this plan: {elsewhere_refusal(safety.elsewhere, quote)}; apply --force applies "
+            f"apply would refuse this plan: {safety.elsewhere.refusal(quote)}; apply --force applies "
             "it anyway."
         )
     lines += [
-        f"apply would refuse this plan: {refusal(check)}; apply --force applies it anyway, or "
+        f"apply would refuse this plan: {check.refusal()}; apply --force applies it anyway, or "
         f"--max-{check.action}-percent sets the bound."
         for check in safety.refused
     ]

@@ -8,7 +8,7 @@ would recolour the log) are escaped as for the terminal.
 from __future__ import annotations
 
 from reconciler.errors import Problem
-from reconciler.render.escape import terminal
+from reconciler.escape import terminal
 
 
 def escape_data(text: str) -> str:

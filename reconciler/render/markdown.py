@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from reconciler.render.escape import code_fence, code_line, no_workflow_command
+from reconciler.escape import code_fence, code_line, no_workflow_command
 
 LIMIT = 60_000
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from reconciler.escape import json_document
 from reconciler.model import Plan, Safety
-from reconciler.render.escape import json_document
 from reconciler.secrets import masked
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from reconciler.escape import code_span, html_code
 from reconciler.model import Change, Plan, Safety
 from reconciler.render.changes import (
     change_lines,
@@ -16,11 +17,10 @@ from reconciler.render.changes import (
     summary_line,
     unknown_line,
 )
-from reconciler.render.escape import code_span, html_code
 from reconciler.render.markdown import LIMIT, CutNote, Section, bounded
 
 if TYPE_CHECKING:
-    from reconciler.state.reference import StateReference
+    from reconciler.reference import StateReference
 
 MARKER = "<!-- reconciler-plan -->"
 COLUMNS = ("create", "update", "forget", "resync")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from reconciler.escape import no_workflow_command, terminal
 from reconciler.model import Plan, Safety
 from reconciler.render.changes import change_lines, safety_lines, secret_only_line, summary_line, unknown_line
-from reconciler.render.escape import no_workflow_command, terminal
 
 
 def render(plan: Plan, safety: Safety | None = None) -> str:

@@ -7,8 +7,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from reconciler.api.catalogue import classify
-from reconciler.model import PaceSummary, Result, no_requests
-from reconciler.render.escape import (
+from reconciler.escape import (
     code_span,
     html_code,
     html_text,
@@ -16,6 +15,7 @@ from reconciler.render.escape import (
     no_workflow_command,
     terminal,
 )
+from reconciler.model import PaceSummary, Result, no_requests
 from reconciler.render.markdown import LIMIT, bounded, left_out_line
 
 MARKER = "<!-- reconciler-report -->"

@@ -8,8 +8,8 @@ from pathlib import Path
 from reconciler.errors import StateError, UsageError
 from reconciler.install import extra_command
 from reconciler.model import Elsewhere
+from reconciler.reference import StateReference
 from reconciler.state.base import SHARDS_NEED_POSTGRES, Backend, Journal
-from reconciler.state.reference import StateReference
 from reconciler.urls import display_url
 
 DEFAULT_STATE = ".reconciler/state.json"
@@ -21,6 +21,7 @@ __all__ = [
     "StateReference",
     "open_backend",
     "look_elsewhere",
+    "location_note",
     "display_location",
     "resolve_state_location",
     "sandbox_state_note",
@@ -100,8 +101,8 @@ def open_backend(location: str, explicit: bool | None = None, unnamed: str = "th
     """A backend for a path, a `file://` URL or a `postgresql://` URL.
 
     `explicit` says whether the user named this location; by default, any location but the two default paths.
-    A state path that is a symbolic link is followed only when explicit, and then a line on stderr says where
-    it leads; otherwise the refusal calls the state `unnamed` (what named it: the default, a saved plan).
+    A state path that is a symbolic link is followed only when explicit, and then `location_note` says where it
+    leads; otherwise the refusal calls the state `unnamed` (what named it: the default, a saved plan).
     """
     if location.startswith(("postgresql://", "postgres://")):
         return _postgres_backend(location)
@@ -115,12 +116,15 @@ def open_backend(location: str, explicit: bool | None = None, unnamed: str = "th
         )
     from reconciler.state.file import FileBackend
 
-    backend = FileBackend(Path(location), explicit=explicit, unnamed=unnamed)
-    if backend.link_note:
-        import click
+    return FileBackend(Path(location), explicit=explicit, unnamed=unnamed)
 
-        click.echo(backend.link_note, err=True)
-    return backend
+
+def location_note(backend: Backend) -> str | None:
+    """The line the command line shows on stderr when `backend`'s state is not where it was named: where a
+    followed symbolic link leads. None otherwise."""
+    from reconciler.state.file import FileBackend
+
+    return backend.link_note if isinstance(backend, FileBackend) else None
 
 
 def _postgres_backend(location: str) -> Backend:

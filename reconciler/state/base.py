@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Protocol
 from reconciler.model import Recorded
 
 if TYPE_CHECKING:
+    from reconciler.reference import StateReference
     from reconciler.state.events import Event
-    from reconciler.state.reference import StateReference
 
 
 #: The refusal of `--shard` by a backend that cannot hold shards (`Backend.shards`).

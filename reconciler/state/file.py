@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING
 from reconciler import fsutil, logs
 from reconciler.errors import LockHeld, StateError, UsageError, brief
 from reconciler.model import AccountRecord, Recorded
+from reconciler.reference import StateReference
 from reconciler.state.base import SHARDS_NEED_POSTGRES
 from reconciler.state.document import state_problem
 from reconciler.state.events import event_problem, fold
-from reconciler.state.reference import StateReference
 
 if TYPE_CHECKING:
     from reconciler.state.events import Event

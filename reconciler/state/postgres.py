@@ -38,10 +38,10 @@ from psycopg.conninfo import conninfo_to_dict
 from reconciler import secrets
 from reconciler.errors import MESSAGE_LIMIT, LockHeld, StateError
 from reconciler.model import AccountRecord, Recorded
+from reconciler.reference import StateReference
 from reconciler.state.document import record_problem
 from reconciler.state.events import fold
 from reconciler.state.file import new_salt
-from reconciler.state.reference import StateReference
 from reconciler.urls import BAD_PERCENT, REDACTED, display_url, redact_credentials, url_passwords
 
 if TYPE_CHECKING:
