@@ -195,7 +195,7 @@ def _reports() -> Iterator[str]:
 
 def _safety_lines() -> Iterator[str]:
     from reconciler.model import Change, Elsewhere, Plan
-    from reconciler.planning import elsewhere_refusal, raise_if_unsafe, weigh
+    from reconciler.planning import raise_if_unsafe, weigh
     from reconciler.render.changes import safety_lines
     from reconciler.render.escape import code_span
 
@@ -213,7 +213,7 @@ def _safety_lines() -> Iterator[str]:
         assert len(safety.refused) == 3
         yield from safety_lines(safety)
         yield from safety_lines(safety, code_span)
-        yield elsewhere_refusal(elsewhere)
+        yield elsewhere.refusal()
         with pytest.raises(Exception) as refused:
             raise_if_unsafe(safety)
         yield str(refused.value)
