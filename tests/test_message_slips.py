@@ -194,10 +194,10 @@ def _reports() -> Iterator[str]:
 
 
 def _safety_lines() -> Iterator[str]:
+    from reconciler.escape import code_span
     from reconciler.model import Change, Elsewhere, Plan
     from reconciler.planning import raise_if_unsafe, weigh
     from reconciler.render.changes import safety_lines
-    from reconciler.render.escape import code_span
 
     changes = [
         Change(f"a{i}", "update", False, ("country",), {"country": "DE"}, {"country": "US"}) for i in range(8)
