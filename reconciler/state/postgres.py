@@ -570,7 +570,10 @@ class PostgresJournal:
                 still_waiting.append((target, future))
                 continue
             outcome = self._failed() if self._failure is not None else None
-            future.get_loop().call_soon_threadsafe(_settle, future, outcome)
+            # The run may have ended (its loop closed) while this commit failed: nobody waits any more, and the
+            # failure is reported by close() or flush().
+            with contextlib.suppress(RuntimeError):
+                future.get_loop().call_soon_threadsafe(_settle, future, outcome)
         self._waiters = still_waiting
 
     def _failed(self) -> StateError:
