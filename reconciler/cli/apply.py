@@ -233,7 +233,7 @@ def apply(
         config, targets, selectors = saved.config, saved.targets, saved.selectors
     if ca_bundle:
         tls_context(ca_bundle)  # a bad bundle is one line before anything else
-    desired = load_or_exit(config, need_secrets=False)
+    desired = load_or_exit(config, need_secrets=False, decrypt="always")
     if sandbox and not given("sync_poll_interval"):
         sync_poll_interval = SANDBOX_POLL_INTERVAL
     location, explicit, named_by = _state_of_apply(state_location, sandbox, saved)

@@ -15,6 +15,7 @@ import click
 
 from reconciler import logs
 from reconciler.config import load_config
+from reconciler.config.secretfiles import Decrypt
 from reconciler.errors import ConfigError, Problem
 from reconciler.model import Desired, Plan, Safety
 from reconciler.render import github
@@ -142,14 +143,15 @@ def annotating() -> bool:
     return os.environ.get("GITHUB_ACTIONS") == "true"
 
 
-def load_or_exit(config: str, need_secrets: bool = True) -> Desired:
+def load_or_exit(config: str, need_secrets: bool = True, decrypt: Decrypt = "always") -> Desired:
     """Load the configuration, or print every problem (one line each) and exit 1.
 
-    With `need_secrets`, a `${VAR}` that is unset is an error too (validate does not need them).
+    With `need_secrets`, a `${VAR}` that is unset is an error too (validate does not need them). `decrypt`: how
+    far its secrets files are read (`load_config`); a file that must be decrypted and cannot be is one line.
     """
     started = time.monotonic()
     try:
-        desired = load_config(config)
+        desired = load_config(config, decrypt=decrypt)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(terminal(str(problem)), err=True)
@@ -173,6 +175,16 @@ def load_or_exit(config: str, need_secrets: bool = True) -> Desired:
     if annotating():
         for warning in desired.warnings:
             click.echo(github.render(warning), err=True)
+    if decrypt != "never":
+        for alias, file, decrypted, why_not in desired.secrets_files:
+            if not decrypted:
+                click.echo(
+                    terminal(
+                        f"{file} ({alias}): not decrypted here ({why_not}); what depends on it shows as not "
+                        "known until apply"
+                    ),
+                    err=True,
+                )
     return desired
 
 

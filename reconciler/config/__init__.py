@@ -22,6 +22,7 @@ from reconciler.config.ids import (
     not_nfc_problem,
 )
 from reconciler.config.schema import schema_problems
+from reconciler.config.secretfiles import Decrypt, SecretFiles
 from reconciler.config.yamlpos import Loaded, YMap, decode, load
 from reconciler.errors import ConfigError, Problem, ReconcilerError, brief, describe, one_line
 from reconciler.model import AccountSpec, Desired
@@ -70,12 +71,17 @@ def _sources(config: str) -> list[tuple[str, str, Callable[[int], bytes]]]:
     ]
 
 
-def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desired:
+def load_config(config: str, environ: Mapping[str, str] | None = None, decrypt: Decrypt = "auto") -> Desired:
     """Read, validate and resolve CONFIG (a file, a directory, or `-` for standard input).
 
     Raises ConfigError listing every problem found, in one pass; when a file cannot be parsed, the pass stops
     after parsing every file, and the error's `note` says the other checks did not run. Needs no secret: a
     value behind an unset `${VAR}` loads as `secrets.Unresolved`, named in `Desired.unset_variables`.
+
+    `decrypt` says how far the secrets files the configuration names are read (config/secretfiles.py): `never`
+    (key names only), `auto` (decrypted when a key is offered here) or `always`; a value from a file not
+    decrypted loads as `Unresolved` too (`ALIAS.*` in `unset_variables`). A file that must be decrypted and
+    cannot be raises reconciler.sops.SopsError, one line.
     """
     environ = os.environ if environ is None else environ
     problems: list[Problem] = []
@@ -113,6 +119,13 @@ def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desire
     # Declared accounts that have problems, by NFC id: where, and the id as written.
     unbuilt: dict[str, tuple[str, int, int, str]] = {}
     unset: set[str] = set()
+    files = SecretFiles(environ, decrypt)
+    for name, loaded in parsed:
+        if isinstance(loaded.value, YMap):
+            files.declare(name, loaded.value)
+    files.open()  # before any account is built: every reference is looked up in what it found
+    problems.extend(files.problems)
+    warnings.extend(files.warnings)
     for name, loaded in parsed:
         problems.extend(loaded.duplicates)
         document = loaded.value
@@ -122,7 +135,7 @@ def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desire
         certainly_valid = document_certainly_valid(document)
         found, bad_paths = ([], set()) if certainly_valid else schema_problems(name, schema_subject(document))
         problems.extend(found)
-        builder = AccountBuilder(name, document, environ)
+        builder = AccountBuilder(name, document, environ, files if files else None)
         _check_accounts(
             name, document, builder, bad_paths, accounts, unbuilt, problems, warnings, certainly_valid
         )
@@ -138,6 +151,7 @@ def load_config(config: str, environ: Mapping[str, str] | None = None) -> Desire
         files=names,
         config_digest=digest.hexdigest(),
         unset_variables=tuple(sorted(unset)),
+        secrets_files=files.described(),
     )
 
 
