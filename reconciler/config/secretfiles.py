@@ -206,8 +206,9 @@ class SecretFiles:
                     to_decrypt.append(source)
                 elif encrypted is not None:
                     source.why_not = "no SOPS key given here"
+        _register_key(self.environ)  # before sops runs: what it says about a failure may quote the key
         results = sops.decrypt_all(
-            ((s.path, s.fmt, s.shown) for s in to_decrypt if not s.broken), self.environ
+            ((s.path, s.fmt, f"{s.shown} ({s.alias})") for s in to_decrypt if not s.broken), self.environ
         )
         for source in to_decrypt:
             if source.broken:
@@ -219,7 +220,7 @@ class SecretFiles:
                 continue
             if isinstance(result, sops.SopsError):
                 raise result
-            _register(result, self.environ)
+            _register(result)
             source.values = result
             source.decrypted = True
 
@@ -293,13 +294,13 @@ class SecretFiles:
         if isinstance(node, dict | list):
             kind = "a mapping" if isinstance(node, dict) else "a list"
             raise ReferenceError_(
-                f"{reference.alias}.{brief('.'.join(keys), 300)} is {kind} in {source.shown}, not a value"
+                f"{brief('.'.join((reference.alias, *keys)), 300)} is {kind} in {source.shown}, not a value"
             )
         if not source.decrypted:
             return None
         if not isinstance(node, str) or not node:
             raise ReferenceError_(
-                f"{reference.alias}.{brief('.'.join(keys), 300)} is empty in {source.shown}"
+                f"{brief('.'.join((reference.alias, *keys)), 300)} is empty in {source.shown}"
             )
         return node
 
@@ -318,11 +319,17 @@ def _shown(path: Path) -> str:
     return path.as_posix() if relative.startswith("..") else relative
 
 
-def _register(document: Any, environ: Mapping[str, str]) -> None:
-    """Register every decrypted value of a file, and the age key SOPS was given, as secrets to redact: the one
-    place this module hands secrets to the redaction (reconciler.secrets)."""
+# -- the one place where this module hands secrets to the redaction (reconciler.secrets) -----------------------
+
+
+def _register(document: Any) -> None:
+    """Register every decrypted value of a file as a secret to redact."""
     for value in _leaves(document):
         secrets.register(value)
+
+
+def _register_key(environ: Mapping[str, str]) -> None:
+    """Register the age key SOPS is given (each identity line of SOPS_AGE_KEY) as a secret to redact."""
     key = environ.get("SOPS_AGE_KEY")
     if key:
         for line in key.splitlines():
