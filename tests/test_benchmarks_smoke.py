@@ -96,3 +96,10 @@ def test_state_show_benchmark_smoke() -> None:
     measured = bench_state_show.bench(200, rounds=2, pg_url=PG_URL, plan=True, forget=True)
     assert set(measured) == {("this", "state show"), ("this", "plan --target"), ("this", "state forget")}
     assert all(wall > 0 and rss > 0 for runs in measured.values() for wall, rss in runs)
+
+
+def test_sops_benchmark_smoke() -> None:
+    import bench_sops
+
+    result = bench_sops.bench(200, rounds=1, fmt="dotenv", say=lambda line: None)
+    assert result["var_s"] > 0 and result["file_s"] > 0 and result["time_ratio"] > 0
