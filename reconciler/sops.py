@@ -212,7 +212,7 @@ def check_version(binary: str, environ: Mapping[str, str]) -> tuple[int, int, in
     if version < MIN_VERSION:
         raise SopsError(
             f"sops {'.'.join(map(str, version))} ({binary}) is too old: reconciler needs sops {MIN_VERSION_TEXT} "
-            f"or later ({extra_command('sops')} brings one)"
+            f"or later; the sops extra brings one: {extra_command('sops')}"
         )
     return version
 
