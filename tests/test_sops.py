@@ -410,3 +410,41 @@ def test_no_decrypted_value_reaches_any_byte_written(run, repo, key, api, monkey
         skip=[repo / "secrets.sops.yaml", repo / "home"],
         secrets=(*SOPS_SECRETS, key.secret),
     )
+
+
+def test_a_missing_secrets_file_is_a_positioned_error(run, workdir, write, key, monkeypatch) -> None:
+    write("accounts.yaml", CONFIG)
+    expected = "accounts.yaml:3:10: secrets.vault: cannot read secrets.sops.yaml: No such file or directory"
+    assert run("validate", "accounts.yaml").err.splitlines()[0] == expected
+    monkeypatch.setenv("SOPS_AGE_KEY", key.secret)
+    result = run("apply", "accounts.yaml", "--sandbox", "--yes")
+    assert result.code == 1 and result.err.splitlines()[0] == expected
+
+
+def test_markers_name_variables_and_files_apart() -> None:
+    from reconciler.secrets import is_unknown, unknown_marker, unknown_names
+
+    for names, marker in [
+        (["PROXY_PASSWORD"], "(not known here: PROXY_PASSWORD unset)"),
+        (["vault.*"], "(not known here: vault.* not decrypted)"),
+        (["A", "B", "pw.*", "vault.*"], "(not known here: A, B unset; pw.*, vault.* not decrypted)"),
+    ]:
+        assert unknown_marker(names) == marker and is_unknown(marker)
+        assert unknown_names(marker) == tuple(names)
+    for text in [
+        "(not known here: )",
+        "(not known here: A unset; )",
+        "(not known here: Vault.* not decrypted)",
+    ]:
+        assert not is_unknown(text)
+
+
+def test_a_plan_waiting_for_a_variable_and_a_file(run, repo, monkeypatch) -> None:
+    config = CONFIG.replace("username: u1", 'username: "${PROXY_USER}"')
+    (repo / "accounts.yaml").write_text(config)
+    result = run("plan", "accounts.yaml")
+    assert "proxy.username = (not known here: PROXY_USER unset)" in result.out
+    assert (
+        "Not known here: PROXY_USER unset; vault.* not decrypted; the fields that depend on them show as not "
+        "known until apply." in result.out
+    )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -206,6 +207,9 @@ class SecretFiles:
                     to_decrypt.append(source)
                 elif encrypted is not None:
                     source.why_not = "no SOPS key given here"
+        for source in to_decrypt:
+            if source.shape is None:  # not read yet: it must at least be there, and not too large
+                self._check_file(source)
         _register_key(self.environ)  # before sops runs: what it says about a failure may quote the key
         results = sops.decrypt_all(
             ((s.path, s.fmt, f"{s.shown} ({s.alias})") for s in to_decrypt if not s.broken), self.environ
@@ -227,6 +231,29 @@ class SecretFiles:
     def _located(self, source: _Source, message: str) -> Problem:
         file, mark = self._declared_at[source.path]
         return Problem(file, mark[0], mark[1], message, "warning", f"secrets.{source.alias}")
+
+    def _check_file(self, source: _Source) -> None:
+        """A problem (and `broken`) when the file is missing, not a regular file, or larger than the limit."""
+        file, mark = self._declared_at[source.path]
+        where = f"secrets.{source.alias}"
+        try:
+            status = source.path.stat()
+        except OSError as exc:
+            self._problem(file, mark, f"{where}: cannot read {source.shown}: {exc.strerror or exc}", where)
+            source.broken = True
+            return
+        if not stat.S_ISREG(status.st_mode):
+            self._problem(file, mark, f"{where}: {source.shown} is not a regular file", where)
+            source.broken = True
+        elif status.st_size > fsutil.MAX_CONFIG_BYTES:
+            limit = fsutil.size_text(fsutil.MAX_CONFIG_BYTES)
+            self._problem(
+                file,
+                mark,
+                f"{where}: {source.shown} is larger than {limit}, the most reconciler reads",
+                where,
+            )
+            source.broken = True
 
     def _read_shape(self, source: _Source) -> sops.Encrypted | None:
         file, mark = self._declared_at[source.path]
