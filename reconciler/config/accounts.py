@@ -245,10 +245,6 @@ class AccountBuilder:
         host resolved from variables is a host (checked once the variables are set: at apply, and wherever
         they are set). A message names the variables (without `${}`: the text of a password is redacted from
         messages), never what they hold."""
-        names = [
-            reference if isinstance(reference, str) else f"{reference.alias}.{'.'.join(reference.keys)}"
-            for reference in references(text)
-        ]
         refused = [name for name in referenced_names(text) if refused_variable(name)]
         if refused:
             self.error(
@@ -259,6 +255,10 @@ class AccountBuilder:
             )
             return False
         if key == "host" and isinstance(resolved, str) and not valid_host(resolved):
+            names = [
+                reference if isinstance(reference, str) else f"{reference.alias}.{'.'.join(reference.keys)}"
+                for reference in references(text)
+            ]
             unique = list(dict.fromkeys(names))
             variables = f"reference{'s' if len(unique) > 1 else ''} {', '.join(unique)}"
             if all(_NAME_ONLY.match(name) for name in unique):
