@@ -11,9 +11,11 @@ import json
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import reconciler
 from reconciler.config import load_config
+from reconciler.model import Desired
 from reconciler.secrets import fingerprinted
 from reconciler.state.file import new_salt
 
@@ -64,6 +66,11 @@ def write_config(count: int, path: Path) -> None:
 
 def write_state(config: Path, path: Path, changed_share: float = 0.01) -> None:
     desired = load_config(str(config), PASSWORD_ENV)
+    path.write_text(json.dumps(state_document(desired, changed_share)), encoding="utf-8")
+
+
+def state_document(desired: Desired, changed_share: float = 0.01) -> dict[str, Any]:
+    """A state recording `desired` as applied, with `changed_share` of its accounts recorded otherwise."""
     salt = new_salt()
     step = max(1, int(1 / changed_share))
     accounts = {}
@@ -81,14 +88,13 @@ def write_state(config: Path, path: Path, changed_share: float = 0.01) -> None:
             "last_failure": None,
             "provider": spec.provider,
         }
-    state = {
+    return {
         "format_version": 1,
         "lineage": str(uuid.uuid4()),
         "serial": 1,
         "salt": salt,
         "accounts": accounts,
     }
-    path.write_text(json.dumps(state), encoding="utf-8")
 
 
 def main() -> None:

@@ -106,10 +106,12 @@ class Desired(Compared):
     """Everything the configuration declares, validated; never changed once made.
 
     A value behind an unset `${VAR}` is a `secrets.Unresolved` in `accounts`; `unset_variables` lists the
-    unset variables the accounts need, sorted, each once (empty when every value is known).
+    unset variables the accounts need, sorted, each once (empty when every value is known), and `ALIAS.*` for
+    each secrets file not decrypted that they need. `secrets_files`: (alias, file, decrypted, why not) of each
+    secrets file the configuration names.
     """
 
-    __slots__ = ("accounts", "warnings", "files", "config_digest", "unset_variables")
+    __slots__ = ("accounts", "warnings", "files", "config_digest", "unset_variables", "secrets_files")
 
     def __init__(
         self,
@@ -118,12 +120,14 @@ class Desired(Compared):
         files: list[str],
         config_digest: str,
         unset_variables: tuple[str, ...] = (),
+        secrets_files: tuple[tuple[str, str, bool, str], ...] = (),
     ) -> None:
         self.accounts = accounts
         self.warnings = warnings
         self.files = files
         self.config_digest = config_digest
         self.unset_variables = unset_variables
+        self.secrets_files = secrets_files
 
 
 class AccountRecord(Compared):  # see PER_ITEM above

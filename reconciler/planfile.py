@@ -28,7 +28,7 @@ from reconciler.errors import ReconcilerError, StalePlan, WrongState, brief
 from reconciler.model import Change, Desired, Elsewhere, Plan, Recorded, Safety
 from reconciler.planning import weigh
 from reconciler.reference import StateReference
-from reconciler.secrets import keyed_salt, masked, secrets_digest
+from reconciler.secrets import is_file_source, keyed_salt, masked, secrets_digest, sources_text
 from reconciler.state import SANDBOX_STATE
 
 KIND = "reconciler-saved-plan"
@@ -287,11 +287,17 @@ class SavedPlan:
     def check_complete(self) -> None:
         """Refuse a plan made while variables it depends on were unset: it cannot say what apply would send."""
         names = self.document["unset_variables"]
-        if names:
+        if names and not any(is_file_source(name) for name in names):
             many = len(names) > 1
             raise StalePlan(
                 f"{self.path} was made while {', '.join(names)} {'were' if many else 'was'} unset, so it does not "
                 f"say what apply would send; run plan again where {'they are' if many else 'it is'} set"
+            )
+        if names:
+            raise StalePlan(
+                f"{self.path} was made while {sources_text(names, 'unset', 'not decrypted')}, so it does not say "
+                "what apply would send; run plan again where every secret is known (the variables set, the "
+                "secrets files' key given)"
             )
 
     @property

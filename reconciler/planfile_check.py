@@ -46,11 +46,16 @@ _CHANGE_KEYS = frozenset(
 _REQUIRED = _CHANGE_KEYS - {"file"}
 _PROXY_KEYS = frozenset(("protocol", "host", "port", "username", "password"))
 _SETTINGS_KEYS = frozenset(("proxy", "country", "ip"))
-_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: A source a value may wait for: an environment variable, or a secrets file not decrypted (`vault.*`).
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[a-z][a-z0-9_]*\.\*")
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 _NOT_KNOWN = "(not known here"
+_ENV = r"[A-Za-z_][A-Za-z0-9_]{0,255}"
+_FILE = r"[a-z][a-z0-9_]{0,253}\.\*"
+#: As secrets.unknown_marker writes it: `(not known here: A, B unset)`, `(... vault.* not decrypted)`, or both.
 _MARKER = re.compile(
-    r"\(not known here: [A-Za-z_][A-Za-z0-9_]{0,255}(, [A-Za-z_][A-Za-z0-9_]{0,255})* unset\)"
+    rf"\(not known here: (?:{_ENV}(?:, {_ENV})* unset(?:; {_FILE}(?:, {_FILE})* not decrypted)?"
+    rf"|{_FILE}(?:, {_FILE})* not decrypted)\)"
 )
 
 

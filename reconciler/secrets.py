@@ -665,31 +665,83 @@ def secrets_digest(settings_by_account: Mapping[str, Mapping[str, Any] | None], 
     return "scrypt:" + digest.hex()
 
 
-# -- values not known here: a plan made while some variables are unset --------------------------------------------
+# -- values not known here: a plan made while some variables are unset or some secrets files not decrypted ------
+#
+# A value waits for "sources": environment variables (`PROXY_PASSWORD`) and secrets files, named by their alias
+# as `vault.*` (every value of the file `secrets: {vault: ...}` names). The two never look alike: an alias
+# has no capital letter and a variable name has no `.`.
 
-_UNKNOWN = re.compile(r"\(not known here: [A-Za-z_][A-Za-z0-9_]*(, [A-Za-z_][A-Za-z0-9_]*)* unset\)\Z")
+_ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_FILE_NAME = r"[a-z][a-z0-9_]*\.\*"
+_UNKNOWN = re.compile(
+    rf"\(not known here: (?:(?P<env>{_ENV_NAME}(?:, {_ENV_NAME})*) unset(?:; |\)\Z))?"
+    rf"(?:(?P<files>{_FILE_NAME}(?:, {_FILE_NAME})*) not decrypted\)\Z)?"
+)
+#: The suffix of a secrets file's name among the sources a value waits for: `vault.*`.
+FILE_SOURCE_SUFFIX = ".*"
+
+
+def file_source(alias: str) -> str:
+    """The name of the secrets file `alias` among the sources a value may wait for: `vault.*`."""
+    return alias + FILE_SOURCE_SUFFIX
+
+
+def is_file_source(name: str) -> bool:
+    return name.endswith(FILE_SOURCE_SUFFIX)
 
 
 def unknown_marker(names: Iterable[str]) -> str:
-    """How a value behind unset variables reads in a plan: `(not known here: PROXY_PASSWORD unset)`."""
-    return f"(not known here: {', '.join(names)} unset)"
+    """How a value behind unset variables or secrets files not decrypted reads in a plan:
+    `(not known here: PROXY_PASSWORD unset)`, `(not known here: vault.* not decrypted)`, or both:
+    `(not known here: PROXY_PASSWORD unset; vault.* not decrypted)`."""
+    names = list(names)
+    variables = [name for name in names if not is_file_source(name)]
+    files = [name for name in names if is_file_source(name)]
+    parts = []
+    if variables:
+        parts.append(f"{', '.join(variables)} unset")
+    if files:
+        parts.append(f"{', '.join(files)} not decrypted")
+    return f"(not known here: {'; '.join(parts)})"
 
 
 def is_unknown(value: object) -> bool:
-    """Whether `value` is an `unknown_marker` (a planned value that only apply, with the variables, can know)."""
-    return isinstance(value, str) and _UNKNOWN.match(value) is not None
+    """Whether `value` is an `unknown_marker` (a planned value that only apply, with the secrets, can know)."""
+    if not isinstance(value, str) or not value.startswith("(not known here: "):
+        return False
+    match = _UNKNOWN.fullmatch(value)
+    return match is not None and (match.group("env") is not None or match.group("files") is not None)
 
 
 def unknown_names(value: object) -> tuple[str, ...]:
-    """The variables an `unknown_marker` names (none for any other value)."""
+    """The sources (variables, `ALIAS.*`) an `unknown_marker` names (none for any other value)."""
     if not is_unknown(value):
         return ()
     assert isinstance(value, str)
-    return tuple(value[len("(not known here: ") : -len(" unset)")].split(", "))
+    match = _UNKNOWN.fullmatch(value)
+    assert match is not None
+    names: list[str] = []
+    for group in ("env", "files"):
+        if match.group(group):
+            names += match.group(group).split(", ")
+    return tuple(names)
+
+
+def sources_text(names: Sequence[str], variables: str = "unset", files: str = "not decrypted") -> str:
+    """`PROXY_PASSWORD, OTHER unset; vault.* not decrypted`: the sources named with what is missing of each
+    (`variables` and `files` say it)."""
+    unset = [name for name in names if not is_file_source(name)]
+    undecrypted = [name for name in names if is_file_source(name)]
+    parts = []
+    if unset:
+        parts.append(f"{', '.join(unset)} {variables}")
+    if undecrypted:
+        parts.append(f"{', '.join(undecrypted)} {files}")
+    return (" and " if variables.startswith("(") else "; ").join(parts)
 
 
 def unresolved_names(settings: Mapping[str, Any] | None) -> set[str]:
-    """The unset variables the values of `settings` wait for."""
+    """The unset variables (and secrets files not decrypted) the values of `settings` wait for."""
     names: set[str] = set()
     for value in (settings or {}).values():
         if isinstance(value, dict):

@@ -103,3 +103,10 @@ def test_redaction_benchmark_smoke() -> None:
 
     result = bench_redact.run_once(Path(__file__).parent.parent, passwords=200, messages=100)
     assert result["changed"] == 10 and result["redact_all"] >= 0 and result["peak_rss_mib"] > 0
+
+
+def test_sops_benchmark_smoke() -> None:
+    import bench_sops
+
+    result = bench_sops.bench(200, rounds=1, fmt="dotenv", say=lambda line: None)
+    assert result["var_s"] > 0 and result["file_s"] > 0 and result["time_ratio"] > 0

@@ -245,7 +245,10 @@ def apply(
     if ca_bundle:
         tls_context(ca_bundle)  # a bad bundle is one line before anything else
     desired = load_or_exit(
-        config, need_secrets=False, check_digest=saved.check_config_digest if saved is not None else None
+        config,
+        need_secrets=False,
+        check_digest=saved.check_config_digest if saved is not None else None,
+        decrypt="always",
     )
     if sandbox and not given("sync_poll_interval"):
         sync_poll_interval = SANDBOX_POLL_INTERVAL

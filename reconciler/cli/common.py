@@ -15,6 +15,7 @@ import click
 
 from reconciler import logs
 from reconciler.config import load_config
+from reconciler.config.secretfiles import Decrypt
 from reconciler.errors import ConfigError, Problem
 from reconciler.escape import terminal, terminal_line
 from reconciler.model import Desired, Plan, Safety
@@ -173,18 +174,23 @@ def missing_default_config() -> str:
 
 
 def load_or_exit(
-    config: str, need_secrets: bool = True, check_digest: Callable[[str], None] | None = None
+    config: str,
+    need_secrets: bool = True,
+    check_digest: Callable[[str], None] | None = None,
+    decrypt: Decrypt = "always",
 ) -> Desired:
     """Load the configuration, or print every problem (one line each) and exit 1.
 
     With `need_secrets`, a `${VAR}` that is unset is an error too (validate does not need them).
     `check_digest` (apply --plan) refuses files other than those planned before they are parsed (`load_config`).
+    `decrypt`: how far its secrets files are read (`load_config`); a file that must be decrypted and cannot be
+    is one line.
     """
     started = time.monotonic()
     if config == DEFAULT_CONFIG and not os.path.lexists(config):
         fail(missing_default_config())
     try:
-        desired = load_config(config, check_digest=check_digest)
+        desired = load_config(config, check_digest=check_digest, decrypt=decrypt)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(terminal_line(str(problem)), err=True)
@@ -208,6 +214,16 @@ def load_or_exit(
     if annotating():
         for warning in desired.warnings:
             click.echo(github.render(warning), err=True)
+    if decrypt != "never":
+        for alias, file, decrypted, why_not in desired.secrets_files:
+            if not decrypted:
+                click.echo(
+                    terminal(
+                        f"{file} ({alias}): not decrypted here ({why_not}); what depends on it shows as not "
+                        "known until apply"
+                    ),
+                    err=True,
+                )
     return desired
 
 

@@ -56,12 +56,12 @@ def validate(config: str, output_format: str) -> None:
     """Check CONFIG (`-` reads standard input); exit 0 when valid, 1 when not. Needs no secret: a `${VAR}` must
     be well-formed, not set."""
     if output_format == "text":
-        desired = load_or_exit(config, need_secrets=False)
+        desired = load_or_exit(config, need_secrets=False, decrypt="never")
         count = len(desired.accounts)
         click.echo(terminal_line(f"{config}: valid ({count} account{'' if count == 1 else 's'})"), err=True)
         return
     try:
-        desired = load_config(config)
+        desired = load_config(config, decrypt="never")
     except ConfigError as exc:
         document = {
             "format_version": 1,
@@ -113,7 +113,7 @@ def plan(
     key and no lock."""
     if out_path:
         planfile.config_name(config)  # a plan apply could not read is refused before anything is printed
-    desired = load_or_exit(config, need_secrets=False)
+    desired = load_or_exit(config, need_secrets=False, decrypt="auto")
     location = resolve_state_location(state_location, sandbox=sandbox)
     backend = open_state(location)
     # With --target, a backend that reads accounts apart (PostgreSQL) reads only the targets' rows; the safety

@@ -22,6 +22,7 @@ from reconciler.config.ids import (
     not_nfc_problem,
 )
 from reconciler.config.schema import schema_problems
+from reconciler.config.secretfiles import Decrypt, SecretFiles
 from reconciler.config.yamlpos import Loaded, YMap, decode, load
 from reconciler.errors import ConfigError, Problem, ReconcilerError, brief, describe, one_line
 from reconciler.model import AccountSpec, Desired
@@ -75,6 +76,7 @@ def load_config(
     config: str,
     environ: Mapping[str, str] | None = None,
     check_digest: Callable[[str], None] | None = None,
+    decrypt: Decrypt = "auto",
 ) -> Desired:
     """Read, validate and resolve CONFIG (a file, a directory, or `-` for standard input).
 
@@ -85,6 +87,11 @@ def load_config(
     `check_digest` (apply --plan: a saved plan named CONFIG) is given the digest of the files' bytes once all
     are read, before any is parsed, and raises when it is not the one planned: no line of a file other than
     the one planned is then quoted in a message. Every file is then read only if it is a regular file.
+
+    `decrypt` says how far the secrets files the configuration names are read (config/secretfiles.py): `never`
+    (key names only), `auto` (decrypted when a key is offered here) or `always`; a value from a file not
+    decrypted loads as `Unresolved` too (`ALIAS.*` in `unset_variables`). A file that must be decrypted and
+    cannot be raises reconciler.sops.SopsError, one line.
     """
     environ = os.environ if environ is None else environ
     problems: list[Problem] = []
@@ -130,6 +137,13 @@ def load_config(
     # Declared accounts that have problems, by NFC id: where, and the id as written.
     unbuilt: dict[str, tuple[str, int, int, str]] = {}
     unset: set[str] = set()
+    files = SecretFiles(environ, decrypt)
+    for name, loaded in parsed:
+        if isinstance(loaded.value, YMap):
+            files.declare(name, loaded.value)
+    files.open()  # before any account is built: every reference is looked up in what it found
+    problems.extend(files.problems)
+    warnings.extend(files.warnings)
     for name, loaded in parsed:
         problems.extend(loaded.duplicates)
         document = loaded.value
@@ -139,7 +153,7 @@ def load_config(
         certainly_valid = document_certainly_valid(document)
         found, bad_paths = ([], set()) if certainly_valid else schema_problems(name, schema_subject(document))
         problems.extend(found)
-        builder = AccountBuilder(name, document, environ)
+        builder = AccountBuilder(name, document, environ, files if files else None)
         _check_accounts(
             name, document, builder, bad_paths, accounts, unbuilt, problems, warnings, certainly_valid
         )
@@ -155,6 +169,7 @@ def load_config(
         files=names,
         config_digest=digest.hexdigest(),
         unset_variables=tuple(sorted(unset)),
+        secrets_files=files.described(),
     )
 
 

@@ -16,10 +16,11 @@ from typing import Any
 
 from reconciler import packaged
 from reconciler.config.fastcheck import ACCOUNT_KEYS, PROVIDERS
+from reconciler.config.secretfiles import Resolver, SecretFiles, per_account, references
 from reconciler.config.yamlpos import Mark, YMap
 from reconciler.errors import Problem, brief
 from reconciler.model import SYNC_PROVIDERS, AccountSpec, ResyncSpec
-from reconciler.secrets import ReferenceError_, Secret, Unresolved, referenced_names, resolve_or_mark
+from reconciler.secrets import ReferenceError_, Secret, Unresolved, referenced_names
 
 _PROXY_KEYS = ("protocol", "host", "port", "username", "password")
 
@@ -37,6 +38,10 @@ _HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
 _MAX_HOST_NAME = 253
 
 Path = tuple[Any, ...]
+
+#: What `_resolved` gives for a value whose problem it reported.
+_FAILED = object()
+_NAME_ONLY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 @functools.cache
@@ -92,21 +97,31 @@ class AccountBuilder:
     `unset` collects the names of the unset environment variables the built accounts need.
     """
 
-    def __init__(self, file: str, document: YMap, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self, file: str, document: YMap, environ: Mapping[str, str], files: SecretFiles | None = None
+    ) -> None:
         self.file = file
         self.environ = environ
+        self.resolver = Resolver(file, environ, files)
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
         self.unset: set[str] = set()
         self.countries = iso_countries()
         defaults = document.get("defaults")
         default_proxy = defaults.get("proxy") if isinstance(defaults, YMap) else None
-        # Resolved once, so a mistake in the defaults is reported once, not once per account.
+        # Resolved once, so a mistake in the defaults is reported once, not once per account; a value naming
+        # `$account` is checked once here and resolved for each account (`_per_account`).
         self.default_keys: frozenset[str] = frozenset()
         self.default_proxy: dict[str, Any] = {}
+        self.default_per_account: dict[str, str] = {}
         if isinstance(default_proxy, YMap):
             self.default_keys = frozenset(default_proxy)
             self.default_proxy = self._proxy_values(default_proxy, ("defaults", "proxy"))
+            for key in _PROXY_KEYS:
+                value = default_proxy.get(key)
+                if isinstance(value, str) and key in self.default_proxy and per_account(value):
+                    self.default_per_account[key] = value
+                    del self.default_proxy[key]
 
     def error(self, mark: Mark, message: str, path: Path) -> None:
         """A problem of the account (or the defaults) `path` starts with; `message` follows its name."""
@@ -161,37 +176,66 @@ class AccountBuilder:
 
     def _proxy_values(self, proxy: YMap, path: Path) -> dict[str, Any]:
         """The known keys of one proxy mapping, each string resolved: a `Secret` where a reference was used
-        and for a password, an `Unresolved` where a referenced variable is unset, plain text otherwise."""
+        and for a password, an `Unresolved` where a referenced variable is unset (or a secrets file not
+        decrypted), plain text otherwise."""
         values: dict[str, Any] = {}
+        account_id = path[1] if path[0] == "accounts" else None
         for key in _PROXY_KEYS:
             if key not in proxy:
                 continue
             value = proxy[key]
             if isinstance(value, str):
-                mark = proxy.value_mark(key)
-                try:
-                    resolved, referenced = resolve_or_mark(value, self.environ)
-                except ReferenceError_ as exc:
-                    self.error(mark, f"proxy.{key}: {exc}", (*path, key))
+                resolved = self._resolved(key, value, proxy.value_mark(key), path, account_id)
+                if resolved is _FAILED:
                     continue
-                if referenced and not self._referenced_ok(key, value, resolved, mark, (*path, key)):
-                    continue
-                if key == "password" and not referenced:
-                    self.warnings.append(
-                        Problem(
-                            self.file,
-                            mark[0],
-                            mark[1],
-                            f"{_owner(path)}: plaintext proxy password; use ${{VAR}} instead",
-                            "warning",
-                            _dotted((*path, key)),
-                        )
-                    )
-                if isinstance(resolved, str) and (referenced or key == "password"):
-                    value = Secret(resolved)
-                else:
-                    value = resolved
+                value = resolved
             values[key] = value
+        return values
+
+    def _resolved(self, key: str, value: str, mark: Mark, path: Path, account_id: str | None) -> Any:
+        """One proxy string resolved (see `_proxy_values`), or _FAILED once its problem is reported."""
+        try:
+            resolved, referenced = self.resolver.resolve(value, account_id)
+        except ReferenceError_ as exc:
+            self.error(mark, f"proxy.{key}: {exc}", (*path, key))
+            return _FAILED
+        if referenced and not self._referenced_ok(key, value, resolved, mark, (*path, key)):
+            return _FAILED
+        if key == "password" and not referenced:
+            self.warnings.append(
+                Problem(
+                    self.file,
+                    mark[0],
+                    mark[1],
+                    f"{_owner(path)}: plaintext proxy password; use ${{VAR}} instead",
+                    "warning",
+                    _dotted((*path, key)),
+                )
+            )
+        if isinstance(resolved, str) and (referenced or key == "password"):
+            return Secret(resolved)
+        return resolved
+
+    def _per_account(self, account_id: str, proxy_mark: Mark, path: Path, keys: list[str]) -> dict[str, Any]:
+        """The `keys` of `defaults.proxy` that name `$account`, resolved for one account; a problem (the
+        account's entry missing from the file) is placed at the account's proxy and names the default."""
+        values: dict[str, Any] = {}
+        for key in keys:
+            text = self.default_per_account[key]
+            try:
+                resolved, _ = self.resolver.resolve(text, account_id)
+            except ReferenceError_ as exc:
+                self.error(proxy_mark, f"proxy.{key} (from defaults.proxy.{key}): {exc}", (*path, key))
+                continue
+            if key == "host" and isinstance(resolved, str) and not valid_host(resolved):
+                self.error(
+                    proxy_mark,
+                    "proxy.host (from defaults.proxy.host), filled in from a secrets file, is not a valid host "
+                    "name or IP address (the value is not shown: it may be secret)",
+                    (*path, key),
+                )
+                continue
+            values[key] = Secret(resolved) if isinstance(resolved, str) else resolved
         return values
 
     def _referenced_ok(self, key: str, text: str, resolved: str | Unresolved, mark: Mark, path: Path) -> bool:
@@ -199,8 +243,7 @@ class AccountBuilder:
         host resolved from variables is a host (checked once the variables are set: at apply, and wherever
         they are set). A message names the variables (without `${}`: the text of a password is redacted from
         messages), never what they hold."""
-        names = referenced_names(text)
-        refused = [name for name in names if refused_variable(name)]
+        refused = [name for name in referenced_names(text) if refused_variable(name)]
         if refused:
             self.error(
                 mark,
@@ -210,8 +253,14 @@ class AccountBuilder:
             )
             return False
         if key == "host" and isinstance(resolved, str) and not valid_host(resolved):
+            names = [
+                reference if isinstance(reference, str) else f"{reference.alias}.{'.'.join(reference.keys)}"
+                for reference in references(text)
+            ]
             unique = list(dict.fromkeys(names))
-            variables = f"variable{'s' if len(unique) > 1 else ''} {', '.join(unique)}"
+            variables = f"reference{'s' if len(unique) > 1 else ''} {', '.join(unique)}"
+            if all(_NAME_ONLY.match(name) for name in unique):
+                variables = "variable" + variables[len("reference") :]
             self.error(
                 mark,
                 f"proxy.host, filled in from the {variables}, is not a valid host name or IP address "
@@ -227,6 +276,9 @@ class AccountBuilder:
         if not isinstance(proxy, YMap):
             return None  # the schema's message
         merged = dict(self.default_proxy)
+        if self.default_per_account:  # the account's own keys win: only the others are looked up
+            keys = [key for key in self.default_per_account if key not in proxy]
+            merged.update(self._per_account(path[1], proxy_mark, path, keys))
         merged.update(self._proxy_values(proxy, path))
         for required in ("host", "port"):
             if required not in proxy and required not in self.default_keys and required not in beside:

@@ -18,6 +18,9 @@ ACCOUNT_ID = re.compile(
     accounts_schema()["$defs"]["accountId"]["pattern"].removeprefix("^").removesuffix("$")
 )
 _ACCOUNT_ID_MATCH = ACCOUNT_ID.fullmatch
+_ALIAS = re.compile(
+    accounts_schema()["properties"]["secrets"]["propertyNames"]["pattern"].strip("^$")
+).fullmatch
 
 
 def _enum(*path: str) -> frozenset[str]:
@@ -111,8 +114,20 @@ def account_certainly_valid(account_id: Any, body: Any) -> bool:
 
 def document_certainly_valid(document: Any) -> bool:
     """True only if the schema accepts `document`; False means "ask jsonschema"."""
-    if not isinstance(document, dict) or not document.keys() <= {"version", "defaults", "accounts"}:
+    if not isinstance(document, dict) or not document.keys() <= {
+        "version",
+        "defaults",
+        "secrets",
+        "accounts",
+    }:
         return False
+    if "secrets" in document:
+        secrets = document["secrets"]
+        if not isinstance(secrets, dict) or not all(
+            type(alias) is str and _ALIAS(alias) is not None and type(name) is str and name
+            for alias, name in secrets.items()
+        ):
+            return False
     version = document.get("version")
     if type(version) is not int or version != 1:
         return False

@@ -8,7 +8,7 @@ from typing import Any
 
 from reconciler.escape import terminal
 from reconciler.model import Change, Plan, Safety, settings_leaves
-from reconciler.secrets import SENSITIVE, is_fingerprint, is_unknown, masked
+from reconciler.secrets import SENSITIVE, is_fingerprint, is_unknown, masked, sources_text
 
 SYMBOLS = {"create": "+", "update": "~", "forget": "-", "none": "⟳"}
 
@@ -73,13 +73,14 @@ def summary_line(plan: Plan) -> str:
 
 
 def unknown_line(plan: Plan) -> str | None:
-    """The one line naming the variables that were unset while planning (None when every value was known)."""
+    """The one line naming the variables that were unset (and the secrets files not decrypted) while planning
+    (None when every value was known)."""
     if not plan.unset_variables:
         return None
-    names = ", ".join(plan.unset_variables)
     pronoun = "them" if len(plan.unset_variables) > 1 else "it"
     return (
-        f"Not known here: {names} unset; the fields that depend on {pronoun} show as not known until apply."
+        f"Not known here: {sources_text(plan.unset_variables)}; the fields that depend on {pronoun} show as not "
+        "known until apply."
     )
 
 
@@ -88,14 +89,15 @@ MAX_GROUPS_SHOWN = 10
 
 
 def secret_only_line(plan: Plan) -> str | None:
-    """The line that counts the updates that depend only on secrets not set here, by variable (None: none)."""
+    """The line that counts the updates that depend only on secrets not known here, by variable or secrets file
+    (None: none)."""
     groups = plan.secret_only_by_variables()
     if not groups:
         return None
     names = sorted({name for variables, _ in groups for name in variables})
     line = (
-        f"{len(plan.secret_only):,} more update(s) depend only on {', '.join(names)} (not set here) and may "
-        "change nothing, not listed"
+        f"{len(plan.secret_only):,} more update(s) depend only on "
+        f"{sources_text(names, '(not set here)', '(not decrypted here)')} and may change nothing, not listed"
     )
     if len(groups) > 1:
         shown = [f"{count:,} on {', '.join(variables)}" for variables, count in groups[:MAX_GROUPS_SHOWN]]

@@ -1,0 +1,443 @@
+"""Secrets files in the configuration: `secrets: {vault: secrets.sops.yaml}` and `${vault.proxy_passwords.acc_1}`.
+
+A file's `secrets` mapping gives aliases to SOPS-encrypted files (YAML, JSON or dotenv), relative to itself. In a
+proxy string, `${ALIAS.KEY...}` is a dotted path into the file of that alias; `${NAME}` without a dot stays the
+environment. A path segment `$account` is the id of the account the value ends up in, so that one line in
+`defaults` names every account's own entry: `password: ${vault.proxy_passwords.$account}`.
+
+How far a file is read depends on the command (`Decrypt`):
+- `never` (validate): the encrypted file is parsed without any key (SOPS keeps key names readable): it must be
+  SOPS's, and every reference must name a key it holds; values are not known.
+- `auto` (plan): decrypted when a key is offered here (reconciler.sops.key_offered, or a master key of a kind other
+  than age in the file); otherwise as `never`, and what depends on it shows as not known, as behind an unset
+  variable. A key that is offered and fails is an error.
+- `always` (apply, import): decrypted, or one line and exit 1.
+
+Every decrypted value is registered as a secret in one place (`_register`), with the age key SOPS is given.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from reconciler import fsutil, secrets, sops
+from reconciler.config.yamlpos import Mark, YMap
+from reconciler.errors import Problem, brief
+from reconciler.secrets import ReferenceError_, Unresolved, file_source
+
+Decrypt = Literal["never", "auto", "always"]
+
+ALIAS = re.compile(r"[a-z][a-z0-9_]*\Z")
+#: The path segment that stands for the id of the account a value ends up in.
+ACCOUNT_SEGMENT = "$account"
+_REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: One key of a dotted path: anything but a dot, whitespace, `$`, `{` and `}` (or exactly `$account`).
+_SEGMENT = re.compile(r"[^.\s${}]+\Z")
+_FORMATS_TEXT = ".yaml, .yml, .json or .env"
+
+
+class FileReference:
+    """`${ALIAS.KEY...}`: the alias and the keys of the path (`$account` among them, maybe)."""
+
+    __slots__ = ("alias", "keys")
+
+    def __init__(self, alias: str, keys: tuple[str, ...]) -> None:
+        self.alias = alias
+        self.keys = keys
+
+    @property
+    def per_account(self) -> bool:
+        return ACCOUNT_SEGMENT in self.keys
+
+    def path(self, account_id: str | None) -> tuple[str, ...]:
+        return tuple(
+            account_id if key == ACCOUNT_SEGMENT and account_id is not None else key for key in self.keys
+        )
+
+
+def parse_reference(name: str, position: int) -> str | FileReference:
+    """The inside of one `${...}`: an environment variable's name, or a FileReference. ReferenceError_ for a
+    malformed one (the text is not quoted: it may be a password)."""
+    if _NAME.match(name):
+        return name
+    alias, dot, rest = name.partition(".")
+    keys = tuple(rest.split(".")) if dot else ()
+    if (
+        not dot
+        or not ALIAS.match(alias)
+        or not all(_SEGMENT.match(key) or key == ACCOUNT_SEGMENT for key in keys)
+    ):
+        if not dot:
+            raise ReferenceError_(
+                f"malformed reference at character {position}: '${{...}}' takes a variable name "
+                "(letters, digits and '_', not starting with a digit)"
+            )
+        raise ReferenceError_(
+            f"malformed reference at character {position}: '${{ALIAS.KEY...}}' takes a secrets file's alias "
+            "(lower-case letters, digits and '_') and a dotted path of keys"
+        )
+    return FileReference(alias, keys)
+
+
+def references(text: str) -> list[str | FileReference]:
+    """Every well-formed reference of `text`, in order (malformed ones are left to `Resolver.resolve`)."""
+    found: list[str | FileReference] = []
+    for match in _REFERENCE.finditer(text):
+        if match.group(1) is None:
+            continue
+        try:
+            found.append(parse_reference(match.group(1), match.start() + 1))
+        except ReferenceError_:
+            continue
+    return found
+
+
+class _Source:
+    """One secrets file of the run, however many aliases name it."""
+
+    __slots__ = ("path", "shown", "fmt", "alias", "values", "shape", "broken", "decrypted", "why_not")
+
+    def __init__(self, path: Path, shown: str, fmt: str, alias: str) -> None:
+        self.path = path
+        self.shown = shown
+        self.fmt = fmt
+        self.alias = alias
+        self.values: dict[str, Any] | None = None  # decrypted
+        self.shape: dict[str, Any] | None = None  # key names only
+        self.broken = False  # a problem of the file itself was reported: references to it say nothing more
+        self.decrypted = False
+        self.why_not = ""
+
+
+class SecretFiles:
+    """The secrets files of one configuration: declared file by file, opened once, looked up per reference.
+
+    `problems` are positioned findings (a file that is not SOPS's, cannot be read, an alias given two files);
+    decryption failures raise reconciler.sops.SopsError at `open`.
+    """
+
+    def __init__(self, environ: Mapping[str, str], decrypt: Decrypt) -> None:
+        self.environ = environ
+        self.decrypt = decrypt
+        self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+        self._sources: dict[Path, _Source] = {}
+        #: (config file, alias) -> the source; and alias -> (source, where first declared) across files.
+        self._visible: dict[tuple[str, str], _Source] = {}
+        self._by_alias: dict[str, tuple[_Source, str, Mark]] = {}
+        self._declared_at: dict[Path, tuple[str, Mark]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._sources)
+
+    def declare(self, file: str, document: YMap) -> None:
+        """Take in the `secrets` mapping of one configuration file (its problems go to `problems`)."""
+        declared = document.get("secrets")
+        if not isinstance(declared, YMap):
+            return  # absent, or the schema's message
+        base = Path.cwd() if file.startswith("<") else Path(file).resolve().parent
+        for alias, name in declared.items():
+            mark = declared.value_mark(alias)
+            if not isinstance(alias, str) or not ALIAS.match(alias):
+                self._problem(
+                    file,
+                    declared.key_mark(alias),
+                    f"secrets: the alias {brief(alias)} is not lower-case letters, digits and '_' starting with "
+                    "a letter",
+                    f"secrets.{alias}",
+                )
+                continue
+            if not isinstance(name, str) or not name:
+                continue  # the schema's message
+            fmt = sops.file_format(name)
+            if fmt is None:
+                self._problem(
+                    file,
+                    mark,
+                    f"secrets.{alias}: {brief(name)} is not a {_FORMATS_TEXT} file (SOPS tells a file's format "
+                    "by its name)",
+                    f"secrets.{alias}",
+                )
+                continue
+            path = Path(os.path.normpath(base / name))
+            source = self._sources.get(path)
+            if source is None:
+                source = self._sources[path] = _Source(path, _shown(path), fmt, alias)
+                self._declared_at[path] = (file, mark)
+            earlier = self._by_alias.get(alias)
+            if earlier is not None and earlier[0] is not source:
+                where = f"{earlier[1]}:{earlier[2][0]}:{earlier[2][1]}"
+                self._problem(
+                    file,
+                    mark,
+                    f"secrets.{alias}: the alias already names {earlier[0].shown} ({where}); an alias names one "
+                    "file in the whole configuration",
+                    f"secrets.{alias}",
+                )
+                continue
+            self._by_alias.setdefault(alias, (source, file, mark))
+            self._visible[(file, alias)] = source
+
+    def _problem(self, file: str, mark: Mark, message: str, path: str) -> None:
+        self.problems.append(Problem(file, mark[0], mark[1], message, path=path))
+
+    def open(self) -> None:
+        """Read or decrypt every declared file, as `decrypt` says. Raises sops.SopsError (one line) when a file
+        that must be decrypted cannot be."""
+        if not self._sources:
+            return
+        if self.decrypt == "never":
+            for source in self._sources.values():
+                self._read_shape(source)
+            return
+        offered = sops.key_offered(self.environ)
+        to_decrypt = list(self._sources.values())
+        if self.decrypt == "auto" and not offered:
+            # Read the key names first: a file that lists a key of another kind (PGP, a cloud KMS) is tried.
+            to_decrypt = []
+            for source in self._sources.values():
+                encrypted = self._read_shape(source)
+                if encrypted is not None and encrypted.key_kinds - {"age"}:
+                    to_decrypt.append(source)
+                elif encrypted is not None:
+                    source.why_not = "no SOPS key given here"
+        for source in to_decrypt:
+            if source.shape is None:  # not read yet: it must at least be there, and not too large
+                self._check_file(source)
+        _register_key(self.environ)  # before sops runs: what it says about a failure may quote the key
+        results = sops.decrypt_all(
+            ((s.path, s.fmt, f"{s.shown} ({s.alias})") for s in to_decrypt if not s.broken), self.environ
+        )
+        for source in to_decrypt:
+            if source.broken:
+                continue
+            result = results[source.path]
+            if isinstance(result, sops.NoKey) and self.decrypt == "auto" and not offered:
+                source.why_not = "no key here opens it"
+                self.warnings.append(self._located(source, f"not decrypted here: {result}"))
+                continue
+            if isinstance(result, sops.SopsError):
+                raise result
+            _register(result)
+            source.values = result
+            source.decrypted = True
+
+    def _located(self, source: _Source, message: str) -> Problem:
+        file, mark = self._declared_at[source.path]
+        return Problem(file, mark[0], mark[1], message, "warning", f"secrets.{source.alias}")
+
+    def _check_file(self, source: _Source) -> None:
+        """A problem (and `broken`) when the file is missing, not a regular file, or larger than the limit."""
+        file, mark = self._declared_at[source.path]
+        where = f"secrets.{source.alias}"
+        try:
+            status = source.path.stat()
+        except OSError as exc:
+            self._problem(file, mark, f"{where}: cannot read {source.shown}: {exc.strerror or exc}", where)
+            source.broken = True
+            return
+        if not stat.S_ISREG(status.st_mode):
+            self._problem(file, mark, f"{where}: {source.shown} is not a regular file", where)
+            source.broken = True
+        elif status.st_size > fsutil.MAX_CONFIG_BYTES:
+            limit = fsutil.size_text(fsutil.MAX_CONFIG_BYTES)
+            self._problem(
+                file,
+                mark,
+                f"{where}: {source.shown} is larger than {limit}, the most reconciler reads",
+                where,
+            )
+            source.broken = True
+
+    def _read_shape(self, source: _Source) -> sops.Encrypted | None:
+        file, mark = self._declared_at[source.path]
+        where = f"secrets.{source.alias}"
+        try:
+            raw = fsutil.read_file_at_most(source.path, fsutil.MAX_CONFIG_BYTES, regular_only=True)
+        except fsutil.TooLarge:
+            limit = fsutil.size_text(fsutil.MAX_CONFIG_BYTES)
+            self._problem(
+                file,
+                mark,
+                f"{where}: {source.shown} is larger than {limit}, the most reconciler reads",
+                where,
+            )
+            source.broken = True
+            return None
+        except OSError as exc:
+            self._problem(file, mark, f"{where}: cannot read {source.shown}: {exc.strerror or exc}", where)
+            source.broken = True
+            return None
+        try:
+            encrypted = sops.read_encrypted(raw, source.fmt)
+        except sops.NotSops as exc:
+            self._problem(
+                file,
+                mark,
+                f"{where}: {source.shown} is not encrypted with SOPS ({exc}); encrypt it with "
+                f"'sops encrypt --in-place {source.shown}' (docs/secrets-in-repository.md)",
+                where,
+            )
+            source.broken = True
+            return None
+        source.shape = encrypted.tree
+        return encrypted
+
+    def source_of(self, file: str, alias: str) -> _Source | None:
+        return self._visible.get((file, alias))
+
+    def lookup(self, file: str, reference: FileReference, account_id: str | None) -> str | None:
+        """The value `reference` names (None: not decrypted here, or the file has a problem of its own).
+        ReferenceError_ when the alias is not declared in `file`, or the file lacks the key."""
+        source = self._visible.get((file, reference.alias))
+        if source is None:
+            known = sorted(alias for (declared_in, alias) in self._visible if declared_in == file)
+            said = f" (this file declares {', '.join(known)})" if known else ""
+            raise ReferenceError_(
+                f"'{reference.alias}' is not an alias of a secrets file{said}: declare it under 'secrets:' "
+                "in this file"
+            )
+        if source.broken:
+            return None
+        keys = reference.path(account_id)
+        node: Any = source.values if source.decrypted else source.shape
+        for depth, key in enumerate(keys):
+            if isinstance(node, list) and key.isdigit() and int(key) < len(node):
+                node = node[int(key)]
+            elif isinstance(node, dict) and key in node:
+                node = node[key]
+            else:
+                where = ".".join(keys[:depth]) or "its top level"
+                raise ReferenceError_(
+                    f"{source.shown} ({reference.alias}) has no key {brief('.'.join(keys[: depth + 1]), 300)}"
+                    + (f" (nothing under {brief(where, 300)} is named {brief(key, 260)})" if depth else "")
+                )
+        if isinstance(node, dict | list):
+            kind = "a mapping" if isinstance(node, dict) else "a list"
+            raise ReferenceError_(
+                f"{brief('.'.join((reference.alias, *keys)), 300)} is {kind} in {source.shown}, not a value"
+            )
+        if not source.decrypted:
+            return None
+        if not isinstance(node, str) or not node:
+            raise ReferenceError_(
+                f"{brief('.'.join((reference.alias, *keys)), 300)} is empty in {source.shown}"
+            )
+        return node
+
+    def described(self) -> tuple[tuple[str, str, bool, str], ...]:
+        """(alias, file as shown, decrypted, why not) of each file, for what a command tells about them."""
+        return tuple(
+            (source.alias, source.shown, source.decrypted, source.why_not)
+            for source in self._sources.values()
+            if not source.broken
+        )
+
+
+def _shown(path: Path) -> str:
+    """A secrets file's name in messages: relative to the working directory when it is inside it."""
+    relative = os.path.relpath(path)
+    return path.as_posix() if relative.startswith("..") else relative
+
+
+# -- the one place where this module hands secrets to the redaction (reconciler.secrets) -----------------------
+
+
+def _register(document: Any) -> None:
+    """Register every decrypted value of a file as a secret to redact."""
+    for value in _leaves(document):
+        secrets.register(value)
+
+
+def _register_key(environ: Mapping[str, str]) -> None:
+    """Register the age key SOPS is given (each identity line of SOPS_AGE_KEY) as a secret to redact."""
+    key = environ.get("SOPS_AGE_KEY")
+    if key:
+        for line in key.splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                secrets.register(line.strip())
+
+
+def _leaves(node: Any) -> Iterable[str]:
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _leaves(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _leaves(item)
+    elif isinstance(node, str):
+        yield node
+
+
+class Resolver:
+    """Resolves the `${...}` of one configuration file's proxy strings: environment and secrets files."""
+
+    def __init__(self, file: str, environ: Mapping[str, str], files: SecretFiles | None) -> None:
+        self.file = file
+        self.environ = environ
+        self.files = files
+
+    def resolve(self, text: str, account_id: str | None = None) -> tuple[str | Unresolved, bool]:
+        """`text` with every reference replaced (and `$${` made `${`), and whether any reference was used; an
+        `Unresolved` naming what is missing (unset variables, `ALIAS.*` of files not decrypted) instead when
+        something is. ReferenceError_ for a malformed reference, an alias not declared, or a key a file lacks.
+
+        `account_id`: the account the value ends up in, for `$account` (None: the text is in `defaults`, and a
+        reference with `$account` is resolved per account later: see `per_account`)."""
+        if "$" not in text:
+            return text, False
+        parts: list[str] = []
+        missing: set[str] = set()
+        used = False
+        position = 0
+        for match in _REFERENCE.finditer(text):
+            parts.append(text[position : match.start()])
+            position = match.end()
+            if match.group(0) == "$${":
+                parts.append("${")
+                continue
+            inside = match.group(1)
+            if inside is None:
+                raise ReferenceError_("unterminated '${' (write '$${' for a literal '${')")
+            reference = parse_reference(inside, match.start() + 1)
+            used = True
+            if isinstance(reference, str):
+                value = self.environ.get(reference)
+                if value:
+                    parts.append(value)
+                else:
+                    missing.add(reference)
+                continue
+            if self.files is None:
+                raise ReferenceError_(
+                    f"'{reference.alias}' is not an alias of a secrets file: declare it under 'secrets:' in "
+                    "this file"
+                )
+            if reference.per_account and account_id is None:
+                # Checked now that the alias exists; the key is looked up for each account.
+                if self.files.source_of(self.file, reference.alias) is None:
+                    self.files.lookup(self.file, reference, None)  # raises: the alias is not declared
+                missing.add(file_source(reference.alias))
+                continue
+            found = self.files.lookup(self.file, reference, account_id)
+            if found is None:
+                missing.add(file_source(reference.alias))
+            else:
+                parts.append(found)
+        parts.append(text[position:])
+        if missing:
+            return Unresolved(missing), used
+        return "".join(parts), used
+
+
+def per_account(text: str) -> bool:
+    """Whether `text` holds a reference with `$account` (resolved for each account, not once)."""
+    return ACCOUNT_SEGMENT in text and any(
+        isinstance(reference, FileReference) and reference.per_account for reference in references(text)
+    )
