@@ -254,7 +254,9 @@ def test_permits_space_starts_by_the_rate() -> None:
     granted, waited = asyncio.run(scenario())
     gaps = [later - earlier for earlier, later in zip(granted, granted[1:], strict=False)]
     assert all(gap >= 1 / 50 - CATCH_UP for gap in gaps), gaps  # the loop may be late, never early
-    assert waited == pytest.approx(5 / 50, abs=0.012)  # what the rate held them, in all
+    # What the rate held them, in all: never more than the spacing asks; less when the loop woke late (a busy
+    # machine), since lateness counts toward the spacing.
+    assert 0 < waited <= 5 / 50 + 0.012
 
 
 def test_a_waiter_cancelled_after_its_grant_gives_the_permit_back() -> None:
