@@ -526,7 +526,7 @@ def load(file: str, text: str) -> Loaded:
     """
     try:
         with collector.paused():
-            return _build(file, text)
+            return _Builder(file).build(text)
     except _Abort as abort:
         raise ConfigError([abort.problem]) from None
     except yaml.YAMLError as exc:
@@ -537,44 +537,53 @@ def _dotted(parts: list[Any]) -> str:
     return ".".join(str(part) for part in parts)
 
 
-def _build(file: str, text: str) -> Loaded:
-    problems: list[Problem] = []
-    anchors: dict[str, tuple[Any, int, str | None]] = {}
-    stack: list[_Frame] = []
-    root: list[tuple[Any, Mark]] = []
-    documents = 0
-    document_mark: Mark = (1, 1)
-    expanded = 0  # nodes reached through aliases beyond the first occurrence
+class _Tree:
+    """The tree being read: a `_Frame` for each mapping or list open (`stack`), the document's value once read
+    (`root`), the duplicate keys found on the way (`problems`).
 
-    def current_path() -> list[Any]:
+    `add` puts a node that is read in its place: an item of its list, a key, a key's value, or a merge key's
+    mappings (`merge`, when its mapping ends). A problem names the keys and indexes leading to where the reader
+    is (`path`); one that stops the file being read is raised as `_Abort` (`abort`).
+    """
+
+    __slots__ = ("file", "stack", "root", "problems")
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.stack: list[_Frame] = []
+        self.root: list[tuple[Any, Mark]] = []  # the document's value and its mark, once read
+        self.problems: list[Problem] = []  # duplicate keys: the file is still read to its end
+
+    def path(self) -> list[Any]:
         """The keys and indexes leading to the node being read (computed only for a problem)."""
         parts: list[Any] = []
-        for frame in stack:
+        for frame in self.stack:
             if type(frame.container) is YSeq:
                 parts.append(len(frame.container))
             elif frame.key is not None:
                 parts.append("<<" if frame.key is _MERGE else frame.key)
         return parts
 
-    def abort(mark: Mark, message: str, path: list[Any] | None = None) -> _Abort:
-        return _Abort(
-            Problem(file, mark[0], mark[1], message, path=_dotted(current_path() if path is None else path))
-        )
+    def abort(self, mark: Mark, message: str, path: list[Any] | None = None) -> _Abort:
+        parts = self.path() if path is None else path
+        return _Abort(Problem(self.file, mark[0], mark[1], message, path=_dotted(parts)))
 
-    def at_secret_place() -> bool:
-        return any(part in SECRET_KEYS for part in current_path())
+    def at_secret_place(self) -> bool:
+        return any(part in SECRET_KEYS for part in self.path())
 
-    def finish(value: Any, raw: str | None, mark: Mark, size: int) -> None:
+    def add(self, value: Any, raw: str | None, mark: Mark, size: int) -> None:
+        """Put a node that is read (`raw`: a scalar's text) in the list or mapping open, or make it the value."""
+        stack = self.stack
         if not stack:
-            root.append((value, mark))
+            self.root.append((value, mark))
             return
         frame = stack[-1]
         frame.size += size
-        container: Any = frame.container  # a YSeq, or a YMap below (dispatched by `type() is`, see the loop)
+        container: Any = frame.container  # a YSeq, or a YMap below (dispatched by `type() is`, see `_read`)
         if type(container) is YSeq:
             if len(container) >= MAX_LIST_ITEMS:
                 stack.pop()  # the path of the list itself
-                raise abort(
+                raise self.abort(
                     container.pos,
                     f"a list of more than {MAX_LIST_ITEMS:,} items; the accounts format has no lists",
                 )
@@ -583,7 +592,7 @@ def _build(file: str, text: str) -> Loaded:
             return
         if frame.key is None:
             if raw is None:
-                raise abort(mark, "mapping keys must be plain text, not a mapping or list")
+                raise self.abort(mark, "mapping keys must be plain text, not a mapping or list")
             frame.key = _MERGE if raw == "<<" and size == 1 and value == "<<" else raw
             frame.key_mark = mark
             return
@@ -595,139 +604,195 @@ def _build(file: str, text: str) -> Loaded:
             return
         if key in container:
             first_line, first_col, _, _ = container.marks[key]
-            problems.append(
+            self.problems.append(
                 Problem(
-                    file,
+                    self.file,
                     frame.key_mark[0],
                     frame.key_mark[1],
                     f"duplicate key {brief(key)} (first defined at line {first_line}, column {first_col})",
-                    path=_dotted([*current_path(), key]),
+                    path=_dotted([*self.path(), key]),
                 )
             )
             return
         container[key] = value
         container.marks[key] = (frame.key_mark[0], frame.key_mark[1], mark[0], mark[1])
 
-    def apply_merges(frame: _Frame) -> None:
+    def merge(self, frame: _Frame) -> None:
+        """Copy into the mapping of `frame`, read to its end, the keys of its merge keys' mappings it lacks."""
         target = frame.container
         assert type(target) is YMap  # only a mapping holds merge keys
         for value, mark in frame.merges or ():
             sources = value if type(value) is YSeq else [value]
             for source in sources:
                 if type(source) is not YMap:
-                    raise abort(
-                        mark,
-                        "a merge key (<<) needs a mapping or a list of mappings",
-                        [*current_path(), "<<"],
+                    raise self.abort(
+                        mark, "a merge key (<<) needs a mapping or a list of mappings", [*self.path(), "<<"]
                     )
                 for key, item in source.items():
                     if key not in target:
                         target[key] = item
                         target.marks[key] = source.marks[key]
 
-    # `type(event) is X` is the fastest dispatch (a million events at 100,000 accounts) but does not narrow for
-    # the type checker: `event` is Any here, and each branch reads only what its event type has.
-    event: Any
-    scalar_event, mapping_start, mapping_end = (
-        events.ScalarEvent,
-        events.MappingStartEvent,
-        events.MappingEndEvent,
-    )
-    parser = _Loader(text)
-    # `get_event` until it has none, rather than yaml.parse's generator: measured, a tenth of the parse.
-    for event in iter(parser.get_event, None):
-        kind = type(event)
-        if kind is scalar_event:
-            raw = event.value
-            if event.tag is None and event.implicit[0] and raw not in _WORDS and raw[0] not in _NUMERIC_START:
-                value = raw  # plain text: most scalars of a file (keys, ids, hosts, countries)
-            else:
-                try:
-                    value = _resolve_scalar(event)
-                except _BadScalar as bad:
-                    raise abort(_mark(event), bad.hidden if at_secret_place() else bad.shown) from None
-            if event.anchor:
-                anchors[event.anchor] = (value, 1, raw)
-            start = event.start_mark
-            mark = (start.line + 1, start.column + 1)
-            if stack:
-                # The common case, inline: a key, or a value under a key not seen before in its mapping.
-                frame = stack[-1]
-                container = frame.container
-                key = frame.key
-                if type(container) is YMap and key is not _MERGE:
-                    if key is None:
-                        if raw != "<<" or value != "<<":
+
+class _Builder:
+    """One document's events from libyaml, read into a `_Tree`; the anchors, for the aliases that name them.
+
+    `_read` is the loop over the events (a million at 100,000 accounts). Scalars are most of them: their common
+    case is handled inline there; every other event is the method for it.
+    """
+
+    __slots__ = ("tree", "anchors", "documents", "document_mark", "expanded")
+
+    def __init__(self, file: str) -> None:
+        self.tree = _Tree(file)
+        self.anchors: dict[
+            str, tuple[Any, int, str | None]
+        ] = {}  # name: (value, its size in nodes, raw text)
+        self.documents = 0
+        self.document_mark: Mark = (1, 1)
+        self.expanded = 0  # nodes reached through aliases beyond the first occurrence
+
+    def build(self, text: str) -> Loaded:
+        self._read(_Loader(text))
+        tree = self.tree
+        if not tree.root:
+            raise _Abort(Problem(tree.file, 1, 1, "the file is empty"))
+        value, mark = tree.root[0]
+        # An empty document has no node of its own: it starts where its `---` (or its first token) is.
+        return Loaded(value, self.document_mark if value is None else mark, tree.problems)
+
+    def _read(self, parser: Any) -> None:
+        # What the loop reads is bound to locals first: a local is an index into the frame, an attribute of an
+        # object a lookup by name, and the loop runs once per event.
+        stack, anchors, add = self.tree.stack, self.anchors, self.tree.add
+        scalar_event, mapping_start, mapping_end = (
+            events.ScalarEvent,
+            events.MappingStartEvent,
+            events.MappingEndEvent,
+        )
+        sequence_start, sequence_end = events.SequenceStartEvent, events.SequenceEndEvent
+        # `type(event) is X` is the fastest dispatch but does not narrow for the type checker: `event` is Any
+        # here, and each branch reads only what its event type has.
+        event: Any
+        # `get_event` until it has none, rather than yaml.parse's generator: measured, a tenth of the parse.
+        for event in iter(parser.get_event, None):
+            kind = type(event)
+            if kind is scalar_event:
+                raw = event.value
+                if (
+                    event.tag is None
+                    and event.implicit[0]
+                    and raw not in _WORDS
+                    and raw[0] not in _NUMERIC_START
+                ):
+                    value = raw  # plain text: most scalars of a file (keys, ids, hosts, countries)
+                else:
+                    value = self._resolved(event)
+                if event.anchor:
+                    anchors[event.anchor] = (value, 1, raw)
+                start = event.start_mark
+                mark = (start.line + 1, start.column + 1)
+                if stack:
+                    # The common case, inline: a key, or a value under a key not seen before in its mapping.
+                    frame = stack[-1]
+                    container = frame.container
+                    key = frame.key
+                    if type(container) is YMap and key is not _MERGE:
+                        if key is None:
+                            if raw != "<<" or value != "<<":
+                                frame.size += 1
+                                frame.key = raw
+                                frame.key_mark = mark
+                                continue
+                        elif key not in container:
                             frame.size += 1
-                            frame.key = raw
-                            frame.key_mark = mark
+                            frame.key = None
+                            container[key] = value
+                            container.marks[key] = frame.key_mark + mark  # one C-level concatenation
                             continue
-                    elif key not in container:
-                        frame.size += 1
-                        frame.key = None
-                        container[key] = value
-                        container.marks[key] = frame.key_mark + mark  # one C-level concatenation
-                        continue
-            finish(value, raw, mark, 1)
-        elif kind is mapping_start or kind is events.SequenceStartEvent:
-            if len(stack) >= MAX_DEPTH:
-                raise abort(_mark(event), f"nesting deeper than {MAX_DEPTH} levels")
-            is_map = kind is mapping_start
-            if event.tag and event.tag != "!" and event.tag != _TAG_PREFIX + ("map" if is_map else "seq"):
-                raise abort(
-                    _mark(event),
-                    "unsupported YAML tag (not shown: the value may be secret); quote a value that starts with '!'"
-                    if at_secret_place()
-                    else f"unsupported YAML tag {brief(event.tag)}; quote a value that starts with '!'",
-                )
-            start = event.start_mark
-            mark = (start.line + 1, start.column + 1)
-            container = YMap(mark) if is_map else YSeq(mark)
-            stack.append(_Frame(container, event.anchor))
-        elif kind is mapping_end or kind is events.SequenceEndEvent:
-            frame = stack[-1]
-            if frame.merges:
-                apply_merges(frame)
-            stack.pop()
-            done = frame.container
-            if frame.anchor:
-                anchors[frame.anchor] = (done, frame.size, None)
-            if stack:
-                # The common case, inline: the value of a key not seen before in its mapping.
-                parent = stack[-1]
-                container = parent.container
-                key = parent.key
-                if type(container) is YMap and key is not None and key is not _MERGE and key not in container:
-                    parent.size += frame.size
-                    parent.key = None
-                    container[key] = done
-                    container.marks[key] = parent.key_mark + done.pos
-                    continue
-            finish(done, None, done.pos, frame.size)
-        elif kind is events.AliasEvent:
-            mark = _mark(event)
-            target = anchors.get(event.anchor)
-            if target is None:
-                raise abort(
-                    mark,
-                    "unknown alias (not shown: the value may be secret); quote a value that starts with '*'"
-                    if at_secret_place()
-                    else f"unknown alias *{event.anchor[:60]}; quote a value that starts with '*'",
-                )
-            value, size, raw = target
-            expanded += size
-            if expanded > MAX_ALIAS_EXPANSION:
-                raise abort(
-                    mark, f"aliases expand past {MAX_ALIAS_EXPANSION:,} nodes; refusing (alias bomb?)"
-                )
-            finish(value, raw, mark, size)
-        elif kind is events.DocumentStartEvent:
-            documents += 1
-            document_mark = _mark(event)
-            if documents > 1:
-                raise abort(_mark(event), "a configuration file holds one YAML document, found a second", [])
-    if not root:
-        raise _Abort(Problem(file, 1, 1, "the file is empty"))
-    value, mark = root[0]
-    # An empty document has no node of its own: it starts where its `---` (or its first token) is.
-    return Loaded(value, document_mark if value is None else mark, problems)
+                add(value, raw, mark, 1)
+            elif kind is mapping_start or kind is sequence_start:
+                self._open(event, kind is mapping_start)
+            elif kind is mapping_end or kind is sequence_end:
+                self._close()
+            elif kind is events.AliasEvent:
+                self._alias(event)
+            elif kind is events.DocumentStartEvent:
+                self._document(event)
+
+    def _resolved(self, event: Any) -> Any:
+        """A scalar's value, other than plain text (`_resolve_scalar`); a bad one stops the file being read."""
+        try:
+            return _resolve_scalar(event)
+        except _BadScalar as bad:
+            message = bad.hidden if self.tree.at_secret_place() else bad.shown
+            raise self.tree.abort(_mark(event), message) from None
+
+    def _open(self, event: Any, is_map: bool) -> None:
+        """A mapping or list starts: refused nested too deep, or with a tag other than its own."""
+        tree = self.tree
+        stack = tree.stack
+        if len(stack) >= MAX_DEPTH:
+            raise tree.abort(_mark(event), f"nesting deeper than {MAX_DEPTH} levels")
+        if event.tag and event.tag != "!" and event.tag != _TAG_PREFIX + ("map" if is_map else "seq"):
+            raise tree.abort(
+                _mark(event),
+                "unsupported YAML tag (not shown: the value may be secret); quote a value that starts with '!'"
+                if tree.at_secret_place()
+                else f"unsupported YAML tag {brief(event.tag)}; quote a value that starts with '!'",
+            )
+        start = event.start_mark
+        mark = (start.line + 1, start.column + 1)
+        stack.append(_Frame(YMap(mark) if is_map else YSeq(mark), event.anchor))
+
+    def _close(self) -> None:
+        """A mapping or list ends: its merge keys are merged, its anchor kept, and it takes its place."""
+        tree = self.tree
+        stack = tree.stack
+        frame = stack[-1]
+        if frame.merges:
+            tree.merge(frame)
+        stack.pop()
+        done = frame.container
+        if frame.anchor:
+            self.anchors[frame.anchor] = (done, frame.size, None)
+        if stack:
+            # The common case, inline: the value of a key not seen before in its mapping.
+            parent = stack[-1]
+            container = parent.container
+            key = parent.key
+            if type(container) is YMap and key is not None and key is not _MERGE and key not in container:
+                parent.size += frame.size
+                parent.key = None
+                container[key] = done
+                container.marks[key] = parent.key_mark + done.pos
+                return
+        tree.add(done, None, done.pos, frame.size)
+
+    def _alias(self, event: Any) -> None:
+        """The anchored node an alias names takes its place, counted against MAX_ALIAS_EXPANSION."""
+        mark = _mark(event)
+        target = self.anchors.get(event.anchor)
+        if target is None:
+            raise self.tree.abort(
+                mark,
+                "unknown alias (not shown: the value may be secret); quote a value that starts with '*'"
+                if self.tree.at_secret_place()
+                else f"unknown alias *{event.anchor[:60]}; quote a value that starts with '*'",
+            )
+        value, size, raw = target
+        self.expanded += size
+        if self.expanded > MAX_ALIAS_EXPANSION:
+            raise self.tree.abort(
+                mark, f"aliases expand past {MAX_ALIAS_EXPANSION:,} nodes; refusing (alias bomb?)"
+            )
+        self.tree.add(value, raw, mark, size)
+
+    def _document(self, event: Any) -> None:
+        """A document starts: a configuration file holds one."""
+        self.documents += 1
+        self.document_mark = _mark(event)
+        if self.documents > 1:
+            raise self.tree.abort(
+                _mark(event), "a configuration file holds one YAML document, found a second", []
+            )
