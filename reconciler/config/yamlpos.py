@@ -314,7 +314,7 @@ class _Syntax:
             ):
                 return self._unclosed(open_, close)
         if problem == "did not find expected node content" or problem.startswith("expected the node content"):
-            if self._at_end():
+            if _at_end(self.text, self.mark):
                 opened = _unclosed_bracket(self.text)
                 if opened is not None:
                     at, char = opened
@@ -356,15 +356,6 @@ class _Syntax:
             return self.mark, "only YAML 1.x is read: remove the %YAML line, or make it %YAML 1.2"
         return None
 
-    def _previous_line(self) -> tuple[int, str] | None:
-        """The nearest line above the mark's that holds more than blanks and a comment: (0-based number, text)."""
-        lines = self.text.split("\n", self.mark[0])[: self.mark[0]]
-        for number in range(len(lines) - 1, -1, -1):
-            stripped = lines[number].strip()
-            if stripped and not stripped.startswith("#"):
-                return number, lines[number]
-        return None
-
     def _stray_colon(self) -> str:
         """`mapping values are not allowed here`: a ':' the scanner met inside a plain value."""
         before = self.line_text[: self.mark[1]]
@@ -375,7 +366,7 @@ class _Syntax:
             )
         if len(before.strip()) > 1024:
             return "a key of more than 1,024 characters, more than YAML allows"
-        previous = self._previous_line()
+        previous = _previous_line(self.text, self.mark[0])
         if previous is None:
             return "a ':' where YAML cannot read it as a key's; quote a value that holds ': '"
         number, text = previous
@@ -405,7 +396,7 @@ class _Syntax:
             details = f"{self.indent} here"
             if self.opened is not None:
                 details += f"; the keys from line {self.opened[0] + 1} have {self.opened[1]}"
-            previous = self._previous_line()
+            previous = _previous_line(self.text, self.mark[0])
             if previous is not None and (self.opened is None or previous[0] != self.opened[0]):
                 number, text = previous
                 details += f", line {number + 1} has {len(text) - len(text.lstrip(' '))}"
@@ -446,7 +437,7 @@ class _Syntax:
         if self.opened is None:
             return self.mark, f"expected ',' or '{close}' here"
         line, col = self.opened[0] + 1, self.opened[1] + 1
-        if self._at_end():
+        if _at_end(self.text, self.mark):
             return (
                 self.opened,
                 f"this '{open_}' is never closed (the file ends inside it): close it with '{close}'",
@@ -461,11 +452,23 @@ class _Syntax:
             "separate its entries with ','"
         )
 
-    def _at_end(self) -> bool:
-        """Whether nothing but blanks and comments follows the mark: the parser reached the end of the file."""
-        offset = sum(len(line) + 1 for line in self.text.split("\n", self.mark[0])[: self.mark[0]])
-        rest = self.text[offset + self.mark[1] :]
-        return all(not line.strip() or line.strip().startswith("#") for line in rest.split("\n"))
+
+def _previous_line(text: str, line: int) -> tuple[int, str] | None:
+    """The nearest line above line `line` (0-based) of `text` that holds more than blanks and a comment:
+    (0-based number, text)."""
+    lines = text.split("\n", line)[:line]
+    for number in range(len(lines) - 1, -1, -1):
+        stripped = lines[number].strip()
+        if stripped and not stripped.startswith("#"):
+            return number, lines[number]
+    return None
+
+
+def _at_end(text: str, mark: tuple[int, int]) -> bool:
+    """Whether nothing but blanks and comments follows `mark` (0-based): the parser reached the end of the file."""
+    offset = sum(len(line) + 1 for line in text.split("\n", mark[0])[: mark[0]])
+    rest = text[offset + mark[1] :]
+    return all(not line.strip() or line.strip().startswith("#") for line in rest.split("\n"))
 
 
 def _unclosed_bracket(text: str) -> tuple[tuple[int, int], str] | None:
