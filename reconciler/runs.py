@@ -39,72 +39,99 @@ if TYPE_CHECKING:
 log = logs.get("apply")
 
 
-class ApplyRequest(Plain):
-    """Everything one apply needs. `saved` is a loaded saved plan (`apply --plan`) to apply exactly."""
+class ApplyScope(Plain):
+    """What to apply: the desired state, narrowed by `targets`, `selectors` and a `shard`; or `saved`, a loaded
+    saved plan (`apply --plan`) to apply exactly."""
 
-    __slots__ = (
-        "desired",
-        "backend",
-        "api_url",
-        "api_key",
-        "options",
-        "targets",
-        "selectors",
-        "shard",
-        "saved",
-        "state_named_by",
-        "force",
-        "max_update_percent",
-        "max_forget_percent",
-        "max_resync_percent",
-        "look_elsewhere",
-        "lock_timeout",
-        "ca_bundle",
-        "fingerprint_key",
-    )
-    _hidden = frozenset(("api_key", "fingerprint_key"))  # never in a repr
+    __slots__ = ("desired", "targets", "selectors", "shard", "saved")
 
     def __init__(
         self,
-        *,
         desired: Desired,
-        backend: Backend,
-        api_url: str,
-        api_key: str,
-        options: ApplyOptions | None = None,
+        *,
         targets: tuple[str, ...] = (),
         selectors: tuple[tuple[str, str], ...] = (),
         shard: tuple[int, int] | None = None,
         saved: planfile.SavedPlan | None = None,
-        state_named_by: str = "--state names",
+    ) -> None:
+        self.desired = desired
+        self.targets = targets
+        self.selectors = selectors
+        self.shard = shard
+        self.saved = saved
+
+
+class StateAccess(Plain):
+    """Where the run records: the state's backend, how long to wait for its lock, and what chose it."""
+
+    __slots__ = ("backend", "lock_timeout", "named_by")
+
+    def __init__(
+        self, backend: Backend, *, lock_timeout: float = 0.0, named_by: str = "--state names"
+    ) -> None:
+        self.backend = backend
+        self.lock_timeout = lock_timeout
+        #: What chose `backend`, as a refusal of a saved plan made against another state says it.
+        self.named_by = named_by
+
+
+class ApiAccess(Plain):
+    """The API the run sends to: its base URL, the key, and the CA certificates to trust for it."""
+
+    __slots__ = ("url", "key", "ca_bundle")
+    _hidden = frozenset(("key",))  # never in a repr
+
+    def __init__(self, url: str, key: str, *, ca_bundle: str | None = None) -> None:
+        self.url = url
+        self.key = key
+        self.ca_bundle = ca_bundle
+
+
+class SafetyBounds(Plain):
+    """What a plan is weighed against before anything is sent (`planning.weigh`), and `force`, which applies past
+    all of it. A new bound is one more slot here."""
+
+    __slots__ = ("force", "max_update_percent", "max_forget_percent", "max_resync_percent", "look_elsewhere")
+
+    def __init__(
+        self,
+        *,
         force: bool = False,
         max_update_percent: float = 30.0,
         max_forget_percent: float = 30.0,
         max_resync_percent: float = DEFAULT_MAX_RESYNC_PERCENT,
         look_elsewhere: bool = True,
-        lock_timeout: float = 0.0,
-        ca_bundle: str | None = None,
-        fingerprint_key: str | None = None,
     ) -> None:
-        self.desired = desired
-        self.backend = backend
-        self.api_url = api_url
-        self.api_key = api_key
-        self.options = ApplyOptions() if options is None else options
-        self.targets = targets
-        self.selectors = selectors
-        self.shard = shard
-        self.saved = saved
-        #: What chose `backend`, as a refusal of a saved plan made against another state says it.
-        self.state_named_by = state_named_by
         self.force = force
         self.max_update_percent = max_update_percent
         self.max_forget_percent = max_forget_percent
         self.max_resync_percent = max_resync_percent
         #: Whether an empty state is refused when another state holds the accounts (not for the sandbox's).
         self.look_elsewhere = look_elsewhere
-        self.lock_timeout = lock_timeout
-        self.ca_bundle = ca_bundle
+
+
+class ApplyRequest(Plain):
+    """Everything one apply needs: what to apply, the state it records in, the API it sends to, the engine's
+    options, the safety bounds, and the key of its fingerprints."""
+
+    __slots__ = ("scope", "state", "api", "options", "safety", "fingerprint_key")
+    _hidden = frozenset(("fingerprint_key",))  # never in a repr (nor is the API's key: ApiAccess)
+
+    def __init__(
+        self,
+        scope: ApplyScope,
+        state: StateAccess,
+        api: ApiAccess,
+        *,
+        options: ApplyOptions | None = None,
+        safety: SafetyBounds | None = None,
+        fingerprint_key: str | None = None,
+    ) -> None:
+        self.scope = scope
+        self.state = state
+        self.api = api
+        self.options = ApplyOptions() if options is None else options
+        self.safety = SafetyBounds() if safety is None else safety
         #: Mixed into the state's salt for fingerprints (`RECONCILER_FINGERPRINT_KEY`); None: the salt alone.
         self.fingerprint_key = fingerprint_key
 
@@ -152,7 +179,7 @@ def _recorded_count(backend: Backend, before: Recorded, request: ApplyRequest, t
     """How many recorded accounts the safety bound weighs: the state's, or the shard's own when sharded. A
     targeted read (`before` holding only the targets) asks the backend, so a targeted apply is weighed against
     the whole state as any other, never against the few records it read."""
-    shard = request.shard
+    shard = request.scope.shard
     if not targeted:
         if shard is None:
             return len(before.accounts)
@@ -219,13 +246,13 @@ _STRIP_BATCH = 512
 def _plan(request: ApplyRequest, recorded: Recorded, targeted: bool) -> Plan:
     """The plan against `recorded`; `targeted`: it holds only the targets' records (`Backend.read_accounts`)."""
     return make_plan(
-        request.desired,
+        request.scope.desired,
         recorded,
-        request.targets,
-        list(request.selectors),
-        request.shard,
+        request.scope.targets,
+        list(request.scope.selectors),
+        request.scope.shard,
         fingerprint_key=request.fingerprint_key,
-        recorded_ids=request.backend.account_ids if targeted else None,
+        recorded_ids=request.state.backend.account_ids if targeted else None,
     )
 
 
@@ -241,46 +268,46 @@ def apply_run(
     UsageError (a variable the changes need is unset), UnsafePlan, or whatever `confirm` raises. Failures of single
     operations are results, not exceptions.
     """
-    if request.saved is not None:
-        request.saved.check_complete()
-    backend = request.backend
+    if request.scope.saved is not None:
+        request.scope.saved.check_complete()
+    backend = request.state.backend
     # With --target, a backend that reads accounts apart (PostgreSQL) reads only the targets' records, for the
     # plan and for the journal; the safety bound still weighs the whole state (`_recorded_count`).
-    targeted = bool(request.targets) and backend.partial_reads
-    only = request.targets if targeted else None
-    with backend.lock(timeout=request.lock_timeout, command="apply", shard=request.shard):
+    targeted = bool(request.scope.targets) and backend.partial_reads
+    only = request.scope.targets if targeted else None
+    with backend.lock(timeout=request.state.lock_timeout, command="apply", shard=request.scope.shard):
         log.debug("locked the state %s", backend.describe())
-        before = backend.read_accounts(request.targets) if targeted else backend.read()
+        before = backend.read_accounts(request.scope.targets) if targeted else backend.read()
         log.debug(
             "read %d recorded account(s)%s, serial %d",
             len(before.accounts),
-            f" of {len(request.targets)} targeted" if targeted else "",
+            f" of {len(request.scope.targets)} targeted" if targeted else "",
             before.serial,
         )
-        if request.saved is not None:
-            request.saved.check_state(before, backend.reference(), request.state_named_by)
+        if request.scope.saved is not None:
+            request.scope.saved.check_state(before, backend.reference(), request.state.named_by)
         plan = _plan(request, before, targeted)
         if plan.unset_variables:
             them = "them" if len(plan.unset_variables) > 1 else "it"
             raise UsageError(
                 f"{unset_message(plan.unset_variables)}; apply needs {them} for the values it sends"
             )
-        if request.saved is not None:
-            request.saved.check_fresh(plan, request.desired, before, request.fingerprint_key)
+        if request.scope.saved is not None:
+            request.scope.saved.check_fresh(plan, request.scope.desired, before, request.fingerprint_key)
         if plan.empty:
             return ApplyOutcome(plan=plan, pace=no_requests(request.options.adaptive))
-        if not request.force:
+        if not request.safety.force:
             existing = _recorded_count(backend, before, request, targeted)
             elsewhere = None
-            if request.look_elsewhere and _holds_nothing(backend, before, targeted):
+            if request.safety.look_elsewhere and _holds_nothing(backend, before, targeted):
                 elsewhere = look_elsewhere(backend, to_create(plan))
             raise_if_unsafe(
                 weigh(
                     plan,
                     existing,
-                    request.max_update_percent,
-                    request.max_forget_percent,
-                    request.max_resync_percent,
+                    request.safety.max_update_percent,
+                    request.safety.max_forget_percent,
+                    request.safety.max_resync_percent,
                     elsewhere,
                 )
             )
@@ -332,20 +359,20 @@ async def _run_engine(
 
     options = request.options
     client = ApiClient(
-        request.api_url,
-        request.api_key,
+        request.api.url,
+        request.api.key,
         concurrency=options.concurrency,
         timeout=options.timeout,
-        ca_bundle=request.ca_bundle,
+        ca_bundle=request.api.ca_bundle,
     )
-    engine = Engine(client, journal, request.desired.accounts, options, progress)
+    engine = Engine(client, journal, request.scope.desired.accounts, options, progress)
     with _cancelling_signals(engine, journal):
         try:
             await engine.run(plan.changes)
         finally:
             await client.close()
-        stored = request.backend.read_failed if targeted else None
-        warning = await _strip_stored_messages(engine, recorded, journal, request.shard, stored)
+        stored = request.state.backend.read_failed if targeted else None
+        warning = await _strip_stored_messages(engine, recorded, journal, request.scope.shard, stored)
     return engine, warning
 
 

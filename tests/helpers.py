@@ -24,7 +24,15 @@ import pytest
 
 from reconciler.applying import ApplyOptions
 from reconciler.config import load_config
-from reconciler.runs import ApplyOutcome, ApplyRequest, apply_run
+from reconciler.runs import (
+    ApiAccess,
+    ApplyOutcome,
+    ApplyRequest,
+    ApplyScope,
+    SafetyBounds,
+    StateAccess,
+    apply_run,
+)
 from reconciler.state.file import FileBackend
 
 #: Planted as the proxy password and the API key: a test fails wherever either shows up.
@@ -74,12 +82,11 @@ def run_engine(workdir: Path, server: Any, config: str, **options: Any) -> tuple
     backend = FileBackend(workdir / "state.json")
     options.setdefault("sync_poll_interval", 0.01)
     request = ApplyRequest(
-        desired=desired,
-        backend=backend,
-        api_url=server.url,
-        api_key=SENTINEL_KEY,
+        scope=ApplyScope(desired),
+        state=StateAccess(backend),
+        api=ApiAccess(server.url, SENTINEL_KEY),
         options=ApplyOptions(**{"backoff_base": 0.01, "backoff_cap": 0.05, **options}),
-        force=True,
+        safety=SafetyBounds(force=True),
     )
     return apply_run(request), backend
 

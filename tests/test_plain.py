@@ -63,18 +63,17 @@ def test_a_problem_is_one_line_hashable_and_remade_with_a_new_message() -> None:
 
 
 def test_an_apply_request_never_shows_its_key(tmp_path) -> None:
-    from reconciler.runs import ApplyRequest
+    from reconciler.runs import ApiAccess, ApplyRequest, ApplyScope, StateAccess
     from reconciler.state.file import FileBackend
 
     request = ApplyRequest(
-        desired=None,  # type: ignore[arg-type]
-        backend=FileBackend(tmp_path / "s.json"),
-        api_url="http://127.0.0.1:1/api/v1",
-        api_key="sentinel-key-0123",
+        scope=ApplyScope(None),  # type: ignore[arg-type]
+        state=StateAccess(FileBackend(tmp_path / "s.json")),
+        api=ApiAccess("http://127.0.0.1:1/api/v1", "sentinel-key-0123"),
         fingerprint_key="sentinel-fingerprint-key",
     )
     shown = repr(request)
-    assert "sentinel" not in shown and "api_url='http://127.0.0.1:1/api/v1'" in shown
+    assert "sentinel" not in shown and "url='http://127.0.0.1:1/api/v1'" in shown
 
 
 def test_error_kinds_compare_by_value_as_before() -> None:

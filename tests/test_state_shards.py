@@ -19,7 +19,7 @@ import pytest
 from reconciler.applying import ApplyOptions
 from reconciler.config import load_config
 from reconciler.planning import shard_of
-from reconciler.runs import ApplyOutcome, ApplyRequest, apply_run
+from reconciler.runs import ApiAccess, ApplyOutcome, ApplyRequest, ApplyScope, StateAccess, apply_run
 from reconciler.state import open_backend
 from reconciler.state.postgres import PostgresBackend
 from tests.helpers import SENTINEL_KEY, SENTINEL_PASSWORD, fresh_postgres_state, start_apply
@@ -59,13 +59,10 @@ def _shard_apply(
 ) -> Callable[[], ApplyOutcome]:
     def apply() -> ApplyOutcome:
         request = ApplyRequest(
-            desired=load_config("a.yaml", {"PROXY_PASSWORD": SENTINEL_PASSWORD}),
-            backend=open_backend(state_url),
-            api_url=server.url,
-            api_key=SENTINEL_KEY,
+            scope=ApplyScope(load_config("a.yaml", {"PROXY_PASSWORD": SENTINEL_PASSWORD}), shard=shard),
+            state=StateAccess(open_backend(state_url), lock_timeout=lock_timeout),
+            api=ApiAccess(server.url, SENTINEL_KEY),
             options=ApplyOptions(concurrency=4, backoff_base=0.01, backoff_cap=0.05),
-            shard=shard,
-            lock_timeout=lock_timeout,
         )
         return apply_run(request)
 

@@ -36,7 +36,16 @@ from reconciler.errors import UsageError
 from reconciler.escape import terminal
 from reconciler.install import extra_command
 from reconciler.model import Plan
-from reconciler.runs import ApplyRequest, Confirmer, Watcher, apply_run
+from reconciler.runs import (
+    ApiAccess,
+    ApplyRequest,
+    ApplyScope,
+    Confirmer,
+    SafetyBounds,
+    StateAccess,
+    Watcher,
+    apply_run,
+)
 from reconciler.state import SHARDS_NEED_POSTGRES, display_location, resolve_state_location
 
 if TYPE_CHECKING:
@@ -283,23 +292,17 @@ def apply(
             timeout,
         )
         request = ApplyRequest(
-            desired=desired,
-            backend=backend,
-            api_url=url,
-            api_key=api_key,
+            scope=ApplyScope(desired, targets=targets, selectors=selectors, shard=shard, saved=saved),
+            state=StateAccess(backend, lock_timeout=lock_timeout, named_by=named_by),
+            api=ApiAccess(url, api_key, ca_bundle=ca_bundle),
             options=options,
-            targets=targets,
-            selectors=selectors,
-            shard=shard,
-            saved=saved,
-            state_named_by=named_by,
-            force=force,
-            max_update_percent=max_update_percent,
-            max_forget_percent=max_forget_percent,
-            max_resync_percent=max_resync_percent,
-            look_elsewhere=not sandbox,
-            lock_timeout=lock_timeout,
-            ca_bundle=ca_bundle,
+            safety=SafetyBounds(
+                force=force,
+                max_update_percent=max_update_percent,
+                max_forget_percent=max_forget_percent,
+                max_resync_percent=max_resync_percent,
+                look_elsewhere=not sandbox,
+            ),
             fingerprint_key=secrets.fingerprint_key(os.environ),
         )
         outcome = apply_run(
