@@ -226,7 +226,7 @@ def test_redact_scales_to_many_distinct_secrets() -> None:
 
 
 def test_an_answer_is_redacted_where_it_is_built() -> None:
-    from reconciler.api.answer import Answer, Reply, error_answer
+    from reconciler.api.answer import Answer, error_answer
 
     secrets.register(SENTINEL_KEY)
     body = {
@@ -234,11 +234,11 @@ def test_an_answer_is_redacted_where_it_is_built() -> None:
         "title": "ignored: the detail is shown",
         "detail": f"key {SENTINEL_KEY} base64 {__import__('base64').b64encode(SENTINEL_KEY.encode()).decode()}",
     }
-    answer = error_answer(Reply(400, body, None))
+    answer = error_answer(400, body, None)
     assert answer.message is not None and answer.message.startswith("HTTP 400: key *** base64 ***")
     assert answer.error is not None and answer.error.type.startswith("errors/%3Cb%3E%1B%5B2J%20***%20zzz")
     assert len(answer.error.type) <= 100 and answer.error.category == "invalid_request"
-    assert error_answer(Reply(400, {"type": "errors/proxy_error"}, None)).error.type == "errors/proxy_error"
+    assert error_answer(400, {"type": "errors/proxy_error"}, None).error.type == "errors/proxy_error"
     assert Answer(None, None, None, f"network: {SENTINEL_KEY}").message == "network: ***"
 
 
@@ -349,13 +349,13 @@ def test_a_secret_split_between_two_texts_is_redacted_on_both_sides(secret: str,
 
 
 def test_an_answer_with_a_key_split_between_type_and_detail_shows_neither_part() -> None:
-    from reconciler.api.answer import Reply, error_answer
+    from reconciler.api.answer import error_answer
     from tests.helpers import assert_no_secrets
 
     secrets.register(PIECES_KEY)
     for cut in (5, 16, 26):
         body = {"type": f"errors/bad {PIECES_KEY[:cut]}", "detail": f"{PIECES_KEY[cut:]} is not a key"}
-        answer = error_answer(Reply(401, body, None))
+        answer = error_answer(401, body, None)
         assert answer.error is not None and answer.message is not None
         assert answer.message.endswith("*** is not a key"), answer.message
         assert_no_secrets(secrets=[PIECES_KEY], texts={"type": answer.error.type, "message": answer.message})

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from reconciler.api.transport import CurlSession, Exchange
+from reconciler.api.transport import CurlSession, RawAnswer
 from reconciler.sandbox import Fault, Sandbox, ServerThread
 from tests.helpers import SENTINEL_KEY, fleet, run_engine, self_signed_certificate
 
@@ -175,7 +175,7 @@ def _canned_server(answer: bytes) -> tuple[socket.socket, threading.Thread]:
 def test_retry_after_is_read_from_the_final_answer(answer: bytes, expected: str | None) -> None:
     listener, thread = _canned_server(answer)
 
-    async def exchange() -> Exchange:
+    async def exchange() -> RawAnswer:
         session = CurlSession({"X-API-KEY": "k"}, max_connections=1, timeout=5, https=False)
         try:
             url = f"http://127.0.0.1:{listener.getsockname()[1]}/api/v1/accounts/a"

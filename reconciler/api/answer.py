@@ -1,6 +1,7 @@
-"""What one HTTP exchange with the API came to: the `Answer` the engine acts on, and how an error answer is read.
+"""The API's answer as the engine acts on it (`Answer`), and how an error answer is read.
 
-Kept apart from the transport (client.py) so that planning-only commands never import pycurl.
+The transport (transport.py) reads an answer off the wire (`RawAnswer`: status, bytes, Retry-After); the client
+(client.py) judges it into an `Answer`. Kept apart from both so that planning-only commands never import pycurl.
 
 This is where text from the API enters: an answer may echo the request (its body, its X-API-KEY header) in
 `detail` or `title`, or carry any text in `type`. Every `Answer.message` is redacted of every known secret
@@ -32,7 +33,8 @@ _log = logs.get("http")
 
 
 class Answer(Compared):  # not frozen, made once per request: see model.PER_ITEM
-    """One HTTP exchange's outcome. `error` is None on success."""
+    """What one request came to: the API's answer, judged, or the client's own error (`status` None: no answer).
+    `error` is None on success."""
 
     __slots__ = ("status", "body", "error", "message", "retry_after")
 
@@ -83,18 +85,6 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, seconds)
 
 
-class Reply(Compared):  # not frozen, made once per request: see model.PER_ITEM
-    """An HTTP answer as read off the wire, before it is judged."""
-
-    __slots__ = ("status", "body", "retry_after", "oversized")
-
-    def __init__(self, status: int, body: Any, retry_after: str | None, oversized: bool = False) -> None:
-        self.status = status
-        self.body = body  # the decoded JSON, or None when the body was not JSON
-        self.retry_after = retry_after
-        self.oversized = oversized
-
-
 #: A 404 about the route, not the account, means the base URL is wrong.
 ROUTE_HINT = "the API URL should end in /api/v1, e.g. https://api.postpress.ai/api/v1"
 
@@ -109,8 +99,9 @@ def outside_type(error_type: str) -> str:
     return _CUT_ESCAPE.sub("", encoded)
 
 
-def error_answer(reply: Reply) -> Answer:
-    body = reply.body
+def error_answer(status: int, body: Any, retry_after: str | None) -> Answer:
+    """The `Answer` to an answer that is not a 2xx: `body` its decoded JSON (None when it is not JSON),
+    `retry_after` its Retry-After header as written."""
     error_type = body.get("type") if isinstance(body, dict) and isinstance(body.get("type"), str) else None
     detail = None
     if isinstance(body, dict):
@@ -119,8 +110,8 @@ def error_answer(reply: Reply) -> Answer:
         # A secret split between the two (its start ending the type, its end starting the detail, or the other
         # way round), each part too short to be recognised alone, is redacted where the parts meet.
         error_type, detail = secrets.redact_together([error_type, detail], [TYPE_LIMIT, MESSAGE_LIMIT])
-    kind = classify(None if error_type is None else outside_type(error_type), reply.status)
-    message = f"HTTP {reply.status}" + (f": {detail}" if isinstance(detail, str) else "")
-    if reply.status == 404 and isinstance(detail, str) and "route" in detail.lower():
+    kind = classify(None if error_type is None else outside_type(error_type), status)
+    message = f"HTTP {status}" + (f": {detail}" if isinstance(detail, str) else "")
+    if status == 404 and isinstance(detail, str) and "route" in detail.lower():
         message += f" ({ROUTE_HINT})"
-    return Answer(reply.status, body, kind, message, parse_retry_after(reply.retry_after))
+    return Answer(status, body, kind, message, parse_retry_after(retry_after))

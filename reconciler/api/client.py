@@ -17,13 +17,14 @@ from urllib.parse import quote, urlencode, urlsplit
 import orjson
 
 from reconciler import logs, secrets
-from reconciler.api.answer import Answer, Reply, account_path, error_answer
+from reconciler.api.answer import Answer, account_path, error_answer
 from reconciler.api.catalogue import classify
 from reconciler.api.transport import (
     MAX_BODY_BYTES,
     CertificateRejected,
     ConnectFailed,
     CurlSession,
+    RawAnswer,
     TimedOut,
     TransportError,
 )
@@ -73,16 +74,17 @@ class ApiClient:
         if self._session is not None:
             self._session.close()
 
-    async def _send(self, method: str, url: str, body: bytes | None) -> Reply | Answer:
+    async def _send(self, method: str, url: str, body: bytes | None) -> RawAnswer | Answer:
+        """The API's answer as read off the wire, or the `Answer` that there was none."""
         sent = time.monotonic()
         try:
-            outcome: Reply | Answer = await self._exchange(method, url, body)
+            outcome: RawAnswer | Answer = await self._open().request(method, url, body)
         except TimedOut:
             outcome = Answer(None, None, classify("client_timeout", None), "no answer within --timeout")
         except TransportError as exc:
             outcome = Answer(None, None, classify("network_error", None), self._network_message(exc))
         if log.isEnabledFor(logging.DEBUG):  # the route and the outcome; never headers or bodies
-            status = outcome.status if isinstance(outcome, Reply) else outcome.message
+            status = outcome.status if isinstance(outcome, RawAnswer) else outcome.message
             log.debug(
                 "%s %s -> %s in %.0f ms",
                 method,
@@ -91,16 +93,6 @@ class ApiClient:
                 (time.monotonic() - sent) * 1000,
             )
         return outcome
-
-    async def _exchange(self, method: str, url: str, body: bytes | None) -> Reply:
-        answer = await self._open().request(method, url, body)
-        if answer.oversized:
-            return Reply(answer.status, None, answer.retry_after, oversized=True)
-        try:
-            decoded = orjson.loads(answer.body) if answer.body else None
-        except ValueError:  # orjson.JSONDecodeError, also for text that is not UTF-8
-            decoded = None
-        return Reply(answer.status, decoded, answer.retry_after)
 
     def _network_message(self, exc: TransportError) -> str:
         if isinstance(exc, CertificateRejected):
@@ -118,29 +110,33 @@ class ApiClient:
         body: bytes | None = None,
     ) -> Answer:
         """Send one request; a 2xx counts only when its JSON body is the documented `success_object`."""
-        reply = await self._send(method, url, body)
-        if isinstance(reply, Answer):
-            return reply
-        if reply.oversized:
+        raw = await self._send(method, url, body)
+        if isinstance(raw, Answer):
+            return raw
+        status = raw.status
+        if raw.oversized:
             return Answer(
-                reply.status,
+                status,
                 None,
                 classify("unexpected_response", None),
-                f"HTTP {reply.status} with an answer larger than {MAX_BODY_BYTES} bytes",
+                f"HTTP {status} with an answer larger than {MAX_BODY_BYTES} bytes",
             )
-        if not 200 <= reply.status < 300:
-            return error_answer(reply)
-        payload = reply.body
+        try:
+            payload = orjson.loads(raw.body) if raw.body else None
+        except ValueError:  # orjson.JSONDecodeError, also for text that is not UTF-8
+            payload = None
+        if not 200 <= status < 300:
+            return error_answer(status, payload, raw.retry_after)
         if not (
             isinstance(payload, dict) and payload.get("object") == success_object and is_success(payload)
         ):
             return Answer(
-                reply.status,
+                status,
                 payload,
                 classify("unexpected_response", None),
-                f"HTTP {reply.status} without the documented {success_object} answer",
+                f"HTTP {status} without the documented {success_object} answer",
             )
-        return Answer(reply.status, payload, None)
+        return Answer(status, payload, None)
 
     async def patch_account(self, account_id: str, body: dict[str, Any]) -> Answer:
         url = f"{self.base_url}/accounts/{account_path(account_id)}"

@@ -60,9 +60,10 @@ class CertificateRejected(TransportError):
         self.verify_code = verify_code
 
 
-class Exchange(NamedTuple):
-    """An answer as read off the wire: `body` is empty when `oversized` (larger than MAX_BODY_BYTES);
-    `retry_after` is read for an answer that is not a 2xx only (None for a success)."""
+class RawAnswer(NamedTuple):
+    """The API's answer as read off the wire, before the client judges it into an `Answer` (api/answer.py):
+    `body` is empty when `oversized` (larger than MAX_BODY_BYTES); `retry_after` is read for an answer that is not
+    a 2xx only (None for a success)."""
 
     status: int
     body: bytes
@@ -149,7 +150,7 @@ class CurlSession:
         multi.setopt(pycurl.M_MAXCONNECTS, max_connections)
         multi.setopt(pycurl.M_PIPELINING, 0)  # one request per connection at a time, as HTTP/1.1 keep-alive
 
-    async def request(self, method: str, url: str, body: bytes | None) -> Exchange:
+    async def request(self, method: str, url: str, body: bytes | None) -> RawAnswer:
         """Send one request and read its answer; raise TransportError (or a subclass) when there is none."""
         if self._closed:
             raise TransportError("the HTTP session is closed")
@@ -175,10 +176,10 @@ class CurlSession:
         status = handle.getinfo(pycurl.RESPONSE_CODE)
         retry_after = None if 200 <= status < 300 else transfer.retry_after()
         if transfer.oversized:
-            return Exchange(status, b"", retry_after, oversized=True)
+            return RawAnswer(status, b"", retry_after, oversized=True)
         chunks = transfer.chunks
         content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        return Exchange(status, content, retry_after)
+        return RawAnswer(status, content, retry_after)
 
     def close(self) -> None:
         """Abandon transfers in flight, close every connection and free libcurl's handles."""
