@@ -1,6 +1,6 @@
 """YAML to plain Python values that remember where every key and value came from.
 
-Built on libyaml's event stream (`yaml.parse` with the C parser) rather than `yaml.load`, for four reasons:
+Built on libyaml's event stream (the C parser's events, read one by one) rather than `yaml.load`, for four reasons:
 
 * every mapping records the line and column of each key and value, so any later check can say `FILE:LINE:COL`;
 * duplicate keys are errors naming both lines (PyYAML silently keeps the last one);
