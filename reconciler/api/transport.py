@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -116,6 +117,105 @@ class _Transfer:
         return value
 
 
+class _Handles:
+    """libcurl's easy handles, one per request in flight, each set up once (the common headers, the timeout, the
+    trusted roots) and reused by the next request of its kind (method, with a body or none)."""
+
+    __slots__ = (
+        "_common",
+        "_timeout_ms",
+        "_ca_bundle",
+        "_https",
+        "_roots",
+        "_free",
+        "_every",
+        "_on_new_socket",
+    )
+
+    def __init__(
+        self,
+        headers: dict[str, str],
+        timeout: float,
+        ca_bundle: str | None,
+        https: bool,
+        on_new_socket: Callable[[int, int], int],
+    ) -> None:
+        self._common = [f"{name}: {value}" for name, value in headers.items()] + ["Expect:"]
+        self._timeout_ms = max(1, round(timeout * 1000))
+        self._ca_bundle = ca_bundle
+        self._https = https
+        self._roots: tuple[str | None, str | None, bytes | None] | None = None
+        self._free: dict[tuple[str, bool], list[_Transfer]] = {}
+        self._every: list[_Transfer] = []
+        self._on_new_socket = on_new_socket  # libcurl's SOCKOPTFUNCTION: the session's
+
+    def take(self, method: str, with_body: bool) -> _Transfer:
+        """A handle set up for `method` (with a JSON body or none): a free one, or a new one."""
+        free = self._free.setdefault((method, with_body), [])
+        if free:
+            transfer = free.pop()
+            transfer.reset()
+            return transfer
+        handle = pycurl.Curl()
+        handle.setopt(pycurl.NOSIGNAL, 1)
+        handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+        handle.setopt(pycurl.PATH_AS_IS, 1)  # the path goes out exactly as built (its segments are encoded)
+        handle.setopt(pycurl.PROXY, "")  # like the rest of the tool, no proxy from the environment
+        handle.setopt(pycurl.ACCEPT_ENCODING, "")  # every encoding libcurl can decode
+        handle.setopt(pycurl.TIMEOUT_MS, self._timeout_ms)
+        handle.setopt(pycurl.DNS_CACHE_TIMEOUT, 300)
+        handle.setopt(pycurl.SOCKOPTFUNCTION, self._on_new_socket)
+        if self._https:
+            self._trust(handle)
+        headers = self._common
+        if with_body:
+            headers = [*headers, "Content-Type: application/json"]
+            handle.setopt(pycurl.CUSTOMREQUEST, method)
+        elif method == "GET":
+            handle.setopt(pycurl.HTTPGET, 1)
+        else:
+            handle.setopt(pycurl.CUSTOMREQUEST, method)
+        handle.setopt(pycurl.HTTPHEADER, headers)
+        transfer = _Transfer(handle)
+        self._every.append(transfer)
+        return transfer
+
+    def give_back(self, transfer: _Transfer, method: str, with_body: bool) -> None:
+        """`transfer`, taken for `method` (with a body or none), is free again: its connection stays pooled."""
+        self._free[(method, with_body)].append(transfer)
+
+    def close(self) -> None:
+        for transfer in self._every:
+            transfer.handle.close()
+        self._every.clear()
+
+    def _trust(self, handle: pycurl.Curl) -> None:
+        """The system's trusted roots (as Python's ssl module finds them), plus `ca_bundle`'s when given.
+
+        Set explicitly: a libcurl built elsewhere (pycurl's wheels bring their own) may look for the roots in
+        another distribution's place."""
+        if self._roots is None:
+            import ssl  # ~20 ms of start-up, only for https
+
+            system = ssl.get_default_verify_paths()
+            cafile = system.cafile if system.cafile and os.path.isfile(system.cafile) else None
+            capath = system.capath if system.capath and os.path.isdir(system.capath) else None
+            blob = None
+            if self._ca_bundle is not None:  # added to the system's roots, not in their place
+                blob = (Path(cafile).read_bytes() + b"\n" if cafile else b"") + Path(
+                    self._ca_bundle
+                ).read_bytes()
+            self._roots = (cafile, capath, blob)
+        cafile, capath, blob = self._roots
+        if capath:
+            handle.setopt(pycurl.CAPATH, capath)
+        if blob is not None:
+            handle.setopt(pycurl.CAINFO_BLOB, blob)
+        elif cafile:
+            handle.setopt(pycurl.CAINFO, cafile)
+
+
 class CurlSession:
     """At most `max_connections` keep-alive connections, used by one asyncio loop (created inside it)."""
 
@@ -128,14 +228,8 @@ class CurlSession:
         https: bool = True,
     ) -> None:
         """`https`: whether TLS is needed (the trusted roots are loaded only then)."""
-        self._https = https
         self._loop = asyncio.get_running_loop()
-        self._common = [f"{name}: {value}" for name, value in headers.items()] + ["Expect:"]
-        self._timeout_ms = max(1, round(timeout * 1000))
-        self._ca_bundle = ca_bundle
-        self._roots: tuple[str | None, str | None, bytes | None] | None = None
-        self._free: dict[tuple[str, bool], list[_Transfer]] = {}
-        self._every: list[_Transfer] = []
+        self._handles = _Handles(headers, timeout, ca_bundle, https, self._new_socket)
         self._running: dict[pycurl.Curl, _Transfer] = {}
         self._reading: dict[int, bool] = {}  # registered readers: whether libcurl wants them now
         self._writing: set[int] = set()
@@ -154,7 +248,7 @@ class CurlSession:
         """Send one request and read its answer; raise TransportError (or a subclass) when there is none."""
         if self._closed:
             raise TransportError("the HTTP session is closed")
-        transfer = self._take(method, body is not None)
+        transfer = self._handles.take(method, body is not None)
         handle = transfer.handle
         handle.setopt(pycurl.URL, url)
         if body is not None:
@@ -169,7 +263,7 @@ class CurlSession:
                 with contextlib.suppress(pycurl.error):
                     self._multi.remove_handle(handle)
             transfer.finished = None
-            self._free[(method, body is not None)].append(transfer)
+            self._handles.give_back(transfer, method, body is not None)
             # A failure's traceback holds this frame: without the future it holds no cycle (future, error,
             # traceback, frame), so the error is freed at once, with the collector paused (collector.py).
             del finished
@@ -200,66 +294,7 @@ class CurlSession:
                 transfer.finished.set_exception(TransportError("the HTTP session was closed"))
         self._running.clear()
         self._multi.close()  # closes the pooled connections
-        for transfer in self._every:
-            transfer.handle.close()
-        self._every.clear()
-
-    # -- handles -----------------------------------------------------------------------------------------------
-    def _take(self, method: str, with_body: bool) -> _Transfer:
-        free = self._free.setdefault((method, with_body), [])
-        if free:
-            transfer = free.pop()
-            transfer.reset()
-            return transfer
-        handle = pycurl.Curl()
-        handle.setopt(pycurl.NOSIGNAL, 1)
-        handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
-        handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
-        handle.setopt(pycurl.PATH_AS_IS, 1)  # the path goes out exactly as built (its segments are encoded)
-        handle.setopt(pycurl.PROXY, "")  # like the rest of the tool, no proxy from the environment
-        handle.setopt(pycurl.ACCEPT_ENCODING, "")  # every encoding libcurl can decode
-        handle.setopt(pycurl.TIMEOUT_MS, self._timeout_ms)
-        handle.setopt(pycurl.DNS_CACHE_TIMEOUT, 300)
-        handle.setopt(pycurl.SOCKOPTFUNCTION, self._new_socket)
-        if self._https:
-            self._trust(handle)
-        headers = self._common
-        if with_body:
-            headers = [*headers, "Content-Type: application/json"]
-            handle.setopt(pycurl.CUSTOMREQUEST, method)
-        elif method == "GET":
-            handle.setopt(pycurl.HTTPGET, 1)
-        else:
-            handle.setopt(pycurl.CUSTOMREQUEST, method)
-        handle.setopt(pycurl.HTTPHEADER, headers)
-        transfer = _Transfer(handle)
-        self._every.append(transfer)
-        return transfer
-
-    def _trust(self, handle: pycurl.Curl) -> None:
-        """The system's trusted roots (as Python's ssl module finds them), plus `ca_bundle`'s when given.
-
-        Set explicitly: a libcurl built elsewhere (pycurl's wheels bring their own) may look for the roots in
-        another distribution's place."""
-        if self._roots is None:
-            import ssl  # ~20 ms of start-up, only for https
-
-            system = ssl.get_default_verify_paths()
-            cafile = system.cafile if system.cafile and os.path.isfile(system.cafile) else None
-            capath = system.capath if system.capath and os.path.isdir(system.capath) else None
-            blob = None
-            if self._ca_bundle is not None:  # added to the system's roots, not in their place
-                blob = (Path(cafile).read_bytes() + b"\n" if cafile else b"") + Path(
-                    self._ca_bundle
-                ).read_bytes()
-            self._roots = (cafile, capath, blob)
-        cafile, capath, blob = self._roots
-        if capath:
-            handle.setopt(pycurl.CAPATH, capath)
-        if blob is not None:
-            handle.setopt(pycurl.CAINFO_BLOB, blob)
-        elif cafile:
-            handle.setopt(pycurl.CAINFO, cafile)
+        self._handles.close()
 
     # -- libcurl's callbacks -----------------------------------------------------------------------------------
     def _on_socket(self, what: int, fd: int, multi: object, socketp: object) -> None:
