@@ -199,31 +199,7 @@ def _problems_for(
     validator_value: Any = error.validator_value
     instance = error.instance
     if kind == "additionalProperties" and isinstance(instance, dict):
-        allowed = sorted(schema.get("properties", {}))
-        said = {
-            key
-            for (parent, _), (_, keys) in (misplaced or {}).items()
-            if parent == tuple(path)
-            for key in keys
-        }
-        problems = []
-        for key in instance:
-            if key in allowed or key in said:
-                continue
-            line, col = instance.key_mark(key) if isinstance(instance, YMap) else key_mark
-            hint = _close_matches(key, allowed)
-            if hint:
-                message = f"unknown key {brief(key)} in {where}; did you mean {hint[0]!r}?"
-            elif _is_sensitive(path):
-                # `proxy: {host: h, hunter2}` makes a password a key: an unknown key here is not quoted.
-                message = f"unknown key in {where} (expected one of: {', '.join(allowed)})"
-            else:
-                message = f"unknown key {brief(key)} in {where} (expected one of: {', '.join(allowed)})"
-            key_path = (
-                at if _is_sensitive(path) and not hint else ".".join(str(part) for part in [*path, key])
-            )
-            problems.append(Problem(file, line, col, message, path=key_path))
-        return problems
+        return _unknown_keys(file, instance, sorted(schema.get("properties", {})), path, key_mark, misplaced)
     if kind == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return [Problem(file, *key_mark, f"{where}: missing required key {missing!r}", path=at)]
@@ -233,30 +209,12 @@ def _problems_for(
     hidden = _is_sensitive(path) or instance is None or isinstance(instance, dict | list)
     shown = "" if hidden else f" {brief(instance)}"
     if kind == "type":
-        expected: Any = validator_value
-        expected_names = " or ".join(
-            _TYPE_NAMES.get(t) or str(t) for t in (expected if isinstance(expected, list) else [expected])
-        )
-        message = f"{where}: expected {expected_names}, got {describe(instance)}{shown}"
-        if expected == "integer" and isinstance(instance, str) and instance.strip().isdigit():
-            message += "; write the number without quotes"
-        elif (
-            expected == "integer" and isinstance(instance, str) and "${" in instance and path[-1:] == ["port"]
-        ):
-            message += "; a port is a number written in the file, never read from ${VAR}"
-        return [Problem(file, *value_mark, message, path=at)]
+        return [
+            Problem(file, *value_mark, _wrong_type(where, path, instance, validator_value, shown), path=at)
+        ]
     if kind == "enum":
         options = [str(option) for option in validator_value]
-        message = f"{where}: {shown.strip() or 'value'} is not one of: {', '.join(options)}"
-        # At a secret position only a difference of case is suggested: it tells nothing of the value.
-        suggested = (
-            (_close_matches(instance, options) if shown else _same_but_case(instance, options))
-            if isinstance(instance, str)
-            else []
-        )
-        if suggested:
-            message += f"; did you mean {suggested[0]!r}?"
-        return [Problem(file, *value_mark, message, path=at)]
+        return [Problem(file, *value_mark, _not_one_of(where, instance, options, shown), path=at)]
     if kind == "const":
         return [
             Problem(
@@ -292,6 +250,67 @@ def _problems_for(
             path=at,
         )
     ]
+
+
+def _unknown_keys(
+    file: str,
+    instance: dict[str, Any],
+    allowed: list[str],
+    path: list[Any],
+    key_mark: Mark,
+    misplaced: Misplaced | None,
+) -> list[Problem]:
+    """`additionalProperties`: a problem for each key of `instance` (at `path`) that is not `allowed`, but for
+    the keys that `misplaced` already says are indented level with their mapping's key."""
+    where = dotted(path)
+    at = ".".join(str(part) for part in path)
+    said = {
+        key for (parent, _), (_, keys) in (misplaced or {}).items() if parent == tuple(path) for key in keys
+    }
+    problems = []
+    for key in instance:
+        if key in allowed or key in said:
+            continue
+        line, col = instance.key_mark(key) if isinstance(instance, YMap) else key_mark
+        hint = _close_matches(key, allowed)
+        if hint:
+            message = f"unknown key {brief(key)} in {where}; did you mean {hint[0]!r}?"
+        elif _is_sensitive(path):
+            # `proxy: {host: h, hunter2}` makes a password a key: an unknown key here is not quoted.
+            message = f"unknown key in {where} (expected one of: {', '.join(allowed)})"
+        else:
+            message = f"unknown key {brief(key)} in {where} (expected one of: {', '.join(allowed)})"
+        key_path = at if _is_sensitive(path) and not hint else ".".join(str(part) for part in [*path, key])
+        problems.append(Problem(file, line, col, message, path=key_path))
+    return problems
+
+
+def _wrong_type(where: str, path: list[Any], instance: Any, expected: Any, shown: str) -> str:
+    """`type`: what was expected and what was written (`shown`: the value quoted, or nothing where it is
+    secret), with the fix for a quoted number or a port read from a variable."""
+    expected_names = " or ".join(
+        _TYPE_NAMES.get(t) or str(t) for t in (expected if isinstance(expected, list) else [expected])
+    )
+    message = f"{where}: expected {expected_names}, got {describe(instance)}{shown}"
+    if expected == "integer" and isinstance(instance, str) and instance.strip().isdigit():
+        message += "; write the number without quotes"
+    elif expected == "integer" and isinstance(instance, str) and "${" in instance and path[-1:] == ["port"]:
+        message += "; a port is a number written in the file, never read from ${VAR}"
+    return message
+
+
+def _not_one_of(where: str, instance: Any, options: list[str], shown: str) -> str:
+    """`enum`: the value is none of `options`; the closest one suggested."""
+    message = f"{where}: {shown.strip() or 'value'} is not one of: {', '.join(options)}"
+    # At a secret position only a difference of case is suggested: it tells nothing of the value.
+    suggested = (
+        (_close_matches(instance, options) if shown else _same_but_case(instance, options))
+        if isinstance(instance, str)
+        else []
+    )
+    if suggested:
+        message += f"; did you mean {suggested[0]!r}?"
+    return message
 
 
 def _close_matches(word: str, possibilities: Iterable[str]) -> list[str]:
