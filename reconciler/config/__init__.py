@@ -94,30 +94,13 @@ def load_config(
     cannot be raises reconciler.sops.SopsError, one line.
     """
     environ = os.environ if environ is None else environ
-    problems: list[Problem] = []
     stopping: list[Problem] = []
-    names: list[str] = []
     parsed: list[tuple[str, Loaded]] = []
-    digest = hashlib.sha256()
-    budget = fsutil.MAX_CONFIG_BYTES  # for all of the CONFIG's files together
-    read_files: list[tuple[str, bytes]] = []
-    for name, label, read in _sources(config, regular_only=check_digest is not None):
-        names.append(name)
-        try:
-            raw = read(budget)
-        except fsutil.TooLarge:
-            raise ReconcilerError(_too_large(name, config)) from None
-        except OSError as exc:
-            problems.append(Problem(name, 1, 1, f"cannot read the file: {exc.strerror or exc}"))
-            continue
-        budget -= len(raw)
-        # The file's own name, not the path as typed: `apply --plan` reloads it by its absolute path.
-        digest.update(label.encode() + b"\0" + hashlib.sha256(raw).digest())
-        read_files.append((name, raw))
+    names, read_files, problems, digest = _read_all(config, regular_only=check_digest is not None)
     if check_digest is not None:
         if problems:  # what could not be read, said before anything is parsed
             raise ConfigError(problems)
-        check_digest(digest.hexdigest())
+        check_digest(digest)
     for name, raw in read_files:
         try:
             parsed.append((name, load(name, decode(name, raw))))
@@ -167,10 +150,36 @@ def load_config(
         accounts=accounts,
         warnings=warnings,
         files=names,
-        config_digest=digest.hexdigest(),
+        config_digest=digest,
         unset_variables=tuple(sorted(unset)),
         secrets_files=files.described(),
     )
+
+
+def _read_all(
+    config: str, regular_only: bool
+) -> tuple[list[str], list[tuple[str, bytes]], list[Problem], str]:
+    """Read CONFIG's files (`_sources`), at most MAX_CONFIG_BYTES together: every file's name, the (name, bytes)
+    of those read, a problem for each one that could not be, and the hex digest of all that was read."""
+    problems: list[Problem] = []
+    names: list[str] = []
+    digest = hashlib.sha256()
+    budget = fsutil.MAX_CONFIG_BYTES  # for all of the CONFIG's files together
+    read_files: list[tuple[str, bytes]] = []
+    for name, label, read in _sources(config, regular_only=regular_only):
+        names.append(name)
+        try:
+            raw = read(budget)
+        except fsutil.TooLarge:
+            raise ReconcilerError(_too_large(name, config)) from None
+        except OSError as exc:
+            problems.append(Problem(name, 1, 1, f"cannot read the file: {exc.strerror or exc}"))
+            continue
+        budget -= len(raw)
+        # The file's own name, not the path as typed: `apply --plan` reloads it by its absolute path.
+        digest.update(label.encode() + b"\0" + hashlib.sha256(raw).digest())
+        read_files.append((name, raw))
+    return names, read_files, problems, digest.hexdigest()
 
 
 def _too_large(name: str, config: str) -> str:
