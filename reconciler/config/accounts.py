@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -38,6 +38,8 @@ _HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
 _MAX_HOST_NAME = 253
 
 Path = tuple[Any, ...]
+#: Reports a problem: where, what (after the account's name), the path of the value (`AccountBuilder.error`).
+Report = Callable[[Mark, str, Path], None]
 
 #: What `_resolved` gives for a value whose problem it reported.
 _FAILED = object()
@@ -154,8 +156,8 @@ class AccountBuilder:
             proxy = self._proxy(body["proxy"], body.key_mark("proxy"), (*path, "proxy"), body)
             settings = None if proxy is None else {"proxy": proxy}
         elif has_managed:
-            settings = self._managed(body, path)
-        times = self._resync(body, provider, path) if "resync" in body else None
+            settings = _managed(body, path, self.countries, self.error)
+        times = _resync(body, provider, path, self.error) if "resync" in body else None
         if len(self.problems) > before or not schema_valid:
             return None
         resync = None
@@ -289,81 +291,86 @@ class AccountBuilder:
                 self.unset.update(value.names)
         return result
 
-    def _managed(self, body: YMap, path: Path) -> dict[str, Any]:
-        settings: dict[str, Any] = {}
-        country = body.get("country")
-        if type(country) is str and country in self.countries:  # as most files spell it: "US"
-            settings["country"] = country
-        elif isinstance(country, str) and len(country) == 2 and country.isascii() and country.isalpha():
-            code = country.upper()
-            if code not in self.countries:
-                from reconciler.config.countries import ALIASES  # only for this message
 
-                hint = ALIASES.get(code)
-                suggestion = f"; did you mean {hint!r}?" if hint else ""
-                self.error(
-                    body.value_mark("country"),
-                    f"country {brief(country)} is not an ISO 3166-1 alpha-2 code{suggestion}",
-                    (*path, "country"),
-                )
-            settings["country"] = code
-        ip = body.get("ip")
-        if isinstance(ip, str):
-            try:
-                settings["ip"] = str(ipaddress.ip_address(ip))
-            except ValueError:
-                self.error(body.value_mark("ip"), f"ip {brief(ip)} is not a valid IP address", (*path, "ip"))
-        return settings
+def _managed(body: YMap, path: Path, countries: frozenset[str], error: Report) -> dict[str, Any]:
+    """The managed proxy an account asks for (`country`, `ip`), checked; `countries`: the ISO 3166-1 codes."""
+    settings: dict[str, Any] = {}
+    country = body.get("country")
+    if type(country) is str and country in countries:  # as most files spell it: "US"
+        settings["country"] = country
+    elif isinstance(country, str) and len(country) == 2 and country.isascii() and country.isalpha():
+        code = country.upper()
+        if code not in countries:
+            from reconciler.config.countries import ALIASES  # only for this message
 
-    def _resync(self, body: YMap, provider: Any, path: Path) -> tuple[int | None, int | None] | None:
-        """Check a resync; its (after, before) in epoch milliseconds, or None when it is not a mapping."""
-        resync = body["resync"]
-        if not isinstance(resync, YMap):
-            return None
-        mark = body.key_mark("resync")
-        path = (*path, "resync")
-        # A provider the schema refuses (`LINKDIN`) has its own message; checks that depend on it wait.
-        provider_known = provider is None or (type(provider) is str and provider in PROVIDERS)
-        if provider is None:
-            self.error(mark, "resync needs 'provider: LINKEDIN' or 'provider: TELEGRAM'", path)
-        elif provider_known and provider not in SYNC_PROVIDERS:
-            self.error(
-                mark,
-                f"the sync route does not support {provider} accounts (LinkedIn and Telegram only)",
-                path,
+            hint = ALIASES.get(code)
+            suggestion = f"; did you mean {hint!r}?" if hint else ""
+            error(
+                body.value_mark("country"),
+                f"country {brief(country)} is not an ISO 3166-1 alpha-2 code{suggestion}",
+                (*path, "country"),
             )
-        for linkedin_only in ("partial", "linkedin_product"):
-            if linkedin_only in resync and provider_known and provider != "LINKEDIN":
-                self.error(
-                    resync.key_mark(linkedin_only),
-                    f"resync.{linkedin_only} is LinkedIn only",
-                    (*path, linkedin_only),
-                )
-        after = self._time(resync, "after", path)
-        before = self._time(resync, "before", path)
-        if after is not None and before is not None and after >= before:
-            self.error(
-                resync.value_mark("before"),
-                "resync.before must be later than resync.after",
-                (*path, "before"),
-            )
-        return after, before
-
-    def _time(self, resync: YMap, key: str, path: Path) -> int | None:
-        if key not in resync:
-            return None
-        value = resync[key]
-        if type(value) is int:
-            if value < 0:
-                self.error(resync.value_mark(key), f"resync.{key} must not be negative", (*path, key))
-            return value
-        if not isinstance(value, str):
-            return None  # the schema's message
+        settings["country"] = code
+    ip = body.get("ip")
+    if isinstance(ip, str):
         try:
-            return epoch_milliseconds(value)
-        except ValueError as exc:
-            self.error(resync.value_mark(key), f"resync.{key}: {exc}", (*path, key))
-            return None
+            settings["ip"] = str(ipaddress.ip_address(ip))
+        except ValueError:
+            error(body.value_mark("ip"), f"ip {brief(ip)} is not a valid IP address", (*path, "ip"))
+    return settings
+
+
+def _resync(body: YMap, provider: Any, path: Path, error: Report) -> tuple[int | None, int | None] | None:
+    """Check a resync; its (after, before) in epoch milliseconds, or None when it is not a mapping."""
+    resync = body["resync"]
+    if not isinstance(resync, YMap):
+        return None
+    mark = body.key_mark("resync")
+    path = (*path, "resync")
+    # A provider the schema refuses (`LINKDIN`) has its own message; checks that depend on it wait.
+    provider_known = provider is None or (type(provider) is str and provider in PROVIDERS)
+    if provider is None:
+        error(mark, "resync needs 'provider: LINKEDIN' or 'provider: TELEGRAM'", path)
+    elif provider_known and provider not in SYNC_PROVIDERS:
+        error(
+            mark,
+            f"the sync route does not support {provider} accounts (LinkedIn and Telegram only)",
+            path,
+        )
+    for linkedin_only in ("partial", "linkedin_product"):
+        if linkedin_only in resync and provider_known and provider != "LINKEDIN":
+            error(
+                resync.key_mark(linkedin_only),
+                f"resync.{linkedin_only} is LinkedIn only",
+                (*path, linkedin_only),
+            )
+    after = _time(resync, "after", path, error)
+    before = _time(resync, "before", path, error)
+    if after is not None and before is not None and after >= before:
+        error(
+            resync.value_mark("before"),
+            "resync.before must be later than resync.after",
+            (*path, "before"),
+        )
+    return after, before
+
+
+def _time(resync: YMap, key: str, path: Path, error: Report) -> int | None:
+    """`resync.after` or `resync.before` in epoch milliseconds, checked; None when absent or not valid."""
+    if key not in resync:
+        return None
+    value = resync[key]
+    if type(value) is int:
+        if value < 0:
+            error(resync.value_mark(key), f"resync.{key} must not be negative", (*path, key))
+        return value
+    if not isinstance(value, str):
+        return None  # the schema's message
+    try:
+        return epoch_milliseconds(value)
+    except ValueError as exc:
+        error(resync.value_mark(key), f"resync.{key}: {exc}", (*path, key))
+        return None
 
 
 def epoch_milliseconds(text: str) -> int:
