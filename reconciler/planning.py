@@ -10,6 +10,7 @@ from typing import Any
 
 from reconciler.errors import UnsafePlan, UsageError
 from reconciler.model import (
+    AccountRecord,
     AccountSpec,
     Action,
     BoundCheck,
@@ -195,11 +196,7 @@ def make_plan(
     same, and `recorded_ids` (every recorded id) names close ids when a target is neither declared nor recorded.
     """
     salt = keyed_salt(recorded.salt, fingerprint_key)
-    chosen = select_accounts(
-        desired.accounts.keys() | recorded.accounts.keys(), desired.accounts, targets, selectors, recorded_ids
-    )
-    if shard is not None:
-        chosen = {account_id for account_id in chosen if shard_of(account_id, shard[1]) == shard[0]}
+    chosen = _chosen(desired, recorded, targets, selectors, shard, recorded_ids)
     changes: list[Change] = []
     unchanged = 0
     unset: set[str] = set()
@@ -209,18 +206,7 @@ def make_plan(
         record = records.get(account_id)
         if spec is None:
             assert record is not None
-            changes.append(
-                Change(
-                    account_id=account_id,
-                    action="forget",
-                    resync=False,
-                    fields=changed_fields(record.settings, None),
-                    before=record.settings,
-                    after=None,
-                    resync_generation=None,
-                    recorded_generation=record.resync_generation,
-                )
-            )
+            changes.append(_forget(account_id, record))
             continue
         # A value behind an unset variable is a marker that equals no fingerprint: never claimed unchanged.
         after = fingerprinted(spec.settings, salt)
@@ -236,18 +222,7 @@ def make_plan(
                 action = "none"  # resync-only account: nothing to PATCH
         else:
             before, recorded_generation = record.settings, record.resync_generation
-            failed_patch = bool(record.last_failure and record.last_failure.get("operation") == "patch")
-            # `!=` first: at 100,000 accounts flattening every unchanged account would cost seconds.
-            if after is not None and before != after:
-                fields = changed_fields(before, after)  # with no settings recorded: every leaf of `after`
-            if after is None:
-                action = "none"
-            elif before is None:
-                action = "create"
-            elif fields or failed_patch:
-                action = "update"
-            else:
-                action = "none"
+            action, fields = _against_record(record, after)
         resync = bool(spec.resync and spec.resync.generation > recorded_generation)
         if action == "none" and not resync:
             unchanged += 1
@@ -270,6 +245,55 @@ def make_plan(
         warnings=tuple(str(warning) for warning in desired.warnings),
         unset_variables=tuple(sorted(unset)),
     )
+
+
+def _chosen(
+    desired: Desired,
+    recorded: Recorded,
+    targets: Iterable[str],
+    selectors: Iterable[tuple[str, str]],
+    shard: tuple[int, int] | None,
+    recorded_ids: Callable[[], Iterable[str]] | None,
+) -> set[str]:
+    """The accounts a plan considers: declared or recorded, as `--target` and `--select` choose, in the shard."""
+    chosen = select_accounts(
+        desired.accounts.keys() | recorded.accounts.keys(), desired.accounts, targets, selectors, recorded_ids
+    )
+    if shard is not None:
+        chosen = {account_id for account_id in chosen if shard_of(account_id, shard[1]) == shard[0]}
+    return chosen
+
+
+def _forget(account_id: str, record: AccountRecord) -> Change:
+    """The change for an account recorded and no longer declared: forgotten (nothing is sent for it)."""
+    return Change(
+        account_id=account_id,
+        action="forget",
+        resync=False,
+        fields=changed_fields(record.settings, None),
+        before=record.settings,
+        after=None,
+        resync_generation=None,
+        recorded_generation=record.resync_generation,
+    )
+
+
+def _against_record(record: AccountRecord, after: dict[str, Any] | None) -> tuple[Action, tuple[str, ...]]:
+    """What to do with the settings `after` of an account the state holds, and the fields that change: create
+    (no settings recorded), update (settings that differ, or a last PATCH that failed), or none."""
+    before = record.settings
+    failed_patch = bool(record.last_failure and record.last_failure.get("operation") == "patch")
+    fields: tuple[str, ...] = ()
+    # `!=` first: at 100,000 accounts flattening every unchanged account would cost seconds.
+    if after is not None and before != after:
+        fields = changed_fields(before, after)  # with no settings recorded: every leaf of `after`
+    if after is None:
+        return "none", fields
+    if before is None:
+        return "create", fields
+    if fields or failed_patch:
+        return "update", fields
+    return "none", fields
 
 
 def weigh(
