@@ -38,6 +38,7 @@ from reconciler.install import extra_command
 from reconciler.model import Plan
 from reconciler.runs import (
     ApiAccess,
+    ApplyOutcome,
     ApplyRequest,
     ApplyScope,
     Confirmer,
@@ -46,7 +47,7 @@ from reconciler.runs import (
     Watcher,
     apply_run,
 )
-from reconciler.state import SHARDS_NEED_POSTGRES, display_location, resolve_state_location
+from reconciler.state import SHARDS_NEED_POSTGRES, Backend, display_location, resolve_state_location
 
 if TYPE_CHECKING:
     from reconciler import planfile
@@ -114,6 +115,29 @@ def _state_of_apply(
     if saved is not None:
         return saved.own_state(), False, "the saved plan names"
     return resolve_state_location(None), None, "the default state is"
+
+
+def _open_state(location: str, explicit: bool | None, shard: tuple[int, int] | None) -> Backend:
+    """The state's backend (`_state_of_apply` chose it); a shard needs PostgreSQL, said before a sandbox starts
+    or a key is read."""
+    backend = open_state(
+        location, explicit, "the saved plan's state" if explicit is False else "the default state"
+    )
+    if shard is not None and not backend.shards:
+        raise UsageError(SHARDS_NEED_POSTGRES)
+    return backend
+
+
+def _say_outcome(outcome: ApplyOutcome, location: str) -> None:
+    """What the run did, on standard error: its warnings, then that nothing was to do, or where it recorded."""
+    for warning in outcome.warnings:
+        click.echo(f"Warning: {terminal(warning)}", err=True)
+    if outcome.plan.empty:
+        click.echo("No changes. Nothing to apply.", err=True)
+    else:
+        click.echo(
+            f"Applied in {outcome.elapsed:.1f}s; state {terminal(display_location(location))}.", err=True
+        )
 
 
 def _confirm_on_terminal(config: str) -> Confirmer:
@@ -211,6 +235,7 @@ def _confirm_on_terminal(config: str) -> Confirmer:
 @target_option
 @select_option
 @collector.paused()
+# long: a click command takes one parameter per option (29 here); its body is the steps of an apply, in order
 def apply(
     config: str,
     plan_path: str | None,
@@ -264,11 +289,7 @@ def apply(
     if sandbox and not given("max_resync_percent"):
         max_resync_percent = 100.0  # the sandbox's accounts are not real: a resync costs them nothing
     location, explicit, named_by = _state_of_apply(state_location, sandbox, saved)
-    backend = open_state(
-        location, explicit, "the saved plan's state" if explicit is False else "the default state"
-    )
-    if shard is not None and not backend.shards:
-        raise UsageError(SHARDS_NEED_POSTGRES)  # before a sandbox starts or a key is read
+    backend = _open_state(location, explicit, shard)
     options = ApplyOptions(
         concurrency=concurrency,
         max_attempts=max_attempts,
@@ -310,14 +331,7 @@ def apply(
             confirm=None if yes else _confirm_on_terminal(config),
             watch=_announcing_sandbox(url) if sandbox else progress_display,
         )
-        for warning in outcome.warnings:
-            click.echo(f"Warning: {terminal(warning)}", err=True)
-        if outcome.plan.empty:
-            click.echo("No changes. Nothing to apply.", err=True)
-        else:
-            click.echo(
-                f"Applied in {outcome.elapsed:.1f}s; state {terminal(display_location(location))}.", err=True
-            )
+        _say_outcome(outcome, location)
         emit_report(outcome.results, outcome.stop_reason, outcome.pace, output_format, report_file)
     if outcome.cancelled_by is not None:
         sys.exit(128 + outcome.cancelled_by)  # 130 for SIGINT, 143 for SIGTERM
