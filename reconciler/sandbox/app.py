@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from reconciler.sandbox.accounts import MAIL_PROVIDERS, SandboxAccount
-from reconciler.sandbox.faults import BAD_ANSWERS, Fault, bad_answer_body, echo_parts
+from reconciler.sandbox.faults import BAD_ANSWERS, Fault, bad_answer_body, echo_parts, fault_for
 from reconciler.sandbox.reference import SYNC_PROVIDERS, TERMINAL_SYNC_STATUSES, Reply, Route, error_reply
 from reconciler.sandbox.validation import (
     Receive,
@@ -88,8 +88,108 @@ class Stats:
     log: list[dict[str, Any]] = field(default_factory=list)  # every request: method, path, status
 
 
-class Sandbox:
-    """The server's behaviour, independent of the HTTP machinery. Attributes may be changed between requests."""
+class _Routes:
+    """The two routes of the reference as the sandbox plays them, for a request past the key, the limits and the
+    faults: PATCH an account's proxy; start a sync, or poll it through its scripted statuses. The accounts known
+    are `accounts` (any account, with `accept_any_account`); `Sandbox` is the server around them."""
+
+    stats: Stats  # the sandbox's counters (`Sandbox.reset_stats` replaces them)
+
+    def __init__(
+        self,
+        accounts: dict[str, SandboxAccount] | None,
+        accept_any_account: bool,
+        sync_polls: int,
+        unsupported_providers: frozenset[str],
+    ) -> None:
+        self.accounts = accounts or {}
+        self.accept_any_account = accept_any_account
+        self.sync_polls = sync_polls
+        self.unsupported_providers = unsupported_providers
+        self._syncs: dict[str, SyncState] = {}
+
+    def sync_status(self, account_id: str) -> str | None:
+        """The status last answered for the account's current sync, or None if none was started."""
+        sync = self._syncs.get(account_id)
+        return sync.status if sync else None
+
+    def _account(self, account_id: str) -> SandboxAccount:
+        account = self.accounts.get(account_id)
+        if account is not None:
+            return account
+        if not self.accept_any_account:
+            raise Refused(error_reply("errors/resource_not_found", "The requested resource was not found."))
+        return self.accounts.setdefault(account_id, SandboxAccount())
+
+    # -- PATCH -----------------------------------------------------------------------------------------------
+    def _patch(self, account_id: str, request: dict[str, Any]) -> Reply:
+        account = self._account(account_id)
+        if account.provider in self.unsupported_providers:
+            return error_reply(
+                "errors/feature_not_implemented",
+                "Proxy update is not supported for this account provider yet.",
+            )
+        proxy = request.get("proxy")
+        if proxy is not None:
+            if proxy["host"].endswith(".invalid"):
+                return error_reply("errors/proxy_error", "The proxy in use is not working. Please try again.")
+            if proxy.get("username") == "bad" or proxy.get("password") == "bad":
+                return error_reply(
+                    "errors/invalid_proxy_credentials", "The provided proxy credentials are invalid."
+                )
+        self.stats.patched[account_id] = request
+        return Reply(200, {"object": "AccountPatched", "account_id": account_id})
+
+    # -- sync ------------------------------------------------------------------------------------------------
+    def _sync(self, account_id: str, params: dict[str, str]) -> Reply:
+        account = self._account(account_id)
+        if account.provider not in SYNC_PROVIDERS:
+            return error_reply(
+                "errors/feature_not_implemented", f"Sync is not supported for {account.provider}."
+            )
+        sync_query(params, account.provider)
+        current = self._syncs.get(account_id)
+        if current is not None and current.terminal:
+            self.stats.after_terminal[account_id] += 1
+            current = None  # a request after a terminal status starts a fresh sync, as the reference warns
+        if current is None:
+            polls = account.sync_polls if account.sync_polls is not None else self.sync_polls
+            result = account.sync_result or ("CHUNK_DONE" if params.get("partial") == "true" else "SYNC_DONE")
+            self._syncs[account_id] = SyncState(status="SYNC_STARTED", polls_left=polls, result=result)
+            self.stats.syncs_started[account_id] += 1
+            self.stats.sync_params[account_id] = params
+            return Reply(200, {"object": "AccountResync", "status": "SYNC_STARTED"})
+        return Reply(200, {"object": "AccountResync", "status": current.advance()})
+
+
+class _Bucket:
+    """A token bucket: it refills continuously at `rate` tokens per second up to its `size`, and starts full."""
+
+    __slots__ = ("tokens", "refilled_at")
+
+    def __init__(self) -> None:
+        self.tokens: float | None = None  # when last looked at; None when full
+        self.refilled_at = 0.0
+
+    def take(self, rate: float, size: float, now: float) -> bool:
+        """Whether the bucket holds a token for this request, taking it if so; a refusal takes nothing."""
+        tokens = self.tokens
+        tokens = size if tokens is None else min(size, tokens + (now - self.refilled_at) * rate)
+        self.refilled_at = now
+        if tokens < 1:
+            self.tokens = tokens
+            return False
+        self.tokens = tokens - 1
+        return True
+
+    def fill(self) -> None:
+        self.tokens = None
+
+
+class Sandbox(_Routes):
+    """The server's behaviour, independent of the HTTP machinery: the routes (`_Routes`) behind the key check,
+    the simulated latency, the worker pool, the token bucket and the faults. Attributes may be changed between
+    requests."""
 
     def __init__(
         self,
@@ -110,9 +210,8 @@ class Sandbox:
         hang_seconds: float = 3600.0,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
+        super().__init__(accounts, accept_any_account, sync_polls, unsupported_providers)
         self.api_key = api_key
-        self.accounts = accounts or {}
-        self.accept_any_account = accept_any_account
         self.latency_ms = latency_ms
         self.jitter_ms = jitter_ms
         self.faults = faults or []
@@ -131,35 +230,19 @@ class Sandbox:
         #: The bucket's time source (tests replace it with a clock they move).
         self.clock: Callable[[], float] = time.monotonic
         self.random = random.Random(seed)
-        self.sync_polls = sync_polls
-        self.unsupported_providers = unsupported_providers
         self.hang_seconds = hang_seconds
         self.max_body_bytes = max_body_bytes
         self.stats = Stats()
-        self._syncs: dict[str, SyncState] = {}
-        # The bucket's tokens when last looked at, None when full (it starts full, and again when re-enabled).
-        self._tokens: float | None = None
-        self._refilled_at = 0.0
+        self._bucket = _Bucket()
         self._serving = 0  # API requests being handled, past the key check and the pool
 
     def reset_stats(self) -> None:
         self.stats = Stats()
 
-    def sync_status(self, account_id: str) -> str | None:
-        """The status last answered for the account's current sync, or None if none was started."""
-        sync = self._syncs.get(account_id)
-        return sync.status if sync else None
-
     # -- the ASGI application --------------------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await _lifespan(receive, send)
         if scope["type"] != "http":
             return
         stats = self.stats
@@ -218,15 +301,16 @@ class Sandbox:
     async def _answer(self, scope: dict[str, Any], receive: Receive, route: Route, account_id: str) -> Reply:
         """The answer to an API request past the key check and the pool: the bucket, faults, then the route."""
         if self.rate_limit:
-            if not self._take_token(self.rate_limit):
+            size = self.burst if self.burst is not None else max(1.0, self.rate_limit)
+            if not self._bucket.take(self.rate_limit, size, self.clock()):
                 self.stats.throttled += 1
                 return THROTTLE_ANSWERS[self.throttle_answer]
         else:
-            self._tokens = None
+            self._bucket.fill()  # full again when re-enabled
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
         }
-        fault = self._fault(route, account_id)
+        fault = fault_for(self.faults, route, account_id, self.random)
         if fault is not None:
             if not fault.echo:
                 return await self._injected(fault, route, account_id)
@@ -254,14 +338,6 @@ class Sandbox:
         if not secrets.compare_digest(keys[0], self.api_key.encode()):
             raise Refused(error_reply("errors/invalid_credentials", "The provided credentials are invalid."))
 
-    def _account(self, account_id: str) -> SandboxAccount:
-        account = self.accounts.get(account_id)
-        if account is not None:
-            return account
-        if not self.accept_any_account:
-            raise Refused(error_reply("errors/resource_not_found", "The requested resource was not found."))
-        return self.accounts.setdefault(account_id, SandboxAccount())
-
     # -- introspection (the sandbox's key required: a local test server's own counters) ----------------------
     def _introspect(self, method: str, rest: str) -> Reply:
         if method == "GET" and rest == "requests":
@@ -287,33 +363,7 @@ class Sandbox:
             )
         return error_reply("errors/resource_not_found", "No such sandbox route.")
 
-    # -- faults and the rate limit ---------------------------------------------------------------------------
-    def _take_token(self, rate: float) -> bool:
-        """Whether the bucket holds a token for this request, taking it if so; a refusal takes nothing.
-
-        The bucket refills continuously at `rate` per second up to its size, and starts full.
-        """
-        size = self.burst if self.burst is not None else max(1.0, rate)
-        now = self.clock()
-        tokens = self._tokens
-        tokens = size if tokens is None else min(size, tokens + (now - self._refilled_at) * rate)
-        self._refilled_at = now
-        if tokens < 1:
-            self._tokens = tokens
-            return False
-        self._tokens = tokens - 1
-        return True
-
-    def _fault(self, route: Route, account_id: str) -> Fault | None:
-        for fault in self.faults:
-            if not fault.covers(route):
-                continue
-            if account_id in fault.accounts if fault.accounts else self.random.random() < fault.rate:
-                if fault.times is not None:
-                    fault.times -= 1
-                return fault
-        return None
-
+    # -- faults ---------------------------------------------------------------------------
     async def _injected(
         self, fault: Fault, route: Route, account_id: str, echoed: str | None = None
     ) -> Reply:
@@ -330,46 +380,6 @@ class Sandbox:
         extra = {"retry-after": fault.retry_after} if fault.retry_after else {}
         return error_reply(fault.error_type, echoed or "Injected by the sandbox.", extra)
 
-    # -- PATCH -----------------------------------------------------------------------------------------------
-    def _patch(self, account_id: str, request: dict[str, Any]) -> Reply:
-        account = self._account(account_id)
-        if account.provider in self.unsupported_providers:
-            return error_reply(
-                "errors/feature_not_implemented",
-                "Proxy update is not supported for this account provider yet.",
-            )
-        proxy = request.get("proxy")
-        if proxy is not None:
-            if proxy["host"].endswith(".invalid"):
-                return error_reply("errors/proxy_error", "The proxy in use is not working. Please try again.")
-            if proxy.get("username") == "bad" or proxy.get("password") == "bad":
-                return error_reply(
-                    "errors/invalid_proxy_credentials", "The provided proxy credentials are invalid."
-                )
-        self.stats.patched[account_id] = request
-        return Reply(200, {"object": "AccountPatched", "account_id": account_id})
-
-    # -- sync ------------------------------------------------------------------------------------------------
-    def _sync(self, account_id: str, params: dict[str, str]) -> Reply:
-        account = self._account(account_id)
-        if account.provider not in SYNC_PROVIDERS:
-            return error_reply(
-                "errors/feature_not_implemented", f"Sync is not supported for {account.provider}."
-            )
-        sync_query(params, account.provider)
-        current = self._syncs.get(account_id)
-        if current is not None and current.terminal:
-            self.stats.after_terminal[account_id] += 1
-            current = None  # a request after a terminal status starts a fresh sync, as the reference warns
-        if current is None:
-            polls = account.sync_polls if account.sync_polls is not None else self.sync_polls
-            result = account.sync_result or ("CHUNK_DONE" if params.get("partial") == "true" else "SYNC_DONE")
-            self._syncs[account_id] = SyncState(status="SYNC_STARTED", polls_left=polls, result=result)
-            self.stats.syncs_started[account_id] += 1
-            self.stats.sync_params[account_id] = params
-            return Reply(200, {"object": "AccountResync", "status": "SYNC_STARTED"})
-        return Reply(200, {"object": "AccountResync", "status": current.advance()})
-
 
 def _route(method: str, path: str) -> tuple[Route, str]:
     """Which route a request is for, and its raw account id segment."""
@@ -380,6 +390,17 @@ def _route(method: str, path: str) -> tuple[Route, str]:
         if len(segments) == 2 and segments[1] == "sync" and method == "GET":
             return "sync", segments[0]
     raise Refused(error_reply("errors/resource_not_found", "No such route."))
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """ASGI's lifespan protocol: nothing to start or stop."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 async def _write(send: Send, reply: Reply) -> None:

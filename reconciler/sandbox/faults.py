@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -127,6 +128,19 @@ class Fault:
             echo=echo,
             echo_shapes=echo_shapes,
         )
+
+
+def fault_for(faults: list[Fault], route: Route, account_id: str, draw: random.Random) -> Fault | None:
+    """The first of `faults` that answers this request (by its accounts, or by a draw against its rate), its
+    count of `times` taken; None when none does."""
+    for fault in faults:
+        if not fault.covers(route):
+            continue
+        if account_id in fault.accounts if fault.accounts else draw.random() < fault.rate:
+            if fault.times is not None:
+                fault.times -= 1
+            return fault
+    return None
 
 
 def _parse_rate(text: str) -> float:
