@@ -297,32 +297,11 @@ def apply_run(
         if plan.empty:
             return ApplyOutcome(plan=plan, pace=no_requests(request.options.adaptive))
         if not request.safety.force:
-            existing = _recorded_count(backend, before, request, targeted)
-            elsewhere = None
-            if request.safety.look_elsewhere and _holds_nothing(backend, before, targeted):
-                elsewhere = look_elsewhere(backend, to_create(plan))
-            raise_if_unsafe(
-                weigh(
-                    plan,
-                    existing,
-                    request.safety.max_update_percent,
-                    request.safety.max_forget_percent,
-                    request.safety.max_resync_percent,
-                    elsewhere,
-                )
-            )
+            _check_safety(request, plan, before, targeted)
         if confirm is not None:
             confirm(plan)
         if not before.exists:
-            # The first apply creates the state, with the salt it planned with. Shards started together each
-            # read no state and planned with a salt of their own: only one creation wins, and a shard that lost
-            # plans again with the winner's salt, so no fingerprint is recorded with a salt that is not the
-            # state's. Nothing else in the plan can change: a shard plans only its own accounts, which no other
-            # holder of a lock writes meanwhile.
-            created = backend.create_if_absent(salt=before.salt, accounts=only)
-            if created.salt != before.salt:
-                log.debug("the state was created by another shard: planning again with its salt")
-                plan = _plan(request, created, targeted)
+            plan = _create_state(request, plan, before, targeted)
         snapshot, journal = backend.open_journal(accounts=only)
         progress = Progress(total=len(plan.changes))
         started = time.monotonic()
@@ -345,6 +324,41 @@ def apply_run(
         warnings=(warning,) if warning else (),
         pace=engine.pace_summary(),
     )
+
+
+def _check_safety(request: ApplyRequest, plan: Plan, before: Recorded, targeted: bool) -> None:
+    """Raise UnsafePlan past a safety bound, or when the state holds nothing and another holds the accounts to
+    create (`before`: the state read, only the targets' records when `targeted`)."""
+    backend = request.state.backend
+    existing = _recorded_count(backend, before, request, targeted)
+    elsewhere = None
+    if request.safety.look_elsewhere and _holds_nothing(backend, before, targeted):
+        elsewhere = look_elsewhere(backend, to_create(plan))
+    raise_if_unsafe(
+        weigh(
+            plan,
+            existing,
+            request.safety.max_update_percent,
+            request.safety.max_forget_percent,
+            request.safety.max_resync_percent,
+            elsewhere,
+        )
+    )
+
+
+def _create_state(request: ApplyRequest, plan: Plan, before: Recorded, targeted: bool) -> Plan:
+    """Create the state the first apply finds absent, with the salt it planned with; the plan to apply.
+
+    Shards started together each read no state and planned with a salt of their own: only one creation wins, and
+    a shard that lost plans again with the winner's salt, so no fingerprint is recorded with a salt that is not
+    the state's. Nothing else in the plan can change: a shard plans only its own accounts, which no other holder
+    of a lock writes meanwhile."""
+    only = request.scope.targets if targeted else None
+    created = request.state.backend.create_if_absent(salt=before.salt, accounts=only)
+    if created.salt == before.salt:
+        return plan
+    log.debug("the state was created by another shard: planning again with its salt")
+    return _plan(request, created, targeted)
 
 
 async def _run_engine(
