@@ -94,19 +94,12 @@ def load_config(
     cannot be raises reconciler.sops.SopsError, one line.
     """
     environ = os.environ if environ is None else environ
-    stopping: list[Problem] = []
-    parsed: list[tuple[str, Loaded]] = []
     names, read_files, problems, digest = _read_all(config, regular_only=check_digest is not None)
     if check_digest is not None:
         if problems:  # what could not be read, said before anything is parsed
             raise ConfigError(problems)
         check_digest(digest)
-    for name, raw in read_files:
-        try:
-            parsed.append((name, load(name, decode(name, raw))))
-        except ConfigError as exc:
-            stopping.extend(exc.problems)
-    read_files.clear()  # the parsed documents are what is kept
+    parsed, stopping = _parse_all(read_files)
     order = {one_line(name): index for index, name in enumerate(names)}  # as a Problem holds it
 
     def in_order(found: list[Problem]) -> list[Problem]:
@@ -120,11 +113,7 @@ def load_config(
     # Declared accounts that have problems, by NFC id: where, and the id as written.
     unbuilt: dict[str, tuple[str, int, int, str]] = {}
     unset: set[str] = set()
-    files = SecretFiles(environ, decrypt)
-    for name, loaded in parsed:
-        if isinstance(loaded.value, YMap):
-            files.declare(name, loaded.value)
-    files.open()  # before any account is built: every reference is looked up in what it found
+    files = _secret_files(parsed, environ, decrypt)
     problems.extend(files.problems)
     warnings.extend(files.warnings)
     for name, loaded in parsed:
@@ -180,6 +169,33 @@ def _read_all(
         digest.update(label.encode() + b"\0" + hashlib.sha256(raw).digest())
         read_files.append((name, raw))
     return names, read_files, problems, digest.hexdigest()
+
+
+def _parse_all(read_files: list[tuple[str, bytes]]) -> tuple[list[tuple[str, Loaded]], list[Problem]]:
+    """Parse every file read (emptying `read_files`: the parsed documents are what is kept): the (name,
+    document) of those parsed, and the problems that stopped the others being read at all."""
+    parsed: list[tuple[str, Loaded]] = []
+    stopping: list[Problem] = []
+    for name, raw in read_files:
+        try:
+            parsed.append((name, load(name, decode(name, raw))))
+        except ConfigError as exc:
+            stopping.extend(exc.problems)
+    read_files.clear()
+    return parsed, stopping
+
+
+def _secret_files(
+    parsed: list[tuple[str, Loaded]], environ: Mapping[str, str], decrypt: Decrypt
+) -> SecretFiles:
+    """The secrets files every document names, opened before any account is built: every reference is looked up
+    in what they hold (their `problems` and `warnings` are the caller's to report)."""
+    files = SecretFiles(environ, decrypt)
+    for name, loaded in parsed:
+        if isinstance(loaded.value, YMap):
+            files.declare(name, loaded.value)
+    files.open()
+    return files
 
 
 def _too_large(name: str, config: str) -> str:
