@@ -234,25 +234,11 @@ class SecretFiles:
 
     def _check_file(self, source: _Source) -> None:
         """A problem (and `broken`) when the file is missing, not a regular file, or larger than the limit."""
-        file, mark = self._declared_at[source.path]
-        where = f"secrets.{source.alias}"
-        try:
-            status = source.path.stat()
-        except OSError as exc:
-            self._problem(file, mark, f"{where}: cannot read {source.shown}: {exc.strerror or exc}", where)
-            source.broken = True
-            return
-        if not stat.S_ISREG(status.st_mode):
-            self._problem(file, mark, f"{where}: {source.shown} is not a regular file", where)
-            source.broken = True
-        elif status.st_size > fsutil.MAX_CONFIG_BYTES:
-            limit = fsutil.size_text(fsutil.MAX_CONFIG_BYTES)
-            self._problem(
-                file,
-                mark,
-                f"{where}: {source.shown} is larger than {limit}, the most reconciler reads",
-                where,
-            )
+        why = _unreadable(source.path, source.shown)
+        if why is not None:
+            file, mark = self._declared_at[source.path]
+            where = f"secrets.{source.alias}"
+            self._problem(file, mark, f"{where}: {why}", where)
             source.broken = True
 
     def _read_shape(self, source: _Source) -> sops.Encrypted | None:
@@ -306,18 +292,7 @@ class SecretFiles:
         if source.broken:
             return None
         keys = reference.path(account_id)
-        node: Any = source.values if source.decrypted else source.shape
-        for depth, key in enumerate(keys):
-            if isinstance(node, list) and key.isdigit() and int(key) < len(node):
-                node = node[int(key)]
-            elif isinstance(node, dict) and key in node:
-                node = node[key]
-            else:
-                where = ".".join(keys[:depth]) or "its top level"
-                raise ReferenceError_(
-                    f"{source.shown} ({reference.alias}) has no key {brief('.'.join(keys[: depth + 1]), 300)}"
-                    + (f" (nothing under {brief(where, 300)} is named {brief(key, 260)})" if depth else "")
-                )
+        node = _node_at(source.values if source.decrypted else source.shape, keys, source, reference.alias)
         if isinstance(node, dict | list):
             kind = "a mapping" if isinstance(node, dict) else "a list"
             raise ReferenceError_(
@@ -338,6 +313,39 @@ class SecretFiles:
             for source in self._sources.values()
             if not source.broken
         )
+
+
+def _unreadable(path: Path, shown: str) -> str | None:
+    """Why a secrets file cannot be read: missing, not a regular file, or larger than the limit; None if it can."""
+    try:
+        status = path.stat()
+    except OSError as exc:
+        return f"cannot read {shown}: {exc.strerror or exc}"
+    if not stat.S_ISREG(status.st_mode):
+        return f"{shown} is not a regular file"
+    if status.st_size > fsutil.MAX_CONFIG_BYTES:
+        return (
+            f"{shown} is larger than {fsutil.size_text(fsutil.MAX_CONFIG_BYTES)}, the most reconciler reads"
+        )
+    return None
+
+
+def _node_at(root: Any, keys: tuple[str, ...], source: _Source, alias: str) -> Any:
+    """The node at the path `keys` in a file's values (or key names only); ReferenceError_ naming the first key
+    that is not there."""
+    node = root
+    for depth, key in enumerate(keys):
+        if isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        elif isinstance(node, dict) and key in node:
+            node = node[key]
+        else:
+            where = ".".join(keys[:depth]) or "its top level"
+            raise ReferenceError_(
+                f"{source.shown} ({alias}) has no key {brief('.'.join(keys[: depth + 1]), 300)}"
+                + (f" (nothing under {brief(where, 300)} is named {brief(key, 260)})" if depth else "")
+            )
+    return node
 
 
 def _shown(path: Path) -> str:
