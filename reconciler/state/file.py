@@ -49,7 +49,7 @@ def new_salt() -> str:
     return random_tokens.token_hex(16)
 
 
-# long: the split by job (one lock helper shared with PostgreSQL, the journal apart) is issue 27 item 3, under way
+# long: its split by job (one lock helper shared with PostgreSQL, the journal apart) is a change of its own, under way
 class FileBackend:
     """State in a JSON file on local disk.
 

@@ -92,7 +92,7 @@ def _split_url(url: str) -> tuple[str, str, str]:
     return urlunsplit(parts._replace(query=urlencode(libpq_params))), schema, workspace
 
 
-# long: the split by job (URL, schema and migrations, lock, journal) is issue 27 item 3, under way apart
+# long: its split by job (URL, schema and migrations, lock, journal) is a change of its own, under way
 class PostgresBackend:
     shards = True
     partial_reads = True  # read_accounts selects only the rows asked for
