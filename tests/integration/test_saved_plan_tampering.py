@@ -21,7 +21,7 @@ from reconciler.render.plan_markdown import MARKER
 from reconciler.sandbox import Fault, Sandbox, ServerThread
 from reconciler.sandbox.reference import Reply
 from tests.helpers import SENTINEL_KEY
-from tests.test_outside_text import HOSTILE_TEXT, assert_markdown_safe, raw_controls
+from tests.integration.test_outside_text import HOSTILE_TEXT, assert_markdown_safe, raw_controls
 
 CONFIG = """
 version: 1

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
+PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
 
 #: The modules that may write to the terminal: the command line, and the sandbox (its own command's server).
 TERMINAL_WRITERS = ("cli", "sandbox")
