@@ -23,16 +23,16 @@ TESTS = PACKAGE.parent / "tests"
 
 #: Private names tests still reach, each with why it is not fixed here; the list only shrinks.
 TESTS_REACHING_PRIVATE_NAMES = {
-    # A spy that counts whole-state reads; state/postgres.py is being split by job on another branch (issue 27,
-    # item 3), where the read moves: count the rows psycopg fetches instead, as `watched` does, once it has.
+    # A spy that counts whole-state reads; state/postgres.py is being split by job, and the read moves: then
+    # count only the rows psycopg fetches (`watched` in test_targeted_reads.py counts them beside the spy).
     "tests/integration/test_first_week.py": {"PostgresBackend._read"},
     "tests/integration/test_targeted_reads.py": {"PostgresBackend._read"},
     # Strips the messages an older version stored, on a cancelled run and on one not cancelled: reached
     # through the apply flow only by a cancelled run, in a subprocess; runs.py and the secrets are being
-    # reworked on another branch (issue 27, item 1).
+    # reworked, and the test moves with them.
     "tests/integration/test_secrets.py": {"runs._strip_stored_messages"},
-    # The pure-Python YAML loader beside libyaml; config/yamlpos.py is being rewritten on another branch
-    # (issue 27, item 7), where the loader's choice can become a public name.
+    # The pure-Python YAML loader beside libyaml; config/yamlpos.py is being rewritten as a class, where the
+    # loader's choice can become a public name.
     "tests/unit/test_config_messages.py": {"yamlpos._Loader"},
 }
 
