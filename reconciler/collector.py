@@ -5,7 +5,7 @@ full collections that walked the loaded configuration, the plan, the results and
 5 objects. Reference counting still frees everything else at once; what a pause keeps is cyclic garbage, freed
 once the collector runs again, and an apply makes almost none: 5 objects after 10,000 PATCHes, 5 after a run
 with thousands of dropped connections (a request that got no answer used to leave ten: see transport.py and
-tests/test_startup.py).
+tests/integration/test_startup.py).
 """
 
 from __future__ import annotations

@@ -17,6 +17,18 @@ from tests.helpers import PG_URL, SENTINEL_KEY, SENTINEL_PASSWORD, fresh_postgre
 #: tests/helpers.py owns these; they stay importable from here for the modules that still do.
 __all__ = ["PG_URL", "SENTINEL_KEY", "SENTINEL_PASSWORD"]
 
+#: The kinds of test, each a folder under tests/ and a marker of the same name (pyproject.toml).
+KINDS = ("unit", "integration", "tooling")
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its kind, the folder it lives in, so that `pytest -m unit` runs the fast part alone."""
+    for item in items:
+        relative = item.path.resolve().relative_to(TESTS)
+        if relative.parts[0] in KINDS:
+            item.add_marker(relative.parts[0])
+
 
 @dataclass
 class Outcome:

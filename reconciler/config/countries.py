@@ -2,7 +2,7 @@
 that is not an alpha-2 code: `GER`, `DEU` and `Germany` suggest `DE`.
 
 Imported only for such a message. The list is ISO 3166-1's 249 entries (the same codes as
-iso3166-alpha2.txt, which the loader checks against; tests/test_config.py holds them equal), each with its
+iso3166-alpha2.txt, which the loader checks against; tests/unit/test_config.py holds them equal), each with its
 alpha-3 code and its English names: ISO's short name first, then the common and the official name where they
 differ (as Debian's iso-codes lists them). ALIASES adds the codes and names people write that are neither:
 sports codes (`GER`, `SUI`, `NED`), older or informal names (`Holland`, `Turkey`, `Ivory Coast`).
@@ -271,7 +271,7 @@ COUNTRIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 #: Codes and names that are neither an alpha-3 code nor one of the names above, as people write them. A code here
-#: is never another country's alpha-3 code (tests/test_config.py checks).
+#: is never another country's alpha-3 code (tests/unit/test_config.py checks).
 ALIASES: dict[str, str] = {
     # two-letter codes that ISO spells otherwise
     "UK": "GB",

@@ -2,7 +2,7 @@
 
 Profiling `plan` at 10,000 accounts showed jsonschema taking ~60% of the time, almost all of it on documents
 that are valid. `document_certainly_valid` mirrors `schemas/accounts.schema.json` in plain Python and only ever
-answers True for a document the schema accepts (tests/test_fastcheck.py checks that against jsonschema with
+answers True for a document the schema accepts (tests/unit/test_fastcheck.py checks that against jsonschema with
 hypothesis); when it answers False, the loader runs jsonschema for the positioned messages, as before.
 """
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 #: Unicode's Default_Ignorable_Code_Point property (DerivedCoreProperties.txt, Unicode 14.0, as carried by
 #: Python 3.11's unicodedata and by Perl's `\p{Default_Ignorable_Code_Point}`), as inclusive ranges. These
 #: code points show as nothing, so an id holding one looks like the id without it. The schema's account id
-#: pattern (schemas/accounts.schema.json) refuses each of them; tests/test_config_unicode.py checks that it does.
+#: pattern (schemas/accounts.schema.json) refuses each of them; tests/integration/test_config_unicode.py checks
+#: that it does.
 DEFAULT_IGNORABLE: tuple[tuple[int, int], ...] = (
     (0x00AD, 0x00AD),  # SOFT HYPHEN
     (0x034F, 0x034F),  # COMBINING GRAPHEME JOINER

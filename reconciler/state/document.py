@@ -4,7 +4,7 @@ wrong, never a traceback and never a half-read state.
 `schemas/state.schema.json` defines the shape. A state can hold 100,000 accounts: measured at that size (2-core
 machine under load), jsonschema took 44 s, this module's plain-Python check 0.3 s and `json.loads` itself 1.3 s;
 importing jsonschema also costs every command ~45 ms. So the plain check, which only ever accepts what the schema
-accepts (tests/test_state_document.py checks that against jsonschema with hypothesis), runs first; jsonschema
+accepts (tests/unit/test_state_document.py checks that against jsonschema with hypothesis), runs first; jsonschema
 runs only on the parts it refused (the envelope, or one account), to say precisely what is wrong.
 """
 

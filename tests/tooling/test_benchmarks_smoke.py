@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
 
 import bench_apply  # noqa: E402
 import bench_plan  # noqa: E402
@@ -55,7 +55,7 @@ def test_resync_benchmark_smoke() -> None:
 def test_startup_benchmark_smoke(tmp_path: Path) -> None:
     config = tmp_path / "accounts.yaml"
     bench_startup.write_config(50, config)
-    root = Path(__file__).parent.parent
+    root = Path(__file__).parents[2]
     seconds, cpu = bench_startup.first_request(root, config, tmp_path)
     assert 0 < seconds < 60 and cpu > 0
 
@@ -65,14 +65,14 @@ def test_startup_instruction_count_smoke(tmp_path: Path) -> None:
     """The counted process stops at its first request: far fewer instructions than a whole apply would run."""
     config = tmp_path / "accounts.yaml"
     bench_startup.write_config(5, config)
-    counted = bench_startup.instructions(Path(__file__).parent.parent, config, tmp_path)
+    counted = bench_startup.instructions(Path(__file__).parents[2], config, tmp_path)
     assert 10_000_000 < counted < 5_000_000_000
 
 
 def test_startup_phases_smoke(tmp_path: Path) -> None:
     config = tmp_path / "accounts.yaml"
     bench_startup.write_config(50, config)
-    split = bench_startup.phases(Path(__file__).parent.parent, config, tmp_path)
+    split = bench_startup.phases(Path(__file__).parents[2], config, tmp_path)
     assert list(split) == list(bench_startup.PHASES) and all(0 <= seconds < 60 for seconds in split.values())
     assert split["imports"] > 0 and split["configuration"] > 0
 
@@ -101,7 +101,7 @@ def test_state_show_benchmark_smoke() -> None:
 def test_redaction_benchmark_smoke() -> None:
     import bench_redact
 
-    result = bench_redact.run_once(Path(__file__).parent.parent, passwords=200, messages=100)
+    result = bench_redact.run_once(Path(__file__).parents[2], passwords=200, messages=100)
     assert result["changed"] == 10 and result["redact_all"] >= 0 and result["peak_rss_mib"] > 0
 
 

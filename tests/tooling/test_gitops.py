@@ -15,7 +15,7 @@ import pytest
 from tests.helpers import fleet
 from tests.workflow_lint import ACTION, lint_action, lint_workflows, workflow_files
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]["version"]
 REPOSITORY = "postpress/reconciler"
 DISTRIBUTION = "postpress-reconciler"
@@ -116,7 +116,9 @@ def repository_text_files() -> list[Path]:
         text=True,
         check=True,
     ).stdout.split()
-    paths = [ROOT / name for name in listed if (ROOT / name).is_file() and name != "tests/test_gitops.py"]
+    paths = [
+        ROOT / name for name in listed if (ROOT / name).is_file() and name != "tests/tooling/test_gitops.py"
+    ]
     return [
         path for path in paths if path.suffix in (".md", ".yml", ".yaml", ".toml", ".py", ".sh", ".txt", "")
     ]

@@ -16,7 +16,7 @@ import pytest
 from reconciler.sandbox import Fault, SandboxAccount
 from tests.helpers import fleet, fresh_postgres_state, run_engine, start_apply, wait_until
 
-SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "report.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "report.schema.json").read_text())
 
 
 def apply_report(run, *options: str):

@@ -4,10 +4,13 @@
   module calls `print`, `click.echo` or `click.secho`, or names `sys.stdout` or `sys.stderr`. A lower layer
   returns the text, raises, or logs (reconciler/logs.py; logging writes the records).
 - No module touches another module's private names: no `from reconciler.x import _name`, and no
-  `name._private` where `name` was imported from another reconciler module (a module, a class or a function).
-  A private attribute reached through an instance (`self.backend._write_file`) is not seen: that needs types.
+  `name._private` (nor `setattr(name, "_private", ...)`, monkeypatch's included) where `name` was imported from
+  another reconciler module (a module, a class or a function). A private attribute reached through an instance
+  (`self.backend._write_file`) is not seen: that needs types. The tests are held to it too: a test calls
+  reconciler through public names.
 
-Both are `ast` scans of every file under reconciler/; each scanner is tried on a known violation first.
+Both are `ast` scans of every file under reconciler/ (the private names also of every file under tests/); each
+scanner is tried on a known violation first.
 """
 
 from __future__ import annotations
@@ -15,7 +18,23 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
+PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
+TESTS = PACKAGE.parent / "tests"
+
+#: Private names tests still reach, each with why it is not fixed here; the list only shrinks.
+TESTS_REACHING_PRIVATE_NAMES = {
+    # A spy that counts whole-state reads; state/postgres.py is being split by job, and the read moves: then
+    # count only the rows psycopg fetches (`watched` in test_targeted_reads.py counts them beside the spy).
+    "tests/integration/test_first_week.py": {"PostgresBackend._read"},
+    "tests/integration/test_targeted_reads.py": {"PostgresBackend._read"},
+    # Strips the messages an older version stored, on a cancelled run and on one not cancelled: reached
+    # through the apply flow only by a cancelled run, in a subprocess; runs.py and the secrets are being
+    # reworked, and the test moves with them.
+    "tests/integration/test_secrets.py": {"runs._strip_stored_messages"},
+    # The pure-Python YAML loader beside libyaml; config/yamlpos.py is being rewritten as a class, where the
+    # loader's choice can become a public name.
+    "tests/unit/test_config_messages.py": {"yamlpos._Loader"},
+}
 
 #: The modules that may write to the terminal: the command line, and the sandbox (its own command's server).
 TERMINAL_WRITERS = ("cli", "sandbox")
@@ -23,8 +42,8 @@ _STREAMS = frozenset(("stdout", "stderr", "__stdout__", "__stderr__"))
 _ECHOES = frozenset(("echo", "secho"))
 
 
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+def _module_name(path: Path, root: Path = PACKAGE.parent) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -103,7 +122,35 @@ def private_reaches(module: str, is_package: bool, tree: ast.Module) -> list[str
             target = ".".join([foreign[value.id], *reversed(chain[1:])])
             if target != module:  # `import reconciler.x` in reconciler.x itself: its own names
                 found.append(f"line {node.lineno}: {ast.unparse(node)} ({target}.{node.attr})")
+    for node in ast.walk(tree):  # setattr(name, "_private", ...), monkeypatch.setattr(...) and the like
+        if not (isinstance(node, ast.Call) and len(node.args) >= 2 and _called(node.func) in _SETTERS):
+            continue
+        owner, attribute = node.args[:2]
+        if (
+            isinstance(owner, ast.Name)
+            and owner.id in foreign
+            and isinstance(attribute, ast.Constant)
+            and isinstance(attribute.value, str)
+            and _private(attribute.value)
+        ):
+            found.append(
+                f"line {node.lineno}: {owner.id}.{attribute.value} ({foreign[owner.id]}.{attribute.value})"
+            )
     return sorted(found, key=_line_number)
+
+
+_SETTERS = frozenset(("setattr", "getattr", "delattr"))
+
+
+def _called(func: ast.expr) -> str:
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+
+
+def _test_sources() -> list[tuple[str, Path, ast.Module]]:
+    return [
+        (_module_name(path, TESTS.parent), path, ast.parse(path.read_text(encoding="utf-8"), str(path)))
+        for path in sorted(TESTS.rglob("*.py"))
+    ]
 
 
 def test_the_scanners_find_what_they_look_for() -> None:
@@ -123,9 +170,12 @@ def test_the_scanners_find_what_they_look_for() -> None:
             "from .base import _helper, Backend\nfrom reconciler.model import Plan\nimport os\n"
             "planfile._load\nbase._x\nBackend._y\nPlan._z\nreconciler.secrets._registry\nos._exit\nself._mine\n"
             "planfile.save\n_local\nplanfile.__name__\n"
+            "monkeypatch.setattr(planfile, '_load', None)\nsetattr(base, '_x', 1)\nsetattr(os, '_exit', 1)\n"
+            "monkeypatch.setattr(planfile, 'save', None)\ngetattr(Backend, '_y')\n"
         ),
     )
-    assert [line.split(":")[0] for line in reaches] == [f"line {n}" for n in (4, 7, 8, 9, 10, 11)], reaches
+    expected = (4, 7, 8, 9, 10, 11, 17, 18, 21)
+    assert [line.split(":")[0] for line in reaches] == [f"line {n}" for n in expected], reaches
 
 
 def test_only_the_command_line_and_the_sandbox_write_to_the_terminal() -> None:
@@ -145,3 +195,13 @@ def test_no_module_touches_another_modules_private_names() -> None:
         for reach in private_reaches(module, path.name == "__init__.py", tree)
     ]
     assert found == []
+
+
+def test_no_test_touches_a_private_name_of_reconciler() -> None:
+    found: dict[str, set[str]] = {}
+    for module, path, tree in _test_sources():
+        for reach in private_reaches(module, path.name == "__init__.py", tree):
+            found.setdefault(path.relative_to(TESTS.parent).as_posix(), set()).add(
+                reach.split(": ")[1].split()[0]
+            )
+    assert found == TESTS_REACHING_PRIVATE_NAMES, "test through public names, or make the helper public"

@@ -95,9 +95,9 @@ def test_record_check_never_accepts_what_the_schema_rejects(record) -> None:
         )
 
 
-def test_the_schema_is_a_valid_json_schema_and_accepts_what_the_backend_writes() -> None:
+def test_the_schema_is_a_valid_json_schema_and_accepts_what_the_backend_writes(tmp_path) -> None:
     from reconciler.model import AccountRecord, Recorded
-    from reconciler.state.file import _serialise
+    from reconciler.state.file import FileBackend
 
     jsonschema.Draft202012Validator.check_schema(state_schema())
     recorded = Recorded(
@@ -111,5 +111,6 @@ def test_the_schema_is_a_valid_json_schema_and_accepts_what_the_backend_writes()
             ),
         },
     )
-    document = json.loads(_serialise(recorded))
+    FileBackend(tmp_path / "state.json").write(recorded)
+    document = json.loads((tmp_path / "state.json").read_text("utf-8"))
     assert VALIDATOR.is_valid(document) and state_problem(document) is None

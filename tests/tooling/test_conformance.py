@@ -23,7 +23,7 @@ from reconciler.sandbox.reference import ROUTE_ERROR_TYPES, Route
 from reconciler.secrets import revealed
 from tests.helpers import SENTINEL_KEY
 
-DOCUMENT_PATH = Path(__file__).parent.parent / "schemas" / "openapi.yaml"
+DOCUMENT_PATH = Path(__file__).parents[2] / "schemas" / "openapi.yaml"
 DOCUMENT: dict[str, Any] = yaml.safe_load(DOCUMENT_PATH.read_text(encoding="utf-8"))
 OPERATIONS = {"patch": DOCUMENT["paths"]["/accounts/{account_id}"]["patch"]}
 OPERATIONS["sync"] = DOCUMENT["paths"]["/accounts/{account_id}/sync"]["get"]

@@ -23,7 +23,7 @@ from reconciler.api.transport import MAX_BODY_BYTES
 from tests.helpers import SENTINEL_KEY
 from tests.rawhttp import RawServer, http
 
-SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "report.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "report.schema.json").read_text())
 OK, HOSTILE = "aaa_ok", "zzz_hostile"  # in this order: the well-answered account goes first
 GIB = 1 << 30
 

@@ -1,7 +1,7 @@
 """The documentation stays true to the code: every command and option is described, the error-type catalogue is
 the code's own table, pasted JSON follows its schema, links resolve, and nothing points outside the repository.
 
-`python -m tests.test_docs --write` regenerates the catalogue section of docs/messages.md.
+`python -m tests.tooling.test_docs --write` regenerates the catalogue section of docs/messages.md.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from reconciler.api.catalogue import CATALOGUE, ErrorKind
 from reconciler.cli import cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 MESSAGES = DOCS / "messages.md"
 COMMANDS = DOCS / "commands.md"
@@ -75,7 +75,7 @@ def write_catalogue() -> None:
 def test_the_catalogue_in_the_docs_is_the_codes_table() -> None:
     text = MESSAGES.read_text("utf-8")
     start, end = _catalogue_section(text)
-    assert text[start:end] == catalogue_markdown() + "\n", "run: python -m tests.test_docs --write"
+    assert text[start:end] == catalogue_markdown() + "\n", "run: python -m tests.tooling.test_docs --write"
     for kind in CATALOGUE.values():  # each row, whatever the layout
         assert f"| `{kind.type}` |" in text[start:end]
 
@@ -186,5 +186,5 @@ def test_nothing_points_outside_the_repository() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python -m tests.test_docs --write")
+        sys.exit("usage: python -m tests.tooling.test_docs --write")
     write_catalogue()

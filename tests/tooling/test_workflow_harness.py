@@ -1,5 +1,5 @@
 """The workflow harness itself: expressions, file commands, triggers, jobs and steps as GitHub runs them, on tiny
-workflows (no install), so that what tests/test_workflows.py concludes from it can be trusted."""
+workflows (no install), so that what tests/tooling/test_workflows.py concludes from it can be trusted."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from reconciler.state import events as recording
 from reconciler.state.file import FileBackend
 from tests.helpers import SENTINEL_PASSWORD, fleet, modules_after
 
-SCHEMAS = Path(__file__).parent.parent / "schemas"
+SCHEMAS = Path(__file__).parents[2] / "schemas"
 
 CONFIG = """
 version: 1

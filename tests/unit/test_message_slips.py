@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "reconciler"
 
 #: Punctuation that never follows another in a sentence of ours (an ellipsis is one mark: see `slips`).

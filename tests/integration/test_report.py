@@ -11,7 +11,7 @@ from reconciler.model import Result
 from reconciler.render import report
 from reconciler.sandbox import Fault, SandboxAccount
 
-SCHEMAS = Path(__file__).parent.parent / "schemas"
+SCHEMAS = Path(__file__).parents[2] / "schemas"
 
 BEFORE = """
 version: 1

@@ -28,7 +28,7 @@ def problems_of(write, text: str, name: str = "a.yaml") -> list[str]:
 def test_the_example_loads(workdir) -> None:
     from pathlib import Path
 
-    example = Path(__file__).parent.parent / "examples" / "accounts.yaml"
+    example = Path(__file__).parents[2] / "examples" / "accounts.yaml"
     desired = load_config(str(example), {"PROXY_PASSWORD": "x"})
     assert len(desired.accounts) == 4
     assert desired.accounts["acc_03WHATSAPPSUPPORT"].settings == {"country": "DE"}

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import selectors
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import pytest
 
@@ -26,6 +29,8 @@ from reconciler.applying.permits import CATCH_UP, Permits
 from reconciler.applying.sender import pace_signal
 from reconciler.applying.stopping import PROBES, StopPolicy
 
+T = TypeVar("T")
+
 
 class Clock:
     def __init__(self) -> None:
@@ -33,6 +38,37 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class _JumpingSelector(selectors.DefaultSelector):
+    """Waits for no timer: a select that would sleep moves the loop's fake clock to the timer instead."""
+
+    def __init__(self, loop: FakeClockLoop) -> None:
+        super().__init__()
+        self.loop = loop
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is not None and timeout > 0:
+            self.loop.now += timeout
+            timeout = 0
+        return super().select(timeout)
+
+
+class FakeClockLoop(asyncio.SelectorEventLoop):
+    """An event loop on a fake clock (Permits takes its time from the running loop): `asyncio.sleep` and the
+    rate's timers take no real time, and the loop is never late."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        super().__init__(_JumpingSelector(self))
+
+    def time(self) -> float:
+        return self.now
+
+
+def run_on_fake_clock(scenario: Coroutine[Any, Any, T]) -> T:
+    with asyncio.Runner(loop_factory=FakeClockLoop) as runner:
+        return runner.run(scenario)
 
 
 def steady(pace: Pace, clock: Clock, rate: float, seconds: float, latency: float = 0.02) -> None:
@@ -238,7 +274,7 @@ def test_permits_hold_the_window_and_send_again_before_first_sends() -> None:
         await asyncio.gather(*first, again)
         return order, most
 
-    order, most = asyncio.run(scenario())
+    order, most = run_on_fake_clock(scenario())
     assert most == 2
     assert order[:3] == ["first0", "first1", "again"]  # ahead of first2 and first3, which waited longer
 
@@ -251,12 +287,12 @@ def test_permits_space_starts_by_the_rate() -> None:
             permits.release()
         return granted, permits.waited
 
-    granted, waited = asyncio.run(scenario())
+    granted, waited = run_on_fake_clock(scenario())
     gaps = [later - earlier for earlier, later in zip(granted, granted[1:], strict=False)]
-    assert all(gap >= 1 / 50 - CATCH_UP for gap in gaps), gaps  # the loop may be late, never early
-    # What the rate held them, in all: never more than the spacing asks; less when the loop woke late (a busy
-    # machine), since lateness counts toward the spacing.
-    assert 0 < waited <= 5 / 50 + 0.012
+    # On the fake clock the loop is never late: each start comes exactly at its turn. The first start after
+    # the idle one may make up CATCH_UP (as if the idle one had been late), never more.
+    assert gaps == pytest.approx([1 / 50 - CATCH_UP] + [1 / 50] * 4), gaps
+    assert waited == pytest.approx(5 / 50 - CATCH_UP)  # what the rate held them, in all
 
 
 def test_a_waiter_cancelled_after_its_grant_gives_the_permit_back() -> None:
@@ -270,7 +306,7 @@ def test_a_waiter_cancelled_after_its_grant_gives_the_permit_back() -> None:
         await asyncio.gather(waiter, return_exceptions=True)
         return permits.in_flight
 
-    assert asyncio.run(scenario()) == 0
+    assert run_on_fake_clock(scenario()) == 0
 
 
 # -- the stop policy ---------------------------------------------------------------------------------------------

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from reconciler.sandbox import Sandbox
-from tests import test_workflows
 from tests.helpers import SENTINEL_KEY, assert_no_secrets
-from tests.test_sops import AgeKey, encrypt
-from tests.test_workflows import ACTION, GitOps, shown
+from tests.integration.test_sops import AgeKey, encrypt
+from tests.tooling import test_workflows
+from tests.tooling.test_workflows import ACTION, GitOps, shown
 from tests.workflow_harness import Repository, Runner
 
-#: The fixtures of tests/test_workflows.py: the runners' shared Python and a PostgreSQL state.
+#: The fixtures of tests/tooling/test_workflows.py: the runners' shared Python and a PostgreSQL state.
 runner_image = test_workflows.runner_image
 pg_state = test_workflows.pg_state
 

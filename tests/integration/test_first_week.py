@@ -193,7 +193,7 @@ def _team(count: int = 30, resyncs: int = 4, prefix: str = "acc_") -> str:
 def _plan_schema() -> object:
     import json
 
-    return json.loads((Path(__file__).parent.parent / "schemas" / "plan.schema.json").read_text())
+    return json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())
 
 
 def test_an_empty_workspace_beside_the_one_that_holds_the_accounts_is_refused(run, write, api) -> None:

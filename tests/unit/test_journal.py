@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import re
 import threading
@@ -67,9 +68,11 @@ def test_a_failed_batched_fsync_stops_the_recording(tmp_path, monkeypatch) -> No
     monkeypatch.setattr(os, "fsync", fsync)
     journal.append(recording.applied("acc_0", {"country": "US"}, None))
     _wait_for(lambda: failed, "the failing fsync")
-    time.sleep(0.05)  # let the failure be stored with its future
+    # The fsync thread stores the failure with its future a moment later: an append surfaces it once it has.
+    deadline = time.monotonic() + 10
     with pytest.raises(StateError, match="cannot make the results durable: Input/output error"):
-        for i in range(1, 100):
+        for i in itertools.count(1):
+            assert time.monotonic() < deadline, "the failed fsync never surfaced"
             journal.append(recording.applied(f"acc_{i}", {"country": "US"}, None))
             time.sleep(0.001)
     monkeypatch.undo()

@@ -12,9 +12,9 @@ import jsonschema
 import pytest
 from cmarkgfm.cmark import Options
 
-from tests.test_outside_text import assert_markdown_safe
+from tests.integration.test_outside_text import assert_markdown_safe
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 REGIONS = ("amer-us", "apac-sg", "emea-de", "emea-fr", "emea-uk", "apac-jp")
 
 

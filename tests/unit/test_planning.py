@@ -19,7 +19,7 @@ from reconciler.render import plan_json, plan_markdown, plan_text
 from reconciler.render.changes import ABSENT
 from reconciler.secrets import SENSITIVE, fingerprinted, is_unknown, masked
 
-SCHEMAS = Path(__file__).parent.parent / "schemas"
+SCHEMAS = Path(__file__).parents[2] / "schemas"
 SALT = "test-salt"
 
 # -- the property: over random pairs of account specs ----------------------------------------------------------

@@ -16,7 +16,7 @@ from pre_commit.clientlib import load_manifest
 
 from tests.workflow_harness import copy_tree
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / ".pre-commit-hooks.yaml"
 PRE_COMMIT = str(Path(sys.executable).with_name("pre-commit"))
 GIT_IDENTITY = {

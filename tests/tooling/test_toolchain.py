@@ -13,7 +13,7 @@ from packaging.version import Version
 
 from tests.workflow_lint import ACTION, workflow_files
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "requirements" / "test.lock"
 LOCK_INPUT = ROOT / "requirements" / "test.in"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))

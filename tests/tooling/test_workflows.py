@@ -19,7 +19,7 @@ from reconciler.sandbox import Fault, Sandbox
 from tests.helpers import SENTINEL_KEY, SENTINEL_PASSWORD, SENTINELS, assert_no_secrets, fresh_postgres_state
 from tests.workflow_harness import Repository, Runner, WorkflowRun, copy_tree, toolcache_python
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "examples" / "workflows"
 ACTION = "postpress/reconciler"
 LEGACY_PASSWORD = "legacy-SENTINEL-0b94e1"

@@ -23,7 +23,7 @@ import pytest
 from reconciler import secrets, sops
 from tests.helpers import SENTINEL_KEY, assert_no_secrets
 
-SCHEMAS = Path(__file__).parent.parent / "schemas"
+SCHEMAS = Path(__file__).parents[2] / "schemas"
 
 #: Decrypted values: none may reach any byte the tool writes.
 PASSWORD_1 = "pw-SOPS-SENTINEL-1-a8f3"

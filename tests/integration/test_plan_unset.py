@@ -10,7 +10,7 @@ import jsonschema
 
 from tests.helpers import SENTINEL_PASSWORD
 
-SCHEMAS = Path(__file__).parent.parent / "schemas"
+SCHEMAS = Path(__file__).parents[2] / "schemas"
 
 CONFIG = """
 version: 1

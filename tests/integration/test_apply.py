@@ -13,7 +13,7 @@ from reconciler.sandbox import Fault, SandboxAccount
 from reconciler.state.file import FileBackend
 from tests.helpers import SENTINEL_KEY, SENTINEL_PASSWORD, assert_no_secrets, fleet, run_engine
 
-SCHEMAS = Path(__file__).parent.parent / "schemas"
+SCHEMAS = Path(__file__).parents[2] / "schemas"
 
 
 @pytest.mark.parametrize("error_type", sorted(t for t, row in CATALOGUE.items() if row.status is not None))
