@@ -34,6 +34,7 @@ times `--concurrency` requests, not one per account.
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
 from reconciler import logs
 from reconciler.api.catalogue import ErrorKind, maybe_wrong_url
@@ -202,11 +203,20 @@ class StopPolicy:
         if not self.succeeded_once and self._first_type is not None and self._404s:
             self.blamed_url = True
             url = f" {display_url(self.api_url)}" if self.api_url else ""
-            return (
+            said = (
                 f"the first {self._requests} requests ({len(self._accounts)} accounts) and {self.probes_failed} "
-                f"probes after them all failed with {self._first_type} (HTTP 404), and none succeeded: the API "
-                f"URL{url} is the likely cause, not the accounts; check that it reaches the API (its path ends "
-                "in /api/v1) and that POSTPRESS_API_KEY is a key of the accounts' workspace"
+                f"probes after them all failed with {self._first_type} (HTTP 404), and none succeeded: "
+            )
+            if self.api_url and urlsplit(self.api_url).path.rstrip("/").endswith("/api/v1"):
+                # The path is the API's: more likely the key belongs to another workspace than the URL is wrong.
+                return said + (
+                    f"none of these accounts is known to the API at{url} with this key, not a fault of each "
+                    "account; check that POSTPRESS_API_KEY is a key of the accounts' workspace, and that the URL "
+                    "reaches the API and not another server"
+                )
+            return said + (
+                f"the API URL{url} is the likely cause, not the accounts; check that it reaches the API (its path "
+                "ends in /api/v1) and that POSTPRESS_API_KEY is a key of the accounts' workspace"
             )
         kind = "throttled" if self._kind == "outage" and self._throttled else self._kind
         advice = _ADVICE.get(kind or "", "") or "the API fails the same way for every account"

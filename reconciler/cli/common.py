@@ -250,6 +250,15 @@ def write_github_outputs(outputs: dict[str, str]) -> None:
 def bound_options(command: Any) -> Any:
     """`--max-update-percent`, `--max-forget-percent` and `--max-resync-percent`: apply's safety bounds, which
     plan weighs too, so that a reviewer sees a refusal before the merge."""
+    return _bound_options(command, "Refuse (without --force) to")
+
+
+def plan_bound_options(command: Any) -> Any:
+    """The same bounds for plan, which refuses nothing: it says whether apply would."""
+    return _bound_options(command, "Say whether apply (without --force) would refuse to")
+
+
+def _bound_options(command: Any, verb: str) -> Any:
     from reconciler.planning import DEFAULT_MAX_RESYNC_PERCENT
 
     command = click.option(
@@ -257,8 +266,8 @@ def bound_options(command: Any) -> Any:
         type=FiniteRange(0, 100),
         default=DEFAULT_MAX_RESYNC_PERCENT,
         show_default=True,
-        help="Refuse (without --force) to start resyncs from scratch (of accounts the state does not hold, 10 or "
-        "more) for more than this share of the declared accounts: a lost state would restart them all.",
+        help=f"{verb} start resyncs from scratch (of accounts the state does not hold, 10 or more) for more than "
+        "this share of the declared accounts: a lost state would restart them all.",
     )(command)
     for action in ("forget", "update"):  # applied innermost first: --help lists update, forget, resync
         command = click.option(
@@ -266,7 +275,7 @@ def bound_options(command: Any) -> Any:
             type=FiniteRange(0, 100),
             default=30.0,
             show_default=True,
-            help=f"Refuse (without --force) to {action} more than this share of the recorded accounts.",
+            help=f"{verb} {action} more than this share of the recorded accounts.",
         )(command)
     return command
 

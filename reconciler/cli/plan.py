@@ -12,12 +12,12 @@ import click
 from reconciler import collector, logs, planfile
 from reconciler.cli.common import (
     ExitCode,
-    bound_options,
     config_argument,
     format_option,
     given,
     load_or_exit,
     open_state,
+    plan_bound_options,
     render_plan,
     select_option,
     show_warnings,
@@ -29,7 +29,7 @@ from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
 from reconciler.escape import terminal, terminal_line
 from reconciler.planning import make_plan, to_create, weigh
-from reconciler.secrets import fingerprint_key
+from reconciler.secrets import fingerprint_key, sources_text
 from reconciler.state import look_elsewhere, resolve_state_location, sandbox_state_note
 
 log = logs.get("plan")
@@ -92,7 +92,7 @@ def validate(config: str, output_format: str) -> None:
 @click.option(
     "--sandbox", is_flag=True, help="Plan against the sandbox's own state (as apply --sandbox records it)."
 )
-@bound_options
+@plan_bound_options
 @target_option
 @select_option
 @collector.paused()
@@ -159,6 +159,13 @@ def plan(
             fingerprint_key=key,
             safety=safety,
         )
+        if the_plan.unset_variables:  # said now, not first at apply --plan
+            click.echo(
+                f"note: {terminal(out_path)} cannot be applied (made while "
+                f"{sources_text(the_plan.unset_variables)}): apply --plan refuses it; plan again where every "
+                "value is known",
+                err=True,
+            )
     click.echo(render_plan(the_plan, output_format, config, backend.reference(), safety), nl=False)
     write_github_outputs(
         {

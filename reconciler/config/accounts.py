@@ -58,6 +58,21 @@ def refused_variable(name: str) -> bool:
     return name.upper().startswith(REFUSED_VARIABLE_PREFIXES)
 
 
+def _host_of_url(url: str) -> str:
+    """What to write instead of a proxy URL pasted as a host: its host, and its port apart."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host:
+        return "write only the proxy's host name or IP address here, and its port as port:"
+    said = f"write host: {host}"
+    return said + (f" and port: {port}" if port else "") + " (the protocol goes in protocol:)"
+
+
 def valid_host(host: str) -> bool:
     """Whether `host` is an IP address (v4 or v6) or a host name: dot-separated labels of letters, digits, `-`
     and `_`, at most 253 characters, the last label not all digits; a name in another script counts as its
@@ -202,6 +217,9 @@ class AccountBuilder:
             self.error(mark, f"proxy.{key}: {exc}", (*path, key))
             return _FAILED
         if referenced and not self._referenced_ok(key, value, resolved, mark, (*path, key)):
+            return _FAILED
+        if key == "host" and not referenced and "://" in value:
+            self.error(mark, f"proxy.host is a URL: {_host_of_url(value)}", (*path, key))
             return _FAILED
         if key == "password" and not referenced:
             self.warnings.append(

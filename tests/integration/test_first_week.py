@@ -460,3 +460,45 @@ def test_a_file_state_is_named_by_its_path_in_the_markdown_plan(run, write, work
 def _no_stray_state(workdir: Path) -> None:
     """Every test starts in an empty working directory (the `workdir` fixture's own)."""
     assert not (workdir / ".reconciler").exists()
+
+
+def test_a_proxy_url_pasted_as_a_host_is_refused_with_what_to_write(run, write) -> None:
+    """Found trying the first week again: a literal URL as the host passed validate and was sent."""
+    write(
+        "a.yaml",
+        """
+        version: 1
+        accounts:
+          a:
+            proxy:
+              host: http://proxy.example.com:3128
+              port: 8080
+          b: {proxy: {host: "socks5://user:pw@h.example", port: 1}}
+          c: {proxy: {host: proxy.example.com, port: 3128}}
+        """,
+    )
+    result = run("validate", "a.yaml")
+    assert result.code == 1
+    assert result.err.splitlines() == [
+        "a.yaml:5:13: account 'a': proxy.host is a URL: write host: proxy.example.com and port: 3128 (the "
+        "protocol goes in protocol:)",
+        "a.yaml:7:21: account 'b': proxy.host is a URL: write host: h.example (the protocol goes in protocol:)",
+        "2 error(s) in a.yaml",
+    ]
+    assert "pw" not in result.err
+
+
+def test_plan_out_says_at_once_that_a_plan_made_without_its_secrets_cannot_be_applied(
+    run, write, monkeypatch
+) -> None:
+    monkeypatch.delenv("PROXY_PASSWORD")
+    write(
+        "a.yaml",
+        'version: 1\naccounts:\n  a: {proxy: {host: h.example, port: 1, password: "${PROXY_PASSWORD}"}}\n',
+    )
+    result = run("plan", "a.yaml", "--out", "plan.bin")
+    assert result.code == 0
+    assert (
+        "note: plan.bin cannot be applied (made while PROXY_PASSWORD unset): apply --plan refuses it; plan again "
+        "where every value is known"
+    ) in result.err
