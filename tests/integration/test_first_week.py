@@ -502,3 +502,16 @@ def test_plan_out_says_at_once_that_a_plan_made_without_its_secrets_cannot_be_ap
         "note: plan.bin cannot be applied (made while PROXY_PASSWORD unset): apply --plan refuses it; plan again "
         "where every value is known"
     ) in result.err
+
+
+def test_404s_at_the_apis_own_path_name_the_key_not_the_url(run, write, api) -> None:
+    """Found trying the first week again: the API knows none of the accounts (the key is another workspace's),
+    the URL is right; the stop must not send the user to fix the URL."""
+    api.accept_any_account = False
+    write("a.yaml", fleet(30))
+    result = run("apply", "a.yaml", "--yes")
+    assert result.code == 3
+    stop = next(line for line in result.out.splitlines() if line.startswith("Stopped early:"))
+    assert "none of these accounts is known to the API at" in stop
+    assert "check that POSTPRESS_API_KEY is a key of the accounts' workspace" in stop
+    assert "is the likely cause" not in stop
