@@ -20,7 +20,7 @@ import jsonschema
 import pyrage
 import pytest
 
-from reconciler import secrets, sops
+from reconciler import sops
 from tests.helpers import SENTINEL_KEY, assert_no_secrets
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
@@ -101,7 +101,6 @@ def no_key_around(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     for handler in root.handlers[:]:
         if handler not in handlers:
             root.removeHandler(handler)
-    secrets.clear_registered()
 
 
 @pytest.fixture

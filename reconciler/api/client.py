@@ -16,8 +16,8 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
 
-from reconciler import logs, secrets
-from reconciler.api.answer import Answer, Reply, account_path, error_answer
+from reconciler import logs
+from reconciler.api.answer import Answer, Reply, account_path, error_answer, failure
 from reconciler.api.catalogue import classify
 from reconciler.api.transport import (
     MAX_BODY_BYTES,
@@ -27,6 +27,7 @@ from reconciler.api.transport import (
     TimedOut,
     TransportError,
 )
+from reconciler.secrets.redaction import Redactor
 
 log = logs.get("http")
 
@@ -46,9 +47,12 @@ class ApiClient:
         concurrency: int = 8,
         timeout: float = 30.0,
         ca_bundle: str | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        secrets.register(api_key)  # an answer that echoes the key is redacted (api/answer.py)
+        #: The run's: every message built from an answer is redacted by it (api/answer.py `failure`).
+        self.redactor = Redactor() if redactor is None else redactor
+        self.redactor.register(api_key)  # an answer that echoes the key is redacted
         self._headers = {"X-API-KEY": api_key, "Accept": "application/json"}
         self._ca_bundle = ca_bundle
         self._concurrency = concurrency
@@ -78,9 +82,13 @@ class ApiClient:
         try:
             outcome: Reply | Answer = await self._exchange(method, url, body)
         except TimedOut:
-            outcome = Answer(None, None, classify("client_timeout", None), "no answer within --timeout")
+            outcome = failure(
+                None, None, classify("client_timeout", None), "no answer within --timeout", self.redactor
+            )
         except TransportError as exc:
-            outcome = Answer(None, None, classify("network_error", None), self._network_message(exc))
+            outcome = failure(
+                None, None, classify("network_error", None), self._network_message(exc), self.redactor
+            )
         if log.isEnabledFor(logging.DEBUG):  # the route and the outcome; never headers or bodies
             status = outcome.status if isinstance(outcome, Reply) else outcome.message
             log.debug(
@@ -122,23 +130,25 @@ class ApiClient:
         if isinstance(reply, Answer):
             return reply
         if reply.oversized:
-            return Answer(
+            return failure(
                 reply.status,
                 None,
                 classify("unexpected_response", None),
                 f"HTTP {reply.status} with an answer larger than {MAX_BODY_BYTES} bytes",
+                self.redactor,
             )
         if not 200 <= reply.status < 300:
-            return error_answer(reply)
+            return error_answer(reply, self.redactor)
         payload = reply.body
         if not (
             isinstance(payload, dict) and payload.get("object") == success_object and is_success(payload)
         ):
-            return Answer(
+            return failure(
                 reply.status,
                 payload,
                 classify("unexpected_response", None),
                 f"HTTP {reply.status} without the documented {success_object} answer",
+                self.redactor,
             )
         return Answer(reply.status, payload, None)
 

@@ -16,6 +16,7 @@ from reconciler.cli.common import (
     load_or_exit,
     lock_timeout_option,
     open_state,
+    run_redactor,
     select_option,
     state_option,
     target_option,
@@ -207,7 +208,11 @@ def import_(
 
     def edit(recorded: Recorded) -> dict[str, list[str]] | None:
         the_plan = make_plan(
-            desired, recorded, targets, list(selectors), fingerprint_key=fingerprint_key(os.environ)
+            desired,
+            recorded,
+            targets,
+            list(selectors),
+            fingerprint_key=fingerprint_key(os.environ, run_redactor()),
         )
         imported: list[str] = []
         resync_done: list[str] = []

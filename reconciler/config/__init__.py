@@ -26,7 +26,9 @@ from reconciler.config.secretfiles import Decrypt, SecretFiles
 from reconciler.config.yamlpos import Loaded, YMap, decode, load
 from reconciler.errors import ConfigError, Problem, ReconcilerError, brief, describe, one_line
 from reconciler.model import AccountSpec, Desired
-from reconciler.secrets import SENSITIVE, redaction_pattern, referenced_names
+from reconciler.secrets import SENSITIVE
+from reconciler.secrets.redaction import Redactor, redaction_pattern
+from reconciler.secrets.references import referenced_names
 
 __all__ = ["load_config", "config_files", "schema_subject", "STDIN", "STDIN_NAME"]
 
@@ -77,6 +79,7 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     check_digest: Callable[[str], None] | None = None,
     decrypt: Decrypt = "auto",
+    redactor: Redactor | None = None,
 ) -> Desired:
     """Read, validate and resolve CONFIG (a file, a directory, or `-` for standard input).
 
@@ -92,8 +95,12 @@ def load_config(
     (key names only), `auto` (decrypted when a key is offered here) or `always`; a value from a file not
     decrypted loads as `Unresolved` too (`ALIAS.*` in `unset_variables`). A file that must be decrypted and
     cannot be raises reconciler.sops.SopsError, one line.
+
+    `redactor`: the run's, told every secret resolved or decrypted (a command passes its own; without one, the
+    secrets are known to a redactor of this load alone).
     """
     environ = os.environ if environ is None else environ
+    redactor = Redactor() if redactor is None else redactor
     problems: list[Problem] = []
     stopping: list[Problem] = []
     names: list[str] = []
@@ -137,7 +144,7 @@ def load_config(
     # Declared accounts that have problems, by NFC id: where, and the id as written.
     unbuilt: dict[str, tuple[str, int, int, str]] = {}
     unset: set[str] = set()
-    files = SecretFiles(environ, decrypt)
+    files = SecretFiles(environ, decrypt, redactor)
     for name, loaded in parsed:
         if isinstance(loaded.value, YMap):
             files.declare(name, loaded.value)
@@ -153,7 +160,7 @@ def load_config(
         certainly_valid = document_certainly_valid(document)
         found, bad_paths = ([], set()) if certainly_valid else schema_problems(name, schema_subject(document))
         problems.extend(found)
-        builder = AccountBuilder(name, document, environ, files if files else None)
+        builder = AccountBuilder(name, document, environ, redactor, files if files else None)
         _check_accounts(
             name, document, builder, bad_paths, accounts, unbuilt, problems, warnings, certainly_valid
         )
