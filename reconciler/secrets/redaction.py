@@ -350,7 +350,7 @@ class Redactor:
     def register(self, value: str) -> None:
         """Note a plaintext secret (the API key, a password) so that any outside text or log line holding it is
         redacted."""
-        if len(value) >= MIN_REDACTED_LENGTH:
+        if len(value) >= MIN_REDACTED_LENGTH and value not in self._known:  # the same secret in many accounts
             with self._lock:
                 self._known.add(value)
 

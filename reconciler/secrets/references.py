@@ -8,7 +8,7 @@ reference cannot be known here (a variable unset or empty, a file not decrypted)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Protocol
 
 from reconciler.secrets.unknown import Unresolved, file_source
@@ -75,9 +75,10 @@ def parse_reference(name: str, position: int) -> Reference:
     return FileReference(alias, keys)
 
 
-def parts(text: str) -> Iterator[tuple[str, Reference | None]]:
+def parts(text: str) -> list[tuple[str, Reference | None]]:
     """`text` as (literal text, the reference after it) pairs, the last with None; `$${` is part of the literal
     text as `${`. ReferenceError_ for the first malformed reference."""
+    found: list[tuple[str, Reference | None]] = []
     position = 0
     literal: list[str] = []
     for match in _REFERENCE.finditer(text):
@@ -89,11 +90,11 @@ def parts(text: str) -> Iterator[tuple[str, Reference | None]]:
         inside = match.group(1)
         if inside is None:
             raise ReferenceError_(_UNTERMINATED)
-        reference = parse_reference(inside, match.start() + 1)
-        yield "".join(literal), reference
+        found.append(("".join(literal), parse_reference(inside, match.start() + 1)))
         literal = []
     literal.append(text[position:])
-    yield "".join(literal), None
+    found.append(("".join(literal), None))
+    return found
 
 
 def references(text: str) -> list[Reference]:
@@ -140,6 +141,8 @@ class Resolver:
         self.file = file
         self.environ = environ
         self.files = files
+        #: Each text's parts, parsed once: a large configuration writes the same `${VAR}` in every account.
+        self._parsed: dict[str, list[tuple[str, Reference | None]]] = {}
 
     def resolve(self, text: str, account_id: str | None = None) -> tuple[str | Unresolved, bool]:
         """`text` with every reference replaced (and `$${` made `${`), and whether any reference was used; an
@@ -150,10 +153,13 @@ class Resolver:
         reference with `$account` is resolved per account later: see `per_account`)."""
         if "$" not in text:
             return text, False
+        parsed = self._parsed.get(text)
+        if parsed is None:
+            parsed = self._parsed[text] = parts(text)
         resolved: list[str] = []
         missing: set[str] = set()
         used = False
-        for literal, reference in parts(text):
+        for literal, reference in parsed:
             resolved.append(literal)
             if reference is None:
                 continue
