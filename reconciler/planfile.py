@@ -28,7 +28,15 @@ from reconciler.errors import ReconcilerError, StalePlan, WrongState, brief
 from reconciler.model import Change, Desired, Elsewhere, Plan, Recorded, Safety
 from reconciler.planning import weigh
 from reconciler.reference import StateReference
-from reconciler.secrets import is_file_source, keyed_salt, masked, secrets_digest, sources_text
+from reconciler.secrets import (
+    NotKnown,
+    in_text,
+    is_file_source,
+    keyed_salt,
+    masked,
+    secrets_digest,
+    sources_text,
+)
 from reconciler.state import SANDBOX_STATE
 
 KIND = "reconciler-saved-plan"
@@ -191,8 +199,8 @@ def _saved_change(change: Change) -> SavedChange:
         "action": change.action,
         "resync": change.resync,
         "fields": list(change.fields),
-        "before": change.before,
-        "after": change.after,
+        "before": in_text(change.before),  # a value not known here as its text: `(not known here: ...)`
+        "after": in_text(change.after),
         "resync_generation": change.resync_generation,
         "recorded_generation": change.recorded_generation,
     }
@@ -458,15 +466,36 @@ def load(path: str) -> SavedPlan:
     return SavedPlan(path, cast(SavedPlanDocument, document))
 
 
+#: How a value not known here begins in a saved plan (`secrets.unknown_marker`; planfile_check checks the rest).
+_NOT_KNOWN = "(not known here: "
+
+
+def _typed(value: Any) -> Any:
+    """Saved settings (or one leaf) with each value not known here, saved as its text, a `NotKnown` again: the
+    saved plan's text is read back here, once, when the plan is loaded."""
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, str) and value.startswith(_NOT_KNOWN) and value.endswith(")"):
+        sources: list[str] = []
+        for part in value[len(_NOT_KNOWN) : -1].split("; "):
+            names, _, _ = part.rpartition(
+                " unset" if not part.endswith(" not decrypted") else " not decrypted"
+            )
+            sources += names.split(", ")
+        return NotKnown(sources)
+    return value
+
+
 def changes_of(document: SavedPlanDocument) -> list[Change]:
+    """The saved changes, their values not known here typed (`NotKnown`)."""
     return [
         Change(
             account_id=c["account_id"],
             action=c["action"],  # type: ignore[arg-type]
             resync=c["resync"],
             fields=tuple(c["fields"]),
-            before=c["before"],
-            after=c["after"],
+            before=_typed(c["before"]),
+            after=_typed(c["after"]),
             resync_generation=c["resync_generation"],
             recorded_generation=c["recorded_generation"],
             file=c.get("file"),

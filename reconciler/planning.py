@@ -21,7 +21,8 @@ from reconciler.model import (
     Safety,
     settings_leaves,
 )
-from reconciler.secrets import fingerprinted, keyed_salt, masked, unresolved_names
+from reconciler.secrets import fingerprinted, keyed_salt, masked, text_of, unresolved_names
+from reconciler.state.stored import typed
 
 #: Below this many recorded accounts the safety bounds do not apply (as octoDNS's MIN_EXISTING_RECORDS).
 MIN_EXISTING_RECORDS = 10
@@ -153,7 +154,7 @@ def desired_digest(desired: Desired) -> str:
             spec.resync.as_dict() if spec.resync else None,
             spec.provider,
         ]
-        digest.update(json.dumps(entry, sort_keys=True).encode())
+        digest.update(json.dumps(entry, sort_keys=True, default=text_of).encode())
     return digest.hexdigest()
 
 
@@ -215,19 +216,20 @@ def make_plan(
                     action="forget",
                     resync=False,
                     fields=changed_fields(record.settings, None),
-                    before=record.settings,
+                    before=typed(record.settings),  # the stored fingerprints typed, for the plan alone
                     after=None,
                     resync_generation=None,
                     recorded_generation=record.resync_generation,
                 )
             )
             continue
-        # A value behind an unset variable is a marker that equals no fingerprint: never claimed unchanged.
+        # A value behind an unset variable is a NotKnown that equals no fingerprint: never claimed unchanged.
         after = fingerprinted(spec.settings, salt)
         if some_unset:  # the file names none: no account's settings wait for one
             unset |= unresolved_names(spec.settings)
         action: Action
         fields: tuple[str, ...] = ()
+        shown_before: dict[str, Any] | None = None  # `before` with its stored fingerprints typed, once
         if record is None:  # never applied: the common case of a first apply, decided at once
             before, recorded_generation = None, 0
             if after is not None:
@@ -238,8 +240,11 @@ def make_plan(
             before, recorded_generation = record.settings, record.resync_generation
             failed_patch = bool(record.last_failure and record.last_failure.get("operation") == "patch")
             # `!=` first: at 100,000 accounts flattening every unchanged account would cost seconds.
-            if after is not None and before != after:
-                fields = changed_fields(before, after)  # with no settings recorded: every leaf of `after`
+            if after is not None and before != after:  # a Fingerprint equals its stored text
+                shown_before = typed(before)
+                fields = changed_fields(
+                    shown_before, after
+                )  # with no settings recorded: every leaf of `after`
             if after is None:
                 action = "none"
             elif before is None:
@@ -253,10 +258,19 @@ def make_plan(
             unchanged += 1
             continue
         generation = spec.resync.generation if spec.resync else None
-        # Positional: keywords cost twice as much here, once per account (the order is Change's).
+        # Positional: keywords cost twice as much here, once per account (the order is Change's). The stored
+        # fingerprints of `before` are typed for the changes alone (reconciler.state.stored).
         changes.append(
             Change(
-                account_id, action, resync, fields, before, after, generation, recorded_generation, spec.file
+                account_id,
+                action,
+                resync,
+                fields,
+                shown_before if shown_before is not None else typed(before),
+                after,
+                generation,
+                recorded_generation,
+                spec.file,
             )
         )
     return Plan(

@@ -625,3 +625,59 @@ def test_one_parser_one_wording_for_a_malformed_reference(text: str) -> None:
         Resolver("a.yaml", {"X": "x"}, None).resolve(text)
     assert str(alone.value) == str(with_files.value)
     assert str(alone.value).startswith("malformed reference at character ")
+
+
+# -- typed values in plans: no regex reads the product's own plan text back ---------------------------------------
+#: Where text the product wrote is read back: a saved plan (when it is loaded and checked) and the state's stored
+#: fingerprints (typed for the plan's changes and `state show`).
+PARSING_BOUNDARY = frozenset(("planfile.py", "planfile_check.py", "state/stored.py"))
+_READ_BACK = re.compile(
+    r"sha256:\[|sha256:\\\[|not known here[^\"'\n]*\\\(|\\\(not known here|startswith\([^)]*not known here"
+    r"|\b(?:is_fingerprint|is_unknown|unknown_names|_UNKNOWN|_FINGERPRINT)\b"
+)
+
+
+def test_no_regex_reads_the_plans_own_text_back() -> None:
+    """A value not known here is a NotKnown and a fingerprint a Fingerprint inside a plan; only the saved-plan and
+    state boundaries parse the text forms back."""
+    from pathlib import Path
+
+    package = Path(secrets.__file__).parent.parent
+    found = [
+        f"{path.relative_to(package)}:{number}: {line.strip()}"
+        for path in sorted(package.rglob("*.py"))
+        if path.relative_to(package).as_posix() not in PARSING_BOUNDARY
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if _READ_BACK.search(line)
+    ]
+    assert found == []
+    # the scan finds the old ways
+    for old in (
+        '_FINGERPRINT = re.compile(r"sha256:[0-9a-f]{64}\\Z")',
+        'rf"\\(not known here: (?:(?P<env>{_ENV_NAME}) unset"',
+        "if is_unknown(value):",
+        'value.startswith("(not known here: ")',
+    ):
+        assert _READ_BACK.search(old), old
+
+
+def test_plan_values_are_typed_and_become_text_only_when_rendered(write) -> None:
+    """Inside a plan, a fingerprint is a Fingerprint and a value not known here a NotKnown; the JSON plan and
+    the saved plan hold their text as before."""
+    from reconciler.config import load_config
+    from reconciler.model import Recorded
+    from reconciler.planning import make_plan
+    from reconciler.render import plan_json
+
+    path = write("a.yaml", CONFIG)
+    recorded = Recorded("lineage", 1, "a-salt")
+    known = make_plan(load_config(str(path), {"PROXY_PASSWORD": SENTINEL_PASSWORD}), recorded)
+    unknown = make_plan(load_config(str(path), {}), recorded)
+    after = {change.account_id: change.after for change in known.changes}
+    assert isinstance(after["a"]["proxy"]["password"], secrets.Fingerprint)
+    assert after["a"]["proxy"]["password"].startswith(secrets.FINGERPRINT_PREFIX)
+    not_known = {change.account_id: change.after for change in unknown.changes}["a"]["proxy"]["password"]
+    assert isinstance(not_known, secrets.NotKnown) and not_known.sources == ("PROXY_PASSWORD",)
+    shown = json.loads(plan_json.render(unknown))
+    (a,) = [change for change in shown["changes"] if change["account_id"] == "a"]
+    assert a["after"]["proxy"]["password"] == "(not known here: PROXY_PASSWORD unset)"

@@ -7,7 +7,7 @@ from typing import Any
 
 from reconciler.escape import json_document
 from reconciler.model import Plan, Safety
-from reconciler.secrets import masked
+from reconciler.secrets import in_text, masked
 
 
 def document(plan: Plan, safety: Safety | None = None) -> dict[str, Any]:
@@ -29,8 +29,8 @@ def document(plan: Plan, safety: Safety | None = None) -> dict[str, Any]:
                 "action": change.action,
                 "resync": change.resync,
                 "fields": list(change.fields),
-                "before": masked(change.before),
-                "after": masked(change.after),
+                "before": in_text(masked(change.before)),
+                "after": in_text(masked(change.after)),
             }
             for change in plan.changes
         ],

@@ -10,29 +10,34 @@ from reconciler.secrets.digests import fingerprint_key, keyed_salt, secrets_dige
 from reconciler.secrets.redaction import REDACTED, Redactor
 from reconciler.secrets.references import ReferenceError_, resolve_or_mark
 from reconciler.secrets.unknown import (
+    NotKnown,
     Unresolved,
     file_source,
+    in_text,
     is_file_source,
-    is_unknown,
     sources_text,
+    text_of,
     unknown_marker,
-    unknown_names,
     unresolved_names,
     unset_message,
 )
 from reconciler.secrets.values import (
+    FINGERPRINT_PREFIX,
     SENSITIVE,
+    Fingerprint,
     Secret,
     fingerprint,
     fingerprinted,
-    is_fingerprint,
     masked,
     revealed,
 )
 
 __all__ = [
+    "FINGERPRINT_PREFIX",
     "REDACTED",
     "SENSITIVE",
+    "Fingerprint",
+    "NotKnown",
     "Redactor",
     "ReferenceError_",
     "Secret",
@@ -42,16 +47,15 @@ __all__ = [
     "fingerprint_key",
     "fingerprinted",
     "is_file_source",
-    "is_fingerprint",
-    "is_unknown",
+    "in_text",
     "keyed_salt",
     "masked",
     "resolve_or_mark",
     "revealed",
     "secrets_digest",
     "sources_text",
+    "text_of",
     "unknown_marker",
-    "unknown_names",
     "unresolved_names",
     "unset_message",
 ]

@@ -11,7 +11,6 @@ empty string, and an empty password sent would be a mistake.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -49,12 +48,6 @@ class Unresolved:
     __str__ = __repr__
 
 
-_ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_FILE_NAME = r"[a-z][a-z0-9_]*\.\*"
-_UNKNOWN = re.compile(
-    rf"\(not known here: (?:(?P<env>{_ENV_NAME}(?:, {_ENV_NAME})*) unset(?:; |\)\Z))?"
-    rf"(?:(?P<files>{_FILE_NAME}(?:, {_FILE_NAME})*) not decrypted\)\Z)?"
-)
 #: The suffix of a secrets file's name among the sources a value waits for: `vault.*`.
 FILE_SOURCE_SUFFIX = ".*"
 
@@ -83,26 +76,51 @@ def unknown_marker(names: Iterable[str]) -> str:
     return f"(not known here: {'; '.join(parts)})"
 
 
-def is_unknown(value: object) -> bool:
-    """Whether `value` is an `unknown_marker` (a planned value that only apply, with the secrets, can know)."""
-    if not isinstance(value, str) or not value.startswith("(not known here: "):
-        return False
-    match = _UNKNOWN.fullmatch(value)
-    return match is not None and (match.group("env") is not None or match.group("files") is not None)
+class NotKnown:
+    """A planned value that is not known here: it waits for `sources` (unset variables, secrets files not
+    decrypted as `vault.*`). It stands in a plan's `after` where the fingerprint would be; it becomes text
+    (`unknown_marker`) only where a plan is rendered or saved (`in_text`), and a saved plan's text is read back
+    into one once, when the plan is loaded (planfile.py).
+
+    Equal to another of the same sources (a saved plan's changes are compared with a plan made again), and to
+    nothing else: never to a fingerprint, so a value not known never looks unchanged.
+    """
+
+    __slots__ = ("sources",)
+
+    def __init__(self, sources: Iterable[str]) -> None:
+        self.sources: tuple[str, ...] = tuple(sources)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NotKnown) and other.sources == self.sources
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(self.sources)
+
+    def __repr__(self) -> str:
+        return f"NotKnown({', '.join(self.sources)})"
+
+    def __str__(self) -> str:
+        return unknown_marker(self.sources)
 
 
-def unknown_names(value: object) -> tuple[str, ...]:
-    """The sources (variables, `ALIAS.*`) an `unknown_marker` names (none for any other value)."""
-    if not is_unknown(value):
-        return ()
-    assert isinstance(value, str)
-    match = _UNKNOWN.fullmatch(value)
-    assert match is not None
-    names: list[str] = []
-    for group in ("env", "files"):
-        if match.group(group):
-            names += match.group(group).split(", ")
-    return tuple(names)
+def in_text(value: Any) -> Any:
+    """`value` (settings, or one leaf) with every `NotKnown` as its text: how a plan is rendered or saved."""
+    if isinstance(value, NotKnown):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: in_text(item) for key, item in value.items()}
+    return value
+
+
+def text_of(value: object) -> str:
+    """json's `default` for a `NotKnown` inside a document: its text. TypeError for anything else."""
+    if isinstance(value, NotKnown):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def sources_text(names: Sequence[str], variables: str = "unset", files: str = "not decrypted") -> str:

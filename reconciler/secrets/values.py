@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.secrets.unknown import Unresolved, is_unknown, unknown_marker
+from reconciler.secrets.unknown import NotKnown, Unresolved
 
 SENSITIVE = "(sensitive)"
 FINGERPRINT_PREFIX = "sha256:"
-_FINGERPRINT = re.compile(r"sha256:[0-9a-f]{64}\Z")
+
+
+class Fingerprint(str):
+    """A secret's salted fingerprint, `sha256:<64 hex digits>`: a value of its own type, so that nothing has to
+    recognise its text; the text is how the state stores it (a state read back holds text until it is typed
+    at the state's boundary: reconciler.state.stored)."""
+
+    __slots__ = ()
+
+    @property
+    def digest(self) -> str:
+        return self[len(FINGERPRINT_PREFIX) :]
 
 
 class Secret:
@@ -33,7 +43,7 @@ class Secret:
         """The plaintext, for building a request body and nothing else."""
         return self._value
 
-    def fingerprint(self, salt: str) -> str:
+    def fingerprint(self, salt: str) -> Fingerprint:
         return fingerprint(self._value, salt)
 
     def __repr__(self) -> str:
@@ -51,19 +61,15 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
-def fingerprint(value: str, salt: str) -> str:
+def fingerprint(value: str, salt: str) -> Fingerprint:
     """A salted SHA-256 (HMAC) of `value`: equal for equal values under one salt, useless without it."""
     digest = hmac.new(salt.encode(), value.encode(), hashlib.sha256).hexdigest()
-    return FINGERPRINT_PREFIX + digest
-
-
-def is_fingerprint(value: object) -> bool:
-    return isinstance(value, str) and _FINGERPRINT.match(value) is not None
+    return Fingerprint(FINGERPRINT_PREFIX + digest)
 
 
 def fingerprinted(settings: Mapping[str, Any] | None, salt: str) -> dict[str, Any] | None:
-    """A copy of desired settings with every Secret replaced by its fingerprint: safe to persist. A value behind
-    an unset variable becomes its `unknown_marker` (never persisted: apply refuses to run without it)."""
+    """A copy of desired settings with every Secret replaced by its `Fingerprint`: safe to persist. A value
+    behind an unset variable becomes `NotKnown` (never persisted: apply refuses to run without it)."""
     if settings is None:
         return None
     copy: dict[str, Any] = {}
@@ -74,7 +80,7 @@ def fingerprinted(settings: Mapping[str, Any] | None, salt: str) -> dict[str, An
             elif isinstance(value, Secret):
                 value = value.fingerprint(salt)
             elif isinstance(value, Unresolved):
-                value = unknown_marker(value.names)
+                value = NotKnown(value.names)
         copy[key] = value
     return copy
 
@@ -101,8 +107,8 @@ SECRET_KEYS = frozenset(("password",))
 
 
 def masked(value: Any) -> Any:
-    """A copy of settings with every fingerprint, Secret or password shown as `(sensitive)`, and every value
-    behind an unset variable as its `unknown_marker`."""
+    """A copy of settings with every `Fingerprint`, Secret or password shown as `(sensitive)`, and every value
+    behind an unset variable as `NotKnown` (made text where the plan is rendered or saved: `in_text`)."""
     if isinstance(value, Mapping):
         return {
             key: (
@@ -113,11 +119,11 @@ def masked(value: Any) -> Any:
             for key, item in value.items()
         }
     if isinstance(value, Unresolved):
-        return unknown_marker(value.names)
-    if isinstance(value, Secret) or is_fingerprint(value):
+        return NotKnown(value.names)
+    if isinstance(value, Secret | Fingerprint):
         return SENSITIVE
     return value
 
 
 def _unknown(value: Any) -> bool:
-    return isinstance(value, Unresolved) or is_unknown(value)
+    return isinstance(value, Unresolved | NotKnown)
