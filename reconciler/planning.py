@@ -216,7 +216,7 @@ def make_plan(
                     action="forget",
                     resync=False,
                     fields=changed_fields(record.settings, None),
-                    before=typed(record.settings),  # the stored fingerprints typed, for the plan alone
+                    before=typed(record.settings),  # the stored fingerprints typed, in place
                     after=None,
                     resync_generation=None,
                     recorded_generation=record.resync_generation,
@@ -229,7 +229,6 @@ def make_plan(
             unset |= unresolved_names(spec.settings)
         action: Action
         fields: tuple[str, ...] = ()
-        shown_before: dict[str, Any] | None = None  # `before` with its stored fingerprints typed, once
         if record is None:  # never applied: the common case of a first apply, decided at once
             before, recorded_generation = None, 0
             if after is not None:
@@ -241,10 +240,8 @@ def make_plan(
             failed_patch = bool(record.last_failure and record.last_failure.get("operation") == "patch")
             # `!=` first: at 100,000 accounts flattening every unchanged account would cost seconds.
             if after is not None and before != after:  # a Fingerprint equals its stored text
-                shown_before = typed(before)
-                fields = changed_fields(
-                    shown_before, after
-                )  # with no settings recorded: every leaf of `after`
+                typed(before)  # its stored fingerprints typed, in place (reconciler.state.stored)
+                fields = changed_fields(before, after)  # with no settings recorded: every leaf of `after`
             if after is None:
                 action = "none"
             elif before is None:
@@ -259,14 +256,14 @@ def make_plan(
             continue
         generation = spec.resync.generation if spec.resync else None
         # Positional: keywords cost twice as much here, once per account (the order is Change's). The stored
-        # fingerprints of `before` are typed for the changes alone (reconciler.state.stored).
+        # fingerprints of `before` are typed for the changes alone, in place (reconciler.state.stored).
         changes.append(
             Change(
                 account_id,
                 action,
                 resync,
                 fields,
-                shown_before if shown_before is not None else typed(before),
+                typed(before),  # a no-op when typed above
                 after,
                 generation,
                 recorded_generation,
