@@ -30,7 +30,6 @@ from reconciler.planning import weigh
 from reconciler.reference import StateReference
 from reconciler.secrets import (
     NotKnown,
-    in_text,
     is_file_source,
     keyed_salt,
     masked,
@@ -95,15 +94,16 @@ class SavedPlanDocument(TypedDict, total=False):
     safety: SavedSafety
 
 
-def masked_change(change: Change) -> Change:
-    """`change` with every secret of `before`/`after` shown as `(sensitive)`: what a saved plan holds."""
+def masked_change(change: Change, text: bool = False) -> Change:
+    """`change` with every secret of `before`/`after` shown as `(sensitive)`: what a saved plan holds (with
+    `text`, as it is written: a value not known here as its text, `secrets.masked`)."""
     return Change(
         change.account_id,
         change.action,
         change.resync,
         change.fields,
-        masked(change.before),
-        masked(change.after),
+        masked(change.before, text),
+        masked(change.after, text),
         change.resync_generation,
         change.recorded_generation,
         change.file,
@@ -158,7 +158,7 @@ def save(
         "unchanged": plan.unchanged,
         "warnings": list(plan.warnings),
         "unset_variables": list(plan.unset_variables),
-        "changes": [_saved_change(masked_change(change)) for change in plan.all_changes],
+        "changes": [_saved_change(masked_change(change, text=True)) for change in plan.all_changes],
     }
     if safety is not None:
         checks = {check.action: check.bound for check in safety.checks}
@@ -199,8 +199,8 @@ def _saved_change(change: Change) -> SavedChange:
         "action": change.action,
         "resync": change.resync,
         "fields": list(change.fields),
-        "before": in_text(change.before),  # a value not known here as its text: `(not known here: ...)`
-        "after": in_text(change.after),
+        "before": change.before,
+        "after": change.after,
         "resync_generation": change.resync_generation,
         "recorded_generation": change.recorded_generation,
     }

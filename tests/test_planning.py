@@ -17,7 +17,7 @@ from reconciler.model import AccountRecord, Desired, Plan, Recorded, settings_le
 from reconciler.planning import changed_fields, make_plan
 from reconciler.render import plan_json, plan_markdown, plan_text
 from reconciler.render.changes import ABSENT
-from reconciler.secrets import SENSITIVE, NotKnown, fingerprinted, in_text, masked
+from reconciler.secrets import SENSITIVE, NotKnown, fingerprinted, masked
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
 SALT = "test-salt"
@@ -139,8 +139,8 @@ def test_shown_field_changes_turn_before_into_after(before, after, env_before, e
         return
     (change,) = plan.changes
     assert "root" not in change.fields
-    masked_before = settings_leaves(in_text(masked(change.before)))  # as rendered: a NotKnown as its text
-    masked_after = settings_leaves(in_text(masked(change.after)))
+    masked_before = settings_leaves(masked(change.before, text=True))  # as rendered: a NotKnown as its text
+    masked_after = settings_leaves(masked(change.after, text=True))
     if change.action in ("create", "update", "forget"):
         expected = masked_after if change.action != "forget" else {}
         for rendered in (plan_text.render(plan), plan_markdown.render(plan)):

@@ -7,7 +7,7 @@ from typing import Any
 
 from reconciler.escape import json_document
 from reconciler.model import Plan, Safety
-from reconciler.secrets import in_text, masked
+from reconciler.secrets import masked
 
 
 def document(plan: Plan, safety: Safety | None = None) -> dict[str, Any]:
@@ -29,8 +29,8 @@ def document(plan: Plan, safety: Safety | None = None) -> dict[str, Any]:
                 "action": change.action,
                 "resync": change.resync,
                 "fields": list(change.fields),
-                "before": in_text(masked(change.before)),
-                "after": in_text(masked(change.after)),
+                "before": masked(change.before, text=True),
+                "after": masked(change.after, text=True),
             }
             for change in plan.changes
         ],

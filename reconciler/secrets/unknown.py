@@ -79,8 +79,8 @@ def unknown_marker(names: Iterable[str]) -> str:
 class NotKnown:
     """A planned value that is not known here: it waits for `sources` (unset variables, secrets files not
     decrypted as `vault.*`). It stands in a plan's `after` where the fingerprint would be; it becomes text
-    (`unknown_marker`) only where a plan is rendered or saved (`in_text`), and a saved plan's text is read back
-    into one once, when the plan is loaded (planfile.py).
+    (`unknown_marker`) only where a plan is rendered or saved (`masked(..., text=True)`, `text_of`), and a
+    saved plan's text is read back into one when the plan is loaded (planfile.py).
 
     Equal to another of the same sources (a saved plan's changes are compared with a plan made again), and to
     nothing else: never to a fingerprint, so a value not known never looks unchanged.
@@ -105,15 +105,6 @@ class NotKnown:
 
     def __str__(self) -> str:
         return unknown_marker(self.sources)
-
-
-def in_text(value: Any) -> Any:
-    """`value` (settings, or one leaf) with every `NotKnown` as its text: how a plan is rendered or saved."""
-    if isinstance(value, NotKnown):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: in_text(item) for key, item in value.items()}
-    return value
 
 
 def text_of(value: object) -> str:

@@ -13,7 +13,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.secrets.unknown import NotKnown, Unresolved
+from reconciler.secrets.unknown import NotKnown, Unresolved, unknown_marker
 
 SENSITIVE = "(sensitive)"
 FINGERPRINT_PREFIX = "sha256:"
@@ -106,20 +106,23 @@ def revealed(settings: Mapping[str, Any]) -> dict[str, Any]:
 SECRET_KEYS = frozenset(("password",))
 
 
-def masked(value: Any) -> Any:
+def masked(value: Any, text: bool = False) -> Any:
     """A copy of settings with every `Fingerprint`, Secret or password shown as `(sensitive)`, and every value
-    behind an unset variable as `NotKnown` (made text where the plan is rendered or saved: `in_text`)."""
+    behind an unset variable as `NotKnown`; with `text` (where a plan is rendered or saved), as the NotKnown's
+    text, `(not known here: ...)`, in the same pass."""
     if isinstance(value, Mapping):
         return {
             key: (
                 SENSITIVE
                 if key in SECRET_KEYS and value[key] is not None and not _unknown(value[key])
-                else masked(item)
+                else masked(item, text)
             )
             for key, item in value.items()
         }
     if isinstance(value, Unresolved):
-        return NotKnown(value.names)
+        return NotKnown(value.names) if not text else unknown_marker(value.names)
+    if isinstance(value, NotKnown):
+        return value if not text else str(value)
     if isinstance(value, Secret | Fingerprint):
         return SENSITIVE
     return value
