@@ -263,7 +263,7 @@ def make_plan(
                 action,
                 resync,
                 fields,
-                typed(before),  # a no-op when typed above
+                before if fields else typed(before),  # with fields, typed above
                 after,
                 generation,
                 recorded_generation,
