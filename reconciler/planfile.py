@@ -208,10 +208,12 @@ def _saved_change(change: Change) -> SavedChange:
 
 @dataclass(frozen=True, slots=True)
 class SavedPlan:
-    """A loaded saved plan: what to plan again (config, targets, selectors) and what it must equal."""
+    """A loaded saved plan: what to plan again (config, targets, selectors) and what it must equal. `changes`
+    are the document's, read once at load: a value not known here is a `NotKnown` again (`changes_of`)."""
 
     path: str
     document: SavedPlanDocument
+    changes: list[Change]
 
     @property
     def config(self) -> str:
@@ -266,7 +268,7 @@ class SavedPlan:
         """The plan as it was saved (secrets `(sensitive)`), for showing it."""
         document = self.document
         return Plan(
-            changes=changes_of(document),
+            changes=list(self.changes),
             unchanged=document["unchanged"],
             lineage=document["lineage"],
             serial=document["serial"],
@@ -393,7 +395,7 @@ class SavedPlan:
                 "saved plan is stale: the secrets resolved now differ from those planned (or "
                 "RECONCILER_FINGERPRINT_KEY does); run plan again"
             )
-        if changes_of(document) != [masked_change(change) for change in current.all_changes]:
+        if self.changes != [masked_change(change) for change in current.all_changes]:
             raise StalePlan("saved plan is stale: planning again gives different changes; run plan again")
 
 
@@ -463,7 +465,8 @@ def load(path: str) -> SavedPlan:
     problem = config_problem(document["config"])
     if problem is not None:
         raise ReconcilerError(f"{path}: not a valid saved plan: config {brief(document['config'])} {problem}")
-    return SavedPlan(path, cast(SavedPlanDocument, document))
+    checked = cast(SavedPlanDocument, document)
+    return SavedPlan(path, checked, changes_of(checked))
 
 
 #: How a value not known here begins in a saved plan (`secrets.unknown_marker`; planfile_check checks the rest).
