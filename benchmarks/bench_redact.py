@@ -1,4 +1,4 @@
-"""Redaction: the cost of `secrets.redact` on failure messages when many secrets are known.
+"""Redaction: the cost of `Redactor.redact` on failure messages when many secrets are known.
 
 Usage: python benchmarks/bench_redact.py [--passwords N] [--messages M] [--rounds R] [--against DIR ...]
 
@@ -53,13 +53,14 @@ for index in range(messages):
         text = f"HTTP 400: bad credentials {echoed} for acc_{index:06d}"
     texts.append(text)
 started = time.process_time()
+redactor = secrets.Redactor()
 for value in known:
-    secrets.register(value)
-secrets.register(key)
+    redactor.register(value)
+redactor.register(key)
 registered = time.process_time()
-secrets.redact("warm-up: builds the index")
+redactor.redact("warm-up: builds the index")
 built = time.process_time()
-redacted = [secrets.redact(text, limit=300) for text in texts]
+redacted = [redactor.redact(text, limit=300) for text in texts]
 done = time.process_time()
 print(json.dumps({
     "register": registered - started,

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from reconciler.errors import Problem
 from reconciler.plain import Compared, Plain
-from reconciler.secrets import is_unknown, unknown_names
+from reconciler.secrets import NotKnown
 
 Action = Literal["create", "update", "forget", "none"]
 #: What one Result is about. A forget is local (no API call); the JSON report lists forgets apart from results.
@@ -243,7 +243,7 @@ class Plan(Compared):
 
     `warnings` are the configuration's (a plaintext password, say), carried so that every rendering of the plan
     shows them. A plan holds no salt and no secret: a saved plan is written from it as it is. A value behind an
-    unset `${VAR}` is a `secrets.unknown_marker` in `after`, and its account is never unchanged.
+    unset `${VAR}` is a `secrets.NotKnown` in `after`, and its account is never unchanged.
 
     `changes` are given whole and kept apart in two: `changes`, what the plan can show, and `secret_only`, the
     updates whose every difference is a value behind an unset variable. Those may change nothing: without the
@@ -360,7 +360,7 @@ def secret_only(change: Change) -> bool:
     if change.action != "update" or change.resync or not change.fields:
         return False
     after = settings_leaves(change.after)
-    return all(is_unknown(after.get(field)) for field in change.fields)
+    return all(isinstance(after.get(field), NotKnown) for field in change.fields)
 
 
 def unknown_names_of(change: Change) -> tuple[str, ...]:
@@ -368,7 +368,9 @@ def unknown_names_of(change: Change) -> tuple[str, ...]:
     after = settings_leaves(change.after)
     names: set[str] = set()
     for field in change.fields:
-        names.update(unknown_names(after.get(field)))
+        value = after.get(field)
+        if isinstance(value, NotKnown):
+            names.update(value.sources)
     return tuple(sorted(names))
 
 

@@ -28,7 +28,14 @@ from reconciler.errors import ReconcilerError, StalePlan, WrongState, brief
 from reconciler.model import Change, Desired, Elsewhere, Plan, Recorded, Safety
 from reconciler.planning import weigh
 from reconciler.reference import StateReference
-from reconciler.secrets import is_file_source, keyed_salt, masked, secrets_digest, sources_text
+from reconciler.secrets import (
+    NotKnown,
+    is_file_source,
+    keyed_salt,
+    masked,
+    secrets_digest,
+    sources_text,
+)
 from reconciler.state import SANDBOX_STATE
 
 KIND = "reconciler-saved-plan"
@@ -87,15 +94,16 @@ class SavedPlanDocument(TypedDict, total=False):
     safety: SavedSafety
 
 
-def masked_change(change: Change) -> Change:
-    """`change` with every secret of `before`/`after` shown as `(sensitive)`: what a saved plan holds."""
+def masked_change(change: Change, text: bool = False) -> Change:
+    """`change` with every secret of `before`/`after` shown as `(sensitive)`: what a saved plan holds (with
+    `text`, as it is written: a value not known here as its text, `secrets.masked`)."""
     return Change(
         change.account_id,
         change.action,
         change.resync,
         change.fields,
-        masked(change.before),
-        masked(change.after),
+        masked(change.before, text),
+        masked(change.after, text),
         change.resync_generation,
         change.recorded_generation,
         change.file,
@@ -150,7 +158,7 @@ def save(
         "unchanged": plan.unchanged,
         "warnings": list(plan.warnings),
         "unset_variables": list(plan.unset_variables),
-        "changes": [_saved_change(masked_change(change)) for change in plan.all_changes],
+        "changes": [_saved_change(masked_change(change, text=True)) for change in plan.all_changes],
     }
     if safety is not None:
         checks = {check.action: check.bound for check in safety.checks}
@@ -200,10 +208,12 @@ def _saved_change(change: Change) -> SavedChange:
 
 @dataclass(frozen=True, slots=True)
 class SavedPlan:
-    """A loaded saved plan: what to plan again (config, targets, selectors) and what it must equal."""
+    """A loaded saved plan: what to plan again (config, targets, selectors) and what it must equal. `changes`
+    are the document's, read once at load: a value not known here is a `NotKnown` again (`changes_of`)."""
 
     path: str
     document: SavedPlanDocument
+    changes: list[Change]
 
     @property
     def config(self) -> str:
@@ -258,7 +268,7 @@ class SavedPlan:
         """The plan as it was saved (secrets `(sensitive)`), for showing it."""
         document = self.document
         return Plan(
-            changes=changes_of(document),
+            changes=list(self.changes),
             unchanged=document["unchanged"],
             lineage=document["lineage"],
             serial=document["serial"],
@@ -385,7 +395,7 @@ class SavedPlan:
                 "saved plan is stale: the secrets resolved now differ from those planned (or "
                 "RECONCILER_FINGERPRINT_KEY does); run plan again"
             )
-        if changes_of(document) != [masked_change(change) for change in current.all_changes]:
+        if self.changes != [masked_change(change) for change in current.all_changes]:
             raise StalePlan("saved plan is stale: planning again gives different changes; run plan again")
 
 
@@ -455,18 +465,40 @@ def load(path: str) -> SavedPlan:
     problem = config_problem(document["config"])
     if problem is not None:
         raise ReconcilerError(f"{path}: not a valid saved plan: config {brief(document['config'])} {problem}")
-    return SavedPlan(path, cast(SavedPlanDocument, document))
+    checked = cast(SavedPlanDocument, document)
+    return SavedPlan(path, checked, changes_of(checked))
+
+
+#: How a value not known here begins in a saved plan (`secrets.unknown_marker`; planfile_check checks the rest).
+_NOT_KNOWN = "(not known here: "
+
+
+def _typed(value: Any) -> Any:
+    """Saved settings (or one leaf) with each value not known here, saved as its text, a `NotKnown` again: the
+    saved plan's text is read back here, once, when the plan is loaded."""
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, str) and value.startswith(_NOT_KNOWN) and value.endswith(")"):
+        sources: list[str] = []
+        for part in value[len(_NOT_KNOWN) : -1].split("; "):
+            names, _, _ = part.rpartition(
+                " unset" if not part.endswith(" not decrypted") else " not decrypted"
+            )
+            sources += names.split(", ")
+        return NotKnown(sources)
+    return value
 
 
 def changes_of(document: SavedPlanDocument) -> list[Change]:
+    """The saved changes, their values not known here typed (`NotKnown`)."""
     return [
         Change(
             account_id=c["account_id"],
             action=c["action"],  # type: ignore[arg-type]
             resync=c["resync"],
             fields=tuple(c["fields"]),
-            before=c["before"],
-            after=c["after"],
+            before=_typed(c["before"]),
+            after=_typed(c["after"]),
             resync_generation=c["resync_generation"],
             recorded_generation=c["recorded_generation"],
             file=c.get("file"),

@@ -52,7 +52,7 @@ _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 _NOT_KNOWN = "(not known here"
 _ENV = r"[A-Za-z_][A-Za-z0-9_]{0,255}"
 _FILE = r"[a-z][a-z0-9_]{0,253}\.\*"
-#: As secrets.unknown_marker writes it: `(not known here: A, B unset)`, `(... vault.* not decrypted)`, or both.
+#: As secrets.unknown_marker writes a NotKnown: `(not known here: A, B unset)`, `(... vault.* not decrypted)`, or both.
 _MARKER = re.compile(
     rf"\(not known here: (?:{_ENV}(?:, {_ENV})* unset(?:; {_FILE}(?:, {_FILE})* not decrypted)?"
     rf"|{_FILE}(?:, {_FILE})* not decrypted)\)"
@@ -129,11 +129,14 @@ def _count(value: Any, least: int = 0) -> bool:
     return type(value) is int and least <= value <= _COUNT_MAX
 
 
+def is_marker(text: str) -> bool:
+    """Whether `text` is a value not known here as a saved plan holds it (`secrets.unknown_marker`)."""
+    return _MARKER.fullmatch(text) is not None
+
+
 def _value(value: Any) -> bool:
     if type(value) is str:
-        return len(value) <= 4096 and (
-            not value.startswith(_NOT_KNOWN) or _MARKER.fullmatch(value) is not None
-        )
+        return len(value) <= 4096 and (not value.startswith(_NOT_KNOWN) or is_marker(value))
     return value is None or type(value) in (int, float, bool)
 
 

@@ -22,7 +22,8 @@ from reconciler.model import (
     Safety,
     settings_leaves,
 )
-from reconciler.secrets import fingerprinted, keyed_salt, masked, unresolved_names
+from reconciler.secrets import fingerprinted, keyed_salt, masked, text_of, unresolved_names
+from reconciler.state.stored import typed
 
 #: Below this many recorded accounts the safety bounds do not apply (as octoDNS's MIN_EXISTING_RECORDS).
 MIN_EXISTING_RECORDS = 10
@@ -154,7 +155,7 @@ def desired_digest(desired: Desired) -> str:
             spec.resync.as_dict() if spec.resync else None,
             spec.provider,
         ]
-        digest.update(json.dumps(entry, sort_keys=True).encode())
+        digest.update(json.dumps(entry, sort_keys=True, default=text_of).encode())
     return digest.hexdigest()
 
 
@@ -208,7 +209,7 @@ def make_plan(
             assert record is not None
             changes.append(_forget(account_id, record))
             continue
-        # A value behind an unset variable is a marker that equals no fingerprint: never claimed unchanged.
+        # A value behind an unset variable is a NotKnown that equals no fingerprint: never claimed unchanged.
         after = fingerprinted(spec.settings, salt)
         if some_unset:  # the file names none: no account's settings wait for one
             unset |= unresolved_names(spec.settings)
@@ -228,10 +229,19 @@ def make_plan(
             unchanged += 1
             continue
         generation = spec.resync.generation if spec.resync else None
-        # Positional: keywords cost twice as much here, once per account (the order is Change's).
+        # Positional: keywords cost twice as much here, once per account (the order is Change's). The stored
+        # fingerprints of `before` are typed for the changes alone, in place (reconciler.state.stored).
         changes.append(
             Change(
-                account_id, action, resync, fields, before, after, generation, recorded_generation, spec.file
+                account_id,
+                action,
+                resync,
+                fields,
+                before if fields else typed(before),  # with fields, typed above
+                after,
+                generation,
+                recorded_generation,
+                spec.file,
             )
         )
     return Plan(
@@ -271,7 +281,7 @@ def _forget(account_id: str, record: AccountRecord) -> Change:
         action="forget",
         resync=False,
         fields=changed_fields(record.settings, None),
-        before=record.settings,
+        before=typed(record.settings),  # the stored fingerprints typed, in place
         after=None,
         resync_generation=None,
         recorded_generation=record.resync_generation,
@@ -285,7 +295,8 @@ def _against_record(record: AccountRecord, after: dict[str, Any] | None) -> tupl
     failed_patch = bool(record.last_failure and record.last_failure.get("operation") == "patch")
     fields: tuple[str, ...] = ()
     # `!=` first: at 100,000 accounts flattening every unchanged account would cost seconds.
-    if after is not None and before != after:
+    if after is not None and before != after:  # a Fingerprint equals its stored text
+        typed(before)  # its stored fingerprints typed, in place (reconciler.state.stored)
         fields = changed_fields(before, after)  # with no settings recorded: every leaf of `after`
     if after is None:
         return "none", fields

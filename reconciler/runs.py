@@ -29,7 +29,8 @@ from reconciler.planning import (
     to_create,
     weigh,
 )
-from reconciler.secrets import redact, unset_message
+from reconciler.secrets import unset_message
+from reconciler.secrets.redaction import Redactor
 from reconciler.state import Backend, Journal, look_elsewhere
 from reconciler.state import events as recording
 
@@ -114,8 +115,8 @@ class ApplyRequest(Plain):
     """Everything one apply needs: what to apply, the state it records in, the API it sends to, the engine's
     options, the safety bounds, and the key of its fingerprints."""
 
-    __slots__ = ("scope", "state", "api", "options", "safety", "fingerprint_key")
-    _hidden = frozenset(("fingerprint_key",))  # never in a repr (nor is the API's key: ApiAccess)
+    __slots__ = ("scope", "state", "api", "options", "safety", "fingerprint_key", "redactor")
+    _hidden = frozenset(("fingerprint_key", "redactor"))  # never in a repr (nor is the API's key: ApiAccess)
 
     def __init__(
         self,
@@ -126,6 +127,7 @@ class ApplyRequest(Plain):
         options: ApplyOptions | None = None,
         safety: SafetyBounds | None = None,
         fingerprint_key: str | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.scope = scope
         self.state = state
@@ -134,6 +136,8 @@ class ApplyRequest(Plain):
         self.safety = SafetyBounds() if safety is None else safety
         #: Mixed into the state's salt for fingerprints (`RECONCILER_FINGERPRINT_KEY`); None: the salt alone.
         self.fingerprint_key = fingerprint_key
+        #: The run's: knows its secrets (the API key among them), redacts the API's answers of them.
+        self.redactor = Redactor() if redactor is None else redactor
 
 
 class ApplyOutcome(Plain):
@@ -199,9 +203,11 @@ async def _strip_stored_messages(
     recorded: Recorded,
     journal: Journal,
     shard: tuple[int, int] | None,
+    redactor: Redactor,
     stored: Callable[[], Recorded] | None = None,
 ) -> str | None:
-    """Strip the secrets this run knows from the failure messages of the state (of the shard, with one).
+    """Strip the secrets this run knows (its `redactor`) from the failure messages of the state (of the shard,
+    with one).
 
     Version 0.1.0 recorded the API's messages as they came, and an answer can echo what was sent (a proxy
     password, say): at the end of a run, each such message is recorded again, stripped. `recorded` is the
@@ -229,7 +235,7 @@ async def _strip_stored_messages(
         if not failure or (shard is not None and shard_of(account_id, shard[1]) != shard[0]):
             continue  # another shard's accounts: that shard may be recording them now
         message = failure.get("message")
-        if isinstance(message, str) and (stripped := redact(message)) != message:
+        if isinstance(message, str) and (stripped := redactor.redact(message)) != message:
             kept: Any = {**failure, "message": stripped}  # a Failure, as the state document's check passed it
             recorded.accounts.setdefault(account_id, record)
             try:
@@ -378,6 +384,7 @@ async def _run_engine(
         concurrency=options.concurrency,
         timeout=options.timeout,
         ca_bundle=request.api.ca_bundle,
+        redactor=request.redactor,
     )
     engine = Engine(client, journal, request.scope.desired.accounts, options, progress)
     with _cancelling_signals(engine, journal):
@@ -386,7 +393,9 @@ async def _run_engine(
         finally:
             await client.close()
         stored = request.state.backend.read_failed if targeted else None
-        warning = await _strip_stored_messages(engine, recorded, journal, request.scope.shard, stored)
+        warning = await _strip_stored_messages(
+            engine, recorded, journal, request.scope.shard, request.redactor, stored
+        )
     return engine, warning
 
 

@@ -17,10 +17,13 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import ReconcilerError
 from reconciler.install import extra_command
+
+if TYPE_CHECKING:
+    from reconciler.secrets.redaction import Redactor
 
 #: `sops decrypt` (the subcommand) and `--input-type dotenv` as used here came with SOPS 3.9.0.
 MIN_VERSION = (3, 9, 0)
@@ -191,7 +194,7 @@ def program(environ: Mapping[str, str]) -> str:
     return found
 
 
-def check_version(binary: str, environ: Mapping[str, str]) -> tuple[int, int, int]:
+def check_version(binary: str, environ: Mapping[str, str], redactor: Redactor) -> tuple[int, int, int]:
     """The version `binary` reports; SopsError when it cannot run or is older than MIN_VERSION."""
     try:
         done = subprocess.run(
@@ -203,10 +206,10 @@ def check_version(binary: str, environ: Mapping[str, str]) -> tuple[int, int, in
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SopsError(f"cannot run sops ({binary}): {outside_text(str(exc))}") from None
+        raise SopsError(f"cannot run sops ({binary}): {outside_text(str(exc), redactor)}") from None
     match = _VERSION.search(done.stdout.decode("utf-8", "replace"))
     if match is None:
-        said = outside_text((done.stdout + done.stderr).decode("utf-8", "replace")) or "nothing"
+        said = outside_text((done.stdout + done.stderr).decode("utf-8", "replace"), redactor) or "nothing"
         raise SopsError(f"{binary} does not say which sops it is (sops --version printed: {said})")
     version = (int(match.group(1)), int(match.group(2)), int(match.group(3)))
     if version < MIN_VERSION:
@@ -244,8 +247,11 @@ def _sops_environment(environ: Mapping[str, str]) -> dict[str, str]:
 class Decryption:
     """One `sops decrypt` of one file, started at once; `result()` waits for it."""
 
-    def __init__(self, binary: str, path: Path, fmt: str, environ: Mapping[str, str], shown: str) -> None:
+    def __init__(
+        self, binary: str, path: Path, fmt: str, environ: Mapping[str, str], shown: str, redactor: Redactor
+    ) -> None:
         self.path = path
+        self._redactor = redactor
         self.fmt = fmt
         self.shown = shown
         self.output_format = OUTPUT_FORMATS[fmt]
@@ -260,7 +266,9 @@ class Decryption:
             )
         except OSError as exc:
             self._process = None
-            self._error = SopsError(f"{shown}: cannot run sops ({binary}): {outside_text(str(exc))}")
+            self._error = SopsError(
+                f"{shown}: cannot run sops ({binary}): {outside_text(str(exc), redactor)}"
+            )
 
     def result(self) -> Any:
         """The decrypted document (a mapping; every value as its text); SopsError (NoKey) saying why not."""
@@ -274,7 +282,7 @@ class Decryption:
             process.communicate()
             raise SopsError(f"{self.shown}: sops did not decrypt it within {DECRYPT_TIMEOUT:g} s") from None
         if process.returncode != 0:
-            raise _failure(self.shown, process.returncode, errors.decode("utf-8", "replace"))
+            raise _failure(self.shown, process.returncode, errors.decode("utf-8", "replace"), self._redactor)
         try:
             text = output.decode("utf-8")
             if self.output_format == "dotenv":
@@ -302,8 +310,8 @@ def _decrypted_structure(text: str) -> Any:
     return document
 
 
-def _failure(shown: str, code: int, stderr: str) -> SopsError:
-    said = outside_text(stderr)
+def _failure(shown: str, code: int, stderr: str, redactor: Redactor) -> SopsError:
+    said = outside_text(stderr, redactor)
     detail = f" (sops: {said})" if said else ""
     if code == _COULD_NOT_RETRIEVE_KEY:
         return NoKey(
@@ -325,18 +333,17 @@ def _failure(shown: str, code: int, stderr: str) -> SopsError:
 OUTSIDE_TEXT_LIMIT = 300
 
 
-def outside_text(text: str) -> str:
-    """SOPS's error text as one line: whitespace and its `|` and `-` frames squeezed, redacted of every known
-    secret, cut to OUTSIDE_TEXT_LIMIT characters and escaped for the terminal."""
+def outside_text(text: str, redactor: Redactor) -> str:
+    """SOPS's error text as one line: whitespace and its `|` and `-` frames squeezed, redacted of every secret
+    the run's `redactor` knows, cut to OUTSIDE_TEXT_LIMIT characters and escaped for the terminal."""
     from reconciler.escape import terminal
-    from reconciler.secrets import redact
 
     words = [word for word in text.split() if word not in ("|", "-")]
-    return terminal(redact(" ".join(words), OUTSIDE_TEXT_LIMIT))
+    return terminal(redactor.redact(" ".join(words), OUTSIDE_TEXT_LIMIT))
 
 
 def decrypt_all(
-    files: Iterable[tuple[Path, str, str]], environ: Mapping[str, str]
+    files: Iterable[tuple[Path, str, str]], environ: Mapping[str, str], redactor: Redactor
 ) -> dict[Path, Any | SopsError]:
     """Decrypt each (path, format, name shown: `FILE (ALIAS)`) at the same time; each path's document, or its
     SopsError.
@@ -346,8 +353,8 @@ def decrypt_all(
     if not files:
         return {}
     binary = program(environ)
-    check_version(binary, environ)
-    running = [Decryption(binary, path, fmt, environ, shown) for path, fmt, shown in files]
+    check_version(binary, environ, redactor)
+    running = [Decryption(binary, path, fmt, environ, shown, redactor) for path, fmt, shown in files]
     results: dict[Path, Any | SopsError] = {}
     try:
         for decryption in running:

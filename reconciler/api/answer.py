@@ -4,22 +4,26 @@ The transport (transport.py) reads an answer off the wire (`RawAnswer`: status, 
 (client.py) judges it into an `Answer`. Kept apart from both so that planning-only commands never import pycurl.
 
 This is where text from the API enters: an answer may echo the request (its body, its X-API-KEY header) in
-`detail` or `title`, or carry any text in `type`. Every `Answer.message` is redacted of every known secret
-(secrets.redact) and bounded when the answer is built, and a `type` the catalogue does not know is redacted,
-percent-encoded and bounded, before the engine records or reports either; such a type and the detail are also
-redacted of a secret split between them (secrets.redact_together).
+`detail` or `title`, or carry any text in `type`. Every message of an answer is redacted of every secret the
+run knows (its `Redactor`, which the client holds) and bounded when the answer is built (`failure`), and a
+`type` the catalogue does not know is redacted, percent-encoded and bounded, before the engine records or
+reports either; such a type and the detail are also redacted of a secret split between them
+(`Redactor.redact_together`).
 """
 
 from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from reconciler import logs, secrets
+from reconciler import logs
 from reconciler.api.catalogue import CATALOGUE, ErrorKind, classify
 from reconciler.plain import Compared
+
+if TYPE_CHECKING:
+    from reconciler.secrets.redaction import Redactor
 
 #: The longest message kept from an answer (after redaction).
 MESSAGE_LIMIT = 300
@@ -34,7 +38,8 @@ _log = logs.get("http")
 
 class Answer(Compared):  # not frozen, made once per request: see model.PER_ITEM
     """What one request came to: the API's answer, judged, or the client's own error (`status` None: no answer).
-    `error` is None on success."""
+    `error` is None on success. `message` is kept as given: one built from an answer, or quoting one, is made by
+    `failure`, which redacts it."""
 
     __slots__ = ("status", "body", "error", "message", "retry_after")
 
@@ -49,9 +54,21 @@ class Answer(Compared):  # not frozen, made once per request: see model.PER_ITEM
         self.status = status
         self.body = body
         self.error = error
-        # Built from an answer, or quoting one: redacted here, once for all uses.
-        self.message = None if message is None else secrets.redact(message, limit=MESSAGE_LIMIT)
+        self.message = message
         self.retry_after = retry_after
+
+
+def failure(
+    status: int | None,
+    body: Any,
+    error: ErrorKind | None,
+    message: str,
+    redactor: Redactor,
+    retry_after: float | None = None,
+) -> Answer:
+    """An answer with a message built from an answer, or quoting one: redacted by the run's `redactor` and cut to
+    MESSAGE_LIMIT characters, here, once for all uses."""
+    return Answer(status, body, error, redactor.redact(message, limit=MESSAGE_LIMIT), retry_after)
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_~-]+")
@@ -89,19 +106,19 @@ def parse_retry_after(value: str | None) -> float | None:
 ROUTE_HINT = "the API URL should end in /api/v1, e.g. https://api.postpress.ai/api/v1"
 
 
-def outside_type(error_type: str) -> str:
+def outside_type(error_type: str, redactor: Redactor) -> str:
     """An error type as the API wrote it, safe to record and show: a catalogued type as is; any other redacted
     of known secrets, percent-encoded outside a small safe set (no space, markup or control character) and cut
     to TYPE_LIMIT characters."""
     if error_type in CATALOGUE:
         return error_type
-    encoded = quote(secrets.redact(error_type, limit=TYPE_LIMIT), safe=_TYPE_SAFE)[:TYPE_LIMIT]
+    encoded = quote(redactor.redact(error_type, limit=TYPE_LIMIT), safe=_TYPE_SAFE)[:TYPE_LIMIT]
     return _CUT_ESCAPE.sub("", encoded)
 
 
-def error_answer(status: int, body: Any, retry_after: str | None) -> Answer:
+def error_answer(status: int, body: Any, retry_after: str | None, redactor: Redactor) -> Answer:
     """The `Answer` to an answer that is not a 2xx: `body` its decoded JSON (None when it is not JSON),
-    `retry_after` its Retry-After header as written."""
+    `retry_after` its Retry-After header as written; what it quotes is redacted by the run's `redactor`."""
     error_type = body.get("type") if isinstance(body, dict) and isinstance(body.get("type"), str) else None
     detail = None
     if isinstance(body, dict):
@@ -109,9 +126,9 @@ def error_answer(status: int, body: Any, retry_after: str | None) -> Answer:
     if error_type is not None and error_type not in CATALOGUE and isinstance(detail, str):
         # A secret split between the two (its start ending the type, its end starting the detail, or the other
         # way round), each part too short to be recognised alone, is redacted where the parts meet.
-        error_type, detail = secrets.redact_together([error_type, detail], [TYPE_LIMIT, MESSAGE_LIMIT])
-    kind = classify(None if error_type is None else outside_type(error_type), status)
+        error_type, detail = redactor.redact_together([error_type, detail], [TYPE_LIMIT, MESSAGE_LIMIT])
+    kind = classify(None if error_type is None else outside_type(error_type, redactor), status)
     message = f"HTTP {status}" + (f": {detail}" if isinstance(detail, str) else "")
     if status == 404 and isinstance(detail, str) and "route" in detail.lower():
         message += f" ({ROUTE_HINT})"
-    return Answer(status, body, kind, message, parse_retry_after(retry_after))
+    return failure(status, body, kind, message, redactor, parse_retry_after(retry_after))

@@ -16,8 +16,8 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
 
-from reconciler import logs, secrets
-from reconciler.api.answer import Answer, account_path, error_answer
+from reconciler import logs
+from reconciler.api.answer import Answer, account_path, error_answer, failure
 from reconciler.api.catalogue import classify
 from reconciler.api.transport import (
     MAX_BODY_BYTES,
@@ -28,6 +28,7 @@ from reconciler.api.transport import (
     TimedOut,
     TransportError,
 )
+from reconciler.secrets.redaction import Redactor
 
 log = logs.get("http")
 
@@ -47,9 +48,12 @@ class ApiClient:
         concurrency: int = 8,
         timeout: float = 30.0,
         ca_bundle: str | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        secrets.register(api_key)  # an answer that echoes the key is redacted (api/answer.py)
+        #: The run's: every message built from an answer is redacted by it (api/answer.py `failure`).
+        self.redactor = Redactor() if redactor is None else redactor
+        self.redactor.register(api_key)  # an answer that echoes the key is redacted
         self._headers = {"X-API-KEY": api_key, "Accept": "application/json"}
         self._ca_bundle = ca_bundle
         self._concurrency = concurrency
@@ -80,9 +84,13 @@ class ApiClient:
         try:
             outcome: RawAnswer | Answer = await self._open().request(method, url, body)
         except TimedOut:
-            outcome = Answer(None, None, classify("client_timeout", None), "no answer within --timeout")
+            outcome = failure(
+                None, None, classify("client_timeout", None), "no answer within --timeout", self.redactor
+            )
         except TransportError as exc:
-            outcome = Answer(None, None, classify("network_error", None), self._network_message(exc))
+            outcome = failure(
+                None, None, classify("network_error", None), self._network_message(exc), self.redactor
+            )
         if log.isEnabledFor(logging.DEBUG):  # the route and the outcome; never headers or bodies
             status = outcome.status if isinstance(outcome, RawAnswer) else outcome.message
             log.debug(
@@ -115,26 +123,28 @@ class ApiClient:
             return raw
         status = raw.status
         if raw.oversized:
-            return Answer(
+            return failure(
                 status,
                 None,
                 classify("unexpected_response", None),
                 f"HTTP {status} with an answer larger than {MAX_BODY_BYTES} bytes",
+                self.redactor,
             )
         try:
             payload = orjson.loads(raw.body) if raw.body else None
         except ValueError:  # orjson.JSONDecodeError, also for text that is not UTF-8
             payload = None
         if not 200 <= status < 300:
-            return error_answer(status, payload, raw.retry_after)
+            return error_answer(status, payload, raw.retry_after, self.redactor)
         if not (
             isinstance(payload, dict) and payload.get("object") == success_object and is_success(payload)
         ):
-            return Answer(
+            return failure(
                 status,
                 payload,
                 classify("unexpected_response", None),
                 f"HTTP {status} without the documented {success_object} answer",
+                self.redactor,
             )
         return Answer(status, payload, None)
 

@@ -7,8 +7,8 @@ import ipaddress
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from reconciler import secrets
 from reconciler.errors import UsageError
+from reconciler.secrets.redaction import Redactor
 from reconciler.urls import has_userinfo, url_passwords, without_userinfo
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def check_api_url(url: str, any_path: bool = False) -> list[str]:
+def check_api_url(url: str, redactor: Redactor, any_path: bool = False) -> list[str]:
     """Raise UsageError unless `url` is an http(s) URL with a host, a valid port and a path ending in `/api/v1`
     (any path with `any_path`); return warnings."""
     shown = without_userinfo(url)  # messages never repeat a user or password given in the URL
@@ -79,7 +79,7 @@ def check_api_url(url: str, any_path: bool = False) -> list[str]:
             "the API key comes from POSTPRESS_API_KEY"
         )
     for password in url_passwords(url):  # a `?password=` is sent: an answer quoting it is redacted
-        secrets.register(password)
+        redactor.register(password)
     try:
         parts = urlsplit(url)
         port = parts.port  # raises on a port out of range or not a number

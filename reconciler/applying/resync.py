@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from reconciler.api.answer import Answer
+from reconciler.api.answer import failure as failed
 from reconciler.api.catalogue import classify
 from reconciler.applying.recorder import Recorder
 from reconciler.applying.sender import Sender
@@ -20,6 +21,7 @@ from reconciler.state import events as recording
 
 if TYPE_CHECKING:
     from reconciler.api.client import ApiClient
+    from reconciler.secrets.redaction import Redactor
 
 TERMINAL_DONE = ("SYNC_DONE", "CHUNK_DONE")
 TERMINAL_ERROR = "SYNC_ERROR"
@@ -62,7 +64,9 @@ async def resync(client: ApiClient, sender: Sender, recorder: Recorder, spec: Ac
             if status in TERMINAL_DONE:  # recorded by the sender
                 recorder.succeeded(account_id, "resync", answer, attempts, message=status, polls=polls)
                 return
-            failure = _unfinished(answer, status, options.sync_timeout, deadline, options.sync_poll_interval)
+            failure = _unfinished(
+                answer, status, options.sync_timeout, deadline, options.sync_poll_interval, client.redactor
+            )
             if failure is not None:
                 recorder.failed(account_id, "resync", failure, attempts, polls)
                 return
@@ -72,22 +76,31 @@ async def resync(client: ApiClient, sender: Sender, recorder: Recorder, spec: Ac
 
 
 def _unfinished(
-    answer: Answer, status: str, timeout: float, deadline: float, interval: float
+    answer: Answer, status: str, timeout: float, deadline: float, interval: float, redactor: Redactor
 ) -> Answer | None:
     """The failure a non-final status comes to (SYNC_ERROR, an unknown status, no end in time), or None to poll."""
     if status == TERMINAL_ERROR:
-        return Answer(
-            answer.status, answer.body, classify("sync_error", None), "the sync ended in SYNC_ERROR"
+        return failed(
+            answer.status,
+            answer.body,
+            classify("sync_error", None),
+            "the sync ended in SYNC_ERROR",
+            redactor,
         )
     if status not in RUNNING:
-        return Answer(
+        return failed(
             answer.status,
             answer.body,
             classify("unexpected_response", None),
             f"unknown sync status {status[:40]!r}",
+            redactor,
         )
     if time.monotonic() + interval > deadline:
-        return Answer(
-            None, None, classify("sync_timeout", None), f"still {status} after --sync-timeout {timeout:g}s"
+        return failed(
+            None,
+            None,
+            classify("sync_timeout", None),
+            f"still {status} after --sync-timeout {timeout:g}s",
+            redactor,
         )
     return None

@@ -14,7 +14,7 @@ import sys
 import click
 
 from reconciler import logs
-from reconciler.cli.common import ExitCode, fail
+from reconciler.cli.common import ExitCode, fail, run_redactor
 from reconciler.errors import ReconcilerError
 from reconciler.escape import terminal
 from reconciler.install import DISTRIBUTION
@@ -86,7 +86,7 @@ class _LazyGroup(click.Group):
 )
 def cli(verbose: bool, directory: str | None) -> None:
     """Declare postpress account proxies in YAML; plan and apply them."""
-    logs.configure(verbose)
+    logs.configure(verbose, run_redactor())  # the run's redactor: made here, once per invocation
     if directory is not None:
         os.chdir(directory)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reconciler import collector, logs, secrets
+from reconciler import collector, logs
 from reconciler.api.endpoint import DEFAULT_API_URL, check_api_key, check_api_url, tls_context
 from reconciler.applying import ApplyOptions, Progress
 from reconciler.cli.common import (
@@ -26,6 +26,7 @@ from reconciler.cli.common import (
     lock_timeout_option,
     open_state,
     render_plan,
+    run_redactor,
     select_option,
     state_option,
     target_option,
@@ -47,6 +48,7 @@ from reconciler.runs import (
     Watcher,
     apply_run,
 )
+from reconciler.secrets import fingerprint_key
 from reconciler.state import SHARDS_NEED_POSTGRES, Backend, display_location, resolve_state_location
 
 if TYPE_CHECKING:
@@ -64,7 +66,7 @@ def _api(sandbox: bool, api_url: str | None, any_path: bool = False) -> Iterator
     if not sandbox:
         api_key = check_api_key(os.environ.get("POSTPRESS_API_KEY", ""))
         url = api_url or os.environ.get("POSTPRESS_API_URL") or DEFAULT_API_URL
-        for warning in check_api_url(url, any_path):
+        for warning in check_api_url(url, run_redactor(), any_path):
             click.echo(f"Warning: {terminal(warning)}", err=True)
         yield url, api_key
         return
@@ -304,7 +306,7 @@ def apply(
         grace=grace,
     )
     with ReportFile.open(report_path) as report_file, _api(sandbox, api_url, any_api_path) as (url, api_key):
-        secrets.register(api_key)
+        run_redactor().register(api_key)
         log.debug(
             "API %s, concurrency %d, up to %d attempt(s), timeout %g s",
             url,
@@ -324,7 +326,8 @@ def apply(
                 max_resync_percent=max_resync_percent,
                 look_elsewhere=not sandbox,
             ),
-            fingerprint_key=secrets.fingerprint_key(os.environ),
+            fingerprint_key=fingerprint_key(os.environ, run_redactor()),
+            redactor=run_redactor(),
         )
         outcome = apply_run(
             request,

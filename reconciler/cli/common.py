@@ -21,6 +21,7 @@ from reconciler.escape import terminal, terminal_line
 from reconciler.model import Desired, Plan, Safety
 from reconciler.render import github
 from reconciler.secrets import unset_message
+from reconciler.secrets.redaction import Redactor
 
 if TYPE_CHECKING:
     from reconciler.reference import StateReference
@@ -45,6 +46,16 @@ class ExitCode(enum.IntEnum):
     #: apply stopped by SIGINT (Ctrl-C) or SIGTERM (a CI cancel): 128 + the signal's number.
     INTERRUPTED = 130
     TERMINATED = 143
+
+
+def run_redactor() -> Redactor:
+    """This command invocation's redactor: made by the `reconciler` group (or here, for a command run alone) and
+    kept on the root click context, so that nothing outlives the run. Every part that meets a secret or outside
+    text is handed it: the configuration loader, the state backend, the API client, the log filter."""
+    root = click.get_current_context().find_root()
+    if not isinstance(root.obj, Redactor):
+        root.obj = Redactor()
+    return root.obj
 
 
 def fail(message: str) -> NoReturn:
@@ -190,7 +201,7 @@ def load_or_exit(
     if config == DEFAULT_CONFIG and not os.path.lexists(config):
         fail(missing_default_config())
     try:
-        desired = load_config(config, check_digest=check_digest, decrypt=decrypt)
+        desired = load_config(config, check_digest=check_digest, decrypt=decrypt, redactor=run_redactor())
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(terminal_line(str(problem)), err=True)
@@ -232,7 +243,7 @@ def open_state(location: str, explicit: bool | None = None, unnamed: str = "the 
     leads."""
     from reconciler.state import location_note, open_backend  # not for validate, which reads no state
 
-    backend = open_backend(location, explicit, unnamed)
+    backend = open_backend(location, explicit, unnamed, run_redactor())
     note = location_note(backend)
     if note:
         click.echo(note, err=True)

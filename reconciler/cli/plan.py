@@ -19,6 +19,7 @@ from reconciler.cli.common import (
     open_state,
     plan_bound_options,
     render_plan,
+    run_redactor,
     select_option,
     show_warnings,
     state_option,
@@ -61,7 +62,7 @@ def validate(config: str, output_format: str) -> None:
         click.echo(terminal_line(f"{config}: valid ({count} account{'' if count == 1 else 's'})"), err=True)
         return
     try:
-        desired = load_config(config, decrypt="never")
+        desired = load_config(config, decrypt="never", redactor=run_redactor())
     except ConfigError as exc:
         document = {
             "format_version": 1,
@@ -130,7 +131,7 @@ def plan(
     note = sandbox_state_note(location)
     if note:
         click.echo(note, err=True)
-    key = fingerprint_key(os.environ)
+    key = fingerprint_key(os.environ, run_redactor())
     the_plan = make_plan(
         desired,
         recorded,

@@ -16,6 +16,7 @@ from reconciler.cli.common import (
     load_or_exit,
     lock_timeout_option,
     open_state,
+    run_redactor,
     select_option,
     state_option,
     target_option,
@@ -27,6 +28,7 @@ from reconciler.planning import make_plan
 from reconciler.secrets import fingerprint_key, masked
 from reconciler.state import events as recording
 from reconciler.state import resolve_state_location
+from reconciler.state.stored import typed
 
 
 @click.group()
@@ -94,7 +96,7 @@ def state_show(account_id: str, state_location: str | None, sandbox: bool, outpu
     record = open_state(location).read_accounts([account_id]).accounts.get(account_id)
     if record is None:
         fail(f"{account_id!r} is not in the state")
-    _echo_json({"account_id": account_id, **masked(record.to_json())})
+    _echo_json({"account_id": account_id, **masked({**record.to_json(), "settings": typed(record.settings)})})
 
 
 def _edit_state(
@@ -207,7 +209,11 @@ def import_(
 
     def edit(recorded: Recorded) -> dict[str, list[str]] | None:
         the_plan = make_plan(
-            desired, recorded, targets, list(selectors), fingerprint_key=fingerprint_key(os.environ)
+            desired,
+            recorded,
+            targets,
+            list(selectors),
+            fingerprint_key=fingerprint_key(os.environ, run_redactor()),
         )
         imported: list[str] = []
         resync_done: list[str] = []

@@ -26,7 +26,9 @@ from reconciler.config.secretfiles import Decrypt, SecretFiles
 from reconciler.config.yamlpos import Loaded, YMap, decode, load
 from reconciler.errors import ConfigError, Problem, ReconcilerError, brief, describe, one_line
 from reconciler.model import AccountSpec, Desired
-from reconciler.secrets import SENSITIVE, redaction_pattern, referenced_names
+from reconciler.secrets import SENSITIVE
+from reconciler.secrets.redaction import Redactor, redaction_pattern
+from reconciler.secrets.references import referenced_names
 
 __all__ = ["load_config", "config_files", "schema_subject", "STDIN", "STDIN_NAME"]
 
@@ -77,6 +79,7 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     check_digest: Callable[[str], None] | None = None,
     decrypt: Decrypt = "auto",
+    redactor: Redactor | None = None,
 ) -> Desired:
     """Read, validate and resolve CONFIG (a file, a directory, or `-` for standard input).
 
@@ -92,8 +95,12 @@ def load_config(
     (key names only), `auto` (decrypted when a key is offered here) or `always`; a value from a file not
     decrypted loads as `Unresolved` too (`ALIAS.*` in `unset_variables`). A file that must be decrypted and
     cannot be raises reconciler.sops.SopsError, one line.
+
+    `redactor`: the run's, told every secret resolved or decrypted (a command passes its own; without one, the
+    secrets are known to a redactor of this load alone).
     """
     environ = os.environ if environ is None else environ
+    redactor = Redactor() if redactor is None else redactor
     names, read_files, problems, digest = _read_all(config, regular_only=check_digest is not None)
     if check_digest is not None:
         if problems:  # what could not be read, said before anything is parsed
@@ -113,7 +120,7 @@ def load_config(
     # Declared accounts that have problems, by NFC id: where, and the id as written.
     unbuilt: dict[str, tuple[str, int, int, str]] = {}
     unset: set[str] = set()
-    files = _secret_files(parsed, environ, decrypt)
+    files = _secret_files(parsed, environ, decrypt, redactor)
     problems.extend(files.problems)
     warnings.extend(files.warnings)
     for name, loaded in parsed:
@@ -125,7 +132,7 @@ def load_config(
         certainly_valid = document_certainly_valid(document)
         found, bad_paths = ([], set()) if certainly_valid else schema_problems(name, schema_subject(document))
         problems.extend(found)
-        builder = AccountBuilder(name, document, environ, files if files else None)
+        builder = AccountBuilder(name, document, environ, redactor, files if files else None)
         _check_accounts(
             name, document, builder, bad_paths, accounts, unbuilt, problems, warnings, certainly_valid
         )
@@ -186,11 +193,11 @@ def _parse_all(read_files: list[tuple[str, bytes]]) -> tuple[list[tuple[str, Loa
 
 
 def _secret_files(
-    parsed: list[tuple[str, Loaded]], environ: Mapping[str, str], decrypt: Decrypt
+    parsed: list[tuple[str, Loaded]], environ: Mapping[str, str], decrypt: Decrypt, redactor: Redactor
 ) -> SecretFiles:
     """The secrets files every document names, opened before any account is built: every reference is looked up
     in what they hold (their `problems` and `warnings` are the caller's to report)."""
-    files = SecretFiles(environ, decrypt)
+    files = SecretFiles(environ, decrypt, redactor)
     for name, loaded in parsed:
         if isinstance(loaded.value, YMap):
             files.declare(name, loaded.value)

@@ -16,11 +16,13 @@ from typing import Any
 
 from reconciler import packaged
 from reconciler.config.fastcheck import ACCOUNT_KEYS, PROVIDERS
-from reconciler.config.secretfiles import Resolver, SecretFiles, per_account, references
+from reconciler.config.secretfiles import SecretFiles
 from reconciler.config.yamlpos import Mark, YMap
 from reconciler.errors import Problem, brief
 from reconciler.model import SYNC_PROVIDERS, AccountSpec, ResyncSpec
-from reconciler.secrets import ReferenceError_, Secret, Unresolved, referenced_names
+from reconciler.secrets import ReferenceError_, Secret, Unresolved
+from reconciler.secrets.redaction import Redactor
+from reconciler.secrets.references import Resolver, per_account, referenced_names, references
 
 _PROXY_KEYS = ("protocol", "host", "port", "username", "password")
 
@@ -115,10 +117,16 @@ class AccountBuilder:
     """
 
     def __init__(
-        self, file: str, document: YMap, environ: Mapping[str, str], files: SecretFiles | None = None
+        self,
+        file: str,
+        document: YMap,
+        environ: Mapping[str, str],
+        redactor: Redactor,
+        files: SecretFiles | None = None,
     ) -> None:
         self.file = file
         self.environ = environ
+        self.redactor = redactor  # told every secret resolved
         self.resolver = Resolver(file, environ, files)
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
@@ -233,8 +241,13 @@ class AccountBuilder:
                 )
             )
         if isinstance(resolved, str) and (referenced or key == "password"):
-            return Secret(resolved)
+            return self._secret(resolved)
         return resolved
+
+    def _secret(self, plaintext: str) -> Secret:
+        """A resolved secret, made known to the run's redactor."""
+        self.redactor.register(plaintext)
+        return Secret(plaintext)
 
     def _per_account(self, account_id: str, proxy_mark: Mark, path: Path, keys: list[str]) -> dict[str, Any]:
         """The `keys` of `defaults.proxy` that name `$account`, resolved for one account; a problem (the
@@ -255,7 +268,7 @@ class AccountBuilder:
                     (*path, key),
                 )
                 continue
-            values[key] = Secret(resolved) if isinstance(resolved, str) else resolved
+            values[key] = self._secret(resolved) if isinstance(resolved, str) else resolved
         return values
 
     def _referenced_ok(self, key: str, text: str, resolved: str | Unresolved, mark: Mark, path: Path) -> bool:

@@ -13,89 +13,48 @@ How far a file is read depends on the command (`Decrypt`):
   variable. A key that is offered and fails is an error.
 - `always` (apply, import): decrypted, or one line and exit 1.
 
-Every decrypted value is registered as a secret in one place (`_register`), with the age key SOPS is given.
+Every decrypted value is registered with the run's redactor in one place (`_register`), with the age key SOPS is given.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from reconciler import fsutil, secrets, sops
+from reconciler import fsutil, sops
 from reconciler.config.yamlpos import Mark, YMap
 from reconciler.errors import Problem, brief
-from reconciler.secrets import ReferenceError_, Unresolved, file_source
+from reconciler.secrets.redaction import Redactor
+from reconciler.secrets.references import (
+    ACCOUNT_SEGMENT,
+    ALIAS,
+    FileReference,
+    ReferenceError_,
+    Resolver,
+    parse_reference,
+    per_account,
+    references,
+)
+
+# The `${...}` grammar lives in reconciler.secrets.references; these names are used with the secrets files.
+__all__ = [
+    "ACCOUNT_SEGMENT",
+    "ALIAS",
+    "FileReference",
+    "ReferenceError_",
+    "Resolver",
+    "SecretFiles",
+    "parse_reference",
+    "per_account",
+    "references",
+]
 
 Decrypt = Literal["never", "auto", "always"]
 
-ALIAS = re.compile(r"[a-z][a-z0-9_]*\Z")
-#: The path segment that stands for the id of the account a value ends up in.
-ACCOUNT_SEGMENT = "$account"
-_REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-#: One key of a dotted path: anything but a dot, whitespace, `$`, `{` and `}` (or exactly `$account`).
-_SEGMENT = re.compile(r"[^.\s${}]+\Z")
 _FORMATS_TEXT = ".yaml, .yml, .json or .env"
-
-
-class FileReference:
-    """`${ALIAS.KEY...}`: the alias and the keys of the path (`$account` among them, maybe)."""
-
-    __slots__ = ("alias", "keys")
-
-    def __init__(self, alias: str, keys: tuple[str, ...]) -> None:
-        self.alias = alias
-        self.keys = keys
-
-    @property
-    def per_account(self) -> bool:
-        return ACCOUNT_SEGMENT in self.keys
-
-    def path(self, account_id: str | None) -> tuple[str, ...]:
-        return tuple(
-            account_id if key == ACCOUNT_SEGMENT and account_id is not None else key for key in self.keys
-        )
-
-
-def parse_reference(name: str, position: int) -> str | FileReference:
-    """The inside of one `${...}`: an environment variable's name, or a FileReference. ReferenceError_ for a
-    malformed one (the text is not quoted: it may be a password)."""
-    if _NAME.match(name):
-        return name
-    alias, dot, rest = name.partition(".")
-    keys = tuple(rest.split(".")) if dot else ()
-    if (
-        not dot
-        or not ALIAS.match(alias)
-        or not all(_SEGMENT.match(key) or key == ACCOUNT_SEGMENT for key in keys)
-    ):
-        if not dot:
-            raise ReferenceError_(
-                f"malformed reference at character {position}: '${{...}}' takes a variable name "
-                "(letters, digits and '_', not starting with a digit)"
-            )
-        raise ReferenceError_(
-            f"malformed reference at character {position}: '${{ALIAS.KEY...}}' takes a secrets file's alias "
-            "(lower-case letters, digits and '_') and a dotted path of keys"
-        )
-    return FileReference(alias, keys)
-
-
-def references(text: str) -> list[str | FileReference]:
-    """Every well-formed reference of `text`, in order (malformed ones are left to `Resolver.resolve`)."""
-    found: list[str | FileReference] = []
-    for match in _REFERENCE.finditer(text):
-        if match.group(1) is None:
-            continue
-        try:
-            found.append(parse_reference(match.group(1), match.start() + 1))
-        except ReferenceError_:
-            continue
-    return found
 
 
 class _Source:
@@ -122,8 +81,9 @@ class SecretFiles:
     decryption failures raise reconciler.sops.SopsError at `open`.
     """
 
-    def __init__(self, environ: Mapping[str, str], decrypt: Decrypt) -> None:
+    def __init__(self, environ: Mapping[str, str], decrypt: Decrypt, redactor: Redactor) -> None:
         self.environ = environ
+        self.redactor = redactor
         self.decrypt = decrypt
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
@@ -210,9 +170,13 @@ class SecretFiles:
         for source in to_decrypt:
             if source.shape is None:  # not read yet: it must at least be there, and not too large
                 self._check_file(source)
-        _register_key(self.environ)  # before sops runs: what it says about a failure may quote the key
+        _register_key(
+            self.environ, self.redactor
+        )  # before sops runs: what it says about a failure may quote the key
         results = sops.decrypt_all(
-            ((s.path, s.fmt, f"{s.shown} ({s.alias})") for s in to_decrypt if not s.broken), self.environ
+            ((s.path, s.fmt, f"{s.shown} ({s.alias})") for s in to_decrypt if not s.broken),
+            self.environ,
+            self.redactor,
         )
         for source in to_decrypt:
             if source.broken:
@@ -224,7 +188,7 @@ class SecretFiles:
                 continue
             if isinstance(result, sops.SopsError):
                 raise result
-            _register(result)
+            _register(result, self.redactor)
             source.values = result
             source.decrypted = True
 
@@ -354,22 +318,22 @@ def _shown(path: Path) -> str:
     return path.as_posix() if relative.startswith("..") else relative
 
 
-# -- the one place where this module hands secrets to the redaction (reconciler.secrets) -----------------------
+# -- the one place where this module hands secrets to the run's redactor (reconciler.secrets.redaction) --------
 
 
-def _register(document: Any) -> None:
+def _register(document: Any, redactor: Redactor) -> None:
     """Register every decrypted value of a file as a secret to redact."""
     for value in _leaves(document):
-        secrets.register(value)
+        redactor.register(value)
 
 
-def _register_key(environ: Mapping[str, str]) -> None:
+def _register_key(environ: Mapping[str, str], redactor: Redactor) -> None:
     """Register the age key SOPS is given (each identity line of SOPS_AGE_KEY) as a secret to redact."""
     key = environ.get("SOPS_AGE_KEY")
     if key:
         for line in key.splitlines():
             if line.strip() and not line.lstrip().startswith("#"):
-                secrets.register(line.strip())
+                redactor.register(line.strip())
 
 
 def _leaves(node: Any) -> Iterable[str]:
@@ -381,71 +345,3 @@ def _leaves(node: Any) -> Iterable[str]:
             yield from _leaves(item)
     elif isinstance(node, str):
         yield node
-
-
-class Resolver:
-    """Resolves the `${...}` of one configuration file's proxy strings: environment and secrets files."""
-
-    def __init__(self, file: str, environ: Mapping[str, str], files: SecretFiles | None) -> None:
-        self.file = file
-        self.environ = environ
-        self.files = files
-
-    def resolve(self, text: str, account_id: str | None = None) -> tuple[str | Unresolved, bool]:
-        """`text` with every reference replaced (and `$${` made `${`), and whether any reference was used; an
-        `Unresolved` naming what is missing (unset variables, `ALIAS.*` of files not decrypted) instead when
-        something is. ReferenceError_ for a malformed reference, an alias not declared, or a key a file lacks.
-
-        `account_id`: the account the value ends up in, for `$account` (None: the text is in `defaults`, and a
-        reference with `$account` is resolved per account later: see `per_account`)."""
-        if "$" not in text:
-            return text, False
-        parts: list[str] = []
-        missing: set[str] = set()
-        used = False
-        position = 0
-        for match in _REFERENCE.finditer(text):
-            parts.append(text[position : match.start()])
-            position = match.end()
-            if match.group(0) == "$${":
-                parts.append("${")
-                continue
-            inside = match.group(1)
-            if inside is None:
-                raise ReferenceError_("unterminated '${' (write '$${' for a literal '${')")
-            reference = parse_reference(inside, match.start() + 1)
-            used = True
-            if isinstance(reference, str):
-                value = self.environ.get(reference)
-                if value:
-                    parts.append(value)
-                else:
-                    missing.add(reference)
-                continue
-            if self.files is None:
-                raise ReferenceError_(
-                    f"'{reference.alias}' is not an alias of a secrets file: declare it under 'secrets:' in "
-                    "this file"
-                )
-            if reference.per_account and account_id is None:
-                # Checked now that the alias exists; the key is looked up for each account.
-                if self.files.source_of(self.file, reference.alias) is None:
-                    self.files.lookup(self.file, reference, None)  # raises: the alias is not declared
-                missing.add(file_source(reference.alias))
-                continue
-            found = self.files.lookup(self.file, reference, account_id)
-            if found is None:
-                missing.add(file_source(reference.alias))
-            else:
-                parts.append(found)
-        parts.append(text[position:])
-        if missing:
-            return Unresolved(missing), used
-        return "".join(parts), used
-
-
-def per_account(text: str) -> bool:
-    """Whether `text` holds a reference with `$account` (resolved for each account, not once)."""
-    return ACCOUNT_SEGMENT in text and any(
-        isinstance(reference, FileReference) and reference.per_account for reference in references(text)
-    )

@@ -8,7 +8,7 @@ from typing import Any
 
 from reconciler.escape import terminal
 from reconciler.model import Change, Plan, Safety, settings_leaves
-from reconciler.secrets import SENSITIVE, is_fingerprint, is_unknown, masked, sources_text
+from reconciler.secrets import SENSITIVE, Fingerprint, NotKnown, masked, sources_text
 
 SYMBOLS = {"create": "+", "update": "~", "forget": "-", "none": "⟳"}
 
@@ -19,10 +19,10 @@ ABSENT = "(none)"
 
 def show(value: Any) -> str:
     """One leaf as the plan shows it: JSON, `(sensitive)` for a secret."""
-    if value == SENSITIVE or is_fingerprint(value):
+    if isinstance(value, Fingerprint) or value == SENSITIVE:
         return SENSITIVE
-    if is_unknown(value):
-        return str(value)
+    if isinstance(value, NotKnown):
+        return str(value)  # its text, `(not known here: ...)`, as it is
     return json.dumps(value, ensure_ascii=False)
 
 

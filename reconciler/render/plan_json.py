@@ -29,8 +29,8 @@ def document(plan: Plan, safety: Safety | None = None) -> dict[str, Any]:
                 "action": change.action,
                 "resync": change.resync,
                 "fields": list(change.fields),
-                "before": masked(change.before),
-                "after": masked(change.after),
+                "before": masked(change.before, text=True),
+                "after": masked(change.after, text=True),
             }
             for change in plan.changes
         ],

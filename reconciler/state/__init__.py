@@ -9,6 +9,7 @@ from reconciler.errors import StateError, UsageError
 from reconciler.install import extra_command
 from reconciler.model import Elsewhere
 from reconciler.reference import StateReference
+from reconciler.secrets.redaction import Redactor
 from reconciler.state.base import SHARDS_NEED_POSTGRES, Backend, Journal
 from reconciler.urls import display_url
 
@@ -97,15 +98,21 @@ def display_location(location: str) -> str:
     return display_url(location) if "://" in location else location
 
 
-def open_backend(location: str, explicit: bool | None = None, unnamed: str = "the default state") -> Backend:
+def open_backend(
+    location: str,
+    explicit: bool | None = None,
+    unnamed: str = "the default state",
+    redactor: Redactor | None = None,
+) -> Backend:
     """A backend for a path, a `file://` URL or a `postgresql://` URL.
 
     `explicit` says whether the user named this location; by default, any location but the two default paths.
     A state path that is a symbolic link is followed only when explicit, and then `location_note` says where it
     leads; otherwise the refusal calls the state `unnamed` (what named it: the default, a saved plan).
+    `redactor`: the run's, told the URL's password and redacting the server's messages (PostgreSQL).
     """
     if location.startswith(("postgresql://", "postgres://")):
-        return _postgres_backend(location)
+        return _postgres_backend(location, redactor)
     if explicit is None:
         explicit = location not in (DEFAULT_STATE, SANDBOX_STATE)
     if location.startswith("file://"):
@@ -127,7 +134,7 @@ def location_note(backend: Backend) -> str | None:
     return backend.link_note if isinstance(backend, FileBackend) else None
 
 
-def _postgres_backend(location: str) -> Backend:
+def _postgres_backend(location: str, redactor: Redactor | None) -> Backend:
     try:
         from reconciler.state.postgres import PostgresBackend
     except ModuleNotFoundError as exc:
@@ -141,4 +148,4 @@ def _postgres_backend(location: str) -> Backend:
         raise StateError(
             f"PostgreSQL support cannot load ({message}); reinstall it: {extra_command('postgres')}"
         ) from None
-    return PostgresBackend(location)
+    return PostgresBackend(location, redactor)

@@ -35,10 +35,10 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from reconciler import secrets
 from reconciler.errors import MESSAGE_LIMIT, LockHeld, StateError
 from reconciler.model import AccountRecord, Recorded
 from reconciler.reference import StateReference
+from reconciler.secrets.redaction import Redactor
 from reconciler.state.document import record_problem
 from reconciler.state.events import fold
 from reconciler.state.file import new_salt
@@ -97,12 +97,14 @@ class PostgresBackend:
     shards = True
     partial_reads = True  # read_accounts selects only the rows asked for
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, redactor: Redactor | None = None) -> None:
         self.conninfo, self.schema, self.workspace = _split_url(url)
+        #: The run's: the server's messages are redacted of every secret it knows (`message_of`).
+        self._redactor = Redactor() if redactor is None else redactor
         self._display = display_url(url)
         self._secrets = url_passwords(url)
         for password in self._secrets:  # so that any outside text quoting it, or a piece of it, is redacted
-            secrets.register(password)
+            self._redactor.register(password)
         key = hashlib.sha256(f"{self.schema}\0{self.workspace}".encode()).digest()
         self.lock_key = int.from_bytes(key[:8], "big") & ((1 << 62) - 1)
         self._lock_connection: psycopg.Connection[Any] | None = None
@@ -132,7 +134,7 @@ class PostgresBackend:
         text = str(exc) or type(exc).__name__
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
-        text = " ".join(secrets.redact(redact_credentials(text)).split())
+        text = " ".join(self._redactor.redact(redact_credentials(text)).split())
         return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT] + "…"
 
     @contextlib.contextmanager

@@ -34,7 +34,7 @@ import cmarkgfm
 import pytest
 from cmarkgfm.cmark import Options
 
-from reconciler import escape, secrets
+from reconciler import escape
 from reconciler.render.markdown import LIMIT
 from reconciler.sandbox import Fault, Sandbox, ServerThread
 from reconciler.sandbox.reference import Reply
@@ -103,15 +103,13 @@ class HostileAnswers(Sandbox):
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
-    """-v installs a handler on the root logger, and the secret registry lives as long as the process."""
+    """-v installs a handler on the root logger (the secrets a run knows die with its redactor)."""
     root = logging.getLogger()
     handlers = list(root.handlers)
-    secrets.clear_registered()
     yield
     for handler in root.handlers[:]:
         if handler not in handlers:
             root.removeHandler(handler)
-    secrets.clear_registered()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import jsonschema
 import pyrage
 import pytest
 
-from reconciler import secrets, sops
+from reconciler import sops
 from tests.helpers import SENTINEL_KEY, assert_no_secrets
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"
@@ -101,7 +101,6 @@ def no_key_around(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     for handler in root.handlers[:]:
         if handler not in handlers:
             root.removeHandler(handler)
-    secrets.clear_registered()
 
 
 @pytest.fixture
@@ -432,21 +431,38 @@ def test_a_missing_secrets_file_is_a_positioned_error(run, workdir, write, key, 
 
 
 def test_markers_name_variables_and_files_apart() -> None:
-    from reconciler.secrets import is_unknown, unknown_marker, unknown_names
+    """A value not known here is a NotKnown of its sources; its text names variables and files apart, and a
+    saved plan's text reads back (at load) into the same NotKnown; text of another shape is no valid marker."""
+    from reconciler import planfile_check
+    from reconciler.planfile import changes_of
+    from reconciler.secrets import NotKnown, unknown_marker
 
     for names, marker in [
         (["PROXY_PASSWORD"], "(not known here: PROXY_PASSWORD unset)"),
         (["vault.*"], "(not known here: vault.* not decrypted)"),
         (["A", "B", "pw.*", "vault.*"], "(not known here: A, B unset; pw.*, vault.* not decrypted)"),
     ]:
-        assert unknown_marker(names) == marker and is_unknown(marker)
-        assert unknown_names(marker) == tuple(names)
+        assert unknown_marker(names) == marker == str(NotKnown(names))
+        assert planfile_check.is_marker(marker)
+        change = {
+            "account_id": "a",
+            "action": "update",
+            "resync": False,
+            "fields": ["proxy.password"],
+            "before": None,
+            "after": {"proxy": {"password": marker}},
+            "resync_generation": None,
+            "recorded_generation": 0,
+        }
+        (read,) = changes_of({"changes": [change]})  # type: ignore[typeddict-item]
+        assert read.after == {"proxy": {"password": NotKnown(names)}}
+        assert read.after["proxy"]["password"].sources == tuple(names)
     for text in [
         "(not known here: )",
         "(not known here: A unset; )",
         "(not known here: Vault.* not decrypted)",
     ]:
-        assert not is_unknown(text)
+        assert not planfile_check.is_marker(text)
 
 
 def test_a_plan_waiting_for_a_variable_and_a_file(run, repo, monkeypatch) -> None:

@@ -21,7 +21,6 @@ DB_SECRET = "dbpw-SENTINEL-93c1"
 @pytest.fixture(autouse=True)
 def _fresh_logging():
     """-v installs a handler on the root logger: remove it after each test (and forget the secrets noted)."""
-    from reconciler import secrets
 
     root = logging.getLogger()
     handlers = list(root.handlers)
@@ -29,7 +28,6 @@ def _fresh_logging():
     for handler in root.handlers[:]:
         if handler not in handlers:
             root.removeHandler(handler)
-    secrets.clear_registered()
 
 
 @pytest.mark.parametrize(
@@ -189,11 +187,12 @@ def test_verbose_logs_show_no_url_password(write, server, workdir) -> None:
 def test_verbose_logs_redact_a_url_password(workdir) -> None:
     """The log filter hides the password of any URL a log line carries (a library's, say)."""
     from reconciler.logs import RedactingFilter
+    from reconciler.secrets import Redactor
 
     record = logging.LogRecord(
         "x", logging.DEBUG, __file__, 1, "GET %s", (f"https://u:{DB_SECRET}@h/p",), None
     )
-    RedactingFilter().filter(record)
+    RedactingFilter(Redactor()).filter(record)
     assert record.getMessage() == "GET https://u:***@h/p"
 
 

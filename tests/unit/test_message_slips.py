@@ -228,6 +228,7 @@ def _refusals() -> Iterator[str]:
     from reconciler.errors import LockHeld, ReconcilerError
     from reconciler.model import AccountSpec
     from reconciler.planning import check_targets, unmatched_selection
+    from reconciler.secrets import Redactor
     from reconciler.state import open_backend
 
     yield str(LockHeld.by("state.json", "apply (pid 1 on host) since 2026-01-01T00:00:00Z"))
@@ -239,9 +240,9 @@ def _refusals() -> Iterator[str]:
     yield unmatched_selection([("team", "x")], {"a": AccountSpec("a", None, {}, None, None, "a.yaml", 1, 1)})
     for call in (
         lambda: check_targets({"acc_O1"}, {"acc_01"}),
-        lambda: check_api_url("http://127.0.0.1:8787"),
-        lambda: check_api_url("https://example.com/v2"),
-        lambda: check_api_url("ftp://example.com/api/v1"),
+        lambda: check_api_url("http://127.0.0.1:8787", Redactor()),
+        lambda: check_api_url("https://example.com/v2", Redactor()),
+        lambda: check_api_url("ftp://example.com/api/v1", Redactor()),
         lambda: open_backend("s3://bucket/state.json"),
     ):
         with pytest.raises(ReconcilerError) as refused:

@@ -17,7 +17,7 @@ from reconciler.model import AccountRecord, Desired, Plan, Recorded, settings_le
 from reconciler.planning import changed_fields, make_plan
 from reconciler.render import plan_json, plan_markdown, plan_text
 from reconciler.render.changes import ABSENT
-from reconciler.secrets import SENSITIVE, fingerprinted, is_unknown, masked
+from reconciler.secrets import SENSITIVE, NotKnown, fingerprinted, masked
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"
 SALT = "test-salt"
@@ -131,7 +131,7 @@ def test_shown_field_changes_turn_before_into_after(before, after, env_before, e
     if plan.secret_only:  # counted apart, never listed: every difference is a value not known here
         (change,) = plan.secret_only
         assert not plan.changes and change.action == "update" and not change.resync
-        assert all(is_unknown(settings_leaves(change.after)[field]) for field in change.fields)
+        assert all(isinstance(settings_leaves(change.after)[field], NotKnown) for field in change.fields)
         assert "acc " not in plan_text.render(plan) and "acc " not in plan_markdown.render(plan)
         return
     if not plan.changes:
@@ -139,8 +139,8 @@ def test_shown_field_changes_turn_before_into_after(before, after, env_before, e
         return
     (change,) = plan.changes
     assert "root" not in change.fields
-    masked_before = settings_leaves(masked(change.before))
-    masked_after = settings_leaves(masked(change.after))
+    masked_before = settings_leaves(masked(change.before, text=True))  # as rendered: a NotKnown as its text
+    masked_after = settings_leaves(masked(change.after, text=True))
     if change.action in ("create", "update", "forget"):
         expected = masked_after if change.action != "forget" else {}
         for rendered in (plan_text.render(plan), plan_markdown.render(plan)):
@@ -166,7 +166,7 @@ def test_shown_field_changes_turn_before_into_after(before, after, env_before, e
         assert fingerprinted_before.get(field, ABSENT) != fingerprinted_after.get(field, ABSENT)
     # A value not known here is always shown, so an account is never claimed unchanged because of it.
     for field, value in fingerprinted_after.items():
-        if is_unknown(value):
+        if isinstance(value, NotKnown):
             assert field in change.fields and plan.unset_variables
 
 
