@@ -110,6 +110,7 @@ def _owner(path: Path) -> str:
     return f"account {brief(path[1], 260)}" if path[0] == "accounts" else str(path[0])
 
 
+# long: one account built from its YAML in steps that share the resolver, the redactor and the problem lists
 class AccountBuilder:
     """Checks one file's accounts and builds their `AccountSpec`s, collecting problems instead of stopping.
 

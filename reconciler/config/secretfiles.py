@@ -74,6 +74,7 @@ class _Source:
         self.why_not = ""
 
 
+# long: the secrets files of one configuration, declared, opened and looked up: one life cycle, one class
 class SecretFiles:
     """The secrets files of one configuration: declared file by file, opened once, looked up per reference.
 
