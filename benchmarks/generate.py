@@ -15,7 +15,7 @@ from pathlib import Path
 import reconciler
 from reconciler.config import load_config
 from reconciler.secrets import fingerprinted
-from reconciler.state.file import new_salt
+from reconciler.state.base import new_salt
 
 COUNTRIES = ["US", "DE", "FR", "GB", "ES", "IT", "NL", "SE", "PL", "BR"]
 PASSWORD_ENV = {"BENCH_PROXY_PASSWORD": "bench-secret"}

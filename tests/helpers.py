@@ -25,7 +25,7 @@ import pytest
 from reconciler.applying import ApplyOptions
 from reconciler.config import load_config
 from reconciler.runs import ApplyOutcome, ApplyRequest, apply_run
-from reconciler.state.file import FileBackend
+from reconciler.state.file.backend import FileBackend
 
 #: Planted as the proxy password and the API key: a test fails wherever either shows up.
 SENTINEL_PASSWORD = "pw-SENTINEL-7f3a9c"

@@ -97,7 +97,7 @@ def test_record_check_never_accepts_what_the_schema_rejects(record) -> None:
 
 def test_the_schema_is_a_valid_json_schema_and_accepts_what_the_backend_writes() -> None:
     from reconciler.model import AccountRecord, Recorded
-    from reconciler.state.file import _serialise
+    from reconciler.state.file.statefile import serialise
 
     jsonschema.Draft202012Validator.check_schema(state_schema())
     recorded = Recorded(
@@ -111,5 +111,5 @@ def test_the_schema_is_a_valid_json_schema_and_accepts_what_the_backend_writes()
             ),
         },
     )
-    document = json.loads(_serialise(recorded))
+    document = json.loads(serialise(recorded))
     assert VALIDATOR.is_valid(document) and state_problem(document) is None

@@ -78,7 +78,7 @@ def look_elsewhere(backend: Backend, account_ids: list[str]) -> Elsewhere | None
     beside = here is None or os.path.realpath(here) != os.path.realpath(default)
     if beside and (default.exists() or Path(DEFAULT_STATE + ".journal").exists()):
         try:
-            from reconciler.state.file import FileBackend
+            from reconciler.state.file.backend import FileBackend
 
             recorded = FileBackend(default, explicit=False).account_ids()
             holds = sum(1 for account_id in account_ids if account_id in recorded)
@@ -114,7 +114,7 @@ def open_backend(location: str, explicit: bool | None = None, unnamed: str = "th
         raise UsageError(
             f"unsupported state location {display_url(location)}: use a path, a file:// URL or a postgresql:// URL"
         )
-    from reconciler.state.file import FileBackend
+    from reconciler.state.file.backend import FileBackend
 
     return FileBackend(Path(location), explicit=explicit, unnamed=unnamed)
 
@@ -122,14 +122,14 @@ def open_backend(location: str, explicit: bool | None = None, unnamed: str = "th
 def location_note(backend: Backend) -> str | None:
     """The line the command line shows on stderr when `backend`'s state is not where it was named: where a
     followed symbolic link leads. None otherwise."""
-    from reconciler.state.file import FileBackend
+    from reconciler.state.file.backend import FileBackend
 
     return backend.link_note if isinstance(backend, FileBackend) else None
 
 
 def _postgres_backend(location: str) -> Backend:
     try:
-        from reconciler.state.postgres import PostgresBackend
+        from reconciler.state.postgres.backend import PostgresBackend
     except ModuleNotFoundError as exc:
         if exc.name is None or exc.name.split(".")[0] != "psycopg":
             raise
