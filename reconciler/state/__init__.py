@@ -122,9 +122,8 @@ def open_backend(location: str, explicit: bool | None = None, unnamed: str = "th
 def location_note(backend: Backend) -> str | None:
     """The line the command line shows on stderr when `backend`'s state is not where it was named: where a
     followed symbolic link leads. None otherwise."""
-    from reconciler.state.file.backend import FileBackend
-
-    return backend.link_note if isinstance(backend, FileBackend) else None
+    note = getattr(backend, "link_note", None)  # the file backend's, which a PostgreSQL run need not import
+    return note if isinstance(note, str) else None
 
 
 def _postgres_backend(location: str) -> Backend:

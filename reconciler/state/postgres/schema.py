@@ -111,7 +111,8 @@ class Schema:
         migrations = MIGRATIONS[:upto] if upto is not None else MIGRATIONS
         wanted = {"schema_version"}.union(*(migration.tables for migration in migrations))
         latest = max(migration.version for migration in migrations)
-        if wanted <= self.present_tables(connection) and self.version(connection) == latest:
+        present = self.present_tables(connection)
+        if wanted <= present and self.version(connection) == latest:
             return
         with connection.transaction():
             connection.execute("select pg_advisory_xact_lock(%s)", (lock_key,))
@@ -122,8 +123,9 @@ class Schema:
                 )
             )
             recorded = self.version(connection) or 0
-            present = self.present_tables(connection)
             for migration in migrations:
+                # `present` was read before the lock: a table made since by another writer is made again,
+                # which `if not exists` makes nothing; the versions are read under the lock.
                 if migration.version <= recorded and migration.tables <= present:
                     continue
                 for statement in migration.statements:
