@@ -17,7 +17,7 @@ import reconciler
 from reconciler.config import load_config
 from reconciler.model import Desired
 from reconciler.secrets import fingerprinted
-from reconciler.state.file import new_salt
+from reconciler.state.base import new_salt
 
 COUNTRIES = ["US", "DE", "FR", "GB", "ES", "IT", "NL", "SE", "PL", "BR"]
 PASSWORD_ENV = {"BENCH_PROXY_PASSWORD": "bench-secret"}

@@ -33,7 +33,7 @@ from reconciler.runs import (
     StateAccess,
     apply_run,
 )
-from reconciler.state.file import FileBackend
+from reconciler.state.file.backend import FileBackend
 
 #: Planted as the proxy password and the API key: a test fails wherever either shows up.
 SENTINEL_PASSWORD = "pw-SENTINEL-7f3a9c"

@@ -79,7 +79,7 @@ def look_elsewhere(backend: Backend, account_ids: list[str]) -> Elsewhere | None
     beside = here is None or os.path.realpath(here) != os.path.realpath(default)
     if beside and (default.exists() or Path(DEFAULT_STATE + ".journal").exists()):
         try:
-            from reconciler.state.file import FileBackend
+            from reconciler.state.file.backend import FileBackend
 
             recorded = FileBackend(default, explicit=False).account_ids()
             holds = sum(1 for account_id in account_ids if account_id in recorded)
@@ -121,7 +121,7 @@ def open_backend(
         raise UsageError(
             f"unsupported state location {display_url(location)}: use a path, a file:// URL or a postgresql:// URL"
         )
-    from reconciler.state.file import FileBackend
+    from reconciler.state.file.backend import FileBackend
 
     return FileBackend(Path(location), explicit=explicit, unnamed=unnamed)
 
@@ -129,14 +129,13 @@ def open_backend(
 def location_note(backend: Backend) -> str | None:
     """The line the command line shows on stderr when `backend`'s state is not where it was named: where a
     followed symbolic link leads. None otherwise."""
-    from reconciler.state.file import FileBackend
-
-    return backend.link_note if isinstance(backend, FileBackend) else None
+    note = getattr(backend, "link_note", None)  # the file backend's, which a PostgreSQL run need not import
+    return note if isinstance(note, str) else None
 
 
 def _postgres_backend(location: str, redactor: Redactor | None) -> Backend:
     try:
-        from reconciler.state.postgres import PostgresBackend
+        from reconciler.state.postgres.backend import PostgresBackend
     except ModuleNotFoundError as exc:
         if exc.name is None or exc.name.split(".")[0] != "psycopg":
             raise

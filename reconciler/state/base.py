@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets as random_tokens
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
@@ -17,6 +18,11 @@ if TYPE_CHECKING:
 SHARDS_NEED_POSTGRES = (
     "--shard needs the PostgreSQL state backend (--state postgresql://...), where shards can apply at once"
 )
+
+
+def new_salt() -> str:
+    """The fingerprint salt of a new state."""
+    return random_tokens.token_hex(16)
 
 
 class Journal(Protocol):

@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.api.catalogue import CATALOGUE
 from reconciler.sandbox import Fault, SandboxAccount
-from reconciler.state.file import FileBackend
+from reconciler.state.file.backend import FileBackend
 from tests.helpers import SENTINEL_KEY, SENTINEL_PASSWORD, assert_no_secrets, fleet, run_engine
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"

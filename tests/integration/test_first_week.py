@@ -52,7 +52,7 @@ def test_a_select_that_matches_nothing_is_an_error_naming_the_labels(run, write,
 def test_a_select_beside_targets_on_postgres_reads_only_the_targets(run, write, api, monkeypatch) -> None:
     """`plan --target` on PostgreSQL reads only the targets' rows; a `--select` that keeps none of them is refused,
     and one that keeps some plans them."""
-    from reconciler.state.postgres import PostgresBackend
+    from reconciler.state.postgres.backend import PostgresBackend
 
     write("a.yaml", TEAM)
     with fresh_postgres_state("first_week") as state:

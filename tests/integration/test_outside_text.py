@@ -134,7 +134,6 @@ def hostile_api(monkeypatch: pytest.MonkeyPatch):
 def journal_writes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """Every byte the file backend writes to a journal, as it is written (the journal is gone after a run)."""
     from reconciler import fsutil
-    from reconciler.state import file
 
     written: list[bytes] = []
     original = fsutil.write_all
@@ -143,7 +142,7 @@ def journal_writes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
         written.append(bytes(data))
         original(fd, data)
 
-    monkeypatch.setattr(file.fsutil, "write_all", capturing)
+    monkeypatch.setattr(fsutil, "write_all", capturing)
     return written
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from reconciler.errors import LockHeld
 from reconciler.state import open_backend
-from reconciler.state.file import FileBackend
+from reconciler.state.file.backend import FileBackend
 from tests.helpers import (
     SENTINEL_KEY,
     SENTINEL_PASSWORD,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.model import AccountRecord, Recorded
-from reconciler.state.file import FileBackend
+from reconciler.state.file.backend import FileBackend
 from tests.helpers import SENTINEL_PASSWORD
 
 CONFIG = """

@@ -460,7 +460,7 @@ def test_stripping_old_messages_is_best_effort(run, write, api, workdir, monkeyp
     from reconciler import runs
     from reconciler.errors import StateError
     from reconciler.state import open_backend
-    from reconciler.state.file import FileJournal
+    from reconciler.state.file.journal import FileJournal
 
     monkeypatch.setenv("PROXY_PASSWORD", SENTINEL_PASSWORD)
     state = str(workdir / "state.json")

@@ -14,7 +14,7 @@ import pytest
 
 from reconciler import fsutil
 from reconciler.model import AccountRecord, Recorded
-from reconciler.state.file import FileBackend
+from reconciler.state.file.backend import FileBackend
 from tests.helpers import fleet
 
 PRECIOUS = "a file of the user's that a link points at\n"

@@ -21,7 +21,7 @@ from reconciler.config import load_config
 from reconciler.planning import shard_of
 from reconciler.runs import ApiAccess, ApplyOutcome, ApplyRequest, ApplyScope, StateAccess, apply_run
 from reconciler.state import open_backend
-from reconciler.state.postgres import PostgresBackend
+from reconciler.state.postgres.backend import PostgresBackend
 from tests.helpers import SENTINEL_KEY, SENTINEL_PASSWORD, fresh_postgres_state, start_apply
 
 #: A proxy password each account declares: a secret, so its recorded fingerprint depends on the state's salt.

@@ -18,7 +18,7 @@ import pytest
 from reconciler.model import Recorded
 from reconciler.planning import shard_of
 from reconciler.state import open_backend
-from reconciler.state.postgres import PostgresBackend
+from reconciler.state.postgres.backend import PostgresBackend
 from tests.helpers import fresh_postgres_state
 
 ACCOUNTS = 2000

@@ -15,8 +15,8 @@ import pytest
 
 from reconciler.errors import StateError
 from reconciler.state import events as recording
-from reconciler.state import file as file_state
-from reconciler.state.file import FileBackend
+from reconciler.state.file import journal as file_journal
+from reconciler.state.file.backend import FileBackend
 
 
 def _journal(tmp_path: Path):
@@ -43,7 +43,7 @@ def test_batched_fsyncs_leave_the_appending_thread(tmp_path, monkeypatch) -> Non
         threads.append(threading.current_thread().name)
         real_fsync(fd)
 
-    monkeypatch.setattr(file_state, "FSYNC_INTERVAL", 0.0)
+    monkeypatch.setattr(file_journal, "FSYNC_INTERVAL", 0.0)
     monkeypatch.setattr(os, "fsync", fsync)
     for i in range(50):
         journal.append(recording.applied(f"acc_{i}", {"country": "US"}, None))
@@ -64,7 +64,7 @@ def test_a_failed_batched_fsync_stops_the_recording(tmp_path, monkeypatch) -> No
         failed.append(fd)
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr(file_state, "FSYNC_INTERVAL", 0.0)
+    monkeypatch.setattr(file_journal, "FSYNC_INTERVAL", 0.0)
     monkeypatch.setattr(os, "fsync", fsync)
     journal.append(recording.applied("acc_0", {"country": "US"}, None))
     _wait_for(lambda: failed, "the failing fsync")

@@ -64,7 +64,7 @@ def test_a_problem_is_one_line_hashable_and_remade_with_a_new_message() -> None:
 
 def test_an_apply_request_never_shows_its_key(tmp_path) -> None:
     from reconciler.runs import ApiAccess, ApplyRequest, ApplyScope, StateAccess
-    from reconciler.state.file import FileBackend
+    from reconciler.state.file.backend import FileBackend
 
     request = ApplyRequest(
         scope=ApplyScope(None),  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ import pytest
 from reconciler.errors import LockHeld
 from reconciler.model import Recorded
 from reconciler.state import events as recording
-from reconciler.state.file import FileBackend
+from reconciler.state.file.backend import FileBackend
 from tests.helpers import SENTINEL_PASSWORD, fleet, modules_after
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"

@@ -97,7 +97,7 @@ def test_record_check_never_accepts_what_the_schema_rejects(record) -> None:
 
 def test_the_schema_is_a_valid_json_schema_and_accepts_what_the_backend_writes(tmp_path) -> None:
     from reconciler.model import AccountRecord, Recorded
-    from reconciler.state.file import FileBackend
+    from reconciler.state.file.backend import FileBackend
 
     jsonschema.Draft202012Validator.check_schema(state_schema())
     recorded = Recorded(
