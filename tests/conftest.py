@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -114,3 +115,15 @@ def state_url(request: pytest.FixtureRequest, workdir: Path) -> Iterator[str]:
         return
     with fresh_postgres_state("test") as url:
         yield url
+
+
+@pytest.fixture(autouse=True)
+def _fresh_root_logger() -> Iterator[None]:
+    """`-v` in a command run in-process installs a handler on the root logger: each test ends without the
+    handlers it added (the secrets a run knew die with its redactor)."""
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)

@@ -23,7 +23,6 @@ import hashlib
 import hmac
 import html
 import json
-import logging
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -99,17 +98,6 @@ class HostileAnswers(Sandbox):
             elif path.endswith("/" + quote(TITLE_ID, safe="")):
                 payload = {**payload, "title": HOSTILE_TEXT + payload["detail"], "detail": ""}
         return Reply(status, payload, headers)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_process_state():
-    """-v installs a handler on the root logger (the secrets a run knows die with its redactor)."""
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ast
 import json
-import logging
 import re
 import socket
 
@@ -30,17 +29,6 @@ accounts:
 def redactor() -> secrets.Redactor:
     """A run's redactor, as each command invocation makes one."""
     return secrets.Redactor()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_logging():
-    """--verbose installs a handler on the root logger: remove it after each test."""
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
 
 
 def assert_clean(outcomes, workdir, state_url: str | None = None) -> None:

@@ -8,7 +8,6 @@ wrong key, a tampered file, a plaintext file, a missing key) is one line, exit 1
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import stat
@@ -90,17 +89,12 @@ def key() -> AgeKey:
 @pytest.fixture(autouse=True)
 def no_key_around(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No age identity but the ones a test gives: no SOPS_* variables, and a HOME without keys. And what the
-    in-process commands leave behind is undone: `-v`'s handler on the root logger, the registered secrets."""
+    in-process commands leave behind is undone (`-v`'s handler: tests/conftest.py)."""
     for name in list(os.environ):
         if name.startswith("SOPS_") or name == sops.PROGRAM_VARIABLE or name == "XDG_CONFIG_HOME":
             monkeypatch.delenv(name)
     monkeypatch.setenv("HOME", str(workdir / "home"))
-    root = logging.getLogger()
-    handlers = list(root.handlers)
     yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
 
 
 @pytest.fixture

@@ -18,18 +18,6 @@ from tests.helpers import SENTINEL_KEY, fleet
 DB_SECRET = "dbpw-SENTINEL-93c1"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_logging():
-    """-v installs a handler on the root logger: remove it after each test (and forget the secrets noted)."""
-
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-
-
 @pytest.mark.parametrize(
     ("location", "shown"),
     [
