@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from reconciler.errors import Problem
@@ -237,6 +237,17 @@ class Change(Compared):  # see PER_ITEM above
         return self.action in ("create", "update") and self.after is not None
 
 
+def counts_of(changes: Iterable[Change]) -> dict[str, int]:
+    """How many of `changes` create, update, forget and resync (an account may count twice: update and resync)."""
+    counts = {"create": 0, "update": 0, "forget": 0, "resync": 0}
+    for change in changes:
+        if change.action != "none":
+            counts[change.action] += 1
+        if change.resync:
+            counts["resync"] += 1
+    return counts
+
+
 class Plan(Compared):
     """The changes from recorded to desired, with what identifies the inputs it was computed from; never changed
     once made.
@@ -332,13 +343,7 @@ class Plan(Compared):
     @property
     def summary(self) -> dict[str, int]:
         """The counts of the changes shown (`secret_only` apart)."""
-        return {
-            "create": self.count("create"),
-            "update": self.count("update"),
-            "forget": self.count("forget"),
-            "resync": self.count("resync"),
-            "unchanged": self.unchanged,
-        }
+        return {**counts_of(self.changes), "unchanged": self.unchanged}
 
     def secret_only_by_variables(self) -> list[tuple[tuple[str, ...], int]]:
         """(the unset variables, how many `secret_only` updates depend on exactly those), most first."""

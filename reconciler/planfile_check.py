@@ -22,6 +22,7 @@ from typing import Any
 
 from reconciler import packaged
 from reconciler.errors import brief
+from reconciler.model import Change
 
 #: A real saved plan is at most 5 levels deep (the document, `changes`, a change, `after`, `proxy`).
 MAX_DEPTH = 16
@@ -30,19 +31,7 @@ MAX_STRING = 65_536
 
 _COUNT_MAX = 2**63 - 1
 _ACTIONS = frozenset(("create", "update", "forget", "none"))
-_CHANGE_KEYS = frozenset(
-    (
-        "file",
-        "account_id",
-        "action",
-        "resync",
-        "fields",
-        "before",
-        "after",
-        "resync_generation",
-        "recorded_generation",
-    )
-)
+_CHANGE_KEYS = frozenset(Change.__slots__)  # what a saved change holds: a Change's fields
 _REQUIRED = _CHANGE_KEYS - {"file"}
 _PROXY_KEYS = frozenset(("protocol", "host", "port", "username", "password"))
 _SETTINGS_KEYS = frozenset(("proxy", "country", "ip"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from reconciler.escape import code_span, html_code
-from reconciler.model import Change, Plan, Safety
+from reconciler.model import Change, Plan, Safety, counts_of
 from reconciler.render.changes import (
     change_lines,
     safety_lines,
@@ -69,16 +69,6 @@ def by_file(plan: Plan) -> dict[str, list[Change]]:
         name: sorted(groups[name], key=lambda change: (_ORDER[change.action], change.account_id))
         for name in ordered
     }
-
-
-def counts_of(changes: list[Change]) -> dict[str, int]:
-    counts = dict.fromkeys(COLUMNS, 0)
-    for change in changes:
-        if change.action != "none":
-            counts[change.action] += 1
-        if change.resync:
-            counts["resync"] += 1
-    return counts
 
 
 def _said(counts: dict[str, int]) -> str:

@@ -65,15 +65,7 @@ def unknown_marker(names: Iterable[str]) -> str:
     """How a value behind unset variables or secrets files not decrypted reads in a plan:
     `(not known here: PROXY_PASSWORD unset)`, `(not known here: vault.* not decrypted)`, or both:
     `(not known here: PROXY_PASSWORD unset; vault.* not decrypted)`."""
-    names = list(names)
-    variables = [name for name in names if not is_file_source(name)]
-    files = [name for name in names if is_file_source(name)]
-    parts = []
-    if variables:
-        parts.append(f"{', '.join(variables)} unset")
-    if files:
-        parts.append(f"{', '.join(files)} not decrypted")
-    return f"(not known here: {'; '.join(parts)})"
+    return f"(not known here: {sources_text(list(names))})"
 
 
 class NotKnown:
