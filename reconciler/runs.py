@@ -14,11 +14,12 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reconciler import logs
 from reconciler.applying import ApplyOptions, Engine, Progress
-from reconciler.errors import ReconcilerError, StateError, UsageError
+from reconciler.applying.stripping import strip_stored_messages
+from reconciler.errors import ReconcilerError, UsageError
 from reconciler.model import Desired, PaceSummary, Plan, Recorded, Result, no_requests
 from reconciler.plain import Plain
 from reconciler.planning import (
@@ -32,7 +33,6 @@ from reconciler.planning import (
 from reconciler.secrets import unset_message
 from reconciler.secrets.redaction import Redactor
 from reconciler.state import Backend, Journal, look_elsewhere
-from reconciler.state import events as recording
 
 if TYPE_CHECKING:
     from reconciler import planfile
@@ -198,57 +198,6 @@ def _holds_nothing(backend: Backend, before: Recorded, targeted: bool) -> bool:
     return backend.count_accounts() == 0 if targeted else not before.accounts
 
 
-async def _strip_stored_messages(
-    engine: Engine,
-    recorded: Recorded,
-    journal: Journal,
-    shard: tuple[int, int] | None,
-    redactor: Redactor,
-    stored: Callable[[], Recorded] | None = None,
-) -> str | None:
-    """Strip the secrets this run knows (its `redactor`) from the failure messages of the state (of the shard,
-    with one).
-
-    Version 0.1.0 recorded the API's messages as they came, and an answer can echo what was sent (a proxy
-    password, say): at the end of a run, each such message is recorded again, stripped. `recorded` is the
-    journal's own state, this run's events folded in, so what the run recorded itself is already clean. At the
-    end rather than the start, so that the first request does not wait: with many stored failures and many
-    secrets it takes seconds. Signals are handled between records (a first one ends this, a second aborts), and
-    a failure to record is a warning, returned: the run's own results are recorded already.
-
-    A targeted run's journal holds only the targets' records: `stored` then reads the records that hold a failure
-    message (`Backend.read_failed`), and each one stripped is first put into the journal's state, where the fold
-    starts from it (no one else writes it meanwhile: this run holds its lock). The journal's own record wins.
-    """
-    candidates = recorded.accounts
-    if stored is not None and engine.cancelled_by is None:
-        try:
-            candidates = {**stored().accounts, **recorded.accounts}
-        except StateError as exc:
-            return f"some failure messages recorded by an older version keep their text: {exc}"
-    for index, (account_id, record) in enumerate(list(candidates.items())):
-        if index % _STRIP_BATCH == 0:
-            await asyncio.sleep(0)
-            if engine.cancelled_by is not None:
-                return None
-        failure = record.last_failure
-        if not failure or (shard is not None and shard_of(account_id, shard[1]) != shard[0]):
-            continue  # another shard's accounts: that shard may be recording them now
-        message = failure.get("message")
-        if isinstance(message, str) and (stripped := redactor.redact(message)) != message:
-            kept: Any = {**failure, "message": stripped}  # a Failure, as the state document's check passed it
-            recorded.accounts.setdefault(account_id, record)
-            try:
-                journal.append(recording.failed(account_id, kept, failure.get("at")))
-            except (StateError, OSError) as exc:
-                return f"some failure messages recorded by an older version keep their text: {exc}"
-    return None
-
-
-#: Records looked at between two chances for a signal to be handled.
-_STRIP_BATCH = 512
-
-
 def _plan(request: ApplyRequest, recorded: Recorded, targeted: bool) -> Plan:
     """The plan against `recorded`; `targeted`: it holds only the targets' records (`Backend.read_accounts`)."""
     return make_plan(
@@ -393,8 +342,14 @@ async def _run_engine(
         finally:
             await client.close()
         stored = request.state.backend.read_failed if targeted else None
-        warning = await _strip_stored_messages(
-            engine, recorded, journal, request.scope.shard, request.redactor, stored
+        shard = request.scope.shard
+        warning = await strip_stored_messages(
+            engine,
+            recorded,
+            journal,
+            lambda account_id: shard is None or shard_of(account_id, shard[1]) == shard[0],
+            request.redactor,
+            stored,
         )
     return engine, warning
 

@@ -6,6 +6,7 @@
 - `resync.py`: start a sync and poll it to its end.
 - `recorder.py`: one result per operation, and the journal events of failures, skips and forgets.
 - `stopping.py`: the stop policy, everything that ends a run early.
+- `stripping.py`: failure messages an older version recorded, stripped of the run's secrets at its end.
 """
 
 from reconciler.applying.engine import Engine

@@ -25,7 +25,8 @@ from reconciler import collector
 from reconciler.errors import ConfigError, Problem, brief
 from reconciler.plain import Plain
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: The parser whose events are read: libyaml's where PyYAML was built with it (tests run PyYAML's own too).
+Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 MAX_DEPTH = 64
 #: Bound on the number of nodes a document may expand to through aliases, beyond what it spells out.
@@ -656,7 +657,7 @@ class _Builder:
         self.expanded = 0  # nodes reached through aliases beyond the first occurrence
 
     def build(self, text: str) -> Loaded:
-        self._read(_Loader(text))
+        self._read(Loader(text))
         tree = self.tree
         if not tree.root:
             raise _Abort(Problem(tree.file, 1, 1, "the file is empty"))

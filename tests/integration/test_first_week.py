@@ -52,21 +52,21 @@ def test_a_select_that_matches_nothing_is_an_error_naming_the_labels(run, write,
 def test_a_select_beside_targets_on_postgres_reads_only_the_targets(run, write, api, monkeypatch) -> None:
     """`plan --target` on PostgreSQL reads only the targets' rows; a `--select` that keeps none of them is refused,
     and one that keeps some plans them."""
-    from reconciler.state.postgres.backend import PostgresBackend
+    from reconciler.state.postgres.rows import WorkspaceRows
 
     write("a.yaml", TEAM)
     with fresh_postgres_state("first_week") as state:
         assert run("apply", "a.yaml", "--yes", "--state", state).code == 0
         write("a.yaml", TEAM.replace("country: DE", "country: FR"))
         whole_reads = []
-        original = PostgresBackend._read
+        original = WorkspaceRows.snapshot
 
-        def counting(self, connection, account_ids=None, failed=False):  # type: ignore[no-untyped-def]
+        def counting(self, connection, account_ids, failed):  # type: ignore[no-untyped-def]
             if account_ids is None and not failed:
                 whole_reads.append(1)
             return original(self, connection, account_ids, failed)
 
-        monkeypatch.setattr(PostgresBackend, "_read", counting)
+        monkeypatch.setattr(WorkspaceRows, "snapshot", counting)
         kept = run("plan", "a.yaml", "--state", state, "--target", "acc_03", "--target", "acc_01")
         kept_json = run(
             "plan",

@@ -445,7 +445,7 @@ def test_stripping_old_messages_is_best_effort(run, write, api, workdir, monkeyp
     full disk, say), and a cancelled run does not strip at all."""
     import asyncio
 
-    from reconciler import runs
+    from reconciler.applying.stripping import strip_stored_messages
     from reconciler.errors import StateError
     from reconciler.state import open_backend
     from reconciler.state.file.journal import FileJournal
@@ -479,14 +479,17 @@ def test_stripping_old_messages_is_best_effort(run, write, api, workdir, monkeyp
     known = secrets.Redactor([SENTINEL_PASSWORD])  # as the run that loaded the configuration knows it
     events: list[object] = []
 
+    def everyone(account_id: str) -> bool:
+        return True
+
     class Journal:
         def append(self, event) -> None:
             events.append(event)
 
-    asyncio.run(runs._strip_stored_messages(Cancelled(), recorded, Journal(), None, known))  # type: ignore[arg-type]
+    asyncio.run(strip_stored_messages(Cancelled(), recorded, Journal(), everyone, known))  # type: ignore[arg-type]
     assert events == []
     Cancelled.cancelled_by = None  # type: ignore[assignment]
-    asyncio.run(runs._strip_stored_messages(Cancelled(), recorded, Journal(), None, known))  # type: ignore[arg-type]
+    asyncio.run(strip_stored_messages(Cancelled(), recorded, Journal(), everyone, known))  # type: ignore[arg-type]
     assert [event["id"] for event in events] == ["b"]  # type: ignore[index]
 
 

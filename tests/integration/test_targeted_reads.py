@@ -4,7 +4,8 @@ state, and answer exactly as a read of the whole state does.
 
 "As before" is the file backend holding a copy of the same state (`state migrate`): its code paths read the whole
 file, as every backend did before. What PostgreSQL returned is observed by counting the rows psycopg hands back,
-and a read of every account (`PostgresBackend._read` without ids) fails the test.
+and a snapshot of every account (`WorkspaceRows.snapshot` without ids, which every read of the rows goes through)
+fails the test.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from reconciler.model import Recorded
 from reconciler.planning import shard_of
 from reconciler.state import open_backend
-from reconciler.state.postgres.backend import PostgresBackend
+from reconciler.state.postgres.rows import WorkspaceRows
 from tests.helpers import fresh_postgres_state
 
 ACCOUNTS = 2000
@@ -89,11 +90,11 @@ class Fetched:
 
 @contextlib.contextmanager
 def watched(whole_reads_allowed: bool = False) -> Iterator[Fetched]:
-    """Count every row psycopg returns; a `_read` of every account fails unless allowed (then it is counted)."""
+    """Count every row psycopg returns; a snapshot of every account fails unless allowed (then it is counted)."""
     import psycopg
 
     fetched = Fetched()
-    fetchall, fetchone, reading = psycopg.Cursor.fetchall, psycopg.Cursor.fetchone, PostgresBackend._read
+    fetchall, fetchone, reading = psycopg.Cursor.fetchall, psycopg.Cursor.fetchone, WorkspaceRows.snapshot
 
     def counted_all(cursor: Any) -> Any:
         rows = fetchall(cursor)
@@ -105,16 +106,16 @@ def watched(whole_reads_allowed: bool = False) -> Iterator[Fetched]:
         fetched.rows += row is not None
         return row
 
-    def read(backend: PostgresBackend, connection: Any, account_ids: Any = None, failed: bool = False) -> Any:
+    def read(rows: WorkspaceRows, connection: Any, account_ids: Any, failed: bool) -> Any:
         if account_ids is None and not failed:
             fetched.whole_reads += 1
             assert whole_reads_allowed, "read every account of the state"
-        return reading(backend, connection, account_ids, failed)
+        return reading(rows, connection, account_ids, failed)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(psycopg.Cursor, "fetchall", counted_all)
         patch.setattr(psycopg.Cursor, "fetchone", counted_one)
-        patch.setattr(PostgresBackend, "_read", read)
+        patch.setattr(WorkspaceRows, "snapshot", read)
         yield fetched
 
 

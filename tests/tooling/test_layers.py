@@ -21,21 +21,6 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
 TESTS = PACKAGE.parent / "tests"
 
-#: Private names tests still reach, each with why it is not fixed here; the list only shrinks.
-TESTS_REACHING_PRIVATE_NAMES = {
-    # A spy that counts whole-state reads; state/postgres.py is being split by job, and the read moves: then
-    # count only the rows psycopg fetches (`watched` in test_targeted_reads.py counts them beside the spy).
-    "tests/integration/test_first_week.py": {"PostgresBackend._read"},
-    "tests/integration/test_targeted_reads.py": {"PostgresBackend._read"},
-    # Strips the messages an older version stored, on a cancelled run and on one not cancelled: reached
-    # through the apply flow only by a cancelled run, in a subprocess; runs.py and the secrets are being
-    # reworked, and the test moves with them.
-    "tests/integration/test_secrets.py": {"runs._strip_stored_messages"},
-    # The pure-Python YAML loader beside libyaml; config/yamlpos.py is being rewritten as a class, where the
-    # loader's choice can become a public name.
-    "tests/unit/test_config_messages.py": {"yamlpos._Loader"},
-}
-
 #: The modules that may write to the terminal: the command line, and the sandbox (its own command's server).
 TERMINAL_WRITERS = ("cli", "sandbox")
 _STREAMS = frozenset(("stdout", "stderr", "__stdout__", "__stderr__"))
@@ -204,4 +189,4 @@ def test_no_test_touches_a_private_name_of_reconciler() -> None:
             found.setdefault(path.relative_to(TESTS.parent).as_posix(), set()).add(
                 reach.split(": ")[1].split()[0]
             )
-    assert found == TESTS_REACHING_PRIVATE_NAMES, "test through public names, or make the helper public"
+    assert found == {}, "test through public names, or make the helper public"

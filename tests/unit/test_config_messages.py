@@ -325,9 +325,9 @@ def test_yaml_syntax_errors_say_what_was_written(
     from reconciler.config import yamlpos
 
     if loader == "pure Python":
-        monkeypatch.setattr(yamlpos, "_Loader", yaml.SafeLoader)
+        monkeypatch.setattr(yamlpos, "Loader", yaml.SafeLoader)
     else:
-        monkeypatch.setattr(yamlpos, "_Loader", yaml.CSafeLoader)
+        monkeypatch.setattr(yamlpos, "Loader", yaml.CSafeLoader)
     text, expected = SYNTAX_ERRORS[case]
     lines = validate_lines(run, workdir, text)
     if expected.startswith("a.yaml:"):
