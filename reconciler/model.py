@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 from reconciler.errors import Problem
 from reconciler.plain import Compared, Plain
@@ -451,27 +452,46 @@ class BoundCheck(Plain):
 
 class Elsewhere(Plain):
     """Another state that holds most of the accounts a plan against an empty state would create: a workspace of
-    the same PostgreSQL schema (a mistyped `workspace=`), or the file state in the working directory beside a
-    PostgreSQL (or another file) state. `name` is the workspace, or the file's path."""
+    the same PostgreSQL schema (a mistyped `workspace=`), a workspace of another schema of the same database when
+    this state's schema holds nothing (a mistyped or forgotten `schema=`), or the file state in the working
+    directory beside a PostgreSQL (or another file) state. `name` is the workspace, the schema (its workspace in
+    `workspace`), or the file's path."""
 
-    __slots__ = ("kind", "name", "holds", "of")
+    __slots__ = ("kind", "name", "holds", "of", "workspace")
 
-    def __init__(self, kind: Literal["workspace", "file"], name: str, holds: int, of: int) -> None:
+    def __init__(
+        self,
+        kind: Literal["workspace", "schema", "file"],
+        name: str,
+        holds: int,
+        of: int,
+        workspace: str | None = None,
+    ) -> None:
         self.kind = kind
         self.name = name
         #: How many of the `of` accounts to create it holds.
         self.holds = holds
         self.of = of
+        #: The workspace of the schema `name` that holds them (kind "schema" only).
+        self.workspace = workspace
 
     def refusal(self, quote: Callable[[str], str] = repr) -> str:
         """Why apply refuses a plan against an empty state when this other state holds its accounts: the one
-        line `apply` and `plan` both say. `quote` writes the workspace or path (from a database: outside text)
-        for the medium."""
+        line `apply` and `plan` both say. `quote` writes the workspace, schema or path (from a database: outside
+        text) for the medium."""
         if self.kind == "workspace":
             where = f"workspace {quote(self.name)} of the same schema"
             use = (
                 "if the workspace is mistyped, use that one; if the state moved, copy it here with "
                 "reconciler state migrate"
+            )
+        elif self.kind == "schema":
+            workspace = self.workspace or "default"
+            where = f"workspace {quote(workspace)} of schema {quote(self.name)} of the same database"
+            parameters = urlencode({"schema": self.name, "workspace": workspace})
+            use = (
+                f"if the schema is mistyped, use that one ({quote(parameters)} in the state URL); if the state "
+                "moved, copy it here with reconciler state migrate"
             )
         else:
             where = f"the file state {quote(self.name)} beside it"
@@ -482,11 +502,21 @@ class Elsewhere(Plain):
         )
 
     def to_json(self) -> dict[str, object]:
-        return {"kind": self.kind, "name": self.name, "holds": self.holds, "of": self.of}
+        document: dict[str, object] = {
+            "kind": self.kind,
+            "name": self.name,
+            "holds": self.holds,
+            "of": self.of,
+        }
+        if self.workspace is not None:
+            document["workspace"] = self.workspace
+        return document
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> Elsewhere:
-        return cls(document["kind"], document["name"], document["holds"], document["of"])
+        return cls(
+            document["kind"], document["name"], document["holds"], document["of"], document.get("workspace")
+        )
 
 
 class Safety(Plain):

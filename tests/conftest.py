@@ -13,7 +13,14 @@ import pytest
 
 from reconciler.cli import main
 from reconciler.sandbox import Sandbox, ServerThread
-from tests.helpers import PG_URL, SENTINEL_KEY, SENTINEL_PASSWORD, fresh_postgres_state
+from tests.helpers import (
+    PG_URL,
+    SENTINEL_KEY,
+    SENTINEL_PASSWORD,
+    drop_run_database,
+    fresh_postgres_state,
+    postgres_unreachable_reason,
+)
 
 #: tests/helpers.py owns these; they stay importable from here for the modules that still do.
 __all__ = ["PG_URL", "SENTINEL_KEY", "SENTINEL_PASSWORD"]
@@ -29,6 +36,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         relative = item.path.resolve().relative_to(TESTS)
         if relative.parts[0] in KINDS:
             item.add_marker(relative.parts[0])
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Make the run's PostgreSQL database (tests/helpers.py, RUN_DATABASE) before the first test that may use
+    it: some connect to PG_URL directly. Not for unit tests alone, which never touch PostgreSQL; an unreachable
+    server is reported by each test that needs it."""
+    import importlib.util
+
+    kinds = {item.path.resolve().relative_to(TESTS).parts[0] for item in session.items}
+    if kinds - {"unit"} and importlib.util.find_spec("psycopg") is not None:
+        postgres_unreachable_reason()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop the run's PostgreSQL database, when this process made it."""
+    drop_run_database()
 
 
 @dataclass

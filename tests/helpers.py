@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
+from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit, urlunsplit
 
 import pytest
 
@@ -42,8 +42,17 @@ SENTINEL_KEY = "key-SENTINEL-51d2e8"
 #: The secrets every test plants; none may appear in output, logs, state, plans or reports.
 SENTINELS = (SENTINEL_PASSWORD, SENTINEL_KEY)
 
-#: The PostgreSQL the backend tests use; each test gets a fresh schema in it.
-PG_URL = os.environ.get("RECONCILER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+#: The PostgreSQL server the backend tests use, and a database of it that exists (RECONCILER_TEST_PG).
+PG_SERVER_URL = os.environ.get("RECONCILER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+#: This run's own database on that server, made on first use (`postgres_unreachable_reason`) and dropped when
+#: the run ends (conftest.py); the processes a test starts inherit its name. A state whose schema holds nothing
+#: looks for the accounts in every other schema of its database, and runs of other checkouts on the same server
+#: declare the same ids (acc_0000, ...): in a database of its own, a run sees only the schemas of its own tests.
+RUN_DATABASE = os.environ.setdefault(
+    "RECONCILER_TEST_PG_DATABASE", f"reconciler_test_{uuid.uuid4().hex[:12]}"
+)
+#: The PostgreSQL the backend tests use: this run's database; each test gets a fresh schema in it.
+PG_URL = urlunsplit(urlsplit(PG_SERVER_URL)._replace(path="/" + RUN_DATABASE))
 
 
 def fleet(count: int, prefix: str = "acc_", extra: str = "") -> str:
@@ -280,20 +289,46 @@ def assert_no_secrets(
                     )
 
 
+#: The run's database, once this process made it (it drops it at the end: `drop_run_database`).
+_MADE: list[str] = []
+
+
 def postgres_unreachable_reason() -> str | None:
-    """Why PostgreSQL at PG_URL cannot be reached (one line), or None when it answers."""
+    """Why PostgreSQL at PG_URL cannot be reached (one line), or None when it answers; the run's database is
+    made first where it does not exist yet (the role of RECONCILER_TEST_PG needs CREATEDB)."""
     import psycopg
 
     try:
+        with psycopg.connect(PG_SERVER_URL, autocommit=True, connect_timeout=3) as connection:
+            exists = connection.execute("select 1 from pg_database where datname = %s", (RUN_DATABASE,))
+            if exists.fetchone() is None:
+                connection.execute(f'create database "{RUN_DATABASE}"')
+                _MADE.append(RUN_DATABASE)
         psycopg.connect(PG_URL, connect_timeout=3).close()
+    except psycopg.errors.DuplicateDatabase:
+        return None  # made at the same moment by a process of this run
     except psycopg.Error as exc:
         return " ".join(str(exc).split())
     return None
 
 
+def drop_run_database() -> None:
+    """Drop the run's database, when this process made it (connections a killed process left included)."""
+    if not _MADE:
+        return
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_SERVER_URL, autocommit=True, connect_timeout=3) as connection:
+            connection.execute(f'drop database if exists "{RUN_DATABASE}" with (force)')
+    except psycopg.Error as exc:
+        print(f"could not drop the test run's database {RUN_DATABASE}: {' '.join(str(exc).split())}")
+    _MADE.clear()
+
+
 @contextmanager
-def fresh_postgres_state(workspace: str) -> Iterator[str]:
-    """A `postgresql://` state URL in a schema of its own, dropped afterwards.
+def fresh_postgres_state(workspace: str, schema: str | None = None) -> Iterator[str]:
+    """A `postgresql://` state URL in a schema of its own (`schema`, else a new name), dropped afterwards.
 
     Unreachable PostgreSQL skips the test with the reason, except under CI=true where it fails it.
     """
@@ -302,7 +337,7 @@ def fresh_postgres_state(workspace: str) -> Iterator[str]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL at {PG_URL} is unreachable under CI=true: {problem}")
         pytest.skip(f"PostgreSQL at {PG_URL} is unreachable: {problem}")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+    schema = schema or f"t_{uuid.uuid4().hex[:12]}"
     separator = "&" if "?" in PG_URL else "?"
     try:
         yield f"{PG_URL}{separator}schema={schema}&workspace={workspace}"

@@ -29,9 +29,16 @@ from reconciler.cli.common import (
 from reconciler.config import load_config
 from reconciler.errors import ConfigError, Problem
 from reconciler.escape import terminal, terminal_line
+from reconciler.model import Elsewhere, Plan
 from reconciler.planning import make_plan, to_create, weigh
 from reconciler.secrets import fingerprint_key, sources_text
-from reconciler.state import look_elsewhere, resolve_state_location, sandbox_state_note
+from reconciler.state import (
+    Backend,
+    close_schema_note,
+    look_elsewhere,
+    resolve_state_location,
+    sandbox_state_note,
+)
 
 log = logs.get("plan")
 
@@ -82,6 +89,20 @@ def validate(config: str, output_format: str) -> None:
         "unset_variables": list(desired.unset_variables),
     }
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+def _look_elsewhere(backend: Backend, the_plan: Plan) -> Elsewhere | None:
+    """For a plan against a state that holds no account: another state that holds most of the accounts to create
+    (apply refuses the plan), said on stderr; else a schema of a name close to the one named, if one holds
+    reconciler state."""
+    elsewhere = look_elsewhere(backend, to_create(the_plan))
+    if elsewhere is not None:
+        click.echo(f"note: {terminal(elsewhere.refusal())}", err=True)
+        return elsewhere
+    close = close_schema_note(backend)
+    if close:
+        click.echo(terminal(close), err=True)
+    return None
 
 
 @click.command()
@@ -143,9 +164,7 @@ def plan(
     existing = backend.count_accounts() if targeted else len(recorded.accounts)
     if sandbox and not given("max_resync_percent"):
         max_resync_percent = 100.0  # as apply --sandbox weighs it
-    elsewhere = None if sandbox or existing else look_elsewhere(backend, to_create(the_plan))
-    if elsewhere is not None:
-        click.echo(f"note: {terminal(elsewhere.refusal())}", err=True)
+    elsewhere = None if sandbox or existing else _look_elsewhere(backend, the_plan)
     safety = weigh(the_plan, existing, max_update_percent, max_forget_percent, max_resync_percent, elsewhere)
     if out_path:  # first: a plan file that cannot be written leaves nothing on stdout
         planfile.save(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlencode
 
 from reconciler.errors import StateError, UsageError
 from reconciler.install import extra_command
@@ -22,6 +23,7 @@ __all__ = [
     "StateReference",
     "open_backend",
     "look_elsewhere",
+    "close_schema_note",
     "location_note",
     "display_location",
     "resolve_state_location",
@@ -58,11 +60,17 @@ def sandbox_state_note(location: str) -> str | None:
 _NAME_LIMIT = 200
 
 
+def _clipped(name: str) -> str:
+    return name if len(name) <= _NAME_LIMIT else name[:_NAME_LIMIT] + "…"
+
+
 def look_elsewhere(backend: Backend, account_ids: list[str]) -> Elsewhere | None:
     """For a state that holds no accounts: another state that holds most of `account_ids` (the accounts a plan
     would create), the one that holds the most. Looked for: the other workspaces of the same PostgreSQL schema
-    (a mistyped `workspace=`), and the default file state, `.reconciler/state.json` in the working directory,
-    beside any other state (a state moved to PostgreSQL with `--state` or `RECONCILER_STATE`, the file left).
+    (a mistyped `workspace=`); when that schema holds no account at all (it does not exist yet: a mistyped or
+    forgotten `schema=`), the workspaces of the other schemas of the same database that hold reconciler state;
+    and the default file state, `.reconciler/state.json` in the working directory, beside any other state (a
+    state moved to PostgreSQL with `--state` or `RECONCILER_STATE`, the file left).
 
     A hint, not a check of the state: a place that cannot be read is not looked at."""
     if not account_ids:
@@ -70,8 +78,10 @@ def look_elsewhere(backend: Backend, account_ids: list[str]) -> Elsewhere | None
     found: list[Elsewhere] = []
     try:
         for workspace, holds in backend.other_workspaces(account_ids).items():
-            name = workspace if len(workspace) <= _NAME_LIMIT else workspace[:_NAME_LIMIT] + "…"
-            found.append(Elsewhere("workspace", name, holds, len(account_ids)))
+            found.append(Elsewhere("workspace", _clipped(workspace), holds, len(account_ids)))
+        for schema, workspaces in backend.other_schemas(account_ids).items():
+            for workspace, holds in workspaces.items():
+                found.append(Elsewhere("schema", schema, holds, len(account_ids), _clipped(workspace)))
     except StateError:
         pass
     default = Path(DEFAULT_STATE)
@@ -90,6 +100,29 @@ def look_elsewhere(backend: Backend, account_ids: list[str]) -> Elsewhere | None
     if most is None or 2 * most.holds <= len(account_ids):
         return None
     return most
+
+
+def close_schema_note(backend: Backend) -> str | None:
+    """For a PostgreSQL state whose schema holds no account, when no other state holds most of the accounts
+    (`look_elsewhere` found none): a line naming another schema of the same database that holds reconciler state
+    and whose name is close to this one's (a mistyped `schema=`). None otherwise, and when it cannot be read."""
+    schema = backend.reference().schema
+    if schema is None:
+        return None
+    try:
+        others = list(backend.other_schemas([]))
+    except StateError:
+        return None
+    import difflib
+
+    close = difflib.get_close_matches(schema, others, n=1, cutoff=0.75)
+    if not close:
+        return None
+    parameter = urlencode({"schema": close[0]})
+    return (
+        f"note: schema {schema!r} holds no accounts; did you mean {close[0]!r}, which holds reconciler state? "
+        f"({parameter} in the state URL)"
+    )
 
 
 def display_location(location: str) -> str:

@@ -74,6 +74,12 @@ class Backend(Protocol):
         """Each other workspace beside this state (PostgreSQL: of the same schema) that holds some of
         `account_ids`, and how many of them it holds; {} for a backend without workspaces."""
 
+    def other_schemas(self, account_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        """Only when this state's schema holds no account at all (it does not exist yet, has no tables, or holds
+        none): each other schema of the same database that holds reconciler state (and that this role may read),
+        mapped to each of its workspaces that holds some of `account_ids`, with how many. {} otherwise, and for
+        a backend without schemas."""
+
     def lock(
         self, timeout: float = 0.0, command: str = "apply", shard: tuple[int, int] | None = None
     ) -> AbstractContextManager[None]:

@@ -353,6 +353,44 @@ def test_schema_names_postgresql_cannot_hold_are_refused(run, write, schema: str
     assert why in result.err and "cannot connect" not in result.err  # refused before connecting
 
 
+@pytest.mark.parametrize(
+    ("query", "named", "close"),
+    [
+        ("shema=prod_state", "shema", "schema"),
+        ("schema=prod_state&workspce=production", "workspce", "workspace"),
+        ("Schema=prod_state", "Schema", "schema"),
+        ("sslmod=require", "sslmod", "sslmode"),
+        ("schema=prod_state&pasword=" + DB_SECRET, "pasword", "password"),
+        ("colour=blue", "colour", None),
+    ],
+)
+def test_an_unknown_url_parameter_is_named_before_connecting(
+    run, write, query: str, named: str, close: str | None
+) -> None:
+    """A misspelt parameter of the state URL: one line naming it and the closest known one, before libpq (which
+    would refuse it as "cannot connect"); never the password, nor the value of a misspelt password parameter."""
+    write("a.yaml", fleet(1))
+    url = f"postgresql://postgres:{DB_SECRET}@127.0.0.1:1/test?{query}"
+    hint = f" (did you mean {close!r}?)" if close else ""
+    for command in (("plan", "a.yaml"), ("apply", "a.yaml", "--yes"), ("state", "list")):
+        result = run(*command, "--state", url)
+        assert result.code == 1, result.err
+        assert result.err == (
+            f"Error: the state URL postgresql://postgres:***@127.0.0.1:1/test has an unknown parameter {named!r}"
+            f"{hint}: it takes schema, workspace and libpq's connection parameters (sslmode, connect_timeout, "
+            "application_name, ...)\n"
+        )
+
+
+def test_libpq_parameters_pass_through_the_state_url(run, write, api, state_url) -> None:
+    if not state_url.startswith("postgresql://"):
+        pytest.skip("PostgreSQL only")
+    write("a.yaml", fleet(2))
+    url = state_url + "&sslmode=disable&connect_timeout=5&application_name=ci"
+    assert run("apply", "a.yaml", "--yes", "--state", url).code == 0
+    assert run("plan", "a.yaml", "--state", url).out.startswith("No changes.")
+
+
 def test_a_63_byte_schema_name_is_used_whole(state_url) -> None:
     if not state_url.startswith("postgresql://"):
         pytest.skip("PostgreSQL only")

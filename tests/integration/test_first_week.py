@@ -267,6 +267,122 @@ def test_a_file_state_beside_an_empty_postgres_state_is_refused_until_migrated(r
     assert refused.code == 1 and "the file state '.reconciler/state.json' beside it holds 30" in refused.err
 
 
+def _schema_of(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["schema"][0]
+
+
+def _schema_refusal(schema: str, holds: int = 30, of: int = 30) -> str:
+    return (
+        f"this state holds no accounts, but workspace 'production' of schema '{schema}' of the same database holds "
+        f"{holds} of the {of} accounts to create: if the schema is mistyped, use that one "
+        f"('schema={schema}&workspace=production' in the state URL); if the state moved, copy it here with "
+        "reconciler state migrate"
+    )
+
+
+def test_a_schema_that_does_not_exist_beside_the_one_that_holds_the_accounts_is_refused(
+    run, write, api
+) -> None:
+    """`schema=prod_stat` for `prod_state`: the schema named does not exist, so every account would be created
+    in a new one; another schema of the same database holds them, and apply refuses without --force, as for a
+    mistyped workspace."""
+    import jsonschema
+
+    write("a.yaml", _team())
+    with fresh_postgres_state("production") as production:
+        assert run("apply", "a.yaml", "--yes", "--state", production, "--sync-poll-interval", "0").code == 0
+        schema = _schema_of(production)
+        with fresh_postgres_state("production", schema=schema[:-1]) as typo:
+            said = _schema_refusal(schema)
+            planned = run("plan", "a.yaml", "--state", typo)
+            assert planned.code == 0 and planned.err == f"note: {said}\n"
+            assert f"apply would refuse this plan: {said}; apply --force applies it anyway." in planned.out
+            as_json = run("plan", "a.yaml", "--state", typo, "--format", "json")
+            jsonschema.validate(as_json.json, _plan_schema())
+            elsewhere = as_json.json["safety"]["elsewhere"]  # type: ignore[index]
+            assert elsewhere == {
+                "kind": "schema",
+                "name": schema,
+                "workspace": "production",
+                "holds": 30,
+                "of": 30,
+            }
+            markdown = run("plan", "a.yaml", "--state", typo, "--format", "markdown", "--out", "p.bin")
+            assert f"workspace `production` of schema `{schema}` of the same database" in markdown.out
+            assert f"of schema `{schema}`" in run("show", "p.bin", "--format", "markdown").out
+
+            sent = api.stats.requests
+            for _ in range(2):  # the first refusal leaves the schema made (apply locks first), still empty
+                refused = run("apply", "a.yaml", "--yes", "--state", typo)
+                assert refused.code == 1
+                assert refused.err == f"Error: {said}; --force applies to this state anyway\n"
+            assert run("apply", "--plan", "p.bin", "--yes", "--state", typo).code == 1
+            assert api.stats.requests == sent
+            assert open_backend(typo).read().lineage is None
+
+            options = ("--yes", "--force", "--sync-poll-interval", "0")
+            assert run("apply", "a.yaml", "--state", typo, *options).code == 0
+            assert api.stats.requests > sent
+            assert run("plan", "a.yaml", "--state", typo).err == ""  # it holds them now: nothing to say
+
+
+def test_a_state_url_without_its_schema_is_refused_when_another_schema_holds_the_accounts(
+    run, write, api
+) -> None:
+    """The schema parameter forgotten: the default schema `reconciler`, which does not exist here."""
+    write("a.yaml", _team(30, resyncs=0))
+    with fresh_postgres_state("production") as production:
+        assert run("apply", "a.yaml", "--yes", "--state", production).code == 0
+        with fresh_postgres_state("production", schema="reconciler") as default:
+            bare = default.replace("schema=reconciler&", "")
+            assert "schema=" not in bare
+            refused = run("apply", "a.yaml", "--yes", "--state", bare)
+            assert refused.code == 1
+            said = _schema_refusal(_schema_of(production))
+            assert refused.err == f"Error: {said}; --force applies to this state anyway\n"
+
+
+def test_another_schema_is_looked_at_only_when_the_schema_named_holds_nothing(run, write, api) -> None:
+    """A schema that holds accounts (in any workspace) is in use: an empty workspace of it is a new workspace,
+    weighed against that schema's other workspaces only; and a schema that holds only some of the accounts is no
+    reason to refuse."""
+    write("a.yaml", _team(30, resyncs=0))
+    write("b.yaml", "version: 1\naccounts:\n  other_01: {country: US}\n")
+    with fresh_postgres_state("production") as production, fresh_postgres_state("staging") as staging:
+        assert run("apply", "a.yaml", "--yes", "--state", production).code == 0
+        assert run("apply", "b.yaml", "--yes", "--state", staging).code == 0
+        beside = staging.replace("workspace=staging", "workspace=production")
+        planned = run("plan", "a.yaml", "--state", beside, "--format", "json")
+        assert planned.err == "" and planned.json["safety"]["elsewhere"] is None  # type: ignore[index]
+        assert run("apply", "a.yaml", "--yes", "--state", beside).code == 0
+    write("c.yaml", _team(10, resyncs=0) + _team(11, resyncs=0, prefix="new_").split("accounts:\n")[1])
+    with fresh_postgres_state("production") as production, fresh_postgres_state("production") as fresh:
+        write("d.yaml", _team(10, resyncs=0))
+        assert run("apply", "d.yaml", "--yes", "--state", production).code == 0
+        planned = run("plan", "c.yaml", "--state", fresh, "--format", "json")  # 10 of 21: not most
+        assert planned.json["safety"]["elsewhere"] is None  # type: ignore[index]
+        assert run("apply", "c.yaml", "--yes", "--state", fresh).code == 0
+
+
+def test_a_schema_name_close_to_one_that_holds_state_is_suggested(run, write, api) -> None:
+    """The accounts are mostly new, so nothing is refused; but the schema named does not exist and one of a close
+    name holds reconciler state: plan says so. A name far from it says nothing."""
+    write("a.yaml", _team(4, resyncs=0))
+    write("b.yaml", _team(4, resyncs=0) + _team(10, resyncs=0, prefix="new_").split("accounts:\n")[1])
+    with fresh_postgres_state("production") as production:
+        assert run("apply", "a.yaml", "--yes", "--state", production).code == 0
+        schema = _schema_of(production)
+        typo = production.replace(f"schema={schema}", f"schema={schema[:-1]}")
+        planned = run("plan", "b.yaml", "--state", typo)
+        assert planned.code == 0
+        assert planned.err == (
+            f"note: schema '{schema[:-1]}' holds no accounts; did you mean '{schema}', which holds reconciler "
+            f"state? (schema={schema} in the state URL)\n"
+        )
+        far = production.replace(f"schema={schema}", "schema=elsewhere_entirely")
+        assert run("plan", "b.yaml", "--state", far).err == ""
+
+
 def test_the_resync_bound_keeps_a_lost_state_from_restarting_every_resync(run, write, api) -> None:
     import jsonschema
 

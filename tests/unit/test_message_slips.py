@@ -207,6 +207,7 @@ def _safety_lines() -> Iterator[str]:
     plan = Plan(changes, 10, "lineage", 1, "c", lambda: "d")
     for elsewhere in (
         Elsewhere("workspace", "production", 30, 30),
+        Elsewhere("schema", "prod_state", 30, 30, "production"),
         Elsewhere("file", ".reconciler/state.json", 3, 4),
     ):
         safety = weigh(plan, 20, elsewhere=elsewhere)

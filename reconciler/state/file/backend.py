@@ -83,6 +83,10 @@ class FileBackend:
         """A file holds one state: there is no other workspace."""
         return {}
 
+    def other_schemas(self, account_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        """A file is in no database: there is no other schema."""
+        return {}
+
     # -- writing ---------------------------------------------------------------------------------------------
     def write(self, recorded: Recorded, accounts: Iterable[str] | None = None) -> None:
         """`recorded` holds the whole state, whatever `accounts` says (this backend reads it whole)."""

@@ -19,6 +19,7 @@ from reconciler.model import Recorded
 from reconciler.reference import StateReference
 from reconciler.secrets.redaction import Redactor
 from reconciler.state.locking import LockInfo
+from reconciler.state.postgres.beside import other_schemas
 from reconciler.state.postgres.database import Database
 from reconciler.state.postgres.journal import PostgresJournal
 from reconciler.state.postgres.lock import AdvisoryLock
@@ -104,6 +105,13 @@ class PostgresBackend:
             return {}
         with self._reading() as connection:
             return self.rows.other_workspaces(connection, wanted)
+
+    def other_schemas(self, account_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        """When this schema holds no account: the other schemas of the database that hold reconciler state, and
+        how many of `account_ids` each of their workspaces holds (see `beside.other_schemas`)."""
+        wanted = [i for i in dict.fromkeys(account_ids) if storable(i)]
+        with self._reading() as connection:
+            return other_schemas(connection, self.schema, wanted)
 
     def _read(
         self,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from psycopg import pq
 
 from reconciler.errors import StateError
 from reconciler.urls import BAD_PERCENT, display_url
@@ -32,6 +35,7 @@ def split_url(url: str) -> tuple[str, str, str]:
         params = dict(parse_qsl(parts.query, keep_blank_values=True))  # `schema=` is refused, not ignored
     except ValueError as exc:
         raise StateError(f"the state URL {shown} is malformed: {exc}") from None
+    check_parameters(url, list(params))
     schema = params.pop("schema", "reconciler")
     workspace = params.pop("workspace", "default")
     if not schema or "\0" in schema or len(schema.encode()) > MAX_IDENTIFIER_BYTES:
@@ -44,3 +48,31 @@ def split_url(url: str) -> tuple[str, str, str]:
         raise StateError(f"the state URL {shown} names an empty workspace or one holding NUL")
     libpq_params = {key: value for key, value in params.items() if value}
     return urlunsplit(parts._replace(query=urlencode(libpq_params))), schema, workspace
+
+
+#: The URL's own parameters, read by reconciler and never passed to libpq.
+OWN_PARAMETERS = ("schema", "workspace")
+
+
+def known_parameters() -> list[str]:
+    """Every parameter a state URL may carry: ours, then each connection keyword of the libpq in use (its
+    `PQconndefaults`, so a newer libpq's keywords are known as soon as it is)."""
+    libpq = sorted(option.keyword.decode() for option in pq.Conninfo.get_defaults())
+    return [*OWN_PARAMETERS, *(keyword for keyword in libpq if keyword not in OWN_PARAMETERS)]
+
+
+def check_parameters(url: str, names: list[str]) -> None:
+    """StateError naming the first parameter of `names` (the URL's, decoded) that neither reconciler nor libpq
+    knows, with the closest known one: libpq would refuse it only when connecting, as "cannot connect". The URL is
+    shown without its query, where a misspelt `pasword=` would keep its value."""
+    known = known_parameters()
+    for name in names:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name.casefold(), known, n=1, cutoff=0.6)
+        named = repr(name[:100]) + (f" (did you mean {close[0]!r}?)" if close else "")
+        shown = display_url(url.split("?", 1)[0].split("#", 1)[0])
+        raise StateError(
+            f"the state URL {shown} has an unknown parameter {named}: it takes schema, workspace and libpq's "
+            "connection parameters (sslmode, connect_timeout, application_name, ...)"
+        )
