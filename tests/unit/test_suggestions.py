@@ -59,10 +59,13 @@ def test_the_closest_options_come_first_and_only_those(
 def test_a_few_at_most_in_a_fixed_order() -> None:
     fleet = [f"acc_{i:04d}" for i in range(2000)]
     assert MAX_SUGGESTED == 3
-    # ten ids are one digit away from acc_0005: the three nearest in value, the lower first on a tie
-    assert closest("acc_0005x", fleet) == ["acc_0005"]
-    assert closest("acc_9999", fleet) == ["acc_1999", "acc_0999"]
+    # acc_0004, acc_0006, acc_0003, ... acc_0015, acc_1005 are one digit from acc_0005: the three nearest in
+    # value, the lower first on a tie
+    assert closest("acc_0005", [i for i in fleet if i != "acc_0005"]) == ["acc_0004", "acc_0006", "acc_0003"]
     assert closest("acc_0105", fleet[:100] + fleet[106:]) == ["acc_0106", "acc_0107", "acc_0108"]
+    # only the closest: acc_1998 is two edits from acc_9999
+    assert closest("acc_9999", fleet) == ["acc_1999", "acc_0999"]
+    assert closest("acc_0005x", fleet) == ["acc_0005"]
     assert closest("acc_team_13", TEAM_IDS, limit=1) == ["acc_team_12"]
 
 
@@ -76,7 +79,9 @@ def test_names_in_another_case_that_differ_only_in_case_are_all_named() -> None:
 )
 def test_edits_counts_adds_removes_replacements_and_swaps(first: str, second: str, expected: int) -> None:
     assert edits(first, second, 5) == expected
-    assert edits(first, second, expected - 1) == expected if expected else True  # beyond the bound: bound + 1
+    if expected:  # past the bound, counting stops at bound + 1
+        assert edits(first, second, expected - 1) == expected
+    assert edits("abcdefgh", "hgfedcba", 2) == 3
 
 
 def test_the_suggestion_and_the_list_of_unknown_ids_read_as_one_line() -> None:
