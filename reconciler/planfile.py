@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, NotRequired, TypedDict, cast
 
 from reconciler import fsutil, planfile_check
+from reconciler.config import name_in_messages
 from reconciler.errors import ReconcilerError, StalePlan, WrongState, brief
 from reconciler.model import Change, Desired, Elsewhere, Plan, Recorded, Safety
 from reconciler.planning import weigh
@@ -251,7 +252,7 @@ class SavedPlan:
         planned: a file that differs is never parsed, so none of its lines is quoted."""
         if digest != self.document["config_digest"]:
             raise StalePlan(
-                f"saved plan is stale: the configuration {self.config} differs from the one planned "
+                f"saved plan is stale: the configuration {name_in_messages(self.config)} differs from the one planned "
                 "(another commit, or edited since); run plan again"
             )
 

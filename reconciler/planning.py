@@ -24,6 +24,7 @@ from reconciler.model import (
 )
 from reconciler.secrets import fingerprinted, keyed_salt, masked, text_of, unresolved_names
 from reconciler.state.stored import typed
+from reconciler.suggestions import unknown_ids
 
 #: Below this many recorded accounts the safety bounds do not apply (as octoDNS's MIN_EXISTING_RECORDS).
 MIN_EXISTING_RECORDS = 10
@@ -127,14 +128,7 @@ def check_targets(
         unknown = sorted(targets - known)
         if not unknown:  # recorded since the targets were read (plan takes no lock): planned as read
             return
-    import difflib
-
-    parts = []
-    for target in unknown[:5]:
-        close = difflib.get_close_matches(target, known, n=3, cutoff=0.6)
-        parts.append(f"{target!r}" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ""))
-    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-    raise UsageError(f"--target names no declared or recorded account: {', '.join(parts)}{more}")
+    raise UsageError(f"--target names no declared or recorded account: {unknown_ids(unknown, known)}")
 
 
 def shard_of(account_id: str, shard_count: int) -> int:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from reconciler import logs
-from reconciler.config import load_config
+from reconciler.config import load_config, name_in_messages
 from reconciler.config.secretfiles import Decrypt
 from reconciler.errors import ConfigError, Problem
 from reconciler.escape import terminal, terminal_line
@@ -211,7 +211,7 @@ def load_or_exit(
                 click.echo(github.render(problem), err=True)
         if exc.note:
             click.echo(terminal_line(exc.note), err=True)
-        click.echo(f"{len(exc.problems)} error(s) in {terminal(config)}", err=True)
+        click.echo(f"{len(exc.problems)} error(s) in {terminal(name_in_messages(config))}", err=True)
         sys.exit(ExitCode.ERROR)
     if need_secrets and desired.unset_variables:
         fail(unset_message(desired.unset_variables))
@@ -306,7 +306,9 @@ def render_plan(
     if output_format == "json":
         return plan_json.render(plan, safety)
     if output_format == "markdown":
-        return plan_markdown.render(plan, config=config, state=state, safety=safety, where=whole_plan_where())
+        return plan_markdown.render(
+            plan, config=name_in_messages(config), state=state, safety=safety, where=whole_plan_where()
+        )
     return plan_text.render(plan, safety)
 
 

@@ -26,7 +26,7 @@ from reconciler.cli.common import (
     target_option,
     write_github_outputs,
 )
-from reconciler.config import load_config
+from reconciler.config import load_config, name_in_messages
 from reconciler.errors import ConfigError, Problem
 from reconciler.escape import terminal, terminal_line
 from reconciler.model import Elsewhere, Plan
@@ -66,7 +66,10 @@ def validate(config: str, output_format: str) -> None:
     if output_format == "text":
         desired = load_or_exit(config, need_secrets=False, decrypt="never")
         count = len(desired.accounts)
-        click.echo(terminal_line(f"{config}: valid ({count} account{'' if count == 1 else 's'})"), err=True)
+        click.echo(
+            terminal_line(f"{name_in_messages(config)}: valid ({count} account{'' if count == 1 else 's'})"),
+            err=True,
+        )
         return
     try:
         desired = load_config(config, decrypt="never", redactor=run_redactor())

@@ -26,9 +26,10 @@ from reconciler.escape import json_document, terminal
 from reconciler.model import Recorded
 from reconciler.planning import make_plan
 from reconciler.secrets import fingerprint_key, masked
+from reconciler.state import Backend, resolve_state_location
 from reconciler.state import events as recording
-from reconciler.state import resolve_state_location
 from reconciler.state.stored import typed
+from reconciler.suggestions import suggestion, unknown_ids
 
 
 @click.group()
@@ -93,14 +94,15 @@ def state_list(state_location: str | None, sandbox: bool, output_format: str) ->
 def state_show(account_id: str, state_location: str | None, sandbox: bool, output_format: str) -> None:
     """Show one account's record (secrets as (sensitive)); the same JSON in both formats."""
     location = resolve_state_location(state_location, sandbox=sandbox)
-    record = open_state(location).read_accounts([account_id]).accounts.get(account_id)
+    backend = open_state(location)
+    record = backend.read_accounts([account_id]).accounts.get(account_id)
     if record is None:
-        fail(f"{account_id!r} is not in the state")
+        fail(f"{account_id!r} is not in the state{suggestion(account_id, backend.account_ids())}")
     _echo_json({"account_id": account_id, **masked({**record.to_json(), "settings": typed(record.settings)})})
 
 
 def _edit_state(
-    state_location: str | None,
+    backend: Backend,
     edit: Callable[[Recorded], Any],
     accounts: Sequence[str] | None = None,
     lock_timeout: float = 0.0,
@@ -110,8 +112,6 @@ def _edit_state(
 
     With `accounts`, `edit` changes only those accounts: a backend with `partial_reads` (PostgreSQL) then reads
     and writes only their records (rows), and `edit` sees only them."""
-    location = resolve_state_location(state_location)
-    backend = open_state(location)
     with backend.lock(timeout=lock_timeout, command="state edit"):
         recorded, journal = backend.open_journal(accounts=accounts)
         journal.close()
@@ -131,15 +131,17 @@ def state_forget(
 ) -> None:
     """Remove accounts from the state without any API call."""
 
+    backend = open_state(resolve_state_location(state_location))
+
     def edit(recorded: Recorded) -> list[str]:
-        missing = [account_id for account_id in account_ids if account_id not in recorded.accounts]
-        if missing:
-            raise ReconcilerError(f"not in the state: {', '.join(missing)}")
+        missing = sorted({account_id for account_id in account_ids if account_id not in recorded.accounts})
+        if missing:  # `recorded` may hold only these accounts (partial reads): the close ids are asked for
+            raise ReconcilerError(f"not in the state: {unknown_ids(missing, backend.account_ids())}")
         for account_id in account_ids:
             recording.fold(recorded, recording.forgotten(account_id))
         return sorted(set(account_ids))
 
-    forgotten = _edit_state(state_location, edit, accounts=account_ids, lock_timeout=lock_timeout)
+    forgotten = _edit_state(backend, edit, accounts=account_ids, lock_timeout=lock_timeout)
     if output_format == "json":
         _echo_json({"format_version": 1, "forgotten": forgotten})
     click.echo(f"Forgot {len(forgotten)} account(s): {', '.join(forgotten)}.", err=True)
@@ -244,7 +246,9 @@ def import_(
             click.confirm("Write the state?", abort=True, err=True)
         return {"imported": imported, "resynced": resync_done, "previously_failed": failed_before}
 
-    result = _edit_state(state_location, edit, lock_timeout=lock_timeout) or {
+    result = _edit_state(
+        open_state(resolve_state_location(state_location)), edit, lock_timeout=lock_timeout
+    ) or {
         "imported": [],
         "resynced": [],
         "previously_failed": [],

@@ -29,12 +29,19 @@ from reconciler.model import AccountSpec, Desired
 from reconciler.secrets import SENSITIVE
 from reconciler.secrets.redaction import Redactor, redaction_pattern
 from reconciler.secrets.references import referenced_names
+from reconciler.suggestions import closest
 
-__all__ = ["load_config", "config_files", "schema_subject", "STDIN", "STDIN_NAME"]
+__all__ = ["load_config", "config_files", "name_in_messages", "schema_subject", "STDIN", "STDIN_NAME"]
 
-#: The CONFIG that means standard input, and the file name messages then use.
+#: The CONFIG that means standard input, and the name every message gives it (docs/configuration.md).
 STDIN = "-"
 STDIN_NAME = "<stdin>"
+
+
+def name_in_messages(config: str) -> str:
+    """How messages name CONFIG: as given, but `<stdin>` for `-` (as its problems' `FILE:LINE:COL` do)."""
+    return STDIN_NAME if config == STDIN else config
+
 
 #: Said once when a file could not be parsed: the checks that need the parsed file did not run.
 STOPPED_NOTE = "fix this error first: the file could not be parsed, so the other checks did not run"
@@ -52,8 +59,40 @@ def config_files(config: str) -> list[Path]:
             raise ReconcilerError(f"{config}: the directory holds no *.yaml or *.yml file")
         return files
     if not path.exists():
-        raise ReconcilerError(f"{config}: no such file or directory")
+        raise ReconcilerError(f"{config}: no such file or directory{_closest_file(config)}")
     return [path]
+
+
+def _closest_file(config: str) -> str:
+    """`; did you mean 'accounts.yaml'?`: the YAML file beside a CONFIG that does not exist whose name is
+    closest to it (`acounts.yaml`, `accounts.yml`, `accounts`), written in the same directory as CONFIG; or ""."""
+    directory, name = os.path.split(config)
+    try:
+        entries = [
+            entry.name
+            for entry in os.scandir(directory or ".")
+            if entry.name.endswith((".yaml", ".yml")) and entry.is_file()
+        ]
+    except OSError:  # the directory is missing too, or cannot be listed
+        return ""
+    stems: dict[str, list[str]] = {}
+    for entry in entries:
+        stems.setdefault(_stem(entry), []).append(entry)
+    close = closest(_stem(name), stems, limit=1)
+    if not close:
+        return ""
+    # `accounts.yaml` and `accounts.yml` both there: the one with the suffix written, else `.yaml`.
+    written = name.removeprefix(_stem(name))
+    chosen = min(stems[close[0]], key=lambda entry: (not entry.endswith(written), entry))
+    return f"; did you mean {os.path.join(directory, chosen)!r}?"
+
+
+def _stem(name: str) -> str:
+    """A file name without its `.yaml` or `.yml`: the part a typo is in."""
+    for suffix in (".yaml", ".yml"):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return name
 
 
 def _sources(config: str, regular_only: bool = False) -> list[tuple[str, str, Callable[[int], bytes]]]:

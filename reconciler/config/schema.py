@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler import packaged
 from reconciler.config.yamlpos import Mark, YMap, YSeq
 from reconciler.errors import Problem, brief, describe
+from reconciler.suggestions import closest
 
 if TYPE_CHECKING:
     import jsonschema
@@ -272,7 +273,7 @@ def _unknown_keys(
         if key in allowed or key in said:
             continue
         line, col = instance.key_mark(key) if isinstance(instance, YMap) else key_mark
-        hint = _close_matches(key, allowed)
+        hint = closest(key, allowed, limit=1)
         if hint:
             message = f"unknown key {brief(key)} in {where}; did you mean {hint[0]!r}?"
         elif _is_sensitive(path):
@@ -300,33 +301,10 @@ def _wrong_type(where: str, path: list[Any], instance: Any, expected: Any, shown
 
 
 def _not_one_of(where: str, instance: Any, options: list[str], shown: str) -> str:
-    """`enum`: the value is none of `options`; the closest one suggested."""
+    """`enum`: the value is none of `options`; the closest one suggested. At a secret position (`proxy.protocol`)
+    the value is not quoted, but the suggestion is one of the options, which tells nothing of it."""
     message = f"{where}: {shown.strip() or 'value'} is not one of: {', '.join(options)}"
-    # At a secret position only a difference of case is suggested: it tells nothing of the value.
-    suggested = (
-        (_close_matches(instance, options) if shown else _same_but_case(instance, options))
-        if isinstance(instance, str)
-        else []
-    )
+    suggested = closest(instance, options, limit=1) if isinstance(instance, str) else []
     if suggested:
         message += f"; did you mean {suggested[0]!r}?"
     return message
-
-
-def _close_matches(word: str, possibilities: Iterable[str]) -> list[str]:
-    """The one closest possibility, if any is close, whatever the case of either: for "did you mean" (difflib
-    is imported only then). `linkedin` and `Telegram` are `LINKEDIN` and `TELEGRAM` written in another case."""
-    options = list(possibilities)
-    same = _same_but_case(word, options)
-    if same:
-        return same
-    import difflib
-
-    folded = {option.casefold(): option for option in options}
-    return [folded[match] for match in difflib.get_close_matches(word.casefold(), folded, n=1)]
-
-
-def _same_but_case(word: str, options: Iterable[str]) -> list[str]:
-    """The option that `word` is in another case (`HTTPS` for `https`), if any."""
-    folded = word.casefold()
-    return [option for option in options if option.casefold() == folded][:1]

@@ -106,11 +106,12 @@ class SecretFiles:
         for alias, name in declared.items():
             mark = declared.value_mark(alias)
             if not isinstance(alias, str) or not ALIAS.match(alias):
+                lower = alias.lower() if isinstance(alias, str) and ALIAS.match(alias.lower()) else None
                 self._problem(
                     file,
                     declared.key_mark(alias),
                     f"secrets: the alias {brief(alias)} is not lower-case letters, digits and '_' starting with "
-                    "a letter",
+                    "a letter" + (f"; did you mean {lower!r}?" if lower else ""),
                     f"secrets.{alias}",
                 )
                 continue

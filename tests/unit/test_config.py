@@ -530,12 +530,22 @@ def test_a_name_in_another_case_is_suggested(write, body: str, expected: str) ->
         assert problems[0].endswith("; did you mean 'TELEGRAM'?")
 
 
-def test_a_protocol_in_another_case_is_suggested_without_quoting_it(write) -> None:
-    """A value under proxy is never quoted; a difference of case only is said, a near miss is not."""
-    assert problems_of(write, HEADER + "  a: {proxy: {host: h, port: 1, protocol: HTTPS}}\n") == [
-        "a.yaml:3:43: accounts.a.proxy.protocol: value is not one of: http, https, socks5; did you mean 'https'?"
+@pytest.mark.parametrize(
+    ("written", "suggested"),
+    [("HTTPS", "https"), ("httpz", "https"), ("socks", "socks5"), ("SOCKS5", "socks5"), ("htp", "http")],
+)
+def test_a_protocol_near_an_option_is_suggested_without_quoting_it(
+    write, written: str, suggested: str
+) -> None:
+    """A value under proxy is never quoted; the option suggested is one of the enum's, which says nothing of it."""
+    assert problems_of(write, HEADER + f"  a: {{proxy: {{host: h, port: 1, protocol: {written}}}}}\n") == [
+        "a.yaml:3:43: accounts.a.proxy.protocol: value is not one of: http, https, socks5; "
+        f"did you mean {suggested!r}?"
     ]
-    assert problems_of(write, HEADER + "  a: {proxy: {host: h, port: 1, protocol: httpz}}\n") == [
+
+
+def test_a_protocol_far_from_every_option_suggests_nothing(write) -> None:
+    assert problems_of(write, HEADER + "  a: {proxy: {host: h, port: 1, protocol: ftp}}\n") == [
         "a.yaml:3:43: accounts.a.proxy.protocol: value is not one of: http, https, socks5"
     ]
 
