@@ -223,9 +223,14 @@ def check_version(binary: str, environ: Mapping[str, str], redactor: Redactor) -
 def key_offered(environ: Mapping[str, str]) -> bool:
     """Whether an age identity is given here: one of AGE_KEY_VARIABLES set (not empty), or SOPS's default keys
     file present. Without one, a file that only age can open is not decrypted by `plan` (no key, no error)."""
-    if any(environ.get(name) for name in AGE_KEY_VARIABLES):
-        return True
-    return any(path.is_file() for path in _default_age_key_files(environ))
+    return bool(key_sources(environ))
+
+
+def key_sources(environ: Mapping[str, str]) -> list[str]:
+    """Where an age identity is given here, as a message names them: each of AGE_KEY_VARIABLES that is set (not
+    empty), then SOPS's default keys file when it is present (its path). Never the key itself."""
+    sources = [name for name in AGE_KEY_VARIABLES if environ.get(name)]
+    return sources + [str(path) for path in _default_age_key_files(environ) if path.is_file()]
 
 
 def _default_age_key_files(environ: Mapping[str, str]) -> list[Path]:
@@ -255,6 +260,7 @@ class Decryption:
         self.fmt = fmt
         self.shown = shown
         self.output_format = OUTPUT_FORMATS[fmt]
+        self._key_sources = key_sources(environ)
         command = [binary, "decrypt", "--input-type", fmt, "--output-type", self.output_format, str(path)]
         try:
             self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
@@ -282,7 +288,13 @@ class Decryption:
             process.communicate()
             raise SopsError(f"{self.shown}: sops did not decrypt it within {DECRYPT_TIMEOUT:g} s") from None
         if process.returncode != 0:
-            raise _failure(self.shown, process.returncode, errors.decode("utf-8", "replace"), self._redactor)
+            raise _failure(
+                self.shown,
+                process.returncode,
+                errors.decode("utf-8", "replace"),
+                self._key_sources,
+                self._redactor,
+            )
         try:
             text = output.decode("utf-8")
             if self.output_format == "dotenv":
@@ -310,14 +322,11 @@ def _decrypted_structure(text: str) -> Any:
     return document
 
 
-def _failure(shown: str, code: int, stderr: str, redactor: Redactor) -> SopsError:
+def _failure(shown: str, code: int, stderr: str, key_sources: list[str], redactor: Redactor) -> SopsError:
     said = outside_text(stderr, redactor)
     detail = f" (sops: {said})" if said else ""
     if code == _COULD_NOT_RETRIEVE_KEY:
-        return NoKey(
-            f"{shown}: cannot decrypt it: no key here opens it (give the age key in SOPS_AGE_KEY or "
-            f"SOPS_AGE_KEY_FILE, or another key the file lists){detail}"
-        )
+        return _no_key(shown, stderr, key_sources, redactor)
     if code in _TAMPERED:
         return SopsError(
             f"{shown}: refused: the file does not match its MAC (changed without sops, or corrupt); restore it "
@@ -329,17 +338,88 @@ def _failure(shown: str, code: int, stderr: str, redactor: Redactor) -> SopsErro
     return SopsError(f"{shown}: sops could not decrypt it (exit {code}){detail}")
 
 
-#: How much of SOPS's own words a message quotes.
+#: How to give an age key, said when none is given.
+HOW_TO_GIVE_A_KEY = (
+    "set SOPS_AGE_KEY to the private key (AGE-SECRET-KEY-1...), or SOPS_AGE_KEY_FILE to the path of a file "
+    "holding it, or keep it in ~/.config/sops/age/keys.txt (docs/secrets-in-repository.md)"
+)
+#: How many of a file's recipients a message names.
+RECIPIENTS_SHOWN = 5
+#: In sops's account of a failed decryption (`Group 0: FAILED`), a master key that failed: `  age1...: FAILED`,
+#: followed by its reasons, each line framed `- | ...` or `  | ...`.
+_KEY_FAILED = re.compile(r"^\s+(\S+): FAILED\s*$")
+_REASON = re.compile(r"^\s*(?:- )?\|\s?(.*)$")
+#: What sops says when the identities it was given could not be read (a file that is not there, not a key).
+_UNREADABLE_KEY = "Errors while loading age identities: "
+
+
+def _key_failures(stderr: str) -> list[tuple[str, str]]:
+    """(master key, why) for each master key sops says failed, in its order; empty when it said no such list."""
+    failures: list[tuple[str, list[str]]] = []
+    for line in stderr.splitlines():
+        failed = _KEY_FAILED.match(line)
+        reason = _REASON.match(line)
+        if failed:
+            failures.append((failed.group(1), []))
+        elif reason and failures:
+            failures[-1][1].append(reason.group(1).strip())
+    return [(key, " ".join(reasons)) for key, reasons in failures]
+
+
+def _first_sentence(text: str) -> str:
+    """`text` up to its first full stop that ends a sentence, without it (sops's reasons run on into where it
+    looked for keys)."""
+    end = text.find(". ")
+    return (text[:end] if end >= 0 else text).removesuffix(".")
+
+
+def _no_key(shown: str, stderr: str, key_sources: list[str], redactor: Redactor) -> NoKey:
+    """sops found no key that opens the file: none given here, one given that cannot be read, or one that is not
+    among the file's recipients (named by their public keys, as sops lists them)."""
+    failures = _key_failures(stderr)
+    recipients = [key for key, _ in failures]
+    listed = ", ".join(recipients[:RECIPIENTS_SHOWN]) + (
+        f" and {len(recipients) - RECIPIENTS_SHOWN} more" if len(recipients) > RECIPIENTS_SHOWN else ""
+    )
+    listed = outside_text(listed, redactor)
+    if not key_sources:
+        encrypted_for = f"; the file is encrypted for {listed}" if recipients else ""
+        return NoKey(
+            f"{shown}: cannot decrypt it: no age key is given here: {HOW_TO_GIVE_A_KEY}{encrypted_for}"
+        )
+    given = ", ".join(key_sources)
+    unreadable = [why.split(_UNREADABLE_KEY, 1)[1] for _, why in failures if _UNREADABLE_KEY in why]
+    if unreadable:
+        said = outside_text(_first_sentence(unreadable[0]), redactor)
+        return NoKey(f"{shown}: cannot decrypt it: the age key given ({given}) cannot be read (sops: {said})")
+    if not recipients:  # said otherwise than sops 3.9 to 3.11 do: quoted as it is
+        said = outside_text(stderr, redactor)
+        return NoKey(f"{shown}: cannot decrypt it: no key given here ({given}) opens it (sops: {said})")
+    said = outside_text(_first_sentence(failures[0][1]), redactor)
+    return NoKey(
+        f"{shown}: cannot decrypt it: the key given ({given}) does not match the file's recipients ({listed}); "
+        f"give the private key of one of them (sops: {said})"
+    )
+
+
+#: How much of SOPS's own words a message quotes, and what marks a cut.
 OUTSIDE_TEXT_LIMIT = 300
+CUT_MARKER = " [...]"
 
 
-def outside_text(text: str, redactor: Redactor) -> str:
+def outside_text(text: str, redactor: Redactor, limit: int = OUTSIDE_TEXT_LIMIT) -> str:
     """SOPS's error text as one line: whitespace and its `|` and `-` frames squeezed, redacted of every secret
-    the run's `redactor` knows, cut to OUTSIDE_TEXT_LIMIT characters and escaped for the terminal."""
+    the run's `redactor` knows, and escaped for the terminal. Longer than `limit` characters, it is cut at the
+    last space that fits and ends in CUT_MARKER (inside a word only when that word fills more than half of it)."""
     from reconciler.escape import terminal
 
     words = [word for word in text.split() if word not in ("|", "-")]
-    return terminal(redactor.redact(" ".join(words), OUTSIDE_TEXT_LIMIT))
+    redacted = redactor.redact(" ".join(words), limit + 1)
+    if len(redacted) > limit:
+        room = limit - len(CUT_MARKER)
+        space = redacted.rfind(" ", 0, room + 1)
+        redacted = redacted[: space if space > room // 2 else room] + CUT_MARKER
+    return terminal(redacted)
 
 
 def decrypt_all(

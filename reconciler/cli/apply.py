@@ -152,7 +152,7 @@ def _confirm_on_terminal(config: str) -> Confirmer:
     return confirm
 
 
-@click.command()
+@click.command(short_help="Apply CONFIG or a saved plan to the postpress API.")
 @config_argument
 @click.option("--plan", "plan_path", default=None, metavar="PLANFILE", help="Apply exactly this saved plan.")
 @state_option

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
+import inspect
 import math
 import os
 import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -150,7 +151,22 @@ lock_timeout_option = click.option(
     metavar="SECONDS",
     help="Wait this long for a state locked by another command before giving up.",
 )
-config_argument = click.argument("config", required=False, default=DEFAULT_CONFIG)
+#: What every command that reads CONFIG says about it in its --help (an argument has no help of its own).
+CONFIG_HELP = (
+    f"CONFIG is a YAML file or a directory of them (default: {DEFAULT_CONFIG} in the working directory, or in "
+    "DIR with `reconciler -C DIR`)."
+)
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def config_argument(function: _Command) -> _Command:
+    """The optional CONFIG argument (default `accounts.yaml`), with CONFIG_HELP appended to the command's help:
+    put it below `@click.command()`, which reads the help from the docstring."""
+    function.__doc__ = f"{inspect.cleandoc(function.__doc__ or '')}\n\n{CONFIG_HELP}"
+    return click.argument("config", required=False, default=DEFAULT_CONFIG)(function)
+
+
 format_option = click.option(
     "--format",
     "output_format",

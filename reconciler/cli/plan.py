@@ -54,7 +54,7 @@ def _problem_json(problem: Problem) -> dict[str, object]:
     }
 
 
-@click.command()
+@click.command(short_help="Check CONFIG; exit 0 when valid, 1 when not.")
 @config_argument
 @click.option(
     "--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True
@@ -108,7 +108,7 @@ def _look_elsewhere(backend: Backend, the_plan: Plan) -> Elsewhere | None:
     return None
 
 
-@click.command()
+@click.command(short_help="Show what apply would change; needs no API key.")
 @config_argument
 @state_option
 @format_option
@@ -200,7 +200,7 @@ def plan(
         sys.exit(ExitCode.CHANGES)
 
 
-@click.command()
+@click.command(short_help="Print a saved plan (from plan --out).")
 @click.argument("planfile_path", metavar="PLANFILE")
 @format_option
 def show(planfile_path: str, output_format: str) -> None:

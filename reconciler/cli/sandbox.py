@@ -11,7 +11,7 @@ from reconciler.cli.common import FiniteRange, fail
 from reconciler.install import extra_command
 
 
-@click.command("sandbox")
+@click.command("sandbox", short_help="Serve a local postpress API for trying the tool and tests.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True)
 @click.option(

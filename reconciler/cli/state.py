@@ -32,7 +32,7 @@ from reconciler.state.stored import typed
 from reconciler.suggestions import suggestion, unknown_ids
 
 
-@click.group()
+@click.group(short_help="Inspect and edit the recorded state.")
 def state() -> None:
     """Inspect and edit the recorded state."""
 
@@ -51,7 +51,7 @@ def _echo_json(document: object) -> None:
     click.echo(json_document(json.dumps(document, indent=2, ensure_ascii=False)))
 
 
-@state.command("list")
+@state.command("list", short_help="List the recorded accounts.")
 @state_option
 @click.option("--sandbox", is_flag=True, help="List the sandbox's own state (as apply --sandbox records it).")
 @text_or_json
@@ -86,7 +86,7 @@ def state_list(state_location: str | None, sandbox: bool, output_format: str) ->
         click.echo("\t".join(map(terminal, columns)))
 
 
-@state.command("show")
+@state.command("show", short_help="Show one account's record, secrets as (sensitive).")
 @click.argument("account_id")
 @state_option
 @click.option("--sandbox", is_flag=True, help="Read the sandbox's own state.")
@@ -121,7 +121,7 @@ def _edit_state(
     return outcome
 
 
-@state.command("forget")
+@state.command("forget", short_help="Remove accounts from the state; no API call.")
 @click.argument("account_ids", nargs=-1, required=True)
 @state_option
 @lock_timeout_option
@@ -147,7 +147,7 @@ def state_forget(
     click.echo(f"Forgot {len(forgotten)} account(s): {', '.join(forgotten)}.", err=True)
 
 
-@state.command("migrate")
+@state.command("migrate", short_help="Copy a state to another backend, lineage and salt kept.")
 @click.option(
     "--from", "source", required=True, help="The state to copy (path, file:// or postgresql:// URL)."
 )
@@ -178,7 +178,7 @@ def state_migrate(source: str, target: str, force: bool, lock_timeout: float) ->
     )
 
 
-@click.command("import")
+@click.command("import", short_help="Record declared accounts as applied, without the API.")
 @config_argument
 @state_option
 @target_option

@@ -398,7 +398,11 @@ def test_a_refusal_keeps_the_lock_file_and_directory_of_a_state_that_exists(run,
     assert run("plan", "a.yaml", "--out", "plan.bin").code == 0
     write("a.yaml", CONFIG.replace("country: US", "country: FR"))
     assert run("apply", "--plan", "plan.bin", "--yes").code == 1
-    assert sorted(p.name for p in Path(".reconciler").iterdir()) == ["state.json", "state.json.lock"]
+    assert sorted(p.name for p in Path(".reconciler").iterdir()) == [
+        ".gitignore",
+        "state.json",
+        "state.json.lock",
+    ]
 
 
 def test_a_refusal_keeps_a_directory_that_holds_something_else(run, write, api) -> None:

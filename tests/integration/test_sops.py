@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -282,19 +283,56 @@ def test_a_plaintext_secrets_file_says_how_to_encrypt_it(run, workdir, write, ke
     assert_no_secrets(applied.err, secrets=SOPS_SECRETS)
 
 
-def test_a_wrong_key_is_one_line_in_plan_and_apply(run, repo, monkeypatch) -> None:
+def test_a_wrong_key_names_the_files_recipients(run, repo, key, workdir, monkeypatch) -> None:
     wrong = AgeKey()
     monkeypatch.setenv("SOPS_AGE_KEY", wrong.secret)
     for command in (["plan"], ["apply", "--sandbox", "--yes"]):
         result = run(*command, "accounts.yaml")
-        _one_line_error(result, "secrets.sops.yaml (vault): cannot decrypt it: no key here opens it")
-        assert "identity did not match any of the recipients" in result.err  # sops's own words, one line
-        assert_no_secrets(result.err, secrets=(*SOPS_SECRETS, wrong.secret))
+        assert result.err == (
+            "Error: secrets.sops.yaml (vault): cannot decrypt it: the key given (SOPS_AGE_KEY) does not match the "
+            f"file's recipients ({key.recipient}); give the private key of one of them (sops: failed to create "
+            "reader for decrypting sops data key with age: identity did not match any of the recipients: "
+            "incorrect identity for recipient block)\n"
+        )
+        assert result.code == 1
+        assert_no_secrets(result.err, secrets=(*SOPS_SECRETS, wrong.secret, key.secret))
+    # The keys file sops reads by default is a key given, named by its path.
+    monkeypatch.delenv("SOPS_AGE_KEY")
+    keys_file = workdir / "home" / ".config" / "sops" / "age" / "keys.txt"
+    keys_file.parent.mkdir(parents=True)
+    keys_file.write_text(wrong.secret + "\n")
+    result = run("plan", "accounts.yaml")
+    _one_line_error(
+        result, f"the key given ({keys_file}) does not match the file's recipients ({key.recipient})"
+    )
+    assert_no_secrets(result.err, secrets=(*SOPS_SECRETS, wrong.secret, key.secret))
 
 
-def test_apply_without_a_key_is_one_line(run, repo) -> None:
+def test_no_key_says_how_to_give_one(run, repo, key) -> None:
     result = run("apply", "accounts.yaml", "--sandbox", "--yes")
-    _one_line_error(result, "secrets.sops.yaml (vault): cannot decrypt it: no key here opens it")
+    assert result.err == (
+        "Error: secrets.sops.yaml (vault): cannot decrypt it: no age key is given here: set SOPS_AGE_KEY to the "
+        "private key (AGE-SECRET-KEY-1...), or SOPS_AGE_KEY_FILE to the path of a file holding it, or keep it in "
+        "~/.config/sops/age/keys.txt (docs/secrets-in-repository.md); the file is encrypted for "
+        f"{key.recipient}\n"
+    )
+    assert result.code == 1
+
+
+def test_a_key_that_cannot_be_read_says_why(run, repo, monkeypatch) -> None:
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", "no-such.agekey")
+    result = run("apply", "accounts.yaml", "--sandbox", "--yes")
+    assert result.err == (
+        "Error: secrets.sops.yaml (vault): cannot decrypt it: the age key given (SOPS_AGE_KEY_FILE) cannot be "
+        "read (sops: failed to open SOPS_AGE_KEY_FILE file: open no-such.agekey: no such file or directory)\n"
+    )
+    monkeypatch.delenv("SOPS_AGE_KEY_FILE")
+    monkeypatch.setenv("SOPS_AGE_KEY", "not-a-key")
+    _one_line_error(
+        run("plan", "accounts.yaml"),
+        "the age key given (SOPS_AGE_KEY) cannot be read (sops: failed to parse 'SOPS_AGE_KEY' age identities: "
+        "unknown identity type)",
+    )
 
 
 def test_a_tampered_file_is_refused(run, repo, key, monkeypatch) -> None:
@@ -357,6 +395,24 @@ def test_what_sops_says_is_redacted_and_escaped(run, repo, key, monkeypatch) -> 
     _one_line_error(result, "sops could not decrypt it (exit 7)", "bad \\x1b[31mthing key=*** api=")
     assert "\x1b" not in result.err
     assert_no_secrets(result.err, secrets=(key.secret,))
+
+
+def test_what_sops_says_is_cut_between_words(run, repo, key, monkeypatch) -> None:
+    words = " ".join(f"reason{number:03d}" for number in range(60))  # 10 characters a word and its space
+    script = f'if [ "$1" = --version ]; then echo "sops 3.11.0"; exit 0; fi\necho "{words}" >&2\nexit 7\n'
+    monkeypatch.setenv(sops.PROGRAM_VARIABLE, _fake_sops(repo, script))
+    monkeypatch.setenv("SOPS_AGE_KEY", key.secret)
+    result = run("plan", "accounts.yaml")
+    _one_line_error(result, "sops could not decrypt it (exit 7) (sops: reason000 reason001 ")
+    quoted = result.err.split("(sops: ", 1)[1].removesuffix(")\n")
+    assert quoted.endswith(" [...]") and words.startswith(quoted.removesuffix(" [...]") + " ")
+    # A refusal for want of a key that sops words in a way of its own is quoted whole.
+    script = 'if [ "$1" = --version ]; then echo "sops 3.11.0"; exit 0; fi\necho "no way in" >&2\nexit 128\n'
+    monkeypatch.setenv(sops.PROGRAM_VARIABLE, _fake_sops(repo, script))
+    _one_line_error(
+        run("plan", "accounts.yaml"),
+        "secrets.sops.yaml (vault): cannot decrypt it: no key given here (SOPS_AGE_KEY) opens it (sops: no way in)",
+    )
 
 
 def test_sops_is_not_given_reconcilers_own_credentials(run, repo, key, monkeypatch) -> None:
@@ -468,3 +524,52 @@ def test_a_plan_waiting_for_a_variable_and_a_file(run, repo, monkeypatch) -> Non
         "Not known here: PROXY_USER unset; vault.* not decrypted; the fields that depend on them show as not "
         "known until apply." in result.out
     )
+
+
+# -- the setup of docs/secrets-in-repository.md, as a new user follows it ------------------------------------------
+SECRETS_DOC = Path(__file__).parents[2] / "docs" / "secrets-in-repository.md"
+
+
+def _blocks(text: str, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+
+
+def test_the_documented_setup_needs_nothing_but_the_sops_extra(workdir: Path) -> None:
+    """The key is made, a file encrypted and a plan decrypted with the docs' own commands, in a shell whose PATH
+    holds only the environment's `bin` (python, sops, reconciler) and the system's basic tools: no age-keygen."""
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text("utf-8"))["project"]
+    assert any(text.startswith("pyrage") for text in project["optional-dependencies"]["sops"])
+    doc = SECRETS_DOC.read_text("utf-8")
+    make_a_key = re.search(r"<!-- make-a-key -->\n```sh\n(.*?)```", doc, re.DOTALL)
+    assert make_a_key is not None
+    configuration, plaintext, sops_yaml = _blocks(doc, "yaml")[:3]
+    encrypting = next(block for block in _blocks(doc, "sh") if block.startswith("sops encrypt"))
+    environment = {
+        "PATH": os.pathsep.join((str(Path(sys.executable).parent), "/usr/bin", "/bin")),
+        "HOME": str(workdir / "home"),
+        "SOPS_DISABLE_VERSION_CHECK": "1",
+    }
+
+    def shell(script: str, **more: str) -> str:
+        done = subprocess.run(
+            ["bash", "-euc", script], cwd=workdir, env={**environment, **more}, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    printed = shell(make_a_key.group(1))
+    recipient = re.fullmatch(r"# public key: (age1[0-9a-z]+)\n", printed)
+    assert recipient, printed
+    assert stat.S_IMODE((workdir / "reconciler.agekey").stat().st_mode) == 0o600
+    example = re.search(r"age1[0-9a-z]{58}", sops_yaml)
+    assert example is not None
+    (workdir / ".sops.yaml").write_text(sops_yaml.replace(example.group(0), recipient.group(1)))
+    (workdir / "accounts.yaml").write_text(configuration)
+    (workdir / "secrets.sops.yaml").write_text(plaintext)
+    shell(encrypting.splitlines()[0].split("#")[0])
+    assert "s3cret-one" not in (workdir / "secrets.sops.yaml").read_text()
+    planned = shell("reconciler plan accounts.yaml 2>&1", SOPS_AGE_KEY_FILE="reconciler.agekey")
+    assert "Plan: 2 to create" in planned and "not decrypted" not in planned, planned
+    assert re.search(r"proxy\.password += \(sensitive\)", planned), planned

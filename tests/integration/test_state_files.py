@@ -262,3 +262,39 @@ def test_the_state_is_written_in_ascii_whatever_it_holds(workdir) -> None:
     for key, record in awkward.items():
         assert f"  {encode(key)}: {encode(record.to_json())}".encode() in lines
     assert list(json.loads(raw)["accounts"]) == sorted(awkward)
+
+
+# -- kept out of git ------------------------------------------------------------------------------------------------
+def _untracked(workdir: Path) -> list[str]:
+    listing = ["git", "status", "--porcelain", "--untracked-files=all"]
+    return subprocess.run(
+        listing, cwd=workdir, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+
+
+def test_the_directory_reconciler_makes_keeps_itself_out_of_git(run, write, workdir) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
+    write("a.yaml", fleet(2))
+    assert run("apply", "a.yaml", "--sandbox", "--yes").code == 0  # .reconciler/sandbox-state.json
+    assert run("import", "a.yaml").code == 0  # .reconciler/state.json, in the directory made above
+    ignore = workdir / ".reconciler" / ".gitignore"
+    assert "*" in ignore.read_text().splitlines()
+    assert sorted(p.name for p in ignore.parent.iterdir()) == [
+        ".gitignore",
+        "sandbox-state.json",
+        "sandbox-state.json.lock",
+        "state.json",
+        "state.json.lock",
+    ]
+    assert _untracked(workdir) == ["?? a.yaml"]
+
+
+def test_a_directory_reconciler_did_not_make_gets_no_gitignore(run, write, workdir) -> None:
+    """A `.reconciler/` that is there already is the user's to arrange (a state kept in git on purpose, say);
+    another directory made for a state named with --state is not reconciler's own."""
+    write("a.yaml", fleet(2))
+    write(".reconciler/notes.txt", "mine\n")
+    assert run("import", "a.yaml").code == 0
+    assert not (workdir / ".reconciler" / ".gitignore").exists()
+    assert run("import", "a.yaml", "--state", "states/state.json").code == 0
+    assert sorted(p.name for p in (workdir / "states").iterdir()) == ["state.json", "state.json.lock"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -139,6 +140,43 @@ def test_pasted_json_parses_and_follows_its_schema() -> None:
                 jsonschema.validate(document, schema)
                 checked += 1
     assert checked >= 3  # the plan and the reports of docs/output.md
+
+
+# -- the schema in an editor ----------------------------------------------------------------------------------
+EDITOR_LINE = re.compile(r"^# yaml-language-server: \$schema=(\S+)$", re.MULTILINE)
+
+
+def test_the_example_names_a_schema_file_that_is_there() -> None:
+    example = ROOT / "examples" / "accounts.yaml"
+    text = example.read_text("utf-8")
+    found = EDITOR_LINE.match(text)  # the first line, where editors and readers look for it
+    assert found, text.splitlines()[0]
+    named = example.parent / found.group(1)
+    tracked = subprocess.run(
+        ["git", "ls-files", "--error-unmatch", named.resolve().relative_to(ROOT).as_posix()],
+        cwd=ROOT,
+        capture_output=True,
+    )
+    assert tracked.returncode == 0  # a file in the repository, not through the `schemas` link (a text file
+    assert not named.parent.is_symlink()  # where a checkout has no symbolic links)
+    schema = json.loads(named.read_text("utf-8"))
+    assert schema == json.loads((ROOT / "schemas" / "accounts.schema.json").read_text("utf-8"))
+    validate = [sys.executable, "-m", "reconciler", "validate", str(example)]
+    assert subprocess.run(validate, capture_output=True, cwd=ROOT).returncode == 0  # the line is a comment
+
+
+def test_the_documented_command_prints_the_installed_schema() -> None:
+    text = (DOCS / "configuration.md").read_text("utf-8")
+    blocks = re.findall(r"^```sh\n(python -c .*?)\n```", text, re.MULTILINE)
+    assert len(blocks) == 1, blocks
+    command = shlex.split(blocks[0])
+    printed = subprocess.run(
+        [sys.executable, *command[1:]], capture_output=True, text=True, check=True
+    ).stdout
+    installed = Path(printed.strip())
+    assert installed.is_file() and installed.name == "accounts.schema.json"
+    shipped = json.loads(installed.read_text("utf-8"))
+    assert shipped["$id"] == EDITOR_LINE.findall(text)[0]  # the same schema as the URL the docs give first
 
 
 # -- links and references -------------------------------------------------------------------------------------

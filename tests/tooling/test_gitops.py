@@ -3,6 +3,7 @@ everywhere, and the CLI steps behave as the workflows expect."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -151,6 +152,12 @@ def test_one_version_everywhere() -> None:
     docs = (ROOT / "docs" / "gitops.md").read_text("utf-8") + (ROOT / "README.md").read_text("utf-8")
     assert f"{DISTRIBUTION}=={VERSION}" in docs
     assert f"## [{VERSION}]" in (ROOT / "CHANGELOG.md").read_text("utf-8")
+    # Each schema's $id is its address at this release's tag, which the editor line of the docs names.
+    raw = f"https://raw.githubusercontent.com/{REPOSITORY}/v{VERSION}/"
+    for path in sorted((ROOT / "reconciler" / "schemas").glob("*.schema.json")):
+        assert json.loads(path.read_text("utf-8"))["$id"] == raw + path.relative_to(ROOT).as_posix()
+    editor_line = f"# yaml-language-server: $schema={raw}reconciler/schemas/accounts.schema.json\n"
+    assert editor_line in (ROOT / "docs" / "configuration.md").read_text("utf-8")
 
 
 @pytest.mark.parametrize("name", ["LICENSE", "CHANGELOG.md", "CONTRIBUTING.md", ".pre-commit-config.yaml"])

@@ -22,18 +22,29 @@ from reconciler.state.locking import LockInfo, lock_deadline, wait_for_lock
 
 #: How many times a lock file that lost its name while being locked is opened again before giving up.
 _REOPEN_LIMIT = 1000
+#: reconciler's own directory (the default state's): made here, it gets a `.gitignore` that ignores it whole, as
+#: pytest, ruff and mypy do for their caches, so that the state, its lock and journal stay out of git.
+OWN_DIRECTORY = ".reconciler"
+GITIGNORE = ".gitignore"
+GITIGNORE_TEXT = (
+    b"# Written by reconciler with this directory: its state, lock and journal stay out of git.\n*\n"
+)
 
 
 class FileLock:
     """A held flock on the lock file `path` (open as `fd`): `take` one, `release` it.
 
-    `made` are the directories made for it (the deepest first), `created` whether the file was made for it."""
+    `made` are the directories made for it (the deepest first), `created` whether the file was made for it,
+    `ignore_file` the `.gitignore` written in the directory made for it, if one was."""
 
-    def __init__(self, path: Path, fd: int, made: list[Path], created: bool) -> None:
+    def __init__(
+        self, path: Path, fd: int, made: list[Path], created: bool, ignore_file: Path | None = None
+    ) -> None:
         self.path = path
         self.fd = fd
         self.made = made
         self.created = created
+        self.ignore_file = ignore_file
         self._line = b""
 
     @classmethod
@@ -61,7 +72,7 @@ class FileLock:
                 os.close(fd)
                 raise LockHeld.by(shown, holder)
             if _names(path, fd):
-                return cls(path, fd, made, created)
+                return cls(path, fd, made, created, _ignore_in_git(path.parent) if made else None)
             os.close(fd)
         raise StateError(f"{path}: cannot take the lock: the file or its directory keeps being removed")
 
@@ -83,16 +94,37 @@ class FileLock:
             os.close(self.fd)  # closing releases the flock
 
     def _remove(self) -> None:
-        """Remove the lock file (its flock still held) and the directories made for it. Whoever was waiting on
-        the removed file sees, once it has the flock, that the file is no longer the lock (`take`)."""
+        """Remove the lock file (its flock still held), the `.gitignore` written for it and the directories made
+        for it. Whoever was waiting on the removed file sees, once it has the flock, that the file is no longer the
+        lock (`take`)."""
         with contextlib.suppress(OSError):
             if _names(self.path, self.fd):
                 self.path.unlink()
+                if self.ignore_file is not None:
+                    self.ignore_file.unlink()
         for directory in self.made:  # the deepest first; one that holds anything else stays
             try:
                 directory.rmdir()
             except OSError:
                 break
+
+
+def _ignore_in_git(directory: Path) -> Path | None:
+    """Write `.gitignore` (`*`) in `directory`, made just now, when it is reconciler's own and has none yet; the
+    file written, or None. Not being able to write it is no reason to stop a command."""
+    if directory.name != OWN_DIRECTORY:
+        return None
+    ignore_file = directory / GITIGNORE
+    try:
+        fd = fsutil.create_exclusive(ignore_file, mode=0o644)
+    except (
+        OSError
+    ):  # there already (written by whoever made the directory at the same moment), or not writable
+        return None
+    with contextlib.suppress(OSError):  # a full disk: what was written is still the directory's to remove
+        fsutil.write_all(fd, GITIGNORE_TEXT)
+    os.close(fd)
+    return ignore_file
 
 
 def _try_flock(fd: int) -> bool:
