@@ -9,7 +9,11 @@ from __future__ import annotations
 from reconciler.plain import Compared
 
 #: Answers by which an API refuses load: any 429, and a 503 or 504 that says the service is overloaded or comes
-#: from a gateway (a type the catalogue does not know). A 503 or 504 about one account's session or provider is not.
+#: from a gateway (a type the catalogue does not know). The contract's "throttling answers (429, 503, 504)" names
+#: the statuses they come with, not every type of them: a 503 or 504 about one account's client session
+#: (no_client_session, no_channel, no_handler) or its provider (request_timeout) is that account's failure,
+#: retried with attempts (as throttling, one such account would be re-sent for --throttle-timeout and slow the
+#: pace of all), and network_down stops the run, as the contract's stop-early list says.
 THROTTLING_STATUSES = frozenset((429, 503, 504))
 THROTTLING_TYPES = frozenset(("errors/too_many_requests", "errors/service_unavailable"))
 
