@@ -584,6 +584,7 @@ class Result(Compared):  # see PER_ITEM above
         "attempts",
         "message",
         "polls",
+        "held_back",
     )
 
     def __init__(
@@ -598,6 +599,7 @@ class Result(Compared):  # see PER_ITEM above
         attempts: int = 0,
         message: str | None = None,
         polls: int = 0,
+        held_back: bool = False,
     ) -> None:
         self.account_id = account_id
         self.operation = operation
@@ -611,6 +613,9 @@ class Result(Compared):  # see PER_ITEM above
         self.message = message
         #: resync only: status requests after the one that started the sync (each counted once, retries apart).
         self.polls = polls
+        #: skipped only: its requests were sent and failed for a cause of the run (a wrong key, a dead API, a URL
+        #: that is not the API), not of the account; the report counts such accounts apart (not in the JSON).
+        self.held_back = held_back
 
     def to_json(self) -> dict[str, Any]:
         return {

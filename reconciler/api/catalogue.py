@@ -9,7 +9,11 @@ from __future__ import annotations
 from reconciler.plain import Compared
 
 #: Answers by which an API refuses load: any 429, and a 503 or 504 that says the service is overloaded or comes
-#: from a gateway (a type the catalogue does not know). A 503 or 504 about one account's session or provider is not.
+#: from a gateway (a type the catalogue does not know). The contract's "throttling answers (429, 503, 504)" names
+#: the statuses they come with, not every type of them: a 503 or 504 about one account's client session
+#: (no_client_session, no_channel, no_handler) or its provider (request_timeout) is that account's failure,
+#: retried with attempts (as throttling, one such account would be re-sent for --throttle-timeout and slow the
+#: pace of all), and network_down stops the run, as the contract's stop-early list says.
 THROTTLING_STATUSES = frozenset((429, 503, 504))
 THROTTLING_TYPES = frozenset(("errors/too_many_requests", "errors/service_unavailable"))
 
@@ -286,3 +290,31 @@ def maybe_wrong_url(kind: ErrorKind) -> bool:
     account of a run gets it and none succeeds. Then the base URL reaches a server that is not the API (a path
     without `/api/v1`), or the key is another workspace's: the stop policy blames the URL, not the accounts."""
     return kind.status == 404 and kind.type != "errors/invalid_resource_identifier"
+
+
+#: Types that say the API fails whatever the request (apart from throttling and what has no HTTP answer).
+_OUTAGE_TYPES = frozenset(("errors/unexpected_error", "errors/service_unavailable"))
+
+
+def run_cause(kind: ErrorKind) -> str | None:
+    """What a failure blames instead of its account when every account of a run gets it and none succeeds:
+
+    - `url`: a 404 saying the account is not there (`maybe_wrong_url`);
+    - `key`: a 401 saying the credentials are invalid (or a 401 of a type the API does not list, as from a
+      gateway): a wrong API key is refused the same way for every account;
+    - `outage`: no HTTP answer, no answer in time, a throttling answer (a 429 for every request is a quota
+      spent for longer than the run waits), a 500 that says nothing of the account, or a 5xx of a type the API
+      does not list (a gateway's page);
+    - None: the account's own (a proxy that does not work, a session of the account, a provider's timeout...).
+    """
+    unlisted = kind.type == "unknown" or kind.type not in CATALOGUE
+    status = kind.status or 0
+    if maybe_wrong_url(kind):
+        return "url"
+    if status == 401 and (kind.type == "errors/invalid_credentials" or unlisted):
+        return "key"
+    if kind.category == "network" or kind.type == "client_timeout" or kind.throttling:
+        return "outage"
+    if kind.type in _OUTAGE_TYPES or (status >= 500 and unlisted):
+        return "outage"
+    return None

@@ -155,7 +155,7 @@ class Engine:
             starts=True,
         )
         if answer is None:
-            self.recorder.skipped(account_id, "patch")
+            self.recorder.skipped(account_id, "patch", attempts=attempts)
             return False
         if answer.error is None:
             self.recorder.succeeded(account_id, "patch", answer, attempts)

@@ -3,11 +3,13 @@
 A success's event is appended by the sender before its permit is given back (so it is durable first); here go
 the failures, the skips and the forgets, and the results of all.
 
-A failure that may be the API URL's fault rather than its account's (a 404 "no such account" while nothing of the
-run has succeeded: `StopPolicy.suspects_url`) is held back, neither reported nor recorded yet. The first success
-clears the URL: what was held is then reported and recorded as failed, as it is when the run ends any other way.
-When the breaker blames the URL (`StopPolicy.blamed_url`), what was held is reported `skipped` with the run's
-reason, and the state keeps no failure for those accounts: the reason was not theirs.
+A failure that may be the run's fault rather than its account's (a 404 "no such account", a 401 "invalid
+credentials", no answer or the API unavailable, while nothing of the run has succeeded: `StopPolicy.suspects`) is
+held back, neither reported nor recorded yet. The first success clears the run: what was held is then reported and
+recorded as failed, as it is when the run ends any other way. When the stop policy blames the run
+(`StopPolicy.blamed`: the breaker stopped it on them, or the run ended with nothing but them), what was held for
+that cause is reported `skipped` with the run's reason, and the state keeps no failure for those accounts: the
+reason was not theirs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from reconciler.api.answer import Answer
+from reconciler.api.catalogue import run_cause
 from reconciler.applying.options import Progress
 from reconciler.applying.stopping import StopPolicy
 from reconciler.model import Change, Operation, Result
@@ -22,6 +25,7 @@ from reconciler.state import Journal
 from reconciler.state import events as recording
 
 if TYPE_CHECKING:
+    from reconciler.api.catalogue import ErrorKind
     from reconciler.state.events import Event
 
 
@@ -31,8 +35,10 @@ class Recorder:
         self.results: list[Result] = []
         self._stop = stop  # why the run stopped, for the message of what it skipped
         self._progress = progress or Progress()  # the failures so far, for the progress display
-        #: Failures that may be the URL's fault: their results and events, until the run says whose they are.
-        self._held: list[tuple[Result, Event]] = []
+        #: Failures that may be the run's fault: their results, events and kinds, until the run says whose they are.
+        self._held: list[tuple[Result, Event, ErrorKind]] = []
+        #: Failures reported as their accounts' own: a run with any is not blamed at its end.
+        self._own_failures = 0
 
     def succeeded(
         self,
@@ -84,11 +90,12 @@ class Recorder:
             },
         )
         self._progress.count_failure(kind.type)
-        if self._stop.suspects_url(kind):
-            self._held.append((result, event))
+        if self._stop.suspects(kind):
+            self._held.append((result, event, kind))
         else:
             if self._held and self._stop.succeeded_once:
                 self._release()
+            self._own_failures += 1
             self.results.append(result)
             self.journal.append(event)
         self._stop.failed_finally(kind)
@@ -96,19 +103,24 @@ class Recorder:
     def _release(self) -> None:
         """Report and record the held failures as the accounts' own."""
         held, self._held = self._held, []
-        for result, event in held:
+        for result, event, _ in held:
             self.results.append(result)
             self.journal.append(event)
 
     def settle(self) -> None:
-        """At the end of the run: the held failures are skipped for the run's reason when the breaker blamed the
-        URL (the requests were sent: their attempts and status are kept), else the accounts' own failures."""
-        if not self._stop.blamed_url:
-            self._release()
-            return
+        """At the end of the run: the held failures of the cause the run was blamed for are skipped for the run's
+        reason (the requests were sent: their attempts and status are kept); any other is its account's own. A
+        run that nothing but held failures ended, with no stop, may be blamed now (`StopPolicy.blame`)."""
+        stop = self._stop
+        if self._held and stop.blamed is None and not self._own_failures:
+            stop.blame([(r.account_id, kind, r.attempts, r.message) for r, _, kind in self._held])
         held, self._held = self._held, []
         message = self._skip_message()
-        for result, _ in held:
+        for result, event, kind in held:
+            if stop.blamed is None or run_cause(kind) != stop.blamed:
+                self.results.append(result)
+                self.journal.append(event)
+                continue
             self.results.append(
                 Result(
                     result.account_id,
@@ -118,6 +130,7 @@ class Recorder:
                     attempts=result.attempts,
                     message=message,
                     polls=result.polls,
+                    held_back=True,
                 )
             )
             self._progress.failed -= 1
@@ -125,10 +138,22 @@ class Recorder:
     def _skip_message(self) -> str:
         return f"skipped: the run stopped early ({self._stop.reason})"
 
-    def skipped(self, account_id: str, operation: Operation, message: str | None = None) -> None:
+    def skipped(
+        self, account_id: str, operation: Operation, message: str | None = None, attempts: int = 0
+    ) -> None:
+        """An operation not done: not started, or stopped before its next attempt (`attempts` were sent, each
+        failed; when the run blamed a cause of its own, the account is counted among those it held back)."""
         reason = message or self._skip_message()
+        held_back = attempts > 0 and self._stop.blamed is not None
         self.results.append(
-            Result(account_id=account_id, operation=operation, outcome="skipped", message=reason)
+            Result(
+                account_id=account_id,
+                operation=operation,
+                outcome="skipped",
+                attempts=attempts,
+                message=reason,
+                held_back=held_back,
+            )
         )
 
     def forgotten(self, account_id: str) -> None:

@@ -54,7 +54,7 @@ async def resync(client: ApiClient, sender: Sender, recorder: Recorder, spec: Ac
             polls += 1 if started and used else 0
             attempts = sent - polls
             if answer is None:
-                recorder.skipped(account_id, "resync")
+                recorder.skipped(account_id, "resync", attempts=sent - polls)
                 return
             if answer.error is not None:
                 recorder.failed(account_id, "resync", answer, attempts, polls)

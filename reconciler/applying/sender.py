@@ -90,7 +90,7 @@ class Sender:
             if error is None:
                 return answer, attempts + 1
             retry_after = answer.retry_after if error.retryable else None
-            if self.stop.failed(account_id, error, retry_after, first=attempts == 0):
+            if self.stop.failed(account_id, error, retry_after, first=attempts == 0, message=answer.message):
                 return answer, attempts + 1  # a Retry-After over the cap: the policy stopped the run
             again = True
             if error.throttling:

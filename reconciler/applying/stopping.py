@@ -13,10 +13,14 @@ A run stops sending (what is left is reported `skipped`, with the reason) when:
   breaker has been open for `--throttle-timeout`: a spent quota is waited for;
 - the state cannot be recorded, or a signal cancels the run (the engine says so).
 
-When the breaker stops a run in which nothing succeeded, and what failed was a 404 saying the account is not there
-(`catalogue.maybe_wrong_url`), the accounts are not to blame: the API URL reaches a server that is not the API (or
-the key is another workspace's). The reason says so, naming the URL, and `blamed_url` tells the recorder to report
-those accounts `skipped` for that reason rather than record them as failed.
+Failures that belong to the run rather than to its accounts (`catalogue.run_cause`): while nothing of the run has
+succeeded, a 404 saying the account is not there (the API URL reaches a server that is not the API, or the key is
+another workspace's), a 401 saying the credentials are invalid (a wrong key), and an outage (no answer, the API
+unavailable or refusing everything). The recorder holds them back until a success clears the run. When the breaker
+stops a run in which nothing succeeded on one of them, or the run ends with nothing but them, of two accounts or
+more (or of one, when no HTTP answer came: that is never an account's doing), `blamed` names the cause: the reason says
+it in one sentence, naming the URL and what to check, and the recorder reports those accounts `skipped` for that
+reason rather than record them as failed. With the breaker off, they are the accounts' own.
 
 Which failures count: an operation's first attempt (at the end of a run the retries of accounts that really are
 broken follow one another with no success between, and say nothing about the API), and a throttled request sent
@@ -34,10 +38,11 @@ times `--concurrency` requests, not one per account.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from reconciler import logs
-from reconciler.api.catalogue import ErrorKind, maybe_wrong_url
+from reconciler.api.catalogue import ErrorKind, run_cause
 from reconciler.urls import display_url
 
 log = logs.get("engine")
@@ -90,10 +95,10 @@ class StopPolicy:
         "throttle_timeout",
         "api_url",
         "succeeded_once",
-        "blamed_url",
+        "blamed",
         "_kind",
-        "_first_type",
-        "_404s",
+        "_first",
+        "_first_message",
         "_accounts",
         "_requests",
         "_throttled",
@@ -123,11 +128,12 @@ class StopPolicy:
         self.api_url = api_url
         #: Whether any request of the run succeeded: until then, a 404 for every account may be the URL's fault.
         self.succeeded_once = False
-        #: The breaker stopped the run on 404s with no success: the URL is to blame, not the accounts.
-        self.blamed_url = False
+        #: What the run blamed instead of its accounts (`catalogue.run_cause`: url, key, outage), if it did.
+        self.blamed: str | None = None
         self._kind: str | None = None
-        self._first_type: str | None = None
-        self._404s = False
+        #: The failure that started the breaker's count, and its message.
+        self._first: ErrorKind | None = None
+        self._first_message: str | None = None
         self._accounts: set[str] = set()
         self._requests = 0
         self._throttled = False
@@ -148,7 +154,14 @@ class StopPolicy:
         self._accounts.clear()
         self._requests = 0
 
-    def failed(self, account_id: str, error: ErrorKind, retry_after: float | None, first: bool) -> bool:
+    def failed(
+        self,
+        account_id: str,
+        error: ErrorKind,
+        retry_after: float | None,
+        first: bool,
+        message: str | None = None,
+    ) -> bool:
         """Count one failed request (`first`: the operation's first attempt); may open the breaker. True when its
         Retry-After is over the cap: the run stops, and the request is not sent again."""
         if retry_after is not None and retry_after > self.max_retry_after:
@@ -161,8 +174,7 @@ class StopPolicy:
             return False
         kind = kind_of(error)
         if kind != self._kind:
-            self._kind, self._first_type = kind, error.type
-            self._404s = maybe_wrong_url(error)
+            self._kind, self._first, self._first_message = kind, error, message
             self._accounts = set()
             self._requests = 0
         self._accounts.add(account_id)
@@ -194,36 +206,88 @@ class StopPolicy:
         self.stop(self._breaker_reason())
         return True
 
-    def suspects_url(self, error: ErrorKind) -> bool:
-        """Whether `error` may be the URL's fault rather than its account's: a 404 saying the account is not
-        there, while nothing of the run has succeeded yet."""
-        return not self.succeeded_once and maybe_wrong_url(error)
+    def suspects(self, error: ErrorKind) -> bool:
+        """Whether `error` may be the run's fault rather than its account's (`catalogue.run_cause`), while nothing
+        of the run has succeeded yet."""
+        return not self.succeeded_once and run_cause(error) is not None
+
+    def blame(self, held: Sequence[tuple[str, ErrorKind, int, str | None]]) -> bool:
+        """At the end of a run the breaker did not stop, in which nothing succeeded and every failure was held
+        back (`held`: account, failure, requests, message): whether they are the run's. They are when the breaker
+        is on, they have one cause, and they come from two accounts or more, or got no HTTP answer at all (which
+        says nothing of an account). Then the run stops with the reason, and `blamed` names the cause."""
+        causes = {run_cause(kind) for _, kind, _, _ in held}
+        accounts = {account_id for account_id, _, _, _ in held}
+        cause = causes.pop() if len(causes) == 1 else None
+        if self.threshold <= 0 or self.reason or self.succeeded_once or cause is None:
+            return False
+        if len(accounts) < 2 and any(kind.category != "network" for _, kind, _, _ in held):
+            return False  # one account answered (or timed out): its own fault, as likely as the run's
+        _, kind, _, message = held[0]
+        requests = sum(sent for _, _, sent, _ in held)
+        who = "the one account" if len(accounts) == 1 else f"all {len(accounts)} accounts"
+        said = (
+            f"{who} sent to ({requests} request{'s' if requests != 1 else ''}) failed with "
+            f"{_failure(kind, message)}, and none succeeded: "
+        )
+        self.blamed = cause
+        self.stop(said + _blamed(cause, kind, self.api_url))
+        return True
 
     def _breaker_reason(self) -> str:
-        if not self.succeeded_once and self._first_type is not None and self._404s:
-            self.blamed_url = True
-            url = f" {display_url(self.api_url)}" if self.api_url else ""
+        first = self._first
+        cause = run_cause(first) if first is not None else None
+        if not self.succeeded_once and first is not None and cause is not None:
+            self.blamed = cause
             said = (
                 f"the first {self._requests} requests ({len(self._accounts)} accounts) and {self.probes_failed} "
-                f"probes after them all failed with {self._first_type} (HTTP 404), and none succeeded: "
+                f"probes after them all failed with {_failure(first, self._first_message)}, and none succeeded: "
             )
-            if self.api_url and urlsplit(self.api_url).path.rstrip("/").endswith("/api/v1"):
-                # The path is the API's: more likely the key belongs to another workspace than the URL is wrong.
-                return said + (
-                    f"none of these accounts is known to the API at{url} with this key, not a fault of each "
-                    "account; check that POSTPRESS_API_KEY is a key of the accounts' workspace, and that the URL "
-                    "reaches the API and not another server"
-                )
-            return said + (
-                f"the API URL{url} is the likely cause, not the accounts; check that it reaches the API (its path "
-                "ends in /api/v1) and that POSTPRESS_API_KEY is a key of the accounts' workspace"
-            )
+            return said + _blamed(cause, first, self.api_url)
         kind = "throttled" if self._kind == "outage" and self._throttled else self._kind
         advice = _ADVICE.get(kind or "", "") or "the API fails the same way for every account"
+        first_type = first.type if first is not None else None
         return (
             f"the last {self._requests} requests ({len(self._accounts)} accounts) all failed with "
-            f"{self._first_type}, and {self.probes_failed} probes after them: {advice}"
+            f"{first_type}, and {self.probes_failed} probes after them: {advice}"
         )
+
+
+def _failure(kind: ErrorKind, message: str | None) -> str:
+    """A failure as a reason names it: its type and HTTP status, or what happened when no HTTP answer came."""
+    if kind.status is not None:
+        return f"{kind.type} (HTTP {kind.status})"
+    said = (message or "no HTTP answer").rstrip(".")
+    return f"{kind.type} ({said})"
+
+
+def _blamed(cause: str, kind: ErrorKind, api_url: str | None) -> str:
+    """What is to blame instead of the accounts, and what to check: clauses without an end of sentence."""
+    at = f" at {display_url(api_url)}" if api_url else ""
+    if cause == "key":
+        return f"the API{at} does not accept the key (the accounts are not at fault): check POSTPRESS_API_KEY"
+    if cause == "outage" and kind.status == 429:
+        return (
+            f"the API{at} refuses every request as too many (the accounts are not at fault): apply again later, or "
+            "lower --rate-limit"
+        )
+    if cause == "outage":
+        return (
+            f"the API{at} is down or out of reach (the accounts are not at fault): check that the API is up and that "
+            "--api-url is right"
+        )
+    url = f" {display_url(api_url)}" if api_url else ""
+    if api_url and urlsplit(api_url).path.rstrip("/").endswith("/api/v1"):
+        # The path is the API's: more likely the key belongs to another workspace than the URL is wrong.
+        return (
+            f"none of these accounts is known to the API at{url} with this key, not a fault of each account; "
+            "check that POSTPRESS_API_KEY is a key of the accounts' workspace, and that the URL reaches the API "
+            "and not another server"
+        )
+    return (
+        f"the API URL{url} is the likely cause, not the accounts; check that it reaches the API (its path ends in "
+        "/api/v1) and that POSTPRESS_API_KEY is a key of the accounts' workspace"
+    )
 
 
 def _seconds(seconds: float) -> str:

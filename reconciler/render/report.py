@@ -108,12 +108,30 @@ def _groups(results: list[Result]) -> dict[str, list[Result]]:
     return dict(sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])))
 
 
+def held_back(results: list[Result]) -> int:
+    """Accounts whose requests failed for a cause of the run, not their own (a wrong key, a dead API, a URL that
+    is not the API): their operations were sent, then reported `skipped` with the run's reason."""
+    return len({r.account_id for r in _operations(results) if r.held_back})
+
+
 def _counts_line(results: list[Result]) -> str:
+    """The counts, each saying what it counts: accounts (acted on, PATCHed, resynced, forgotten), then operations
+    (a PATCH and a resync are two) by outcome. Failures held back as the run's are counted by account apart,
+    instead of a `0 failed` that would hide them."""
     counts = summary(results)
+    operations = counts["succeeded"] + counts["failed"] + counts["skipped"]
+    held = held_back(results)
+    failed = f"{counts['failed']} failed, " if counts["failed"] or not held else ""
     line = (
         f"Apply: {counts['accounts']} account(s): {counts['patched']} PATCHed, {counts['resynced']} resynced, "
-        f"{counts['forgotten']} forgotten, {counts['failed']} failed, {counts['skipped']} skipped."
+        f"{counts['forgotten']} forgotten; {operations} operation(s): {counts['succeeded']} succeeded, "
+        f"{failed}{counts['skipped']} skipped."
     )
+    if held:
+        line += (
+            f" {held} account(s) failed for the run's cause below, not their own: reported skipped, not recorded "
+            "as failed."
+        )
     if counts["polls"] or counts["retries"]:
         line += f" Also sent: {counts['polls']} resync poll(s), {counts['retries']} retry(ies)."
     return line

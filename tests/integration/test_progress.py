@@ -218,7 +218,10 @@ def test_progress_lines_show_the_rate_the_time_left_and_the_failures_so_far(
     failures = [int(match["failed"]) for match in known]
     assert failures == sorted(failures) and failures[-1] == 4, result.err
     assert "4 failed (errors/proxy_error 3)" in result.err
-    assert "Apply: 60 account(s): 56 PATCHed, 0 resynced, 0 forgotten, 4 failed, 0 skipped." in result.out
+    assert (
+        "Apply: 60 account(s): 56 PATCHed, 0 resynced, 0 forgotten; 60 operation(s): 56 succeeded, 4 failed, 0 skipped."
+        in result.out
+    )
 
 
 @pytest.mark.parametrize(

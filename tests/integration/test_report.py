@@ -30,7 +30,7 @@ accounts:
   new: {country: US}
 """
 COUNTS_LINE = (
-    "Apply: 4 account(s): 2 PATCHed, 2 resynced, 1 forgotten, 0 failed, 0 skipped. "
+    "Apply: 4 account(s): 2 PATCHed, 2 resynced, 1 forgotten; 4 operation(s): 4 succeeded, 0 failed, 0 skipped. "
     "Also sent: 4 resync poll(s), 1 retry(ies)."
 )
 
@@ -107,7 +107,7 @@ def test_failed_and_skipped_count_operations_and_add_up() -> None:
     assert counts["patched"] + counts["resynced"] == counts["succeeded"]
     text = report.render_text(results)
     assert text.splitlines()[0] == (
-        "Apply: 3 account(s): 1 PATCHed, 1 resynced, 1 forgotten, 1 failed, 1 skipped. "
+        "Apply: 3 account(s): 1 PATCHed, 1 resynced, 1 forgotten; 4 operation(s): 2 succeeded, 1 failed, 1 skipped. "
         "Also sent: 3 resync poll(s), 3 retry(ies)."
     )
     assert "  a (patch, 4 attempt(s)): down" in text

@@ -243,8 +243,11 @@ def test_connection_refused_names_the_host_not_ssl(run, write, monkeypatch) -> N
         "--format",
         "json",
     )
-    message = result.json["results"][0]["message"]
-    assert message.startswith(f"cannot connect to 127.0.0.1:{port}") and "ssl:default" not in message
+    message = result.json["results"][0][
+        "message"
+    ]  # one account, no answer: the run's failure, not the account's
+    assert f"network_error (cannot connect to 127.0.0.1:{port}: Connection refused)" in message
+    assert "ssl:default" not in message
 
 
 def test_a_bad_ca_bundle_names_the_file_and_the_option(run, write, workdir, monkeypatch) -> None:

@@ -108,7 +108,7 @@ def test_resync_polls_share_the_pace(run, write, api) -> None:
 
 
 def test_an_api_that_throttles_everything_stops_after_about_two_times_the_concurrency(
-    run, write, api
+    run, write, api, server
 ) -> None:
     api.faults = [Fault.parse("errors/too_many_requests")]
     write("a.yaml", fleet(500))
@@ -117,7 +117,10 @@ def test_an_api_that_throttles_everything_stops_after_about_two_times_the_concur
     assert api.stats.requests <= 2 * 16 + 8, (
         api.stats.requests
     )  # waiting out --throttle-timeout costs probes only
-    assert "the API refuses every request as too many" in result.out
+    assert (
+        f"the API at {server.url} refuses every request as too many (the accounts are not at fault)"
+        in result.out
+    )
     assert "0 PATCHed" in result.out and "0 failed" in result.out  # skipped: not the accounts' failure
 
 
@@ -170,3 +173,18 @@ def test_a_cancel_does_not_wait_for_the_pace(workdir, write, server) -> None:
     assert time.monotonic() - started < 10  # not the 30 s of --grace
     report = json.loads((workdir / "r.json").read_text())
     assert report["summary"]["skipped"] >= 190 and report["summary"]["failed"] == 0
+
+
+@pytest.mark.parametrize("error_type", ["errors/no_client_session", "errors/request_timeout"])
+def test_a_503_or_504_about_one_account_is_its_failure_not_throttling(
+    workdir, write, server, error_type
+) -> None:
+    """The contract's throttling statuses (429, 503, 504) do not make every 503 or 504 type throttling: one
+    account's client session or provider is retried with attempts, fails as its own, and slows no one."""
+    server.sandbox.faults = [Fault.parse(f"{error_type}@acc_0003")]
+    outcome, backend = run_engine(workdir, server, write("a.yaml", fleet(20)), max_attempts=3, concurrency=4)
+    failed = [r for r in outcome.results if r.outcome == "failed"]
+    assert [(r.account_id, r.error_type, r.attempts) for r in failed] == [("acc_0003", error_type, 3)]
+    assert server.sandbox.stats.patches["acc_0003"] == 3  # no re-send outside the attempts
+    assert outcome.pace.throttled == 0 and outcome.stop_reason is None
+    assert backend.read().accounts["acc_0003"].last_failure["error_type"] == error_type

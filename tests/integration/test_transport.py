@@ -94,6 +94,7 @@ def test_connection_refused_names_host_and_port(workdir, write) -> None:
         SimpleNamespace(url=f"http://127.0.0.1:{port}/api/v1"),
         write("a.yaml", fleet(1)),
         max_attempts=1,
+        max_consecutive_failures=0,  # the breaker off: the failure is the account's, not the run's
     )
     (result,) = outcome.results
     assert (result.outcome, result.error_type) == ("failed", "network_error")

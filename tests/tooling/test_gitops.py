@@ -188,7 +188,8 @@ def test_ci_steps_against_the_sandbox(run, write, api, workdir, monkeypatch) -> 
     assert applied.code == 0
     assert "<!-- reconciler-report -->" in summary.read_text()
     assert (
-        "Apply: 3 account(s): 3 PATCHed, 0 resynced, 0 forgotten, 0 failed, 0 skipped." in summary.read_text()
+        "Apply: 3 account(s): 3 PATCHed, 0 resynced, 0 forgotten; 3 operation(s): 3 succeeded, 0 failed, 0 skipped."
+        in summary.read_text()
     )
 
     api.faults = []

@@ -249,7 +249,8 @@ def test_merge_applies_the_saved_plan_from_another_checkout(gitops: GitOps, run)
     report = (gitops.runner.artifact(applied, "reconciler-report") / "report.json").read_text("utf-8")
     assert '"succeeded": 2' in report
     assert (
-        "Apply: 3 account(s): 2 PATCHed, 0 resynced, 1 forgotten, 0 failed, 0 skipped." in apply_job.summary
+        "Apply: 3 account(s): 2 PATCHed, 0 resynced, 1 forgotten; 2 operation(s): 2 succeeded, 0 failed, 0 skipped."
+        in apply_job.summary
     )
 
     listed = run("state", "list", "--state", gitops.state)
@@ -281,7 +282,10 @@ def test_scheduled_reconcile_keeps_one_failures_issue_until_a_clean_run(gitops: 
     assert failing.jobs["reconcile"].step("apply").outputs["exit-code"] == "3"
     [issue] = gitops.runner.issues()
     assert issue["state"] == "open" and issue["labels"] == ["reconciler-failures"]
-    assert "**Apply: 2 account(s): 1 PATCHed, 0 resynced, 0 forgotten, 1 failed, 0 skipped." in issue["body"]
+    assert (
+        "**Apply: 2 account(s): 1 PATCHed, 0 resynced, 0 forgotten; 2 operation(s): 1 succeeded, 1 failed, 0 skipped."
+        in issue["body"]
+    )
     assert "<code>errors/proxy_error</code> (HTTP 502, 1 operation(s))" in issue["body"]
     assert "- acc_05 (patch, 4 attempt(s))" in issue["body"]
     assert accounts_named(issue["body"]) == {"acc_05"}
@@ -292,7 +296,8 @@ def test_scheduled_reconcile_keeps_one_failures_issue_until_a_clean_run(gitops: 
     [issue] = gitops.runner.issues()
     assert issue["edits"] == 1 and issue["state"] == "open"
     assert (
-        "**Apply: 1 account(s): 0 PATCHed, 0 resynced, 0 forgotten, 1 failed, 0 skipped." in issue["body"]
+        "**Apply: 1 account(s): 0 PATCHed, 0 resynced, 0 forgotten; 1 operation(s): 0 succeeded, 1 failed, 0 skipped."
+        in issue["body"]
     )  # only the failed account is retried
 
     gitops.api.faults = []
