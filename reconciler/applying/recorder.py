@@ -9,7 +9,8 @@ held back, neither reported nor recorded yet. The first success clears the run: 
 recorded as failed, as it is when the run ends any other way. When the stop policy blames the run
 (`StopPolicy.blamed`: the breaker stopped it on them, or the run ended with nothing but them), what was held for
 that cause is reported `skipped` with the run's reason, and the state keeps no failure for those accounts: the
-reason was not theirs.
+reason was not theirs. An answer whose type stops the run (the catalogue's `stops_run`: a missing key, a key
+without the scope, postpress's network down) is never its account's failure either: it is skipped at once.
 """
 
 from __future__ import annotations
@@ -89,6 +90,10 @@ class Recorder:
                 "message": answer.message,
             },
         )
+        if kind.stops_run:  # the key or postpress itself, not the account: the run stops, and says why
+            self._stop.failed_finally(kind)
+            self.skipped(account_id, operation, attempts=attempts, http_status=answer.status, polls=polls)
+            return
         self._progress.count_failure(kind.type)
         if self._stop.suspects(kind):
             self._held.append((result, event, kind))
@@ -98,7 +103,6 @@ class Recorder:
             self._own_failures += 1
             self.results.append(result)
             self.journal.append(event)
-        self._stop.failed_finally(kind)
 
     def _release(self) -> None:
         """Report and record the held failures as the accounts' own."""
@@ -139,19 +143,28 @@ class Recorder:
         return f"skipped: the run stopped early ({self._stop.reason})"
 
     def skipped(
-        self, account_id: str, operation: Operation, message: str | None = None, attempts: int = 0
+        self,
+        account_id: str,
+        operation: Operation,
+        message: str | None = None,
+        attempts: int = 0,
+        http_status: int | None = None,
+        polls: int = 0,
     ) -> None:
         """An operation not done: not started, or stopped before its next attempt (`attempts` were sent, each
-        failed; when the run blamed a cause of its own, the account is counted among those it held back)."""
+        failed; when the run blamed a cause of its own, the account is counted among those it held back), or
+        ended by an answer that stopped the run (`http_status`: it is not the account's failure)."""
         reason = message or self._skip_message()
-        held_back = attempts > 0 and self._stop.blamed is not None
+        held_back = attempts > 0 and (self._stop.blamed is not None or http_status is not None)
         self.results.append(
             Result(
                 account_id=account_id,
                 operation=operation,
                 outcome="skipped",
+                http_status=http_status,
                 attempts=attempts,
                 message=reason,
+                polls=polls,
                 held_back=held_back,
             )
         )

@@ -187,9 +187,13 @@ class StopPolicy:
         return False
 
     def failed_finally(self, error: ErrorKind) -> None:
-        """An operation ended in `error`: some types stop the run whatever else happens."""
+        """An operation ended in `error`: some types stop the run whatever else happens (the catalogue's
+        `stops_run`), and the reason says what to do, since no account's failure will."""
         if error.stops_run:
-            self.stop(f"{error.type} is not about one account")
+            hint = error.hint.rstrip(".")
+            if hint[:1].isupper() and not hint.startswith("API"):
+                hint = hint[0].lower() + hint[1:]
+            self.stop(f"{error.type} (HTTP {error.status}) is not about one account: {hint}")
 
     def probe_failed(self, throttled: bool = False) -> bool:
         """Count a failed probe; True when the probes are exhausted and the run stops.

@@ -23,13 +23,15 @@ def test_each_catalogue_row(workdir, write, server, error_type) -> None:
     engine, backend = run_engine(
         workdir, server, write("a.yaml", fleet(2)), max_attempts=3, concurrency=1, throttle_timeout=0.3
     )
-    failed = [r for r in engine.results if r.outcome == "failed"]
-    assert len(failed) == 1
-    result = failed[0]
-    assert (result.account_id, result.error_type, result.http_status) == ("acc_0000", error_type, row.status)
-    assert (result.category, result.retryable) == (row.category, row.retryable)
     expected_attempts = 3 if row.retryable else 1
-    assert result.attempts == expected_attempts
+    [result] = [r for r in engine.results if r.account_id == "acc_0000"]
+    assert (result.http_status, result.attempts) == (row.status, expected_attempts)
+    if row.stops_run:  # the key or postpress itself: the run's failure, never the account's
+        assert (result.outcome, result.error_type, result.held_back) == ("skipped", None, True)
+        assert result.message == f"skipped: the run stopped early ({engine.stop_reason})"
+    else:
+        assert (result.outcome, result.error_type) == ("failed", error_type)
+        assert (result.category, result.retryable) == (row.category, row.retryable)
     sent = server.sandbox.stats.patches["acc_0000"]
     assert row.throttling == (row.status == 429 or error_type == "errors/service_unavailable")
     if row.throttling:  # sent again for --throttle-timeout without using attempts, then 3 attempts
@@ -38,14 +40,19 @@ def test_each_catalogue_row(workdir, write, server, error_type) -> None:
         assert sent == expected_attempts
     other = [r for r in engine.results if r.account_id == "acc_0001"]
     if row.stops_run:
-        assert engine.stop_reason == f"{error_type} is not about one account"
+        assert engine.stop_reason == (
+            f"{error_type} (HTTP {row.status}) is not about one account: {row.hint[0].lower()}{row.hint[1:-1]}"
+        )
     if row.stops_run and not row.retryable:
         assert other[0].outcome == "skipped" and server.sandbox.stats.patches["acc_0001"] == 0
     else:
         assert other[0].outcome == "succeeded"
-    recorded = backend.read()
-    assert recorded.accounts["acc_0000"].settings is None
-    assert recorded.accounts["acc_0000"].last_failure["error_type"] == error_type
+    recorded = backend.read().accounts.get("acc_0000")
+    if row.stops_run:
+        assert recorded is None or (recorded.settings is None and recorded.last_failure is None)
+    else:
+        assert recorded is not None and recorded.settings is None
+        assert recorded.last_failure["error_type"] == error_type
 
 
 def test_non_envelope_error_keeps_status_as_unknown(workdir, write, server) -> None:
@@ -438,10 +445,13 @@ def test_started_syncs_keep_polling_after_the_run_stops_early(workdir, write, se
     )
     engine, _ = run_engine(workdir, server, "a.yaml", concurrency=1, sync_poll_interval=0.05)
     outcomes = {(r.account_id, r.operation): r.outcome for r in engine.results}
-    assert engine.stop_reason == "errors/insufficient_privileges is not about one account"
+    assert engine.stop_reason == (
+        "errors/insufficient_privileges (HTTP 401) is not about one account: the API key lacks the scope for "
+        "this: use a key with account write access"
+    )
     assert outcomes == {
         ("a_sync", "resync"): "succeeded",
-        ("b_patch", "patch"): "failed",
+        ("b_patch", "patch"): "skipped",
         ("c_patch", "patch"): "skipped",
     }
     assert server.sandbox.stats.sync_calls["a_sync"] == 10 and server.sandbox.stats.patches["c_patch"] == 0

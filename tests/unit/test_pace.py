@@ -371,7 +371,10 @@ def test_types_that_are_not_about_an_account_stop_the_run() -> None:
     policy.failed_finally(CATALOGUE["errors/proxy_error"])
     assert policy.reason is None
     policy.failed_finally(CATALOGUE["errors/missing_credentials"])
-    assert policy.reason == "errors/missing_credentials is not about one account"
+    assert policy.reason == (
+        "errors/missing_credentials (HTTP 401) is not about one account: the API key is missing: set "
+        "POSTPRESS_API_KEY"
+    )
 
 
 @pytest.mark.parametrize(
