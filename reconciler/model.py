@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -455,9 +456,10 @@ class Elsewhere(Plain):
     the same PostgreSQL schema (a mistyped `workspace=`), a workspace of another schema of the same database when
     this state's schema holds nothing (a mistyped or forgotten `schema=`), or the file state in the working
     directory beside a PostgreSQL (or another file) state. `name` is the workspace, the schema (its workspace in
-    `workspace`), or the file's path."""
+    `workspace`), or the file's path. `here`: this state's location as messages show it (password `***`), when
+    known (not saved in a plan), for a command that can be pasted."""
 
-    __slots__ = ("kind", "name", "holds", "of", "workspace")
+    __slots__ = ("kind", "name", "holds", "of", "workspace", "here")
 
     def __init__(
         self,
@@ -466,6 +468,7 @@ class Elsewhere(Plain):
         holds: int,
         of: int,
         workspace: str | None = None,
+        here: str | None = None,
     ) -> None:
         self.kind = kind
         self.name = name
@@ -474,28 +477,40 @@ class Elsewhere(Plain):
         self.of = of
         #: The workspace of the schema `name` that holds them (kind "schema" only).
         self.workspace = workspace
+        self.here = here
 
-    def refusal(self, quote: Callable[[str], str] = repr) -> str:
-        """Why apply refuses a plan against an empty state when this other state holds its accounts: the one
-        line `apply` and `plan` both say. `quote` writes the workspace, schema or path (from a database: outside
-        text) for the medium."""
+    def pointer(
+        self, quote: Callable[[str], str] = repr, command: Callable[[str], str] = str
+    ) -> tuple[str, str]:
+        """Where the accounts are and what to do about it, the two halves of `refusal` (and of `state list`'s
+        note). `quote` writes the workspace, schema or path (from a database: outside text) for the medium,
+        `command` a shell command (escaped for the medium, never quoted by it: it is pasted)."""
         if self.kind == "workspace":
             where = f"workspace {quote(self.name)} of the same schema"
-            use = (
-                "if the workspace is mistyped, use that one; if the state moved, copy it here with "
-                "reconciler state migrate"
+            parameters = urlencode({"workspace": self.name})
+            return where, (
+                f"if the workspace is mistyped, use that one ({quote(parameters)} in the state URL); if the state "
+                "moved, copy it here with reconciler state migrate"
             )
-        elif self.kind == "schema":
+        if self.kind == "schema":
             workspace = self.workspace or "default"
             where = f"workspace {quote(workspace)} of schema {quote(self.name)} of the same database"
             parameters = urlencode({"schema": self.name, "workspace": workspace})
-            use = (
+            return where, (
                 f"if the schema is mistyped, use that one ({quote(parameters)} in the state URL); if the state "
                 "moved, copy it here with reconciler state migrate"
             )
-        else:
-            where = f"the file state {quote(self.name)} beside it"
-            use = f"copy it here with reconciler state migrate --from {quote(self.name)} --to this state"
+        where = f"the file state {quote(self.name)} in the working directory"
+        migrate = f"reconciler state migrate --from {shlex.quote(self.name)} --to "
+        if self.here is None:
+            return where, f"copy it here with {command(migrate + 'STATE')}, STATE being this state"
+        filled = " (with the password in place of ***)" if "***" in self.here and "://" in self.here else ""
+        return where, f"copy it here with {command(migrate + shlex.quote(self.here))}{filled}"
+
+    def refusal(self, quote: Callable[[str], str] = repr, command: Callable[[str], str] = str) -> str:
+        """Why apply refuses a plan against an empty state when this other state holds its accounts: the one
+        line `apply` and `plan` both say (see `pointer`)."""
+        where, use = self.pointer(quote, command)
         return (
             f"this state holds no accounts, but {where} holds {self.holds} of the {self.of} accounts to "
             f"create: {use}"

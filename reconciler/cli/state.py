@@ -26,7 +26,7 @@ from reconciler.escape import json_document, terminal
 from reconciler.model import Recorded
 from reconciler.planning import make_plan
 from reconciler.secrets import fingerprint_key, masked
-from reconciler.state import Backend, resolve_state_location
+from reconciler.state import Backend, close_schema_note, held_elsewhere, resolve_state_location
 from reconciler.state import events as recording
 from reconciler.state.stored import typed
 from reconciler.suggestions import suggestion, unknown_ids
@@ -37,9 +37,18 @@ def state() -> None:
     """Inspect and edit the recorded state."""
 
 
-def _read_state(state_location: str | None, sandbox: bool = False) -> tuple[str, Recorded]:
-    location = resolve_state_location(state_location, sandbox=sandbox)
-    return location, open_state(location).read()
+def _nothing_recorded(backend: Backend) -> None:
+    """For a state that holds no accounts: say so on stderr, and where accounts are, if another state that plan
+    would look at holds some (a mistyped `workspace=` or `schema=`, a state moved without `state migrate`)."""
+    line = f"nothing recorded in {backend.describe()}"
+    elsewhere = held_elsewhere(backend)
+    if elsewhere is not None:
+        where, use = elsewhere.pointer()
+        line += f"; {where} holds {elsewhere.holds} account(s): {use}"
+    click.echo(terminal(line), err=True)
+    close = close_schema_note(backend) if elsewhere is None else None
+    if close:
+        click.echo(terminal(close), err=True)
 
 
 text_or_json = click.option(
@@ -56,8 +65,12 @@ def _echo_json(document: object) -> None:
 @click.option("--sandbox", is_flag=True, help="List the sandbox's own state (as apply --sandbox records it).")
 @text_or_json
 def state_list(state_location: str | None, sandbox: bool, output_format: str) -> None:
-    """List the recorded accounts."""
-    _, recorded = _read_state(state_location, sandbox)
+    """List the recorded accounts (none: a line on stderr says so, and where accounts are if another state
+    holds some)."""
+    backend = open_state(resolve_state_location(state_location, sandbox=sandbox))
+    recorded = backend.read()
+    if not recorded.accounts:
+        _nothing_recorded(backend)
     rows = []
     for account_id in sorted(recorded.accounts):
         record = recorded.accounts[account_id]

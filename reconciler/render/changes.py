@@ -110,16 +110,18 @@ def _quoted(text: str) -> str:
     return terminal(repr(text))
 
 
-def safety_lines(safety: Safety | None, quote: Callable[[str], str] = _quoted) -> list[str]:
+def safety_lines(
+    safety: Safety | None, quote: Callable[[str], str] = _quoted, command: Callable[[str], str] = terminal
+) -> list[str]:
     """What apply would make of the plan under its safety bounds, one line per bound passed (none: it passes),
     after the line saying that another state holds the accounts, when one does. `quote` writes the name of that
-    state (a workspace read from the database: outside text) for the medium."""
+    state (a workspace read from the database: outside text) for the medium, `command` a command to paste."""
     if safety is None:
         return []
     lines = []
     if safety.elsewhere is not None:
         lines.append(
-            f"apply would refuse this plan: {safety.elsewhere.refusal(quote)}; apply --force applies "
+            f"apply would refuse this plan: {safety.elsewhere.refusal(quote, command)}; apply --force applies "
             "it anyway."
         )
     lines += [

@@ -147,7 +147,7 @@ def render(
         f"| {counts['create']:,} | {counts['update']:,} | {counts['forget']:,} | {counts['resync']:,} "
         f"| {counts['unchanged']:,} |"
     )
-    header += _callout("CAUTION", safety_lines(safety, code_span))
+    header += _callout("CAUTION", safety_lines(safety, code_span, code_span))
     if config or state is not None:
         serial = f"serial {plan.serial}" if plan.lineage else "new state"
         against = f" against state {state_markdown(state)}" if state is not None else ""

@@ -23,6 +23,7 @@ __all__ = [
     "StateReference",
     "open_backend",
     "look_elsewhere",
+    "held_elsewhere",
     "close_schema_note",
     "location_note",
     "display_location",
@@ -75,31 +76,47 @@ def look_elsewhere(backend: Backend, account_ids: list[str]) -> Elsewhere | None
     A hint, not a check of the state: a place that cannot be read is not looked at."""
     if not account_ids:
         return None
+    most = _most_elsewhere(backend, account_ids)
+    if most is None or 2 * most.holds <= len(account_ids):
+        return None
+    return most
+
+
+def held_elsewhere(backend: Backend) -> Elsewhere | None:
+    """For a state that holds no accounts, with no accounts to look for (`state list`): the other state, of
+    those `look_elsewhere` looks at, that holds the most accounts (its `holds` and `of` both that number), if
+    one holds any."""
+    most = _most_elsewhere(backend, None)
+    return None if most is None or most.holds == 0 else most
+
+
+def _most_elsewhere(backend: Backend, account_ids: list[str] | None) -> Elsewhere | None:
+    """The place `look_elsewhere` looks at that holds the most of `account_ids` (None: of any account)."""
+    of = 0 if account_ids is None else len(account_ids)
+    here = backend.describe()
     found: list[Elsewhere] = []
     try:
         for workspace, holds in backend.other_workspaces(account_ids).items():
-            found.append(Elsewhere("workspace", _clipped(workspace), holds, len(account_ids)))
+            found.append(Elsewhere("workspace", _clipped(workspace), holds, of or holds, here=here))
         for schema, workspaces in backend.other_schemas(account_ids).items():
             for workspace, holds in workspaces.items():
-                found.append(Elsewhere("schema", schema, holds, len(account_ids), _clipped(workspace)))
+                found.append(Elsewhere("schema", schema, holds, of or holds, _clipped(workspace), here))
     except StateError:
         pass
     default = Path(DEFAULT_STATE)
-    here = getattr(backend, "path", None)
-    beside = here is None or os.path.realpath(here) != os.path.realpath(default)
+    path = getattr(backend, "path", None)
+    beside = path is None or os.path.realpath(path) != os.path.realpath(default)
     if beside and (default.exists() or Path(DEFAULT_STATE + ".journal").exists()):
         try:
             from reconciler.state.file.backend import FileBackend
 
             recorded = FileBackend(default, explicit=False).account_ids()
-            holds = sum(1 for account_id in account_ids if account_id in recorded)
-            found.append(Elsewhere("file", DEFAULT_STATE, holds, len(account_ids)))
+            wanted = recorded if account_ids is None else account_ids
+            holds = sum(1 for i in wanted if i in recorded)
+            found.append(Elsewhere("file", DEFAULT_STATE, holds, of or holds, here=here))
         except (StateError, OSError):
             pass
-    most = max(found, key=lambda elsewhere: elsewhere.holds, default=None)
-    if most is None or 2 * most.holds <= len(account_ids):
-        return None
-    return most
+    return max(found, key=lambda elsewhere: elsewhere.holds, default=None)
 
 
 def close_schema_note(backend: Backend) -> str | None:

@@ -70,15 +70,16 @@ class Backend(Protocol):
     def count_accounts(self) -> int:
         """How many accounts `read()` would hold."""
 
-    def other_workspaces(self, account_ids: Iterable[str]) -> dict[str, int]:
+    def other_workspaces(self, account_ids: Iterable[str] | None) -> dict[str, int]:
         """Each other workspace beside this state (PostgreSQL: of the same schema) that holds some of
-        `account_ids`, and how many of them it holds; {} for a backend without workspaces."""
+        `account_ids` (None: any account), and how many of them it holds; {} for a backend without
+        workspaces."""
 
-    def other_schemas(self, account_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+    def other_schemas(self, account_ids: Iterable[str] | None) -> dict[str, dict[str, int]]:
         """Only when this state's schema holds no account at all (it does not exist yet, has no tables, or holds
         none): each other schema of the same database that holds reconciler state (and that this role may read),
-        mapped to each of its workspaces that holds some of `account_ids`, with how many. {} otherwise, and for
-        a backend without schemas."""
+        mapped to each of its workspaces that holds some of `account_ids` (None: any account), with how many.
+        {} otherwise, and for a backend without schemas."""
 
     def lock(
         self, timeout: float = 0.0, command: str = "apply", shard: tuple[int, int] | None = None

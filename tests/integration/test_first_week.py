@@ -205,8 +205,8 @@ def test_an_empty_workspace_beside_the_one_that_holds_the_accounts_is_refused(ru
         typo = production.replace("workspace=production", "workspace=prod")
         said = (
             "this state holds no accounts, but workspace 'production' of the same schema holds 30 of the 30 "
-            "accounts to create: if the workspace is mistyped, use that one; if the state moved, copy it here "
-            "with reconciler state migrate"
+            "accounts to create: if the workspace is mistyped, use that one ('workspace=production' in the state "
+            "URL); if the state moved, copy it here with reconciler state migrate"
         )
         planned = run("plan", "a.yaml", "--state", typo)
         assert planned.code == 0 and planned.err == f"note: {said}\n"
@@ -251,9 +251,9 @@ def test_a_file_state_beside_an_empty_postgres_state_is_refused_until_migrated(r
     assert run("apply", "a.yaml", "--yes").code == 0  # the default file state
     with fresh_postgres_state("production") as pg:
         said = (
-            "this state holds no accounts, but the file state '.reconciler/state.json' beside it holds 30 of the 30 "
-            "accounts to create: copy it here with reconciler state migrate --from '.reconciler/state.json' --to "
-            "this state"
+            "this state holds no accounts, but the file state '.reconciler/state.json' in the working directory "
+            "holds 30 of the 30 accounts to create: copy it here with reconciler state migrate --from "
+            f".reconciler/state.json --to '{pg}'"
         )
         assert run("plan", "a.yaml", "--state", pg).err == f"note: {said}\n"
         sent = api.stats.requests
@@ -264,7 +264,48 @@ def test_a_file_state_beside_an_empty_postgres_state_is_refused_until_migrated(r
         assert run("apply", "a.yaml", "--yes", "--state", pg).err.startswith("No changes.")
     # The other way round: an empty file state elsewhere, the default one beside it.
     refused = run("apply", "a.yaml", "--yes", "--state", "states/new.json")
-    assert refused.code == 1 and "the file state '.reconciler/state.json' beside it holds 30" in refused.err
+    assert refused.code == 1 and refused.err == (
+        "Error: this state holds no accounts, but the file state '.reconciler/state.json' in the working directory "
+        "holds 30 of the 30 accounts to create: copy it here with reconciler state migrate --from "
+        ".reconciler/state.json --to states/new.json; --force applies to this state anyway\n"
+    )
+
+
+def test_state_list_of_an_empty_state_says_so_and_where_the_accounts_are(run, write) -> None:
+    """`state list` prints nothing for an empty state (scripts read stdout), and says on stderr that nothing is
+    recorded, with plan's pointer to another state that holds accounts: a mistyped path, workspace or schema."""
+    write("a.yaml", _team(3, resyncs=0))
+    listed = run("state", "list", "--state", "nothing.json")
+    assert (listed.code, listed.out, listed.err) == (0, "", "nothing recorded in nothing.json\n")
+    assert run("import", "a.yaml", "--yes").code == 0  # the default file state
+    listed = run("state", "list", "--state", "states/new.json")
+    assert (listed.code, listed.out) == (0, "")
+    assert listed.err == (
+        "nothing recorded in states/new.json; the file state '.reconciler/state.json' in the working directory "
+        "holds 3 account(s): copy it here with reconciler state migrate --from .reconciler/state.json --to "
+        "states/new.json\n"
+    )
+    with fresh_postgres_state("production") as production:
+        assert run("import", "a.yaml", "--yes", "--state", production).code == 0
+        Path(".reconciler/state.json").unlink()
+        typo = production.replace("workspace=production", "workspace=prodution")
+        listed = run("state", "list", "--state", typo)
+        assert (listed.code, listed.out) == (0, "")
+        assert listed.err == (
+            f"nothing recorded in {typo}; workspace 'production' of the same schema holds 3 account(s): if the "
+            "workspace is mistyped, use that one ('workspace=production' in the state URL); if the state moved, "
+            "copy it here with reconciler state migrate\n"
+        )
+        schema = _schema_of(production)
+        with fresh_postgres_state("production", schema=schema[:-1]) as other:
+            listed = run("state", "list", "--state", other, "--format", "json")
+            assert listed.code == 0 and listed.json == {"format_version": 1, "accounts": []}
+            assert listed.err == (
+                f"nothing recorded in {other}; workspace 'production' of schema '{schema}' of the same database "
+                f"holds 3 account(s): if the schema is mistyped, use that one ('schema={schema}&workspace="
+                "production' in the state URL); if the state moved, copy it here with reconciler state migrate\n"
+            )
+        assert run("state", "list", "--state", production).err == ""
 
 
 def _schema_of(url: str) -> str:

@@ -209,6 +209,9 @@ def _safety_lines() -> Iterator[str]:
         Elsewhere("workspace", "production", 30, 30),
         Elsewhere("schema", "prod_state", 30, 30, "production"),
         Elsewhere("file", ".reconciler/state.json", 3, 4),
+        Elsewhere(
+            "file", ".reconciler/state.json", 3, 4, here="postgresql://u:***@h/db?schema=s&workspace=w"
+        ),
     ):
         safety = weigh(plan, 20, elsewhere=elsewhere)
         assert len(safety.refused) == 3

@@ -229,3 +229,22 @@ def test_plan_of_a_valid_file_imports_no_http_client_nor_jsonschema(write, workd
     imported = modules_after(workdir, ["plan", "a.yaml"])
     heavy = ("pycurl", "orjson", "aiohttp", "jsonschema", "deepdiff")
     assert sorted(m for m in heavy if m in imported) == []
+
+
+def test_the_pointer_to_the_file_state_is_a_command_to_paste() -> None:
+    """The file state in the working directory: a `state migrate` command with both locations shell-quoted, the
+    password `***` to fill in; a saved plan, which names no location, says what to put in place of STATE."""
+    from reconciler.escape import code_span
+    from reconciler.model import Elsewhere
+
+    url = "postgresql://u:***@db.example.com/state?schema=reconciler&workspace=production"
+    assert Elsewhere("file", ".reconciler/state.json", 3, 4, here=url).refusal() == (
+        "this state holds no accounts, but the file state '.reconciler/state.json' in the working directory holds 3 "
+        "of the 4 accounts to create: copy it here with reconciler state migrate --from .reconciler/state.json "
+        f"--to '{url}' (with the password in place of ***)"
+    )
+    saved = Elsewhere.from_json(Elsewhere("file", ".reconciler/state.json", 3, 4, here=url).to_json())
+    assert saved.refusal(code_span, code_span).endswith(
+        "copy it here with `reconciler state migrate --from .reconciler/state.json --to STATE`, STATE being this "
+        "state"
+    )

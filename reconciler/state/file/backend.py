@@ -79,11 +79,11 @@ class FileBackend:
     def count_accounts(self) -> int:
         return len(self.read().accounts)
 
-    def other_workspaces(self, account_ids: Iterable[str]) -> dict[str, int]:
+    def other_workspaces(self, account_ids: Iterable[str] | None) -> dict[str, int]:
         """A file holds one state: there is no other workspace."""
         return {}
 
-    def other_schemas(self, account_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+    def other_schemas(self, account_ids: Iterable[str] | None) -> dict[str, dict[str, int]]:
         """A file is in no database: there is no other schema."""
         return {}
 

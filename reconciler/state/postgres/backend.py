@@ -98,18 +98,20 @@ class PostgresBackend:
         with self._reading() as connection:
             return self.rows.count(connection)
 
-    def other_workspaces(self, account_ids: Iterable[str]) -> dict[str, int]:
-        """One `group by workspace` over the rows of `account_ids` in the other workspaces of this schema."""
-        wanted = [i for i in dict.fromkeys(account_ids) if storable(i)]
-        if not wanted:
+    def other_workspaces(self, account_ids: Iterable[str] | None) -> dict[str, int]:
+        """One `group by workspace` over the rows of `account_ids` (None: every row) in the other workspaces of
+        this schema."""
+        wanted = None if account_ids is None else [i for i in dict.fromkeys(account_ids) if storable(i)]
+        if wanted == []:
             return {}
         with self._reading() as connection:
             return self.rows.other_workspaces(connection, wanted)
 
-    def other_schemas(self, account_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+    def other_schemas(self, account_ids: Iterable[str] | None) -> dict[str, dict[str, int]]:
         """When this schema holds no account: the other schemas of the database that hold reconciler state, and
-        how many of `account_ids` each of their workspaces holds (see `beside.other_schemas`)."""
-        wanted = [i for i in dict.fromkeys(account_ids) if storable(i)]
+        how many of `account_ids` (None: any account) each of their workspaces holds (see
+        `beside.other_schemas`)."""
+        wanted = None if account_ids is None else [i for i in dict.fromkeys(account_ids) if storable(i)]
         with self._reading() as connection:
             return other_schemas(connection, self.schema, wanted)
 

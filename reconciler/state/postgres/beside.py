@@ -41,11 +41,11 @@ def holds_accounts(connection: psycopg.Connection[Any], schema: Schema) -> bool:
 
 
 def other_schemas(
-    connection: psycopg.Connection[Any], schema: Schema, wanted: list[str]
+    connection: psycopg.Connection[Any], schema: Schema, wanted: list[str] | None
 ) -> dict[str, dict[str, int]]:
     """For a state whose `schema` holds no account (absent, without the tables, or with none recorded): each
     other schema of the database that holds reconciler state, and each of its workspaces that holds some of
-    `wanted` (storable ids) with how many. {} when `schema` holds accounts."""
+    `wanted` (storable ids; None: any account) with how many. {} when `schema` holds accounts."""
     with connection.transaction():
         connection.execute("set transaction isolation level repeatable read")
         found = reconciler_schemas(connection)
@@ -56,15 +56,17 @@ def other_schemas(
             key=lambda name: (-difflib.SequenceMatcher(None, schema.name, name).ratio(), name),
         )[:MAX_CANDIDATES]
         held: dict[str, dict[str, int]] = {name: {} for name in others}
-        if not others or not wanted:
+        if not others or wanted == []:
             return held
+        only = sql.SQL("") if wanted is None else sql.SQL(" where account_id = any(%(wanted)s)")
         counts = sql.SQL(" union all ").join(
-            sql.SQL(
-                "select {name}, workspace, count(*) from {table} where account_id = any(%(wanted)s) "
-                "group by workspace"
-            ).format(name=sql.Literal(name), table=Schema(name, "").accounts)
+            sql.SQL("select {name}, workspace, count(*) from {table}{only} group by workspace").format(
+                name=sql.Literal(name), table=Schema(name, "").accounts, only=only
+            )
             for name in others
         )
-        for name, workspace, count in connection.execute(counts, {"wanted": wanted}).fetchall():
+        for name, workspace, count in connection.execute(
+            counts, None if wanted is None else {"wanted": wanted}
+        ).fetchall():
             held[name][workspace] = int(count)
     return held

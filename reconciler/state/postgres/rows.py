@@ -110,18 +110,20 @@ class WorkspaceRows:
             )
         return int(count)
 
-    def other_workspaces(self, connection: psycopg.Connection[Any], wanted: list[str]) -> dict[str, int]:
-        """One `group by workspace` over the rows of `wanted` (storable ids) in the other workspaces of this
-        schema."""
+    def other_workspaces(
+        self, connection: psycopg.Connection[Any], wanted: list[str] | None
+    ) -> dict[str, int]:
+        """One `group by workspace` over the rows of `wanted` (storable ids; None: every row) in the other
+        workspaces of this schema."""
+        only = sql.SQL("") if wanted is None else sql.SQL(" and account_id = any(%(wanted)s)")
         with connection.transaction():
             if not {"workspaces", "accounts"} <= self.schema.present_tables(connection):
                 return {}
             rows = connection.execute(
                 sql.SQL(
-                    "select workspace, count(*) from {} where workspace <> %s and account_id = any(%s) "
-                    "group by workspace"
-                ).format(self.schema.accounts),
-                (self.workspace, wanted),
+                    "select workspace, count(*) from {} where workspace <> %(workspace)s{} group by workspace"
+                ).format(self.schema.accounts, only),
+                {"workspace": self.workspace, "wanted": wanted},
             ).fetchall()
         return {workspace: int(count) for workspace, count in rows}
 
