@@ -233,6 +233,34 @@ def key_sources(environ: Mapping[str, str]) -> list[str]:
     return sources + [str(path) for path in _default_age_key_files(environ) if path.is_file()]
 
 
+#: The most of a keys file read to tell whether it holds only public keys (a keys file is a few lines).
+_KEYS_FILE_READ = 64 * 1024
+
+
+def public_key_sources(environ: Mapping[str, str]) -> list[str]:
+    """Of `key_sources`, those that give age public keys (`age1...`, the recipients) and nothing else: the
+    variable SOPS_AGE_KEY, or a keys file (SOPS_AGE_KEY_FILE, SOPS's default one) whose lines, comments aside,
+    are all public keys. sops says of them only `unknown identity type`."""
+    found = []
+    for source in key_sources(environ):
+        if source == "SOPS_AGE_KEY":
+            text = environ[source]
+        elif source in AGE_KEY_VARIABLES and source != "SOPS_AGE_KEY_FILE":
+            continue
+        else:
+            try:
+                with open(environ[source] if source == "SOPS_AGE_KEY_FILE" else source, "rb") as keys:
+                    text = keys.read(_KEYS_FILE_READ).decode("utf-8", "replace")
+            except OSError:
+                continue
+        lines = [
+            line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+        ]
+        if lines and all(line.startswith("age1") and " " not in line for line in lines):
+            found.append(source)
+    return found
+
+
 def _default_age_key_files(environ: Mapping[str, str]) -> list[Path]:
     places = []
     if environ.get("XDG_CONFIG_HOME"):
@@ -261,6 +289,7 @@ class Decryption:
         self.shown = shown
         self.output_format = OUTPUT_FORMATS[fmt]
         self._key_sources = key_sources(environ)
+        self._environ = environ
         command = [binary, "decrypt", "--input-type", fmt, "--output-type", self.output_format, str(path)]
         try:
             self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
@@ -294,6 +323,7 @@ class Decryption:
                 errors.decode("utf-8", "replace"),
                 self._key_sources,
                 self._redactor,
+                self._environ,
             )
         try:
             text = output.decode("utf-8")
@@ -322,11 +352,18 @@ def _decrypted_structure(text: str) -> Any:
     return document
 
 
-def _failure(shown: str, code: int, stderr: str, key_sources: list[str], redactor: Redactor) -> SopsError:
+def _failure(
+    shown: str,
+    code: int,
+    stderr: str,
+    key_sources: list[str],
+    redactor: Redactor,
+    environ: Mapping[str, str],
+) -> SopsError:
     said = outside_text(stderr, redactor)
     detail = f" (sops: {said})" if said else ""
     if code == _COULD_NOT_RETRIEVE_KEY:
-        return _no_key(shown, stderr, key_sources, redactor)
+        return _no_key(shown, stderr, key_sources, redactor, environ)
     if code in _TAMPERED:
         return SopsError(
             f"{shown}: refused: the file does not match its MAC (changed without sops, or corrupt); restore it "
@@ -373,9 +410,12 @@ def _first_sentence(text: str) -> str:
     return (text[:end] if end >= 0 else text).removesuffix(".")
 
 
-def _no_key(shown: str, stderr: str, key_sources: list[str], redactor: Redactor) -> NoKey:
-    """sops found no key that opens the file: none given here, one given that cannot be read, or one that is not
-    among the file's recipients (named by their public keys, as sops lists them)."""
+def _no_key(
+    shown: str, stderr: str, key_sources: list[str], redactor: Redactor, environ: Mapping[str, str]
+) -> NoKey:
+    """sops found no key that opens the file: none given here, one given that cannot be read (a public key given
+    for the private one, said so), or one that is not among the file's recipients (named by their public keys,
+    as sops lists them)."""
     failures = _key_failures(stderr)
     recipients = [key for key, _ in failures]
     listed = ", ".join(recipients[:RECIPIENTS_SHOWN]) + (
@@ -390,6 +430,12 @@ def _no_key(shown: str, stderr: str, key_sources: list[str], redactor: Redactor)
     given = ", ".join(key_sources)
     unreadable = [why.split(_UNREADABLE_KEY, 1)[1] for _, why in failures if _UNREADABLE_KEY in why]
     if unreadable:
+        public = public_key_sources(environ)
+        if public:
+            return NoKey(
+                f"{shown}: cannot decrypt it: the age key given ({', '.join(public)}) is a public key (age1...): "
+                "give the private key, the AGE-SECRET-KEY-1... line"
+            )
         said = outside_text(_first_sentence(unreadable[0]), redactor)
         return NoKey(f"{shown}: cannot decrypt it: the age key given ({given}) cannot be read (sops: {said})")
     if not recipients:  # said otherwise than sops 3.9 to 3.11 do: quoted as it is

@@ -9,7 +9,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -241,17 +241,31 @@ def load_or_exit(
     if annotating():
         for warning in desired.warnings:
             click.echo(github.render(warning), err=True)
-    if decrypt != "never":
-        for alias, file, decrypted, why_not in desired.secrets_files:
-            if not decrypted:
-                click.echo(
-                    terminal(
-                        f"{file} ({alias}): not decrypted here ({why_not}); what depends on it shows as not "
-                        "known until apply"
-                    ),
-                    err=True,
-                )
     return desired
+
+
+def not_decrypted(desired: Desired) -> dict[str, str]:
+    """Each secrets file that was not decrypted (plan without a key), as its source (`vault.*`) -> the file and
+    why (`secrets.sops.yaml: no SOPS key given here`): said once, on the plan's `Not known here` line when the
+    text plan shows it, else on stderr (`say_not_decrypted`)."""
+    return {
+        f"{alias}.*": f"{file}: {why_not}"
+        for alias, file, decrypted, why_not in desired.secrets_files
+        if not decrypted
+    }
+
+
+def say_not_decrypted(reasons: Mapping[str, str]) -> None:
+    """The line for each secrets file not decrypted, on stderr."""
+    for source, reason in reasons.items():
+        file, _, why_not = reason.partition(": ")
+        click.echo(
+            terminal(
+                f"{file} ({source.removesuffix('.*')}): not decrypted here ({why_not}); what depends on it shows "
+                "as not known until apply"
+            ),
+            err=True,
+        )
 
 
 def open_state(location: str, explicit: bool | None = None, unnamed: str = "the default state") -> Backend:
@@ -313,9 +327,11 @@ def render_plan(
     config: str,
     state: StateReference | None = None,
     safety: Safety | None = None,
+    not_decrypted: Mapping[str, str] | None = None,
 ) -> str:
     """`plan` in `output_format`; `safety` is what apply's bounds make of it (None: not known, say nothing).
-    The markdown header names `state` by kind and workspace (or a file state by its path)."""
+    The markdown header names `state` by kind and workspace (or a file state by its path). `not_decrypted`: why
+    each secrets file was not (`not_decrypted`), for the text plan's `Not known here` line."""
     # Imported here: `apply --yes` renders no plan, and start-up counts (BENCHMARKS.md).
     from reconciler.render import plan_json, plan_markdown, plan_text
 
@@ -325,7 +341,7 @@ def render_plan(
         return plan_markdown.render(
             plan, config=name_in_messages(config), state=state, safety=safety, where=whole_plan_where()
         )
-    return plan_text.render(plan, safety)
+    return plan_text.render(plan, safety, not_decrypted)
 
 
 #: Set by the GitHub Action to the name of the artifact that holds the whole plan as text.

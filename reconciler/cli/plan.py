@@ -16,10 +16,12 @@ from reconciler.cli.common import (
     format_option,
     given,
     load_or_exit,
+    not_decrypted,
     open_state,
     plan_bound_options,
     render_plan,
     run_redactor,
+    say_not_decrypted,
     select_option,
     show_warnings,
     state_option,
@@ -189,7 +191,13 @@ def plan(
                 "value is known",
                 err=True,
             )
-    click.echo(render_plan(the_plan, output_format, config, backend.reference(), safety), nl=False)
+    reasons = not_decrypted(desired)
+    on_the_plan = output_format == "text" and not the_plan.empty
+    said = {
+        source: why for source, why in reasons.items() if on_the_plan and source in the_plan.unset_variables
+    }
+    say_not_decrypted({source: why for source, why in reasons.items() if source not in said})
+    click.echo(render_plan(the_plan, output_format, config, backend.reference(), safety, said), nl=False)
     write_github_outputs(
         {
             "changes": "true" if not the_plan.empty else "false",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from reconciler.escape import terminal
@@ -72,15 +72,17 @@ def summary_line(plan: Plan) -> str:
     )
 
 
-def unknown_line(plan: Plan) -> str | None:
+def unknown_line(plan: Plan, not_decrypted: Mapping[str, str] | None = None) -> str | None:
     """The one line naming the variables that were unset (and the secrets files not decrypted) while planning
-    (None when every value was known)."""
+    (None when every value was known); `not_decrypted` says why of each file (`vault.*` -> `FILE: why`)."""
     if not plan.unset_variables:
         return None
     pronoun = "them" if len(plan.unset_variables) > 1 else "it"
+    reasons = [(not_decrypted or {}).get(name) for name in plan.unset_variables]
+    why = "; ".join(reason for reason in reasons if reason)
     return (
-        f"Not known here: {sources_text(plan.unset_variables)}; the fields that depend on {pronoun} show as not "
-        "known until apply."
+        f"Not known here: {sources_text(plan.unset_variables)}{f' ({why})' if why else ''}; the fields that "
+        f"depend on {pronoun} show as not known until apply."
     )
 
 
@@ -133,7 +135,7 @@ def safety_lines(
         most = check.count + check.uncertain
         lines.append(
             f"apply may refuse this plan: {check.count}/{check.existing} {check.action}s are within "
-            f"{check.bound:.2f}%, but with the {check.uncertain} that depend on unset variables they would be "
+            f"{check.bound:.2f}%, but with the {check.uncertain} that depend on values not known here they would be "
             f"{100.0 * most / check.existing:.2f}% ({most}/{check.existing}); apply --force applies it anyway."
         )
     return lines

@@ -297,8 +297,8 @@ def test_updates_that_wait_only_for_unset_secrets_are_counted_by_variable(
     update_bound = document["safety"]["bounds"][0]
     assert update_bound["over"] is False and update_bound["may_be_over"] is True
     assert (
-        "apply may refuse this plan: 5/2400 updates are within 30.00%, but with the 2395 that depend on unset "
-        "variables they would be 100.00% (2400/2400); apply --force applies it anyway."
+        "apply may refuse this plan: 5/2400 updates are within 30.00%, but with the 2395 that depend on values not "
+        "known here they would be 100.00% (2400/2400); apply --force applies it anyway."
     ) in result.out
 
     markdown = run("plan", "accounts", "--format", "markdown").out

@@ -131,10 +131,14 @@ def test_plan_without_the_key_shows_not_known_and_counts_by_file(run, repo, key,
 
     result = run("plan", "accounts.yaml", "--detailed-exitcode")
     assert result.code == 2, result.err  # what may change cannot be told here
-    assert "secrets.sops.yaml (vault): not decrypted here (no SOPS key given here)" in result.err
+    assert "not decrypted" not in result.err  # said once, on the plan's own line, with why
     assert (
-        "Not known here: vault.* not decrypted; the fields that depend on it show as not known until apply."
-        in result.out
+        "Not known here: vault.* not decrypted (secrets.sops.yaml: no SOPS key given here); the fields that depend "
+        "on it show as not known until apply." in result.out
+    )
+    assert run("plan", "accounts.yaml", "--format", "json").err == (
+        "secrets.sops.yaml (vault): not decrypted here (no SOPS key given here); what depends on it shows as not "
+        "known until apply\n"
     )
     assert (
         "3 more update(s) depend only on vault.* (not decrypted here) and may change nothing, not listed."
@@ -335,6 +339,26 @@ def test_a_key_that_cannot_be_read_says_why(run, repo, monkeypatch) -> None:
     )
 
 
+def test_a_public_key_given_for_the_private_one_says_so(run, repo, key, monkeypatch) -> None:
+    """sops says only `unknown identity type` of a public key (age1...) given as SOPS_AGE_KEY or in a keys
+    file: the line says what was given and what to give."""
+    monkeypatch.setenv("SOPS_AGE_KEY", key.recipient)
+    result = run("plan", "accounts.yaml")
+    assert result.err == (
+        "Error: secrets.sops.yaml (vault): cannot decrypt it: the age key given (SOPS_AGE_KEY) is a public key "
+        "(age1...): give the private key, the AGE-SECRET-KEY-1... line\n"
+    )
+    assert result.code == 1
+    monkeypatch.delenv("SOPS_AGE_KEY")
+    (repo / "public.agekey").write_text(f"# public key: {key.recipient}\n{key.recipient}\n")
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", "public.agekey")
+    _one_line_error(
+        run("plan", "accounts.yaml"),
+        "the age key given (SOPS_AGE_KEY_FILE) is a public key (age1...): give the private key, the "
+        "AGE-SECRET-KEY-1... line",
+    )
+
+
 def test_a_tampered_file_is_refused(run, repo, key, monkeypatch) -> None:
     path = repo / "secrets.sops.yaml"
     text = path.read_text()
@@ -521,9 +545,10 @@ def test_a_plan_waiting_for_a_variable_and_a_file(run, repo, monkeypatch) -> Non
     result = run("plan", "accounts.yaml")
     assert "proxy.username = (not known here: PROXY_USER unset)" in result.out
     assert (
-        "Not known here: PROXY_USER unset; vault.* not decrypted; the fields that depend on them show as not "
-        "known until apply." in result.out
+        "Not known here: PROXY_USER unset; vault.* not decrypted (secrets.sops.yaml: no SOPS key given here); the "
+        "fields that depend on them show as not known until apply." in result.out
     )
+    assert result.err == ""
 
 
 # -- the setup of docs/secrets-in-repository.md, as a new user follows it ------------------------------------------
@@ -535,8 +560,9 @@ def _blocks(text: str, language: str) -> list[str]:
 
 
 def test_the_documented_setup_needs_nothing_but_the_sops_extra(workdir: Path) -> None:
-    """The key is made, a file encrypted and a plan decrypted with the docs' own commands, in a shell whose PATH
-    holds only the environment's `bin` (python, sops, reconciler) and the system's basic tools: no age-keygen."""
+    """The key is made, a file encrypted and a plan decrypted with the docs' own commands, as written, in a shell
+    whose PATH holds only the system's basic tools (no environment activated, no age-keygen, no sops): the
+    commands name the environment's `bin` (`.venv/bin/python`, `.venv/bin/sops`), `.venv` being this one."""
     import tomllib
 
     project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text("utf-8"))["project"]
@@ -545,9 +571,10 @@ def test_the_documented_setup_needs_nothing_but_the_sops_extra(workdir: Path) ->
     make_a_key = re.search(r"<!-- make-a-key -->\n```sh\n(.*?)```", doc, re.DOTALL)
     assert make_a_key is not None
     configuration, plaintext, sops_yaml = _blocks(doc, "yaml")[:3]
-    encrypting = next(block for block in _blocks(doc, "sh") if block.startswith("sops encrypt"))
+    encrypting = next(block for block in _blocks(doc, "sh") if block.startswith(".venv/bin/sops encrypt"))
+    (workdir / ".venv").symlink_to(sys.prefix, target_is_directory=True)
     environment = {
-        "PATH": os.pathsep.join((str(Path(sys.executable).parent), "/usr/bin", "/bin")),
+        "PATH": os.pathsep.join(("/usr/bin", "/bin")),
         "HOME": str(workdir / "home"),
         "SOPS_DISABLE_VERSION_CHECK": "1",
     }
@@ -559,6 +586,11 @@ def test_the_documented_setup_needs_nothing_but_the_sops_extra(workdir: Path) ->
         assert done.returncode == 0, done.stderr
         return done.stdout
 
+    # Without pyrage (a Python outside the environment), Python stops before any key file is made.
+    outside = make_a_key.group(1).replace(".venv/bin/python", str(Path(sys.base_prefix) / "bin" / "python3"))
+    failed = subprocess.run(["bash", "-euc", outside], cwd=workdir, env=environment, capture_output=True)
+    assert failed.returncode != 0 and b"ModuleNotFoundError" in failed.stderr
+    assert not (workdir / "reconciler.agekey").exists()
     printed = shell(make_a_key.group(1))
     recipient = re.fullmatch(r"# public key: (age1[0-9a-z]+)\n", printed)
     assert recipient, printed
@@ -570,6 +602,12 @@ def test_the_documented_setup_needs_nothing_but_the_sops_extra(workdir: Path) ->
     (workdir / "secrets.sops.yaml").write_text(plaintext)
     shell(encrypting.splitlines()[0].split("#")[0])
     assert "s3cret-one" not in (workdir / "secrets.sops.yaml").read_text()
-    planned = shell("reconciler plan accounts.yaml 2>&1", SOPS_AGE_KEY_FILE="reconciler.agekey")
+    key_file = (workdir / "reconciler.agekey").read_text()
+    failed = subprocess.run(
+        ["bash", "-euc", make_a_key.group(1)], cwd=workdir, env=environment, capture_output=True
+    )
+    assert failed.returncode != 0 and b"FileExistsError" in failed.stderr  # an existing key is never replaced
+    assert (workdir / "reconciler.agekey").read_text() == key_file
+    planned = shell(".venv/bin/reconciler plan accounts.yaml 2>&1", SOPS_AGE_KEY_FILE="reconciler.agekey")
     assert "Plan: 2 to create" in planned and "not decrypted" not in planned, planned
     assert re.search(r"proxy\.password += \(sensitive\)", planned), planned
