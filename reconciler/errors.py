@@ -122,14 +122,25 @@ LOCK_ADVICE = (
     "wait for it with --lock-timeout SECONDS, or ask whoever runs that command; the lock ends with its process, "
     "so there is nothing to remove"
 )
+#: The same, once --lock-timeout ran out.
+LOCK_ADVICE_AFTER_WAITING = (
+    "wait longer with a larger --lock-timeout, or ask whoever runs that command; the lock ends with its process, "
+    "so there is nothing to remove"
+)
 
 
 class LockHeld(StateError):
     """Another process holds the state lock."""
 
     @classmethod
-    def by(cls, state: str, holder: str) -> LockHeld:
-        """The refusal of every backend: which state, who holds it and since when, and what to do."""
+    def by(cls, state: str, holder: str, waited: float = 0.0) -> LockHeld:
+        """The refusal of every backend: which state, who holds it and since when, and what to do; after
+        `waited` seconds of `--lock-timeout`, how long it waited."""
+        if waited > 0:
+            return cls(
+                f"the state {state} is still locked by {holder} after waiting {waited:g} s (--lock-timeout); "
+                f"{LOCK_ADVICE_AFTER_WAITING}"
+            )
         return cls(f"the state {state} is locked by {holder}; {LOCK_ADVICE}")
 
 

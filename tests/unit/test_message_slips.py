@@ -236,6 +236,7 @@ def _refusals() -> Iterator[str]:
     from reconciler.state import open_backend
 
     yield str(LockHeld.by("state.json", "apply (pid 1 on host) since 2026-01-01T00:00:00Z"))
+    yield str(LockHeld.by("state.json", "apply (pid 1 on host) since 2026-01-01T00:00:00Z", 1.0))
     yield missing_default_config()
     specs = {"a": AccountSpec("a", None, {"team": "emea"}, None, None, "a.yaml", 1, 1)}
     yield unmatched_selection([("team", "emae")], specs)

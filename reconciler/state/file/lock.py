@@ -70,7 +70,7 @@ class FileLock:
             if not wait_for_lock(functools.partial(_try_flock, fd), deadline):
                 holder = _read_holder(path)
                 os.close(fd)
-                raise LockHeld.by(shown, holder)
+                raise LockHeld.by(shown, holder, timeout)
             if _names(path, fd):
                 return cls(path, fd, made, created, _ignore_in_git(path.parent) if made else None)
             os.close(fd)

@@ -61,7 +61,7 @@ class AdvisoryLock:
                 return bool(fetch_value(connection.execute(query, (key,))))
 
             if not wait_for_lock(try_once, deadline):
-                raise LockHeld.by(shown, self.holder(connection, key))
+                raise LockHeld.by(shown, self.holder(connection, key), timeout)
         self._record_holder(connection, [key for _, key in wanted], holder)
 
     def release(self, connection: psycopg.Connection[Any], wanted: list[tuple[str, int]]) -> None:
