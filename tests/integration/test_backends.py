@@ -154,6 +154,10 @@ def test_postgres_connection_failure_is_one_line_without_password(run, write) ->
         "Error: cannot connect to PostgreSQL at postgresql://postgres:***@127.0.0.1:1/test:"
     )
     assert "hunter2-SECRET" not in result.err and len(result.err.strip().splitlines()) == 1
+    # libpq's lines are sentences: joined as such, not run together.
+    assert result.err.endswith(
+        "port 1 failed: Connection refused. Is the server running on that host and accepting TCP/IP connections?\n"
+    ), result.err
 
 
 def test_state_migrate_round_trip(run, write, api, state_url, workdir) -> None:

@@ -248,3 +248,19 @@ def test_the_pointer_to_the_file_state_is_a_command_to_paste() -> None:
         "copy it here with `reconciler state migrate --from .reconciler/state.json --to STATE`, STATE being this "
         "state"
     )
+
+
+def test_libpq_lines_are_joined_as_sentences() -> None:
+    from reconciler.state.postgres.database import one_line
+
+    text = (
+        'connection failed: connection to server at "10.0.0.1", port 5432 failed: Connection refused\n'
+        "\tIs the server running on that host and accepting TCP/IP connections?\n"
+        'connection to server at "10.0.0.2", port 5432 failed: timeout expired\n'
+        "multiple hosts tried\n"
+    )
+    assert one_line(text) == (
+        'connection failed: connection to server at "10.0.0.1", port 5432 failed: Connection refused. Is the '
+        'server running on that host and accepting TCP/IP connections? connection to server at "10.0.0.2", port '
+        "5432 failed: timeout expired; multiple hosts tried"
+    )

@@ -48,7 +48,7 @@ class Database:
         text = str(exc) or type(exc).__name__
         for secret in self._passwords:
             text = text.replace(secret, REDACTED)
-        text = " ".join(self._redactor.redact(redact_credentials(text)).split())
+        text = one_line(self._redactor.redact(redact_credentials(text)))
         return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT] + "…"
 
     @contextlib.contextmanager
@@ -58,6 +58,21 @@ class Database:
             yield
         except psycopg.Error as exc:
             raise StateError(f"{self.shown}: {doing}: {self.message_of(exc)}") from None
+
+
+def one_line(text: str) -> str:
+    """libpq's text (one line per host tried, then hints) as one line: its lines joined as sentences, `. `
+    before one that starts with a capital (`Connection refused. Is the server running ...?`), else `; `, and a
+    space alone after a line that ends in punctuation; whitespace squeezed."""
+    joined = ""
+    for line in (" ".join(line.split()) for line in text.splitlines()):
+        if not line:
+            continue
+        if not joined or joined[-1] in ".:;,?!":
+            joined += (" " if joined else "") + line
+        else:
+            joined += (". " if line[0].isupper() else "; ") + line
+    return joined
 
 
 def fetch_value(cursor: psycopg.Cursor[Any]) -> Any:
