@@ -117,9 +117,9 @@ def sandbox(
     except ValueError as exc:
         fail(f"--fault: {exc}")
     key = api_key or os.environ.get("POSTPRESS_API_KEY")
+    generated = not key
     if not key:
-        key = random_api_key()
-        click.echo(f"API key: {key}", err=True)
+        key = random_api_key()  # printed once the server listens: a start that fails shows no key
     unsupported = frozenset(name.strip().upper() for name in unsupported_providers.split(",") if name.strip())
     try:
         accounts = load_accounts_file(accounts_file) if accounts_file else {}
@@ -145,6 +145,8 @@ def sandbox(
         server = ServerThread(api, host, port).start()
     except SandboxStartError as exc:
         fail(str(exc))
+    if generated:
+        click.echo(f"API key: {key}", err=True)
     click.echo(f"Sandbox listening on {server.url}", err=True)
     sys.stderr.flush()
     try:

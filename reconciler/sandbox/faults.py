@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from reconciler.api.catalogue import CATALOGUE
 from reconciler.sandbox.reference import API_ERROR_TYPES, ROUTE_ERROR_TYPES, ROUTES, Route
+from reconciler.suggestions import suggestion
 
 #: Faults that are not an error envelope: the network, or a broken API answering something undocumented.
 BAD_ANSWERS = ("hang", "drop", "garbage", "html", "truncated", "huge", "wrong_account", "wrong_object")
@@ -165,7 +166,11 @@ def _unknown_type_message(error_type: str) -> str:
             f"{error_type!r} is the client's own name for what it saw, not an answer an API gives "
             "(a hang or a dropped connection produces it)"
         )
-    return f"unknown error type {error_type!r}: an errors/... type of the reference, or one of {', '.join(BAD_ANSWERS)}"
+    close = suggestion(error_type, [*API_ERROR_TYPES, *BAD_ANSWERS])
+    return (
+        f"unknown error type {error_type!r}{close}: an errors/... type of the reference, or one of "
+        f"{', '.join(BAD_ANSWERS)}"
+    )
 
 
 def bad_answer_body(kind: str, route: Route, account_id: str) -> bytes:

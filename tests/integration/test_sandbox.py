@@ -319,7 +319,12 @@ def test_a_fault_answers_only_on_the_routes_whose_page_lists_it(http, server) ->
     [
         ("client_timeout", "the client's own name for what it saw"),
         ("network_error:0.5", "the client's own name for what it saw"),
-        ("errors/not_a_type", "unknown error type 'errors/not_a_type'"),
+        ("errors/not_a_type", "unknown error type 'errors/not_a_type': "),
+        (
+            "errors/service_unavailabel",
+            "unknown error type 'errors/service_unavailabel' (did you mean 'errors/service_unavailable'?): ",
+        ),
+        ("hnag:0.5", "unknown error type 'hnag' (did you mean 'hang'?): "),
         ("x:abc", "the rate 'abc' is not a number from 0 to 1"),
         ("errors/proxy_error:abc", "the rate 'abc' is not a number from 0 to 1"),
         ("errors/proxy_error:2.0", "the rate '2.0' is not a number from 0 to 1"),
@@ -718,7 +723,8 @@ def test_introspection_routes_need_the_key(http, server) -> None:
 # -- the server and the command ----------------------------------------------------------------------------
 
 
-def test_address_in_use_names_host_and_port(run) -> None:
+def test_address_in_use_names_host_and_port(run, monkeypatch) -> None:
+    monkeypatch.delenv("POSTPRESS_API_KEY", raising=False)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -728,8 +734,11 @@ def test_address_in_use_names_host_and_port(run) -> None:
         ):
             ServerThread(Sandbox(SENTINEL_KEY), port=port)
         result = run("sandbox", "--port", str(port), "--api-key", "k")
+        generated = run("sandbox", "--port", str(port))
     assert result.code == 1
     assert result.err.strip() == f"Error: cannot listen on 127.0.0.1:{port}: address already in use"
+    # No key of its own is made up and shown for a server that never listened.
+    assert (generated.code, generated.err) == (1, result.err)
 
 
 def test_ipv6_url_has_brackets() -> None:
