@@ -166,11 +166,8 @@ def _unknown_type_message(error_type: str) -> str:
             f"{error_type!r} is the client's own name for what it saw, not an answer an API gives "
             "(a hang or a dropped connection produces it)"
         )
-    close = suggestion(error_type, [*API_ERROR_TYPES, *BAD_ANSWERS])
-    return (
-        f"unknown error type {error_type!r}{close}: an errors/... type of the reference, or one of "
-        f"{', '.join(BAD_ANSWERS)}"
-    )
+    named = f"unknown error type {error_type!r}" + suggestion(error_type, [*API_ERROR_TYPES, *BAD_ANSWERS])
+    return f"{named}: an errors/... type of the reference, or one of {', '.join(BAD_ANSWERS)}"
 
 
 def bad_answer_body(kind: str, route: Route, account_id: str) -> bytes:
