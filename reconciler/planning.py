@@ -22,7 +22,7 @@ from reconciler.model import (
     Safety,
     settings_leaves,
 )
-from reconciler.secrets import fingerprinted, keyed_salt, masked, text_of, unresolved_names
+from reconciler.secrets import Secret, fingerprinted, keyed_salt, masked, text_of, unresolved_names
 from reconciler.state.stored import typed
 from reconciler.suggestions import unknown_ids
 
@@ -353,3 +353,32 @@ def raise_if_unsafe(safety: Safety) -> None:
     refused = safety.refused
     if refused:
         raise UnsafePlan(f"{refused[0].refusal()}; --force required")
+
+
+#: The most secrets `unkeyed_secrets` checks: enough to tell, at the cost of one HMAC each.
+UNKEYED_CHECKS = 100
+
+
+def unkeyed_secrets(plan: Plan, desired: Desired, recorded: Recorded, fingerprint_key: str | None) -> int:
+    """With `fingerprint_key` set: how many of the secrets the plan updates (the first UNKEYED_CHECKS) match
+    their recorded fingerprints once made without the key, when every one checked does; 0 otherwise. Not 0: the
+    state was made without RECONCILER_FINGERPRINT_KEY and those values did not change (an exact test, one HMAC
+    per secret checked, never a guess)."""
+    if not fingerprint_key:
+        return 0
+    checked = 0
+    for change in plan.changes:
+        spec = desired.accounts.get(change.account_id)
+        if change.action != "update" or spec is None:
+            continue
+        before, desired_leaves = settings_leaves(change.before), settings_leaves(spec.settings)
+        for field in change.fields:
+            secret = desired_leaves.get(field)
+            if not isinstance(secret, Secret):
+                continue
+            if secret.fingerprint(recorded.salt) != before.get(field):
+                return 0
+            checked += 1
+            if checked >= UNKEYED_CHECKS:
+                return checked
+    return checked

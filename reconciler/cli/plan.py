@@ -32,7 +32,7 @@ from reconciler.config import load_config, name_in_messages
 from reconciler.errors import ConfigError, Problem
 from reconciler.escape import terminal, terminal_line
 from reconciler.model import Elsewhere, Plan
-from reconciler.planning import make_plan, to_create, weigh
+from reconciler.planning import make_plan, to_create, unkeyed_secrets, weigh
 from reconciler.secrets import fingerprint_key, sources_text
 from reconciler.state import (
     Backend,
@@ -110,6 +110,28 @@ def _look_elsewhere(backend: Backend, the_plan: Plan) -> Elsewhere | None:
     return None
 
 
+def _say_unkeyed(unkeyed: int) -> None:
+    """The note for secrets that differ from the state only by RECONCILER_FINGERPRINT_KEY (`unkeyed_secrets`)."""
+    if unkeyed:
+        click.echo(
+            f"note: {unkeyed} secret(s) this plan updates are unchanged: the state recorded them without "
+            "RECONCILER_FINGERPRINT_KEY, which is set here; if nothing else is pending, reconciler import records "
+            "them under the key without any API call (docs/secrets-at-rest.md)",
+            err=True,
+        )
+
+
+def _said_on_the_plan(the_plan: Plan, output_format: str, reasons: dict[str, str]) -> dict[str, str]:
+    """Of the secrets files not decrypted (`reasons`), those the text plan's `Not known here` line names (with
+    why); the others are said on stderr now."""
+    on_the_plan = output_format == "text" and not the_plan.empty
+    said = {
+        source: why for source, why in reasons.items() if on_the_plan and source in the_plan.unset_variables
+    }
+    say_not_decrypted({source: why for source, why in reasons.items() if source not in said})
+    return said
+
+
 @click.command(short_help="Show what apply would change; needs no API key.")
 @config_argument
 @state_option
@@ -166,6 +188,7 @@ def plan(
         fingerprint_key=key,
         recorded_ids=backend.account_ids if targeted else None,
     )
+    _say_unkeyed(unkeyed_secrets(the_plan, desired, recorded, key))
     existing = backend.count_accounts() if targeted else len(recorded.accounts)
     if sandbox and not given("max_resync_percent"):
         max_resync_percent = 100.0  # as apply --sandbox weighs it
@@ -191,12 +214,7 @@ def plan(
                 "value is known",
                 err=True,
             )
-    reasons = not_decrypted(desired)
-    on_the_plan = output_format == "text" and not the_plan.empty
-    said = {
-        source: why for source, why in reasons.items() if on_the_plan and source in the_plan.unset_variables
-    }
-    say_not_decrypted({source: why for source, why in reasons.items() if source not in said})
+    said = _said_on_the_plan(the_plan, output_format, not_decrypted(desired))
     click.echo(render_plan(the_plan, output_format, config, backend.reference(), safety, said), nl=False)
     write_github_outputs(
         {

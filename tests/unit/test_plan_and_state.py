@@ -80,6 +80,33 @@ def test_secret_change_is_detected_by_fingerprint(run, write, monkeypatch) -> No
     assert "proxy.password : (sensitive) -> (sensitive)" in result.out
 
 
+UNKEYED_NOTE = (
+    "note: 3 secret(s) this plan updates are unchanged: the state recorded them without RECONCILER_FINGERPRINT_KEY, "
+    "which is set here; if nothing else is pending, reconciler import records them under the key without any API "
+    "call (docs/secrets-at-rest.md)\n"
+)
+
+
+def test_a_fingerprint_key_the_state_was_made_without_is_told_apart(run, write, monkeypatch) -> None:
+    """Every secret shows `(sensitive) -> (sensitive)` under a new RECONCILER_FINGERPRINT_KEY: plan tells, by
+    making the fingerprints again without it, that the values did not change; never when one did."""
+    accounts = "".join(
+        f"  acc_{i}: {{proxy: {{host: h, port: 1, password: '${{PW_{i}}}'}}}}\n" for i in range(3)
+    )
+    write("a.yaml", "version: 1\naccounts:\n" + accounts)
+    for i in range(3):
+        monkeypatch.setenv(f"PW_{i}", f"secret-{i}")
+    assert run("import", "a.yaml").code == 0
+    monkeypatch.setenv("RECONCILER_FINGERPRINT_KEY", "a-new-key")
+    keyed = run("plan", "a.yaml")
+    assert "Plan: 0 to create, 3 to update" in keyed.out and keyed.err == UNKEYED_NOTE
+    monkeypatch.setenv("PW_1", "rotated")
+    assert run("plan", "a.yaml").err == ""  # one value did change: nothing to say
+    monkeypatch.delenv("RECONCILER_FINGERPRINT_KEY")
+    assert run("plan", "a.yaml").err == ""
+    assert "secret-" not in keyed.err + keyed.out
+
+
 def test_target_and_select(run, write) -> None:
     write("a.yaml", CONFIG)
     assert [
