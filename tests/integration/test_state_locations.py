@@ -190,7 +190,7 @@ def test_libpq_text_never_carries_the_password(workdir) -> None:
     error = RuntimeError(f'could not "{DB_SECRET}!"\n\tfor "ssl-{DB_SECRET}"  and {DB_SECRET}%21')
     message = backend.message_of(error)
     assert DB_SECRET not in message and "\n" not in message and "\t" not in message
-    assert message == 'could not "***" for "***" and ***'
+    assert message == 'could not "***"; for "***" and ***'  # its lines joined as libpq's sentences are
 
 
 def test_the_sandbox_note_only_when_the_default_state_is_empty_beside_a_sandbox_state(
