@@ -22,7 +22,13 @@ from reconciler.errors import Problem, brief
 from reconciler.model import SYNC_PROVIDERS, AccountSpec, ResyncSpec
 from reconciler.secrets import ReferenceError_, Secret, Unresolved
 from reconciler.secrets.redaction import Redactor
-from reconciler.secrets.references import Resolver, per_account, referenced_names, references
+from reconciler.secrets.references import (
+    Resolver,
+    per_account,
+    referenced_names,
+    references,
+    shell_variable,
+)
 
 _PROXY_KEYS = ("protocol", "host", "port", "username", "password")
 
@@ -46,6 +52,33 @@ Report = Callable[[Mark, str, Path], None]
 #: What `_resolved` gives for a value whose problem it reported.
 _FAILED = object()
 _NAME_ONLY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: An environment variable's name by convention (POSIX: upper-case letters, digits and `_`).
+_ENV_STYLE = re.compile(r"[A-Z_][A-Z0-9_]*\Z")
+#: The proxy keys whose strings may hold `${...}` (`protocol` has its own message: not one of the options).
+_REFERENCE_KEYS = frozenset(("host", "username", "password"))
+
+
+def shown_variable(password: str) -> bool:
+    """Whether a password is a shell-style `$NAME` written as a variable's name (`$PROXY_PW`): its message
+    shows it (a name, not a password), where any other password is redacted from every message."""
+    name = shell_variable(password)
+    return name is not None and _ENV_STYLE.match(name) is not None
+
+
+def shell_slip(key: str, name: str) -> str:
+    """The message for `proxy.KEY: $NAME`, a shell-style variable that would be sent as its own text. The name
+    is shown, but for a password whose "name" is not written as a variable's (`$Tr0ub4dor` may be the password
+    itself)."""
+    if key == "host":
+        return f"proxy.host: ${name} looks like a shell variable: write ${{{name}}} (a host has no $)"
+    if key == "password" and not _ENV_STYLE.match(name):
+        return (
+            "proxy.password looks like a shell variable ($ and a name): write the variable as ${NAME} "
+            "(or start it with $$ for a literal $)"
+        )
+    return (
+        f"proxy.{key}: ${name} looks like a shell variable: write ${{{name}}} (or $${name} for a literal $)"
+    )
 
 
 @functools.cache
@@ -220,6 +253,10 @@ class AccountBuilder:
 
     def _resolved(self, key: str, value: str, mark: Mark, path: Path, account_id: str | None) -> Any:
         """One proxy string resolved (see `_proxy_values`), or _FAILED once its problem is reported."""
+        shell = shell_variable(value, anywhere=key == "host") if key in _REFERENCE_KEYS else None
+        if shell is not None:
+            self.error(mark, shell_slip(key, shell), (*path, key))
+            return _FAILED
         try:
             resolved, referenced = self.resolver.resolve(value, account_id)
         except ReferenceError_ as exc:

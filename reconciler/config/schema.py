@@ -295,7 +295,7 @@ def _wrong_type(where: str, path: list[Any], instance: Any, expected: Any, shown
     message = f"{where}: expected {expected_names}, got {describe(instance)}{shown}"
     if expected == "integer" and isinstance(instance, str) and instance.strip().isdigit():
         message += "; write the number without quotes"
-    elif expected == "integer" and isinstance(instance, str) and "${" in instance and path[-1:] == ["port"]:
+    elif expected == "integer" and isinstance(instance, str) and "$" in instance and path[-1:] == ["port"]:
         message += "; a port is a number written in the file, never read from ${VAR}"
     return message
 
