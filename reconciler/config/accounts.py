@@ -16,6 +16,7 @@ from typing import Any
 
 from reconciler import packaged
 from reconciler.config.fastcheck import ACCOUNT_KEYS, PROVIDERS
+from reconciler.config.hosts import host_problem
 from reconciler.config.secretfiles import SecretFiles
 from reconciler.config.yamlpos import Mark, YMap
 from reconciler.errors import Problem, brief
@@ -39,11 +40,6 @@ _PROXY_KEYS = ("protocol", "host", "port", "username", "password")
 #: `(sensitive)`: without this, a pull request that looks harmless could send them to a host of its choosing.
 REFUSED_VARIABLE_PREFIXES = ("POSTPRESS_", "RECONCILER_", "GITHUB_", "ACTIONS_", "RUNNER_")
 _REFUSED_LIST = ", ".join(prefix + "*" for prefix in REFUSED_VARIABLE_PREFIXES)
-
-#: One label of a host name: letters, digits, `-` (not first or last) and `_` (seen in real DNS names).
-_LABEL = r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)"
-_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
-_MAX_HOST_NAME = 253
 
 Path = tuple[Any, ...]
 #: Reports a problem: where, what (after the account's name), the path of the value (`AccountBuilder.error`).
@@ -91,45 +87,6 @@ def iso_countries() -> frozenset[str]:
 def refused_variable(name: str) -> bool:
     """Whether `${name}` names reconciler's own or the CI's credentials (REFUSED_VARIABLE_PREFIXES)."""
     return name.upper().startswith(REFUSED_VARIABLE_PREFIXES)
-
-
-def _host_of_url(url: str) -> str:
-    """What to write instead of a proxy URL pasted as a host: its host, and its port apart."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        host, port = None, None
-    if not host:
-        return "write only the proxy's host name or IP address here, and its port as port:"
-    said = f"write host: {host}"
-    return said + (f" and port: {port}" if port else "") + " (the protocol goes in protocol:)"
-
-
-def valid_host(host: str) -> bool:
-    """Whether `host` is an IP address (v4 or v6) or a host name: dot-separated labels of letters, digits, `-`
-    and `_`, at most 253 characters, the last label not all digits; a name in another script counts as its
-    IDNA (punycode) form."""
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        pass
-    if not host.isascii():
-        import unicodedata  # only for a host in another script
-
-        # Letters, digits and combining marks only: IDNA would drop an invisible character (U+200B) silently.
-        if not all(char.isalnum() or char in "-._" or unicodedata.category(char)[0] == "M" for char in host):
-            return False
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            return False
-    if len(host.removesuffix(".")) > _MAX_HOST_NAME or not _HOST_NAME.fullmatch(host):
-        return False
-    return not host.removesuffix(".").rpartition(".")[2].isdigit()  # 1.2.3.999 is no address, nor a name
 
 
 def _dotted(path: Path) -> str:
@@ -264,8 +221,9 @@ class AccountBuilder:
             return _FAILED
         if referenced and not self._referenced_ok(key, value, resolved, mark, (*path, key)):
             return _FAILED
-        if key == "host" and not referenced and "://" in value:
-            self.error(mark, f"proxy.host is a URL: {_host_of_url(value)}", (*path, key))
+        problem = host_problem(value, shown=True) if key == "host" and value and not referenced else None
+        if problem is not None:
+            self.error(mark, f"proxy.host {problem}", (*path, key))
             return _FAILED
         if key == "password" and not referenced:
             self.warnings.append(
@@ -298,11 +256,14 @@ class AccountBuilder:
             except ReferenceError_ as exc:
                 self.error(proxy_mark, f"proxy.{key} (from defaults.proxy.{key}): {exc}", (*path, key))
                 continue
-            if key == "host" and isinstance(resolved, str) and not valid_host(resolved):
+            problem = (
+                host_problem(resolved, shown=False) if key == "host" and isinstance(resolved, str) else None
+            )
+            if problem is not None:
                 self.error(
                     proxy_mark,
-                    "proxy.host (from defaults.proxy.host), filled in from a secrets file, is not a valid host "
-                    "name or IP address (the value is not shown: it may be secret)",
+                    f"proxy.host (from defaults.proxy.host), filled in from a secrets file, {problem} "
+                    "(the value is not shown: it may be secret)",
                     (*path, key),
                 )
                 continue
@@ -323,7 +284,8 @@ class AccountBuilder:
                 path,
             )
             return False
-        if key == "host" and isinstance(resolved, str) and not valid_host(resolved):
+        problem = host_problem(resolved, shown=False) if key == "host" and isinstance(resolved, str) else None
+        if problem is not None:
             names = [
                 reference if isinstance(reference, str) else f"{reference.alias}.{'.'.join(reference.keys)}"
                 for reference in references(text)
@@ -334,8 +296,7 @@ class AccountBuilder:
                 variables = "variable" + variables[len("reference") :]
             self.error(
                 mark,
-                f"proxy.host, filled in from the {variables}, is not a valid host name or IP address "
-                "(the value is not shown: it may be secret)",
+                f"proxy.host, filled in from the {variables}, {problem} (the value is not shown: it may be secret)",
                 path,
             )
             return False

@@ -106,3 +106,63 @@ def test_a_shell_style_value_in_the_defaults_is_reported_once(write) -> None:
     assert [str(p) for p in caught.value.problems] == [
         "a.yaml:3:21: defaults: proxy.password: $PW looks like a shell variable: write ${PW} (or $$PW for a literal $)"
     ]
+
+
+# -- a host written in the file is checked as one read from ${VAR} ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ('"proxy.example.com:8080"', "ends in a port: write host: proxy.example.com and port: 8080"),
+        ('"10.0.0.1:3128"', "ends in a port: write host: 10.0.0.1 and port: 3128"),
+        (
+            '"proxy example.com"',
+            "holds a space, which no host has: write a host name (letters, digits, '-', '_' and dots) or an IP "
+            "address",
+        ),
+        ('"[::1]"', "is an address in brackets: write host: ::1"),
+        ('"[2001:db8::1]:3128"', "is an address in brackets: write host: 2001:db8::1 and port: 3128"),
+        ("1.2.3.999", "is not a valid host name or IP address"),
+        (
+            "http://proxy.example.com:3128",
+            "is a URL: write host: proxy.example.com and port: 3128 (the protocol goes in protocol:)",
+        ),
+    ],
+)
+def test_a_host_written_in_the_file_is_a_host(run, workdir: Path, host: str, expected: str) -> None:
+    text = HEADER + f"  a:\n    proxy:\n      host: {host}\n      port: 8080\n"
+    assert validate_lines(run, workdir, text) == [
+        f"a.yaml:5:13: account 'a': proxy.host {expected}",
+        "1 error(s) in a.yaml",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("proxy.example.com:8080", "ends in a port: write the host alone and its port as port:"),
+        ("[::1]", "is an address in brackets: write the address without them"),
+        (
+            "http://h.example:1",
+            "is a URL: write the host alone, its port as port: and its scheme as protocol:",
+        ),
+        ("s3cr3t value", "is not a valid host name or IP address"),
+    ],
+)
+def test_a_host_from_a_variable_gets_the_same_check_without_its_value(
+    write, value: str, expected: str
+) -> None:
+    path = write("a.yaml", HEADER + '  a: {proxy: {host: "${PROXY_HOST}", port: 1}}\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {"PROXY_HOST": value})
+    assert [str(p) for p in caught.value.problems] == [
+        f"a.yaml:3:21: account 'a': proxy.host, filled in from the variable PROXY_HOST, {expected} "
+        "(the value is not shown: it may be secret)"
+    ]
+
+
+@pytest.mark.parametrize("host", ["proxy.example.com", "10.0.0.7", "2001:db8::1", "münchen.example", "h"])
+def test_a_valid_host_written_in_the_file_passes(write, host: str) -> None:
+    path = write("a.yaml", HEADER + f"  a: {{proxy: {{host: '{host}', port: 1}}}}\n")
+    assert load_config(path, {}).accounts["a"].settings["proxy"]["host"] == host
