@@ -34,6 +34,22 @@ def test_the_example_loads(workdir) -> None:
     assert desired.accounts["acc_03WHATSAPPSUPPORT"].settings == {"country": "DE"}
 
 
+def test_the_example_models_only_proxy_updates_the_api_accepts() -> None:
+    """The API answers 501 to a proxy update for providers that do not support one (which ones is not
+    published; the sandbox refuses the mail-type ones): the example's custom proxies are on LinkedIn and
+    Telegram accounts, and nothing it PATCHes is of a provider the sandbox refuses."""
+    from pathlib import Path
+
+    from reconciler.model import SYNC_PROVIDERS
+    from reconciler.sandbox.accounts import MAIL_PROVIDERS
+
+    example = Path(__file__).parents[2] / "examples" / "accounts.yaml"
+    accounts = load_config(str(example), {"PROXY_PASSWORD": "x"}).accounts.values()
+    custom = {spec.provider for spec in accounts if spec.settings and "proxy" in spec.settings}
+    patched = {spec.provider for spec in accounts if spec.settings}
+    assert custom and custom <= set(SYNC_PROVIDERS)
+    assert not patched & MAIL_PROVIDERS
+
 
 @pytest.mark.parametrize(
     ("body", "expected"),
