@@ -331,15 +331,9 @@ def _managed(body: YMap, path: Path, countries: frozenset[str], error: Report) -
     elif isinstance(country, str) and len(country) == 2 and country.isascii() and country.isalpha():
         code = country.upper()
         if code not in countries:
-            from reconciler.config.countries import ALIASES  # only for this message
+            from reconciler.config.countries import not_a_code  # only for this message
 
-            hint = ALIASES.get(code)
-            suggestion = f"; did you mean {hint!r}?" if hint else ""
-            error(
-                body.value_mark("country"),
-                f"country {brief(country)} is not an ISO 3166-1 alpha-2 code{suggestion}",
-                (*path, "country"),
-            )
+            error(body.value_mark("country"), not_a_code(country), (*path, "country"))
         settings["country"] = code
     ip = body.get("ip")
     if isinstance(ip, str):

@@ -72,11 +72,12 @@ def test_the_example_models_only_proxy_updates_the_api_accepts() -> None:
         ),
         (
             "  a:\n    country: uk\n",
-            "a.yaml:4:14: account 'a': country 'uk' is not an ISO 3166-1 alpha-2 code; did you mean 'GB'?",
+            "a.yaml:4:14: account 'a': country 'uk' is not an ISO 3166-1 alpha-2 code; did you mean 'GB' "
+            "(United Kingdom)?",
         ),
         (
             "  a:\n    country: USA\n",
-            "a.yaml:4:14: accounts.a.country: 'USA' is not a two-letter ISO 3166-1 country code; did you mean 'US' "
+            "a.yaml:4:14: account 'a': country 'USA' is not an ISO 3166-1 alpha-2 code; did you mean 'US' "
             "(United States)?",
         ),
         ("  a:\n    ip: 300.1.1.1\n", "a.yaml:4:9: account 'a': ip '300.1.1.1' is not a valid IP address"),
@@ -476,7 +477,7 @@ def test_standard_input_is_read_as_stdin(monkeypatch) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config("-", {})
     assert [str(p) for p in caught.value.problems] == [
-        "<stdin>:4:16: account 'b': country 'uk' is not an ISO 3166-1 alpha-2 code; did you mean 'GB'?"
+        "<stdin>:4:16: account 'b': country 'uk' is not an ISO 3166-1 alpha-2 code; did you mean 'GB' (United Kingdom)?"
     ]
     monkeypatch.setattr(
         sys, "stdin", io.TextIOWrapper(io.BytesIO((HEADER + "  a: {country: us}\n").encode()))
@@ -595,17 +596,17 @@ def test_a_country_by_alpha3_code_or_name_suggests_its_alpha2_code(
 ) -> None:
     [problem] = problems_of(write, HEADER + f'  a: {{country: "{written}"}}\n')
     assert problem == (
-        f"a.yaml:3:16: accounts.a.country: {written!r} is not a two-letter ISO 3166-1 country code; "
+        f"a.yaml:3:16: account 'a': country {written!r} is not an ISO 3166-1 alpha-2 code; "
         f"did you mean {code!r} ({name})?"
     )
 
 
 def test_a_country_nobody_has_suggests_nothing(write) -> None:
     assert problems_of(write, HEADER + "  a: {country: Narnia}\n") == [
-        "a.yaml:3:16: accounts.a.country: 'Narnia' is not a two-letter ISO 3166-1 country code"
+        "a.yaml:3:16: account 'a': country 'Narnia' is not an ISO 3166-1 alpha-2 code"
     ]
     assert problems_of(write, HEADER + "  a: {country: UK}\n") == [
-        "a.yaml:3:16: account 'a': country 'UK' is not an ISO 3166-1 alpha-2 code; did you mean 'GB'?"
+        "a.yaml:3:16: account 'a': country 'UK' is not an ISO 3166-1 alpha-2 code; did you mean 'GB' (United Kingdom)?"
     ]
 
 

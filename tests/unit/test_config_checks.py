@@ -166,3 +166,46 @@ def test_a_host_from_a_variable_gets_the_same_check_without_its_value(
 def test_a_valid_host_written_in_the_file_passes(write, host: str) -> None:
     path = write("a.yaml", HEADER + f"  a: {{proxy: {{host: '{host}', port: 1}}}}\n")
     assert load_config(path, {}).accounts["a"].settings["proxy"]["host"] == host
+
+
+# -- one shape for a country, YAML's spelling of a boolean, a label that is not text ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("germany", "country 'germany' is not an ISO 3166-1 alpha-2 code; did you mean 'DE' (Germany)?"),
+        ("UK", "country 'UK' is not an ISO 3166-1 alpha-2 code; did you mean 'GB' (United Kingdom)?"),
+        (
+            "${COUNTRY}",
+            "country '${COUNTRY}' is not an ISO 3166-1 alpha-2 code; ${...} is read only in the strings of proxy: "
+            "write the code itself",
+        ),
+    ],
+)
+def test_a_country_that_is_no_code_has_one_message_shape(
+    run, workdir: Path, value: str, expected: str
+) -> None:
+    text = HEADER + f"  acc_1:\n    country: {value}\n"
+    assert validate_lines(run, workdir, text) == [
+        f"a.yaml:4:14: account 'acc_1': {expected}",
+        "1 error(s) in a.yaml",
+    ]
+
+
+def test_a_label_that_is_not_text_is_shown_as_written_and_told_to_quote(run, workdir: Path) -> None:
+    text = HEADER + "  a:\n    country: US\n    labels: {env: true, tier: 1}\n"
+    assert validate_lines(run, workdir, text) == [
+        'a.yaml:5:19: accounts.a.labels.env: expected a string, got a boolean true; labels are text: quote it ("true")',
+        'a.yaml:5:31: accounts.a.labels.tier: expected a string, got an integer 1; labels are text: quote it ("1")',
+        "2 error(s) in a.yaml",
+    ]
+
+
+def test_a_number_for_a_proxy_password_is_told_to_quote_without_being_shown(run, workdir: Path) -> None:
+    text = HEADER + "  a:\n    proxy: {host: h, port: 1, password: 123456}\n"
+    lines = validate_lines(run, workdir, text)
+    assert lines == [
+        "a.yaml:4:41: accounts.a.proxy.password: expected a string, got an integer; quote it to make it text",
+        "1 error(s) in a.yaml",
+    ]
