@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import fsutil
-from reconciler.config.accounts import AccountBuilder
+from reconciler.config.accounts import AccountBuilder, shown_variable
 from reconciler.config.fastcheck import ACCOUNT_ID, account_certainly_valid, document_certainly_valid
 from reconciler.config.ids import (
     escaped,
@@ -370,7 +370,7 @@ def _redacted(problems: list[Problem], documents: list[YMap], environ: Mapping[s
         for key, value in proxy.items():
             if not isinstance(value, str):
                 continue
-            if key == "password":
+            if key == "password" and not shown_variable(value):
                 values.add(value)
             values.update(environ[name] for name in referenced_names(value) if name in environ)
     pattern = redaction_pattern(values)

@@ -16,13 +16,20 @@ from typing import Any
 
 from reconciler import packaged
 from reconciler.config.fastcheck import ACCOUNT_KEYS, PROVIDERS
+from reconciler.config.hosts import host_problem
 from reconciler.config.secretfiles import SecretFiles
 from reconciler.config.yamlpos import Mark, YMap
 from reconciler.errors import Problem, brief
 from reconciler.model import SYNC_PROVIDERS, AccountSpec, ResyncSpec
 from reconciler.secrets import ReferenceError_, Secret, Unresolved
 from reconciler.secrets.redaction import Redactor
-from reconciler.secrets.references import Resolver, per_account, referenced_names, references
+from reconciler.secrets.references import (
+    Resolver,
+    per_account,
+    referenced_names,
+    references,
+    shell_variable,
+)
 
 _PROXY_KEYS = ("protocol", "host", "port", "username", "password")
 
@@ -34,11 +41,6 @@ _PROXY_KEYS = ("protocol", "host", "port", "username", "password")
 REFUSED_VARIABLE_PREFIXES = ("POSTPRESS_", "RECONCILER_", "GITHUB_", "ACTIONS_", "RUNNER_")
 _REFUSED_LIST = ", ".join(prefix + "*" for prefix in REFUSED_VARIABLE_PREFIXES)
 
-#: One label of a host name: letters, digits, `-` (not first or last) and `_` (seen in real DNS names).
-_LABEL = r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)"
-_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
-_MAX_HOST_NAME = 253
-
 Path = tuple[Any, ...]
 #: Reports a problem: where, what (after the account's name), the path of the value (`AccountBuilder.error`).
 Report = Callable[[Mark, str, Path], None]
@@ -46,6 +48,33 @@ Report = Callable[[Mark, str, Path], None]
 #: What `_resolved` gives for a value whose problem it reported.
 _FAILED = object()
 _NAME_ONLY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: An environment variable's name by convention (POSIX: upper-case letters, digits and `_`).
+_ENV_STYLE = re.compile(r"[A-Z_][A-Z0-9_]*\Z")
+#: The proxy keys whose strings may hold `${...}` (`protocol` has its own message: not one of the options).
+_REFERENCE_KEYS = frozenset(("host", "username", "password"))
+
+
+def shown_variable(password: str) -> bool:
+    """Whether a password is a shell-style `$NAME` written as a variable's name (`$PROXY_PW`): its message
+    shows it (a name, not a password), where any other password is redacted from every message."""
+    name = shell_variable(password)
+    return name is not None and _ENV_STYLE.match(name) is not None
+
+
+def shell_slip(key: str, name: str) -> str:
+    """The message for `proxy.KEY: $NAME`, a shell-style variable that would be sent as its own text. The name
+    is shown, but for a password whose "name" is not written as a variable's (`$Tr0ub4dor` may be the password
+    itself)."""
+    if key == "host":
+        return f"proxy.host: ${name} looks like a shell variable: write ${{{name}}} (a host has no $)"
+    if key == "password" and not _ENV_STYLE.match(name):
+        return (
+            "proxy.password looks like a shell variable ($ and a name): write the variable as ${NAME} "
+            "(or start it with $$ for a literal $)"
+        )
+    return (
+        f"proxy.{key}: ${name} looks like a shell variable: write ${{{name}}} (or $${name} for a literal $)"
+    )
 
 
 @functools.cache
@@ -58,45 +87,6 @@ def iso_countries() -> frozenset[str]:
 def refused_variable(name: str) -> bool:
     """Whether `${name}` names reconciler's own or the CI's credentials (REFUSED_VARIABLE_PREFIXES)."""
     return name.upper().startswith(REFUSED_VARIABLE_PREFIXES)
-
-
-def _host_of_url(url: str) -> str:
-    """What to write instead of a proxy URL pasted as a host: its host, and its port apart."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        host, port = None, None
-    if not host:
-        return "write only the proxy's host name or IP address here, and its port as port:"
-    said = f"write host: {host}"
-    return said + (f" and port: {port}" if port else "") + " (the protocol goes in protocol:)"
-
-
-def valid_host(host: str) -> bool:
-    """Whether `host` is an IP address (v4 or v6) or a host name: dot-separated labels of letters, digits, `-`
-    and `_`, at most 253 characters, the last label not all digits; a name in another script counts as its
-    IDNA (punycode) form."""
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        pass
-    if not host.isascii():
-        import unicodedata  # only for a host in another script
-
-        # Letters, digits and combining marks only: IDNA would drop an invisible character (U+200B) silently.
-        if not all(char.isalnum() or char in "-._" or unicodedata.category(char)[0] == "M" for char in host):
-            return False
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            return False
-    if len(host.removesuffix(".")) > _MAX_HOST_NAME or not _HOST_NAME.fullmatch(host):
-        return False
-    return not host.removesuffix(".").rpartition(".")[2].isdigit()  # 1.2.3.999 is no address, nor a name
 
 
 def _dotted(path: Path) -> str:
@@ -220,6 +210,10 @@ class AccountBuilder:
 
     def _resolved(self, key: str, value: str, mark: Mark, path: Path, account_id: str | None) -> Any:
         """One proxy string resolved (see `_proxy_values`), or _FAILED once its problem is reported."""
+        shell = shell_variable(value, anywhere=key == "host") if key in _REFERENCE_KEYS else None
+        if shell is not None:
+            self.error(mark, shell_slip(key, shell), (*path, key))
+            return _FAILED
         try:
             resolved, referenced = self.resolver.resolve(value, account_id)
         except ReferenceError_ as exc:
@@ -227,8 +221,9 @@ class AccountBuilder:
             return _FAILED
         if referenced and not self._referenced_ok(key, value, resolved, mark, (*path, key)):
             return _FAILED
-        if key == "host" and not referenced and "://" in value:
-            self.error(mark, f"proxy.host is a URL: {_host_of_url(value)}", (*path, key))
+        problem = host_problem(value, shown=True) if key == "host" and value and not referenced else None
+        if problem is not None:
+            self.error(mark, f"proxy.host {problem}", (*path, key))
             return _FAILED
         if key == "password" and not referenced:
             self.warnings.append(
@@ -261,11 +256,14 @@ class AccountBuilder:
             except ReferenceError_ as exc:
                 self.error(proxy_mark, f"proxy.{key} (from defaults.proxy.{key}): {exc}", (*path, key))
                 continue
-            if key == "host" and isinstance(resolved, str) and not valid_host(resolved):
+            problem = (
+                host_problem(resolved, shown=False) if key == "host" and isinstance(resolved, str) else None
+            )
+            if problem is not None:
                 self.error(
                     proxy_mark,
-                    "proxy.host (from defaults.proxy.host), filled in from a secrets file, is not a valid host "
-                    "name or IP address (the value is not shown: it may be secret)",
+                    f"proxy.host (from defaults.proxy.host), filled in from a secrets file, {problem} "
+                    "(the value is not shown: it may be secret)",
                     (*path, key),
                 )
                 continue
@@ -286,7 +284,8 @@ class AccountBuilder:
                 path,
             )
             return False
-        if key == "host" and isinstance(resolved, str) and not valid_host(resolved):
+        problem = host_problem(resolved, shown=False) if key == "host" and isinstance(resolved, str) else None
+        if problem is not None:
             names = [
                 reference if isinstance(reference, str) else f"{reference.alias}.{'.'.join(reference.keys)}"
                 for reference in references(text)
@@ -297,8 +296,7 @@ class AccountBuilder:
                 variables = "variable" + variables[len("reference") :]
             self.error(
                 mark,
-                f"proxy.host, filled in from the {variables}, is not a valid host name or IP address "
-                "(the value is not shown: it may be secret)",
+                f"proxy.host, filled in from the {variables}, {problem} (the value is not shown: it may be secret)",
                 path,
             )
             return False
@@ -333,15 +331,9 @@ def _managed(body: YMap, path: Path, countries: frozenset[str], error: Report) -
     elif isinstance(country, str) and len(country) == 2 and country.isascii() and country.isalpha():
         code = country.upper()
         if code not in countries:
-            from reconciler.config.countries import ALIASES  # only for this message
+            from reconciler.config.countries import not_a_code  # only for this message
 
-            hint = ALIASES.get(code)
-            suggestion = f"; did you mean {hint!r}?" if hint else ""
-            error(
-                body.value_mark("country"),
-                f"country {brief(country)} is not an ISO 3166-1 alpha-2 code{suggestion}",
-                (*path, "country"),
-            )
+            error(body.value_mark("country"), not_a_code(country), (*path, "country"))
         settings["country"] = code
     ip = body.get("ip")
     if isinstance(ip, str):

@@ -385,3 +385,15 @@ def suggest(text: str) -> tuple[str, str] | None:
         close = difflib.get_close_matches(key, names, n=1, cutoff=0.8)
         alpha2 = names[close[0]] if close else None
     return (alpha2, short[alpha2]) if alpha2 else None
+
+
+def not_a_code(written: object) -> str:
+    """The one message for a `country` that is no ISO 3166-1 alpha-2 code, whichever check found it (the
+    schema's pattern for `germany`, the list of codes for `UK`), with the code it most likely means."""
+    from reconciler.errors import brief
+
+    message = f"country {brief(written)} is not an ISO 3166-1 alpha-2 code"
+    country = suggest(written) if isinstance(written, str) else None
+    if isinstance(written, str) and "${" in written:
+        return message + "; ${...} is read only in the strings of proxy: write the code itself"
+    return message + (f"; did you mean {country[0]!r} ({country[1]})?" if country else "")

@@ -208,7 +208,7 @@ def _problems_for(
         return []
     # Scalars only: a mapping or list given in the wrong place may hold anything, a password included.
     hidden = _is_sensitive(path) or instance is None or isinstance(instance, dict | list)
-    shown = "" if hidden else f" {brief(instance)}"
+    shown = "" if hidden else f" {_as_written(instance)}"
     if kind == "type":
         return [
             Problem(file, *value_mark, _wrong_type(where, path, instance, validator_value, shown), path=at)
@@ -232,14 +232,11 @@ def _problems_for(
         }
         got = f", got{shown}" if shown else ""
         return [Problem(file, *value_mark, f"{where}: must be {bounds[kind]}{got}", path=at)]
-    if kind == "pattern" and path and path[-1] == "country":
-        message = f"{where}: {brief(instance)} is not a two-letter ISO 3166-1 country code"
-        if isinstance(instance, str):
-            from reconciler.config.countries import suggest  # only for this message
+    if kind == "pattern" and path[:1] == ["accounts"] and path[-1:] == ["country"] and len(path) == 3:
+        from reconciler.config.countries import not_a_code  # only for this message
 
-            country = suggest(instance)
-            if country is not None:
-                message += f"; did you mean {country[0]!r} ({country[1]})?"
+        # Worded as the check of the list of codes words it (accounts.py): one mistake, one shape.
+        message = f"account {brief(path[1], 260)}: {not_a_code(instance)}"
         return [Problem(file, *value_mark, message, path=at)]
     if kind == "minLength":
         return [Problem(file, *value_mark, f"{where}: must not be empty", path=at)]
@@ -295,9 +292,21 @@ def _wrong_type(where: str, path: list[Any], instance: Any, expected: Any, shown
     message = f"{where}: expected {expected_names}, got {describe(instance)}{shown}"
     if expected == "integer" and isinstance(instance, str) and instance.strip().isdigit():
         message += "; write the number without quotes"
-    elif expected == "integer" and isinstance(instance, str) and "${" in instance and path[-1:] == ["port"]:
+    elif expected == "integer" and isinstance(instance, str) and "$" in instance and path[-1:] == ["port"]:
         message += "; a port is a number written in the file, never read from ${VAR}"
+    elif expected == "string" and isinstance(instance, int | float) and path[-2:-1] == ["labels"]:
+        message += f'; labels are text: quote it ("{_as_written(instance)}")'
+    elif expected == "string" and isinstance(instance, int | float) and _is_sensitive(path):
+        message += "; quote it to make it text"
     return message
+
+
+def _as_written(value: Any) -> str:
+    """A scalar as a message shows it: a boolean as YAML writes it (`true`, not Python's `True`), anything else
+    quoted briefly."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return brief(value)
 
 
 def _not_one_of(where: str, instance: Any, options: list[str], shown: str) -> str:

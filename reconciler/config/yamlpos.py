@@ -14,8 +14,10 @@ timestamps stay strings, and mapping keys are always the key's text.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
+from collections import Counter
 from typing import Any
 
 import yaml
@@ -298,7 +300,7 @@ class _Syntax:
     def _mapped(self) -> tuple[tuple[int, int], str] | None:
         problem, context = self.problem, self.context
         if problem.startswith("mapping values are not allowed"):
-            return self.mark, self._stray_colon()
+            return _first_key_slip(self.text, self.mark, self.indent) or (self.mark, self._stray_colon())
         if problem == "did not find expected key" or problem.startswith("expected <block end>, but found"):
             if "block collection" in context:
                 return self.mark, self._not_a_list_item()
@@ -452,6 +454,67 @@ class _Syntax:
             f"the '{open_}' at line {line}, column {col} is still open here: close it with '{close}', or "
             "separate its entries with ','"
         )
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _opens_block(line: str) -> bool:
+    """Whether `line` is a key with nothing after its ':' but a comment (`proxy:`): its keys follow, indented."""
+    return bool(re.search(r":\s*(?:#.*)?$", line.strip())) and not line.strip().startswith("#")
+
+
+def _content_lines(text: str) -> list[tuple[int, str]]:
+    """(0-based number, text) of the lines that hold more than blanks and a comment."""
+    return [
+        (number, line)
+        for number, line in enumerate(text.split("\n"))
+        if line.strip() and not line.strip().startswith("#")
+    ]
+
+
+def _first_key_slip(text: str, mark: tuple[int, int], indent: int) -> tuple[tuple[int, int], str] | None:
+    """`mapping values are not allowed` on a line (at `mark`, indented `indent`) indented more than the line
+    above it, where that line is the first key under a `key:`: either may be the one off. The first key is off
+    when the keys after it are all indented like this line, or when this line's indentation is the file's usual
+    step under the `key:`; this line is off (None: the usual message) when a later key or the step agrees with
+    the first key; otherwise the message names both lines."""
+    lines = _content_lines(text)
+    numbers = [number for number, _ in lines]
+    if mark[0] not in numbers or _KEY_COLON.search(lines[numbers.index(mark[0])][1][: mark[1]].strip()):
+        return None
+    here = numbers.index(mark[0])
+    if here < 2:
+        return None
+    (first_number, first), (parent_number, parent) = lines[here - 1], lines[here - 2]
+    first_indent, parent_indent = _indent(first), _indent(parent)
+    if not (parent_indent < first_indent < indent and _opens_block(parent) and _KEY_COLON.search(first)):
+        return None
+    later = []
+    for _, line in lines[here + 1 :]:
+        if _indent(line) <= parent_indent:
+            break
+        later.append(_indent(line))
+    steps = Counter(
+        _indent(line) - _indent(above)
+        for (_, above), (_, line) in itertools.pairwise(lines)
+        if _opens_block(above) and _indent(line) > _indent(above)
+    )
+    step = steps.most_common(1)[0][0] if steps else None
+    if first_indent in later or (not later and step == first_indent - parent_indent):
+        return None
+    first_at = (first_number, first_indent)
+    if later or step == indent - parent_indent:
+        return first_at, (
+            f"this line, the first key under line {parent_number + 1}, is indented less than the keys below it "
+            f"(spaces: {first_indent} here, {indent} from line {mark[0] + 1}); indent it like them"
+        )
+    return (mark[0], indent), (
+        f"this line is indented more than line {first_number + 1} above it (spaces: {indent} here, "
+        f"{first_indent} there), the first key under line {parent_number + 1}: one of the two is off; "
+        "indent both alike"
+    )
 
 
 def _previous_line(text: str, line: int) -> tuple[int, str] | None:

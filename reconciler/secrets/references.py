@@ -1,7 +1,8 @@
 """The `${...}` grammar of configuration values, with its one parser and one wording for each mistake.
 
 `${NAME}` reads an environment variable; `${ALIAS.KEY...}` a value of the secrets file `secrets: {ALIAS: ...}`
-names (`$account` among the keys stands for the account's id); `$${` is a literal `${`. A value whose
+names (`$account` among the keys stands for the account's id); `$${` is a literal `${`, and a whole value
+`$$NAME` the literal `$NAME` (a whole value `$NAME` is refused as a shell-style slip: `shell_variable`). A value whose
 reference cannot be known here (a variable unset or empty, a file not decrypted) resolves to `Unresolved`.
 """
 
@@ -21,6 +22,12 @@ ALIAS = re.compile(r"[a-z][a-z0-9_]*\Z")
 ACCOUNT_SEGMENT = "$account"
 #: One key of a dotted path: anything but a dot, whitespace, `$`, `{` and `}` (or exactly `$account`).
 _SEGMENT = re.compile(r"[^.\s${}]+\Z")
+#: A whole value `$NAME`, shell-style: the name in group 1.
+_SHELL_WHOLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\Z")
+#: `$NAME` anywhere, not after a `$` (`$$NAME` is no variable).
+_SHELL_ANYWHERE = re.compile(r"(?<!\$)\$([A-Za-z_][A-Za-z0-9_]*)")
+#: A whole value `$$NAME`: the literal text `$NAME`.
+_SHELL_LITERAL = re.compile(r"\$\$[A-Za-z_][A-Za-z0-9_]*\Z")
 _UNTERMINATED = "unterminated '${' (write '$${' for a literal '${')"
 
 
@@ -75,9 +82,19 @@ def parse_reference(name: str, position: int) -> Reference:
     return FileReference(alias, keys)
 
 
+def shell_variable(text: str, anywhere: bool = False) -> str | None:
+    """The NAME of a shell-style `$NAME` written for `${NAME}`: `text` is exactly `$NAME` (or, with `anywhere`,
+    holds one not after a `$`); None otherwise. A `$` elsewhere in a value (`pa$word`) is literal text, as it
+    always was: only a whole value can be told apart from a password."""
+    match = (_SHELL_ANYWHERE.search if anywhere else _SHELL_WHOLE.match)(text)
+    return match.group(1) if match else None
+
+
 def parts(text: str) -> list[tuple[str, Reference | None]]:
     """`text` as (literal text, the reference after it) pairs, the last with None; `$${` is part of the literal
-    text as `${`. ReferenceError_ for the first malformed reference."""
+    text as `${`, and a whole `$$NAME` is the literal `$NAME`. ReferenceError_ for the first malformed reference."""
+    if _SHELL_LITERAL.match(text):
+        return [(text[1:], None)]
     found: list[tuple[str, Reference | None]] = []
     position = 0
     literal: list[str] = []

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from reconciler.config import load_config
-from reconciler.config.accounts import valid_host
+from reconciler.config.hosts import valid_host
 from reconciler.errors import ConfigError
 from tests.helpers import SENTINEL_KEY, assert_no_secrets
 

@@ -34,6 +34,23 @@ def test_the_example_loads(workdir) -> None:
     assert desired.accounts["acc_03WHATSAPPSUPPORT"].settings == {"country": "DE"}
 
 
+def test_the_example_models_only_proxy_updates_the_api_accepts() -> None:
+    """The API answers 501 to a proxy update for providers that do not support one (which ones is not
+    published; the sandbox refuses the mail-type ones): the example's custom proxies are on LinkedIn and
+    Telegram accounts, and nothing it PATCHes is of a provider the sandbox refuses."""
+    from pathlib import Path
+
+    from reconciler.model import SYNC_PROVIDERS
+    from reconciler.sandbox.accounts import MAIL_PROVIDERS
+
+    example = Path(__file__).parents[2] / "examples" / "accounts.yaml"
+    accounts = load_config(str(example), {"PROXY_PASSWORD": "x"}).accounts.values()
+    custom = {spec.provider for spec in accounts if spec.settings and "proxy" in spec.settings}
+    patched = {spec.provider for spec in accounts if spec.settings}
+    assert custom and custom <= set(SYNC_PROVIDERS)
+    assert not patched & MAIL_PROVIDERS
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
@@ -55,11 +72,12 @@ def test_the_example_loads(workdir) -> None:
         ),
         (
             "  a:\n    country: uk\n",
-            "a.yaml:4:14: account 'a': country 'uk' is not an ISO 3166-1 alpha-2 code; did you mean 'GB'?",
+            "a.yaml:4:14: account 'a': country 'uk' is not an ISO 3166-1 alpha-2 code; did you mean 'GB' "
+            "(United Kingdom)?",
         ),
         (
             "  a:\n    country: USA\n",
-            "a.yaml:4:14: accounts.a.country: 'USA' is not a two-letter ISO 3166-1 country code; did you mean 'US' "
+            "a.yaml:4:14: account 'a': country 'USA' is not an ISO 3166-1 alpha-2 code; did you mean 'US' "
             "(United States)?",
         ),
         ("  a:\n    ip: 300.1.1.1\n", "a.yaml:4:9: account 'a': ip '300.1.1.1' is not a valid IP address"),
@@ -206,9 +224,11 @@ def test_country_is_upper_cased_and_defaults_merged(write) -> None:
 
 
 def test_literal_dollar_brace_and_reference_in_username(write) -> None:
-    path = write("a.yaml", HEADER + "  a:\n    proxy: {host: 'h$${x}', port: 1, username: '${SET}'}\n")
+    path = write(
+        "a.yaml", HEADER + "  a:\n    proxy: {host: h, port: 1, password: 'p$${x}', username: '${SET}'}\n"
+    )
     proxy = load_config(path, {"SET": "user"}).accounts["a"].settings["proxy"]
-    assert proxy["host"] == "h${x}"
+    assert proxy["password"].reveal() == "p${x}"
     assert isinstance(proxy["username"], Secret)
 
 
@@ -457,7 +477,7 @@ def test_standard_input_is_read_as_stdin(monkeypatch) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config("-", {})
     assert [str(p) for p in caught.value.problems] == [
-        "<stdin>:4:16: account 'b': country 'uk' is not an ISO 3166-1 alpha-2 code; did you mean 'GB'?"
+        "<stdin>:4:16: account 'b': country 'uk' is not an ISO 3166-1 alpha-2 code; did you mean 'GB' (United Kingdom)?"
     ]
     monkeypatch.setattr(
         sys, "stdin", io.TextIOWrapper(io.BytesIO((HEADER + "  a: {country: us}\n").encode()))
@@ -576,17 +596,17 @@ def test_a_country_by_alpha3_code_or_name_suggests_its_alpha2_code(
 ) -> None:
     [problem] = problems_of(write, HEADER + f'  a: {{country: "{written}"}}\n')
     assert problem == (
-        f"a.yaml:3:16: accounts.a.country: {written!r} is not a two-letter ISO 3166-1 country code; "
+        f"a.yaml:3:16: account 'a': country {written!r} is not an ISO 3166-1 alpha-2 code; "
         f"did you mean {code!r} ({name})?"
     )
 
 
 def test_a_country_nobody_has_suggests_nothing(write) -> None:
     assert problems_of(write, HEADER + "  a: {country: Narnia}\n") == [
-        "a.yaml:3:16: accounts.a.country: 'Narnia' is not a two-letter ISO 3166-1 country code"
+        "a.yaml:3:16: account 'a': country 'Narnia' is not an ISO 3166-1 alpha-2 code"
     ]
     assert problems_of(write, HEADER + "  a: {country: UK}\n") == [
-        "a.yaml:3:16: account 'a': country 'UK' is not an ISO 3166-1 alpha-2 code; did you mean 'GB'?"
+        "a.yaml:3:16: account 'a': country 'UK' is not an ISO 3166-1 alpha-2 code; did you mean 'GB' (United Kingdom)?"
     ]
 
 

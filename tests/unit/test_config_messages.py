@@ -232,6 +232,22 @@ SYNTAX_ERRORS = {
         "a.yaml:6:6: invalid YAML: this line is indented differently from the keys above it (spaces: 5 here; "
         "the keys from line 4 have 4, line 5 has 6); indent it like the keys it belongs with",
     ),
+    "the first key under proxy one space short": (
+        HEADER
+        + "  acc_a:\n    proxy:\n     host: proxy.example.com\n      port: 8080\n      protocol: http\n",
+        "a.yaml:5:6: invalid YAML: this line, the first key under line 4, is indented less than the keys below it "
+        "(spaces: 5 here, 6 from line 6); indent it like them",
+    ),
+    "the first key under proxy one space short, one key after it": (
+        HEADER + "  acc_a:\n    proxy:\n     host: proxy.example.com\n      port: 8080\n",
+        "a.yaml:5:6: invalid YAML: this line, the first key under line 4, is indented less than the keys below it "
+        "(spaces: 5 here, 6 from line 6); indent it like them",
+    ),
+    "the first key and the next both off the file's step": (
+        HEADER + "  acc_a:\n    proxy:\n       host: proxy.example.com\n        port: 8080\n",
+        "a.yaml:6:9: invalid YAML: this line is indented more than line 5 above it (spaces: 8 here, 7 there), the "
+        "first key under line 4: one of the two is off; indent both alike",
+    ),
     "one space too many": (
         HEADER + "  acc_a:\n    proxy:\n      host: proxy.example.com\n       port: 8080\n",
         "a.yaml:6:12: invalid YAML: this line is indented more than line 5 above it, so it reads as the rest of "

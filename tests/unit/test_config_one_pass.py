@@ -44,7 +44,8 @@ NINE_OTHERS = [
     "write the number without quotes",
     "a.yaml:15:14: account 'acc_resync': resync.after: '2026-01-01T00:00:00' has no time zone",
     "a.yaml:17:28: accounts.acc_port.proxy.port: expected an integer, got a string; write the number without quotes",
-    "a.yaml:19:14: account 'acc_uk': country 'uk' is not an ISO 3166-1 alpha-2 code; did you mean 'GB'?",
+    "a.yaml:19:14: account 'acc_uk': country 'uk' is not an ISO 3166-1 alpha-2 code; did you mean 'GB' "
+    "(United Kingdom)?",
     "a.yaml:21:9: account 'acc_ip': ip '300.1.1.1' is not a valid IP address",
     "a.yaml:25:29: account 'acc_telegram': resync.partial is LinkedIn only",
     "a.yaml:28:5: duplicate key 'country' (first defined at line 27, column 5)",

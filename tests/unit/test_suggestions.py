@@ -224,7 +224,8 @@ def test_standard_input_is_named_stdin_in_every_message(run, monkeypatch) -> Non
     refused = run("validate", "-")
     assert refused.code == 1
     assert refused.err.splitlines() == [
-        "<stdin>:3:16: account 'a': country 'uk' is not an ISO 3166-1 alpha-2 code; did you mean 'GB'?",
+        "<stdin>:3:16: account 'a': country 'uk' is not an ISO 3166-1 alpha-2 code; did you mean 'GB' "
+        "(United Kingdom)?",
         "1 error(s) in <stdin>",
     ]
     _stdin(monkeypatch, "version: [\n")
