@@ -341,7 +341,7 @@ def test_sandbox_flag_uses_its_own_state(run, write, monkeypatch) -> None:
     assert run("plan", "--sandbox", "a.yaml", "--detailed-exitcode").code == 2
     result = run("apply", "--sandbox", "--yes", "a.yaml")
     assert result.code == 0, result.err
-    assert result.err.startswith("Sandbox API at http://127.0.0.1:")
+    assert result.err.startswith("Applying to the sandbox at http://127.0.0.1:")
     assert Path(".reconciler/sandbox-state.json").exists()
     assert not Path(".reconciler/state.json").exists()
     assert run("plan", "--sandbox", "a.yaml", "--detailed-exitcode").code == 0
