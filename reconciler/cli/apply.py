@@ -153,6 +153,11 @@ def _say_outcome(outcome: ApplyOutcome, location: str) -> None:
         click.echo(f"Finished in {outcome.elapsed:.1f}s with nothing applied; state {state}.", err=True)
 
 
+def _say_at_once(line: str) -> None:
+    """A line while the run goes on (a signal arrived): on a line of its own below a progress bar."""
+    click.echo(("\n" if sys.stderr.isatty() else "") + line, err=True)
+
+
 def _confirm_on_terminal(config: str, destination: Destination) -> Confirmer:
     def confirm(plan: Plan) -> None:
         click.echo(render_plan(plan, "text", config), nl=False, err=True)
@@ -346,6 +351,7 @@ def apply(
             request,
             confirm=None if yes else _confirm_on_terminal(config, destination),
             watch=destination.watch,
+            notify=_say_at_once,
         )
         _say_outcome(outcome, location)
         emit_report(outcome.results, outcome.stop_reason, outcome.pace, output_format, report_file)
