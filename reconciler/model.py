@@ -438,6 +438,11 @@ class BoundCheck(Plain):
             f"({self.count}/{self.existing})"
         )
 
+    def way_past(self, command: str = "") -> str:
+        """How to apply past this bound, as `plan` and `apply` both say it (`command`: `apply ` when another
+        command says it)."""
+        return f"{command}--force applies it anyway, or --max-{self.action}-percent sets the bound"
+
     def to_json(self) -> dict[str, object]:
         return {
             "action": self.action,

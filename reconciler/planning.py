@@ -352,7 +352,7 @@ def raise_if_unsafe(safety: Safety) -> None:
         raise UnsafePlan(f"{safety.elsewhere.refusal()}; --force applies to this state anyway")
     refused = safety.refused
     if refused:
-        raise UnsafePlan(f"{refused[0].refusal()}; --force required")
+        raise UnsafePlan(f"{refused[0].refusal()}; {refused[0].way_past()}")
 
 
 #: The most secrets `unkeyed_secrets` checks: enough to tell, at the cost of one HMAC each.

@@ -177,6 +177,8 @@ class ApplyOutcome(Plain):
 Watcher = Callable[[Progress], AbstractContextManager[None]]
 #: Asked before anything is sent, with the plan about to be applied; raises to refuse.
 Confirmer = Callable[[Plan], None]
+#: Told, in one line, what a signal does to the run as it arrives (the caller prints it).
+Notifier = Callable[[str], None]
 
 
 def _recorded_count(backend: Backend, before: Recorded, request: ApplyRequest, targeted: bool) -> int:
@@ -215,13 +217,14 @@ def apply_run(
     request: ApplyRequest,
     confirm: Confirmer | None = None,
     watch: Watcher | None = None,
+    notify: Notifier | None = None,
 ) -> ApplyOutcome:
     """Apply the desired state under the state's lock; every success is recorded durably as it happens.
 
     Raises (nothing sent): LockHeld, WrongState (a saved plan made against another state), StalePlan (also for
     a saved plan made while variables were unset),
     UsageError (a variable the changes need is unset), UnsafePlan, or whatever `confirm` raises. Failures of single
-    operations are results, not exceptions.
+    operations are results, not exceptions. `notify` is told what a cancelling signal does, as it arrives.
     """
     if request.scope.saved is not None:
         request.scope.saved.check_complete()
@@ -263,7 +266,7 @@ def apply_run(
         try:
             with watch(progress) if watch is not None else contextlib.nullcontext():
                 engine, warning = asyncio.run(
-                    _run_engine(request, plan, journal, progress, snapshot, targeted)
+                    _run_engine(request, plan, journal, progress, snapshot, targeted, notify)
                 )
         except BaseException:
             with contextlib.suppress(ReconcilerError, OSError):  # report the first failure, not this one
@@ -323,6 +326,7 @@ async def _run_engine(
     progress: Progress,
     recorded: Recorded,
     targeted: bool = False,
+    notify: Notifier | None = None,
 ) -> tuple[Engine, str | None]:
     from reconciler.api.client import ApiClient  # pycurl: imported only when requests are sent
 
@@ -336,7 +340,7 @@ async def _run_engine(
         redactor=request.redactor,
     )
     engine = Engine(client, journal, request.scope.desired.accounts, options, progress)
-    with _cancelling_signals(engine, journal):
+    with _cancelling_signals(engine, journal, notify or (lambda _: None)):
         try:
             await engine.run(plan.changes)
         finally:
@@ -354,20 +358,47 @@ async def _run_engine(
     return engine, warning
 
 
+def cancelling_said(signal_number: int, in_flight: int, grace: float) -> str:
+    """What the first cancelling signal does, said at once."""
+    name = signal.Signals(signal_number).name
+    again = "Ctrl-C again" if signal_number == signal.SIGINT else f"{name} again"
+    if not in_flight:
+        return f"Cancelling ({name}): no request in flight; stopping now."
+    return (
+        f"Cancelling ({name}): waiting up to {grace:g} s for {in_flight} request(s) in flight; {again} to stop "
+        "at once."
+    )
+
+
+def aborted_said(signal_number: int, in_flight: int) -> str:
+    """What a second signal does (the process exits at once, without a report), said as it exits."""
+    name = signal.Signals(signal_number).name
+    lost = (
+        f"; {in_flight} request(s) in flight may have been applied without being recorded"
+        if in_flight
+        else ""
+    )
+    return f"Stopped at once ({name} again): no report; what was recorded is kept{lost}. Apply again to converge."
+
+
 @contextlib.contextmanager
-def _cancelling_signals(engine: Engine, journal: Journal) -> Iterator[None]:
+def _cancelling_signals(engine: Engine, journal: Journal, notify: Notifier) -> Iterator[None]:
     """SIGINT and SIGTERM (what a CI cancel sends) cancel the run gracefully: nothing new is sent, requests in
     flight get a short grace, and everything recorded is kept and reported. A second signal aborts at once,
-    after making every recorded success durable."""
+    after making every recorded success durable. Each is said at once (`notify`)."""
     loop = asyncio.get_running_loop()
 
     def on_signal(signal_number: int) -> None:
+        in_flight = engine.progress.in_flight
         if engine.cancelled_by is None:
             log.warning("%s: cancelling", signal.Signals(signal_number).name)
+            notify(cancelling_said(signal_number, in_flight, engine.options.grace))
             engine.cancel(signal_number)
             return
         with contextlib.suppress(Exception):
             journal.flush()
+        with contextlib.suppress(Exception):
+            notify(aborted_said(signal_number, in_flight))
         os._exit(128 + signal_number)
 
     installed = []

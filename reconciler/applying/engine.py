@@ -24,6 +24,9 @@ from reconciler.state import events as recording
 if TYPE_CHECKING:
     from reconciler.api.client import ApiClient
 
+#: After a cancelling signal, how often the engine looks whether a request is still in flight (none: the
+#: operations left, sleeping between polls or before a retry, are cut at once rather than at the grace's end).
+IDLE_CHECK_SECONDS = 0.02
 #: Operations started ahead of the requests they wait to send. Enough that a free permit never waits for a task
 #: to be created, few enough that 100,000 accounts do not each hold a coroutine at once.
 TASKS_AHEAD = 10_000
@@ -57,6 +60,7 @@ class Engine:
         self.cancelled_by: int | None = None
         self._sender: Sender | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._cutter: asyncio.Task[None] | None = None
 
     @property
     def results(self) -> list[Result]:
@@ -77,15 +81,19 @@ class Engine:
         tasks = self._tasks
 
         async def admitted(change: Change) -> None:
+            ended = False
             try:
-                await self._account(change)
+                ended = await self._account(change)
             except asyncio.CancelledError:  # cut at the end of a cancellation's grace: reported as skipped
                 pass
             except BaseException as exc:  # recording failed, say: send nothing more while the run unwinds
                 self.stop.stop(f"{type(exc).__name__}: {exc}"[:300])
                 raise
             finally:
-                self.progress.done += 1
+                if ended:
+                    self.progress.done += 1
+                else:
+                    self.progress.skipped += 1
                 admission.release()
 
         for index, change in enumerate(changes):
@@ -107,7 +115,9 @@ class Engine:
         return self.results
 
     def cancel(self, signal_number: int) -> None:
-        """A cancelling signal: send nothing new; requests in flight get `grace` seconds, then are cut."""
+        """A cancelling signal: send nothing new; requests in flight get `grace` seconds, then are cut. The
+        operations left are cut as soon as no request is in flight (a resync sleeping between polls sends
+        nothing more: it does not hold the exit back)."""
         if self.cancelled_by is not None:
             return
         self.cancelled_by = signal_number
@@ -115,25 +125,37 @@ class Engine:
         self.stop.cancelled = True
         if self._sender is not None:
             self._sender.permits.flush()  # requests waiting for the pace learn at once that nothing is sent
-        asyncio.get_running_loop().call_later(self.options.grace, self._cut)
+        self._cutter = asyncio.get_running_loop().create_task(self._cut_when_idle())
+
+    async def _cut_when_idle(self) -> None:
+        """Cut what is left once no request holds a permit (its success is durable by then), or at the grace's
+        end."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.grace
+        permits = self._sender.permits if self._sender is not None else None
+        while permits is not None and permits.in_flight and loop.time() < deadline:
+            await asyncio.sleep(IDLE_CHECK_SECONDS)
+        self._cut()
 
     def _cut(self) -> None:
         for task in list(self._tasks):
             task.cancel()
 
-    async def _account(self, change: Change) -> None:
+    async def _account(self, change: Change) -> bool:
+        """The change's operations; whether one of them ended (succeeded or failed) rather than all skipped."""
         recorder = self.recorder
         if change.action == "forget":
             recorder.forgotten(change.account_id)
-            return
+            return True
         spec = self.desired[change.account_id]
-        patched = True
+        patched: bool | None = True
         if change.patch:
             if self.stop.reason:
                 recorder.skipped(change.account_id, "patch")
-                patched = False
+                patched = None
             else:
                 patched = await self._patch(change, spec)
+        ended = change.patch and patched is not None
         if change.resync and spec.resync is not None:
             if not patched:
                 recorder.skipped(change.account_id, "resync", "skipped: the PATCH before it did not succeed")
@@ -141,9 +163,11 @@ class Engine:
                 recorder.skipped(change.account_id, "resync")
             else:
                 assert self._sender is not None
-                await resync(self.client, self._sender, recorder, spec)
+                ended = await resync(self.client, self._sender, recorder, spec) or ended
+        return ended
 
-    async def _patch(self, change: Change, spec: AccountSpec) -> bool:
+    async def _patch(self, change: Change, spec: AccountSpec) -> bool | None:
+        """PATCH the account: True succeeded, False failed, None skipped."""
         assert spec.settings is not None and self._sender is not None
         body = revealed(spec.settings)
         account_id = spec.account_id
@@ -156,7 +180,7 @@ class Engine:
         )
         if answer is None:
             self.recorder.skipped(account_id, "patch", attempts=attempts)
-            return False
+            return None
         if answer.error is None:
             self.recorder.succeeded(account_id, "patch", answer, attempts)
             return True

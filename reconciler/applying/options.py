@@ -81,6 +81,7 @@ class Progress(Plain):
     __slots__ = (
         "total",
         "done",
+        "skipped",
         "in_flight",
         "syncs_polling",
         "pace",
@@ -91,7 +92,9 @@ class Progress(Plain):
 
     def __init__(self, total: int = 0) -> None:
         self.total = total
+        #: Accounts whose operations ended (succeeded or failed), and accounts whose operations were all skipped.
         self.done = 0
+        self.skipped = 0
         self.in_flight = 0
         self.syncs_polling = 0
         #: The run's pace, once the engine runs: what it holds after the API pushed back.

@@ -28,8 +28,9 @@ TERMINAL_ERROR = "SYNC_ERROR"
 RUNNING = ("SYNC_STARTED", "SYNC_RUNNING")
 
 
-async def resync(client: ApiClient, sender: Sender, recorder: Recorder, spec: AccountSpec) -> None:
-    """Run the account's declared resync to its end and record its result."""
+async def resync(client: ApiClient, sender: Sender, recorder: Recorder, spec: AccountSpec) -> bool:
+    """Run the account's declared resync to its end and record its result; whether it ended (succeeded or
+    failed) rather than skipped."""
     assert spec.resync is not None
     account_id = spec.account_id
     params = spec.resync.query()
@@ -55,21 +56,21 @@ async def resync(client: ApiClient, sender: Sender, recorder: Recorder, spec: Ac
             attempts = sent - polls
             if answer is None:
                 recorder.skipped(account_id, "resync", attempts=sent - polls)
-                return
+                return False
             if answer.error is not None:
                 recorder.failed(account_id, "resync", answer, attempts, polls)
-                return
+                return True
             started = True
             status = answer.body["status"]
             if status in TERMINAL_DONE:  # recorded by the sender
                 recorder.succeeded(account_id, "resync", answer, attempts, message=status, polls=polls)
-                return
+                return True
             failure = _unfinished(
                 answer, status, options.sync_timeout, deadline, options.sync_poll_interval, client.redactor
             )
             if failure is not None:
                 recorder.failed(account_id, "resync", failure, attempts, polls)
-                return
+                return True
             await asyncio.sleep(options.sync_poll_interval)
     finally:
         progress.syncs_polling -= 1

@@ -45,11 +45,11 @@ from reconciler.runs import (
     Confirmer,
     SafetyBounds,
     StateAccess,
-    Watcher,
     apply_run,
 )
 from reconciler.secrets import fingerprint_key
 from reconciler.state import SHARDS_NEED_POSTGRES, Backend, display_location, resolve_state_location
+from reconciler.urls import display_url
 
 if TYPE_CHECKING:
     from reconciler import planfile
@@ -82,17 +82,25 @@ def _api(sandbox: bool, api_url: str | None, any_path: bool = False) -> Iterator
         server.stop()
 
 
-def _announcing_sandbox(url: str) -> Watcher:
-    """The progress display, after a line saying where the sandbox listens. Said once requests are about to
-    go, so that a refusal before them stays one line."""
+class Destination:
+    """The one line that says where the changes go and where they are recorded, said once: before the
+    confirmation prompt, or (with `--yes`) when requests are about to go, so that a refusal before them stays
+    one line."""
 
-    @contextlib.contextmanager
-    def watch(progress: Progress) -> Iterator[None]:
-        click.echo(f"Sandbox API at {url} (nothing leaves this machine).", err=True)
-        with progress_display(progress):
-            yield
+    def __init__(self, url: str, backend: Backend, sandbox: bool) -> None:
+        api = f"the sandbox at {url} (nothing leaves this machine)" if sandbox else display_url(url)
+        self.line = f"Applying to {terminal(api)}; state {terminal(str(backend.reference()))}."
+        self.said = False
 
-    return watch
+    def say(self) -> None:
+        if not self.said:
+            click.echo(self.line, err=True)
+            self.said = True
+
+    def watch(self, progress: Progress) -> contextlib.AbstractContextManager[None]:
+        """The progress display, after the line (unless the confirmation said it)."""
+        self.say()
+        return progress_display(progress)
 
 
 def _load_saved_plan(path: str) -> planfile.SavedPlan:
@@ -131,22 +139,31 @@ def _open_state(location: str, explicit: bool | None, shard: tuple[int, int] | N
 
 
 def _say_outcome(outcome: ApplyOutcome, location: str) -> None:
-    """What the run did, on standard error: its warnings, then that nothing was to do, or where it recorded."""
+    """What the run did, on standard error: its warnings, then that nothing was to do, or where it recorded (and
+    that nothing was applied, when no operation succeeded)."""
     for warning in outcome.warnings:
         click.echo(f"Warning: {terminal(warning)}", err=True)
     if outcome.plan.empty:
         click.echo("No changes. Nothing to apply.", err=True)
+        return
+    state = terminal(display_location(location))
+    if any(result.outcome == "succeeded" for result in outcome.results):
+        click.echo(f"Applied in {outcome.elapsed:.1f}s; state {state}.", err=True)
     else:
-        click.echo(
-            f"Applied in {outcome.elapsed:.1f}s; state {terminal(display_location(location))}.", err=True
-        )
+        click.echo(f"Finished in {outcome.elapsed:.1f}s with nothing applied; state {state}.", err=True)
 
 
-def _confirm_on_terminal(config: str) -> Confirmer:
+def _say_at_once(line: str) -> None:
+    """A line while the run goes on (a signal arrived): on a line of its own below a progress bar."""
+    click.echo(("\n" if sys.stderr.isatty() else "") + line, err=True)
+
+
+def _confirm_on_terminal(config: str, destination: Destination) -> Confirmer:
     def confirm(plan: Plan) -> None:
         click.echo(render_plan(plan, "text", config), nl=False, err=True)
         if not sys.stdin.isatty():
             raise UsageError("refusing to apply without --yes: no terminal to confirm on")
+        destination.say()
         click.confirm("Apply these changes?", abort=True, err=True)
 
     return confirm
@@ -329,10 +346,12 @@ def apply(
             fingerprint_key=fingerprint_key(os.environ, run_redactor()),
             redactor=run_redactor(),
         )
+        destination = Destination(url, backend, sandbox)
         outcome = apply_run(
             request,
-            confirm=None if yes else _confirm_on_terminal(config),
-            watch=_announcing_sandbox(url) if sandbox else progress_display,
+            confirm=None if yes else _confirm_on_terminal(config, destination),
+            watch=destination.watch,
+            notify=_say_at_once,
         )
         _say_outcome(outcome, location)
         emit_report(outcome.results, outcome.stop_reason, outcome.pace, output_format, report_file)

@@ -160,9 +160,11 @@ class ProgressView:
         rate = self._rate.sample_at(now, through)
         parts = [
             format_rate(rate),
-            format_time_left(time_left(progress.total - through, rate)),
+            format_time_left(time_left(progress.total - through - progress.skipped, rate)),
             format_failures(progress),
         ]
+        if progress.skipped:
+            parts.append(f"{progress.skipped} skipped")
         if in_flight:
             parts.append(f"{progress.in_flight} in flight")
         parts.append(f"{polling} syncs polling" + (" (not in the time left)" if polling else ""))
@@ -177,7 +179,9 @@ class ProgressView:
         self._rate.sample_at(self._clock(), progress.done + progress.syncs_polling)
 
     def line(self) -> str:
-        """The line printed without a terminal (the requests in flight left out: a count every 5 s says little)."""
+        """The line printed without a terminal (the requests in flight left out: a count every 5 s says little).
+        `done` counts the accounts whose operations ended (succeeded or failed); those skipped (a stop, a
+        cancellation) are counted apart, after the failures."""
         progress = self.progress
         details = ", ".join(self.parts(in_flight=False))
         return f"apply: {progress.done}/{progress.total} accounts done, {details}"
@@ -249,8 +253,9 @@ def progress_display(progress: Progress) -> Iterator[None]:
         nonlocal shown
         bar.length = max(progress.total, 1)
         detail = view.detail(_detail_room(bar.label, progress.total))  # one sample a refresh
-        bar.update(progress.done - shown, current_item=detail)
-        shown = progress.done
+        ended = progress.done + progress.skipped  # the bar: accounts with nothing left to do
+        bar.update(ended - shown, current_item=detail)
+        shown = ended
 
     with bar, _ticking(BAR_REFRESH_SECONDS, refresh):
         yield

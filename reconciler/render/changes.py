@@ -127,8 +127,7 @@ def safety_lines(
             "it anyway."
         )
     lines += [
-        f"apply would refuse this plan: {check.refusal()}; apply --force applies it anyway, or "
-        f"--max-{check.action}-percent sets the bound."
+        f"apply would refuse this plan: {check.refusal()}; {check.way_past('apply ')}."
         for check in safety.refused
     ]
     for check in safety.doubtful:

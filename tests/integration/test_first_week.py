@@ -451,7 +451,11 @@ def test_the_resync_bound_keeps_a_lost_state_from_restarting_every_resync(run, w
         in text
     )
     refused = run("apply", "a.yaml", "--yes")
-    assert refused.code == 1 and refused.err == f"Error: {said}; --force required\n"
+    assert (
+        refused.code == 1
+        and refused.err
+        == f"Error: {said}; --force applies it anyway, or --max-resync-percent sets the bound\n"
+    )
     assert api.stats.requests == 0
     # A new fleet that means it says so once; then the state holds the resyncs.
     options = ("--sync-poll-interval", "0")
@@ -461,7 +465,10 @@ def test_the_resync_bound_keeps_a_lost_state_from_restarting_every_resync(run, w
     # The state is lost (a file on a CI runner, say): nothing else holds the accounts, the bound refuses.
     Path(".reconciler/state.json").unlink()
     lost = run("apply", "a.yaml", "--yes", *options)
-    assert lost.code == 1 and lost.err == f"Error: {said}; --force required\n"
+    assert (
+        lost.code == 1
+        and lost.err == f"Error: {said}; --force applies it anyway, or --max-resync-percent sets the bound\n"
+    )
     assert sum(api.stats.sync_calls.values()) == synced
 
 

@@ -231,7 +231,10 @@ def test_plan_says_when_apply_would_refuse_it_in_every_format(run, write, api, m
     # And apply refuses it with the same numbers, sending nothing.
     refused = run("apply", "a.yaml", "--yes")
     assert refused.code == 1
-    assert refused.err == "Error: too many updates: 40.00% is over 30.00% (8/20); --force required\n"
+    assert (
+        refused.err == "Error: too many updates: 40.00% is over 30.00% (8/20); --force applies it anyway, or "
+        "--max-update-percent sets the bound\n"
+    )
     assert api.stats.requests == 0
 
     # With the bound apply will run with, the plan passes, and says nothing of a refusal.

@@ -165,6 +165,19 @@ def test_the_bar_details_fit_the_room_left_whole_details_first() -> None:
     assert view.detail(8) == "2.0 acc…"
 
 
+def test_skipped_accounts_are_counted_apart_from_those_done() -> None:
+    """After a stop or a cancellation, the accounts that will not be sent are not `done`, nor in the time left."""
+    clock = Clock()
+    counts = Progress(total=20)
+    view = ProgressView(counts, clock)
+    clock.now += 4
+    counts.done, counts.skipped = 4, 12
+    assert (
+        view.line()
+        == "apply: 4/20 accounts done, 1.0 accounts/s, ~4s left, 0 failed, 12 skipped, 0 syncs polling"
+    )
+
+
 def test_progress_lines_without_a_terminal(run, write, api, monkeypatch) -> None:
     monkeypatch.setattr(progress, "PROGRESS_LINE_SECONDS", 0.05)
     api.latency_ms = 20

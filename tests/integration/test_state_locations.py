@@ -147,6 +147,11 @@ def test_plan_header_and_apply_line_show_the_location_redacted(run, write, api, 
     applied = run("apply", "a.yaml", "--yes", "--state", url)
     assert applied.code == 0, applied.err
     assert "; state postgresql://postgres:***@" in applied.err
+    assert re.fullmatch(  # where it records, before the first request: server, database, schema, workspace
+        r"Applying to http://127\.0\.0\.1:\d+/api/v1; state postgresql 127\.0\.0\.1:\d+, database \w+, "
+        r"schema \w+, workspace test\.",
+        applied.err.splitlines()[0],
+    )
     assert DB_SECRET not in applied.out + applied.err
     assert run("state", "list", "--state", url).code == 0
 

@@ -320,7 +320,13 @@ def test_the_safety_bound_weighs_the_whole_state_on_a_targeted_apply(run, write,
         for state in (pg, file_state):
             with watched(whole_reads_allowed=state == file_state):
                 plans.append(run("plan", "a.yaml", "--state", state, "--format", "json", *targets))
-    assert set(refusals) == {(1, "Error: too many updates: 35.00% is over 30.00% (7/20); --force required\n")}
+    assert set(refusals) == {
+        (
+            1,
+            "Error: too many updates: 35.00% is over 30.00% (7/20); --force applies it anyway, or "
+            "--max-update-percent sets the bound\n",
+        )
+    }
     assert plans[0].out == plans[1].out, plans[0].err
     safety = plans[0].json["safety"]
     assert (safety["recorded"], safety["refused"]) == (20, True), safety
@@ -341,7 +347,10 @@ def test_a_targeted_shard_is_weighed_against_the_shards_accounts(run, write, api
         refusals = _refusals(run, [(pg, ["--shard", "1/2", *targets]), (pg, ["--shard", "1/2"])])
         assert api.stats.requests == 0
         percent = f"{100 * len(moved) / len(mine):.2f}%"
-        expected = f"Error: too many updates: {percent} is over 30.00% ({len(moved)}/{len(mine)}); --force required\n"
+        expected = (
+            f"Error: too many updates: {percent} is over 30.00% ({len(moved)}/{len(mine)}); --force applies it "
+            "anyway, or --max-update-percent sets the bound\n"
+        )
         assert refusals == [(1, expected)] * 2
         assert (
             run("apply", "a.yaml", "--yes", "--state", pg, *targets).code == 0

@@ -19,6 +19,7 @@ import pytest
 
 from reconciler.api.catalogue import CATALOGUE, ErrorKind
 from reconciler.cli import cli
+from tests.helpers import SENTINEL_KEY, fleet
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -113,6 +114,40 @@ def test_every_option_of_every_command_is_documented(path: str, command: click.C
         if isinstance(parameter, click.Option) and parameter.name != "help":
             for option in [*parameter.opts, *parameter.secondary_opts]:
                 assert f"`{option}" in section, f"{path}: {option} is not described in docs/commands.md"
+
+
+def _apply_exit_rows() -> dict[int, str]:
+    """The rows of apply's exit table in docs/commands.md: code -> meaning."""
+    section = _section(COMMANDS.read_text("utf-8"), "apply")
+    return {
+        int(code): meaning for code, meaning in re.findall(r"^\| \*\*(\d+)\*\* \| (.*) \|$", section, re.M)
+    }
+
+
+@pytest.mark.parametrize(
+    ("case", "key", "url", "words"),
+    [
+        ("no key", None, "{url}", "no API key"),
+        ("a URL refused before sending", SENTINEL_KEY, "{root}", "a path that does not end in `/api/v1`"),
+        ("a wrong key", "wrong-key", "{url}", "a wrong API key"),
+        ("the API down", SENTINEL_KEY, "http://127.0.0.1:9/api/v1", "an API that is down or out of reach"),
+    ],
+    ids=["no key", "URL path", "wrong key", "API down"],
+)
+def test_apply_exit_table_puts_each_case_under_the_code_apply_exits_with(
+    run, write, server, monkeypatch, case: str, key: str | None, url: str, words: str
+) -> None:
+    if key is None:
+        monkeypatch.delenv("POSTPRESS_API_KEY", raising=False)
+    else:
+        monkeypatch.setenv("POSTPRESS_API_KEY", key)
+    monkeypatch.setenv(
+        "POSTPRESS_API_URL", url.format(url=server.url, root=server.url.removesuffix("/api/v1"))
+    )
+    write("a.yaml", fleet(2))
+    code = run("apply", "a.yaml", "--yes", "--max-attempts", "1").code
+    rows = _apply_exit_rows()
+    assert [row for row, meaning in rows.items() if words in meaning] == [code], (case, code, rows)
 
 
 def test_the_global_options_are_documented() -> None:

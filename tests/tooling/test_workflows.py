@@ -266,6 +266,33 @@ def test_merge_applies_the_saved_plan_from_another_checkout(gitops: GitOps, run)
     assert gitops.requests() == []
 
 
+def test_a_run_by_hand_passes_its_args_to_the_apply_job_only(gitops: GitOps) -> None:
+    """A change past the safety bound is refused on merge, with the flag that sets the bound; a run by hand
+    with `args` applies it. The input reaches the action as an argument list, never as a script."""
+    moved = {f"acc_{i:02d}": "{provider: TELEGRAM, country: FR}" for i in range(20)}  # 20 of 50: 40%
+    before = gitops.repository.git("rev-parse", "main")
+    after = gitops.repository.commit({"accounts.yaml": fleet(**moved)}, "Move 20 accounts to France")
+    refused = gitops.run("apply.yml", gitops.repository.push(before, after))
+    assert refused.jobs["apply"].result == "failure"
+    assert (
+        "too many updates: 40.00% is over 30.00% (20/50); --force applies it anyway, or --max-update-percent "
+        "sets the bound" in refused.log
+    )
+    assert gitops.requests() == []
+
+    by_hand = gitops.run(
+        "apply.yml", gitops.repository.dispatch({"args": "--max-update-percent 60 '$(touch pwned)'"})
+    )
+    assert by_hand.jobs["apply"].result == "failure"  # a quoted word is one argument, never run
+    assert not any((job.workspace / "pwned").exists() for job in by_hand.jobs.values() if job.workspace)
+    assert gitops.requests() == []
+
+    applied = gitops.run("apply.yml", gitops.repository.dispatch({"args": "--max-update-percent 60"}))
+    assert applied.jobs["plan"].result == "success", applied.log
+    assert applied.jobs["apply"].result == "success", applied.log
+    assert [request[:2] for request in gitops.requests()] == [("PATCH", f"acc_{i:02d}") for i in range(20)]
+
+
 def test_scheduled_reconcile_keeps_one_failures_issue_until_a_clean_run(gitops: GitOps) -> None:
     moved = fleet(
         acc_01="{provider: LINKEDIN, proxy: {host: p01.proxy.example.com, username: proxyuser, "

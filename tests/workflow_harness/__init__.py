@@ -3,7 +3,8 @@
 The tests use it to execute the ready-to-copy workflows and the action (not only to validate their schema).
 
 What it honours, as GitHub documents it:
-- triggers: the event's name, `branches` and `paths` filters (`*`, `**`, `?`);
+- triggers: the event's name, `branches` and `paths` filters (`*`, `**`, `?`); a workflow_dispatch's `inputs`
+  context holds each declared input's default unless the event gives it, and an undeclared input is refused;
 - jobs in `needs` order, job `if:` (default `success()`), job `outputs`, the `needs` context;
 - steps in order: `if:` (default `success()`; `always()`, `success()`, `failure()`, `cancelled()`), `id`,
   `continue-on-error`, `working-directory`, `shell` (`bash` is `bash --noprofile --norc -eo pipefail`, no shell

@@ -107,10 +107,14 @@ class Repository:
             "schedule", sha, "refs/heads/main", {"schedule": cron, "repository": self._repo_payload()}
         )
 
-    def dispatch(self) -> Event:
+    def dispatch(self, inputs: dict[str, str] | None = None) -> Event:
+        """A run by hand on main, with the workflow_dispatch `inputs` given (none by default)."""
         sha = self.git("rev-parse", "main")
         return Event(
-            "workflow_dispatch", sha, "refs/heads/main", {"inputs": {}, "repository": self._repo_payload()}
+            "workflow_dispatch",
+            sha,
+            "refs/heads/main",
+            {"inputs": dict(inputs or {}), "repository": self._repo_payload()},
         )
 
 
@@ -161,3 +165,17 @@ def triggered(workflow: dict[str, Any], event: Event) -> bool:
     if "paths" in filters and event.changed_files is not None:
         return any(_matches(filters["paths"], name) for name in event.changed_files)
     return True
+
+
+def event_inputs(workflow: dict[str, Any], event: Event) -> dict[str, Any]:
+    """The `inputs` context of a run: for workflow_dispatch, each declared input's default, overridden by what
+    the event gives; an input the workflow does not declare is refused, as GitHub refuses it."""
+    given: dict[str, Any] = event.payload.get("inputs", {})
+    if event.name != "workflow_dispatch":
+        return given
+    on = workflow.get("on", workflow.get(True))
+    declared = ((on.get("workflow_dispatch") or {}) if isinstance(on, dict) else {}).get("inputs") or {}
+    unknown = set(given) - set(declared)
+    if unknown:
+        raise HarnessError(f"workflow_dispatch: unexpected inputs {sorted(unknown)}")
+    return {name: given.get(name, (spec or {}).get("default", "")) for name, spec in declared.items()}

@@ -21,7 +21,7 @@ import yaml
 
 from tests.workflow_harness.errors import HarnessError
 from tests.workflow_harness.expressions import Scope, as_text
-from tests.workflow_harness.repository import Event, Repository, triggered
+from tests.workflow_harness.repository import Event, Repository, event_inputs, triggered
 
 STEP_TIMEOUT_SECONDS = 300
 ANNOTATION = re.compile(r"^::(error|warning|notice)(?: ([^:]*))?::(.*)$")
@@ -287,7 +287,7 @@ class Runner:
                 "github": github,
                 "secrets": {**secrets, "GITHUB_TOKEN": token},
                 "vars": variables,
-                "inputs": event.payload.get("inputs", {}),
+                "inputs": event_inputs(workflow, event),
                 "needs": needs,
                 "env": {},
                 "steps": {},
