@@ -61,7 +61,9 @@ HOSTILE_TEXT = (
     "<img src=x onerror=alert(1)> @octocat [x](javascript:alert(1)) <!-- reconciler-plan --> "
 )
 HOSTILE_TYPE = f"errors/x {HOSTILE_TEXT}{PASSWORD} {base64.b64encode(API_KEY.encode()).decode()}"
-HOSTILE_HOST = "h\\e[2J\\e]0;owned\\a\\r\\u202e</details>`x`@team.example"  # YAML escapes, in double quotes
+#: A host in the file is checked (no host holds a control character or a '<'): this one comes from the recorded
+#: state, outside text too (a state edited by hand or written by another tool), and reaches the plan's diff.
+RECORDED_HOST = "h\x1b[2J\x1b]0;owned\x07\r\u202e</details>`x`@team.example"
 CONFIG_NAME = "cfg\x1b[2J\u202e`<img src=x onerror=alert(1)>@x.yaml"
 STATE_NAME = "st\x1b]0;t\x07<details>`.json"
 
@@ -71,7 +73,7 @@ accounts:
   acc_secret:
     provider: LINKEDIN
     labels: {{team: "red\\e[31m</details>@here\\u202e"}}
-    proxy: {{host: "{HOSTILE_HOST}", port: 8080, username: "${{PROXY_USER}}", password: "${{PROXY_PASSWORD}}"}}
+    proxy: {{host: h.team.example, port: 8080, username: "${{PROXY_USER}}", password: "${{PROXY_PASSWORD}}"}}
   acc_secret64: {{proxy: {{host: h.example, port: 1, password: "${{PROXY_PASSWORD}}"}}}}
   acc_plain: {{proxy: {{host: p.example, port: 1, password: "{PLAINTEXT}"}}}}
   acc_ok: {{country: US, labels: {{note: "\\e[2J"}}}}
@@ -201,6 +203,21 @@ def reports_in(summary: str) -> list[str]:
 
 
 # -- the suite -------------------------------------------------------------------------------------------------
+def _plant_recorded_host(state: str, account_ids: list[str], host: str = RECORDED_HOST) -> None:
+    """Record `host` as the proxy host of each account: the plan's diff shows it."""
+    from reconciler.model import AccountRecord
+    from reconciler.state import open_backend
+
+    backend = open_backend(state)
+    with backend.lock():
+        recorded = backend.create_if_absent()
+        for account_id in account_ids:
+            recorded.accounts[account_id] = AccountRecord(
+                settings={"proxy": {"host": host, "port": 8080}}, applied_at="2026-01-01T00:00:00Z"
+            )
+        backend.write(recorded)
+
+
 def test_every_command_and_format(
     run, workdir: Path, state_url: str, hostile_api, journal_writes, monkeypatch
 ) -> None:
@@ -213,6 +230,7 @@ def test_every_command_and_format(
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
     apply = ["apply", "--yes", "--state", state, "--max-attempts", "1"]
+    _plant_recorded_host(state, ["acc_secret"])
 
     outcomes = {
         "validate": run("-v", "validate", CONFIG_NAME),
@@ -249,7 +267,9 @@ def test_every_command_and_format(
     assert "\\x1b[2J" in applied and "\\u202e" in applied and "\\x0d\\x0a" in applied
     assert "Injected by the sandbox; X-API-KEY *** (***); the request {" in applied
     assert "HTTP 401" in applied and "HTTP 400" in applied
-    assert "\\u202e" in outcomes["plan text"].out and "\\x1b" in outcomes["validate"].err  # host; file name
+    assert (
+        "\\u202e" in outcomes["plan text"].out and "\\x1b" in outcomes["validate"].err
+    )  # recorded host; file
     report = json.loads((workdir / "r.json").read_text())
     types = {result["account_id"]: result["error_type"] for result in report["results"]}
     assert types["acc_plain"].startswith("errors/x%20%1B%5B2J") and len(types["acc_plain"]) <= 100
@@ -304,13 +324,14 @@ def test_markdown_stays_bounded_and_structured_with_hostile_text_everywhere(
     """Escaping lengthens text (longer fences, `\\x1b`): the 60,000-character bound still holds, and so does
     the structure."""
     ids = [f"a{index:04d}" + "`" * 40 + "</details>" for index in range(600)]
-    host = json.dumps(HOSTILE_TEXT)
     lines = ["version: 1", "accounts:"]
-    lines += [f"  {json.dumps(account_id)}: {{proxy: {{host: {host}, port: 1}}}}" for account_id in ids]
+    lines += [f"  {json.dumps(account_id)}: {{proxy: {{host: h.example, port: 1}}}}" for account_id in ids]
     (workdir / "big.yaml").write_text("\n".join(lines) + "\n")
+    _plant_recorded_host(str(workdir / ".reconciler" / "state.json"), ids, HOSTILE_TEXT)  # the diff shows it
     result = run("plan", "big.yaml", "--format", "markdown")
     assert result.code == 0, result.err
     assert "account(s) in 1 file(s) left out to stay under 60,000 characters" in result.out
+    assert "\\x1b[2J" in result.out and "\\u202eevil" in result.out  # the recorded hosts, escaped
     assert_markdown_safe(result.out, "<!-- reconciler-plan -->", sections=1)
 
     hostile_api.faults = [Fault("errors/invalid_parameters", echo=True)]
@@ -326,6 +347,7 @@ def test_markdown_stays_bounded_and_structured_with_hostile_text_everywhere(
         "16",
         "--max-consecutive-failures",
         "0",  # every account fails the same way: the breaker would stop the run before the bound matters
+        "--force",  # every recorded account is updated
     )
     assert result.code == 3, result.err[-500:]
     assert "failures left out to stay under 60,000 characters" in result.out
