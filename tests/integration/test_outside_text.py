@@ -331,7 +331,7 @@ def test_markdown_stays_bounded_and_structured_with_hostile_text_everywhere(
     result = run("plan", "big.yaml", "--format", "markdown")
     assert result.code == 0, result.err
     assert "account(s) in 1 file(s) left out to stay under 60,000 characters" in result.out
-    assert "\\x1b[2J" in result.out and "\\u202eevil" in result.out  # the recorded hosts, escaped
+    assert "\\u001b[2J" in result.out and "\\u202eevil" in result.out  # the recorded hosts, escaped
     assert_markdown_safe(result.out, "<!-- reconciler-plan -->", sections=1)
 
     hostile_api.faults = [Fault("errors/invalid_parameters", echo=True)]
