@@ -269,15 +269,15 @@ def _blamed(cause: str, kind: ErrorKind, api_url: str | None) -> str:
     """What is to blame instead of the accounts, and what to check: clauses without an end of sentence."""
     at = f" at {display_url(api_url)}" if api_url else ""
     if cause == "key":
-        return f"the API{at} does not accept the key (the accounts are not at fault): check POSTPRESS_API_KEY"
+        return f"the API{at} does not accept the key (no account is at fault): check POSTPRESS_API_KEY"
     if cause == "outage" and kind.status == 429:
         return (
-            f"the API{at} refuses every request as too many (the accounts are not at fault): apply again later, or "
+            f"the API{at} refuses every request as too many (no account is at fault): apply again later, or "
             "lower --rate-limit"
         )
     if cause == "outage":
         return (
-            f"the API{at} is down or out of reach (the accounts are not at fault): check that the API is up and that "
+            f"the API{at} is down or out of reach (no account is at fault): check that the API is up and that "
             "--api-url is right"
         )
     url = f" {display_url(api_url)}" if api_url else ""

@@ -50,7 +50,7 @@ def test_a_wrong_key_is_the_runs_failure_not_each_accounts(
     [stop] = _stop_lines(result.out)
     assert "errors/invalid_credentials (HTTP 401)" in stop
     assert (
-        f"the API at {server.url} does not accept the key (the accounts are not at fault): check POSTPRESS_API_KEY;"
+        f"the API at {server.url} does not accept the key (no account is at fault): check POSTPRESS_API_KEY;"
         in stop
     )
     assert stop.endswith(": check POSTPRESS_API_KEY; the remaining operations were skipped."), stop
@@ -101,7 +101,7 @@ def test_a_dead_api_is_the_runs_failure_whatever_the_fleet_size(run, write, api,
         f"network_error (cannot connect to 127.0.0.1:{url.split(':')[2].split('/')[0]}: Connection refused)"
         in stop
     )
-    assert f"the API at {url} is down or out of reach (the accounts are not at fault)" in stop
+    assert f"the API at {url} is down or out of reach (no account is at fault)" in stop
     assert stop.endswith(
         "check that the API is up and that --api-url is right; the remaining operations were skipped."
     )
