@@ -12,6 +12,7 @@ from reconciler.model import Elsewhere
 from reconciler.reference import StateReference
 from reconciler.secrets.redaction import Redactor
 from reconciler.state.base import SHARDS_NEED_POSTGRES, Backend, Journal
+from reconciler.suggestions import closest
 from reconciler.urls import display_url
 
 DEFAULT_STATE = ".reconciler/state.json"
@@ -130,9 +131,7 @@ def close_schema_note(backend: Backend) -> str | None:
         others = list(backend.other_schemas([]))
     except StateError:
         return None
-    import difflib
-
-    close = difflib.get_close_matches(schema, others, n=1, cutoff=0.75)
+    close = closest(schema, others, limit=1)
     if not close:
         return None
     parameter = urlencode({"schema": close[0]})

@@ -117,10 +117,7 @@ def test_an_api_that_throttles_everything_stops_after_about_two_times_the_concur
     assert api.stats.requests <= 2 * 16 + 8, (
         api.stats.requests
     )  # waiting out --throttle-timeout costs probes only
-    assert (
-        f"the API at {server.url} refuses every request as too many (no account is at fault)"
-        in result.out
-    )
+    assert f"the API at {server.url} refuses every request as too many (no account is at fault)" in result.out
     assert "0 PATCHed" in result.out and "0 failed" in result.out  # skipped: not the accounts' failure
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from psycopg import pq
 
 from reconciler.errors import StateError
+from reconciler.suggestions import suggestion
 from reconciler.urls import BAD_PERCENT, display_url
 
 #: PostgreSQL's identifier limit (NAMEDATALEN - 1): a longer schema name is cut silently, so two long names
@@ -69,8 +69,7 @@ def check_parameters(url: str, names: list[str]) -> None:
     for name in names:
         if name in known:
             continue
-        close = difflib.get_close_matches(name.casefold(), known, n=1, cutoff=0.6)
-        named = repr(name[:100]) + (f" (did you mean {close[0]!r}?)" if close else "")
+        named = repr(name[:100]) + suggestion(name[:100], known, limit=1)
         shown = display_url(url.split("?", 1)[0].split("#", 1)[0])
         raise StateError(
             f"the state URL {shown} has an unknown parameter {named}: it takes schema, workspace and libpq's "
