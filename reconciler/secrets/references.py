@@ -86,6 +86,8 @@ def shell_variable(text: str, anywhere: bool = False) -> str | None:
     """The NAME of a shell-style `$NAME` written for `${NAME}`: `text` is exactly `$NAME` (or, with `anywhere`,
     holds one not after a `$`); None otherwise. A `$` elsewhere in a value (`pa$word`) is literal text, as it
     always was: only a whole value can be told apart from a password."""
+    if "$" not in text:  # most values: no regex run (this is called for every proxy string)
+        return None
     match = (_SHELL_ANYWHERE.search if anywhere else _SHELL_WHOLE.match)(text)
     return match.group(1) if match else None
 
@@ -93,7 +95,7 @@ def shell_variable(text: str, anywhere: bool = False) -> str | None:
 def parts(text: str) -> list[tuple[str, Reference | None]]:
     """`text` as (literal text, the reference after it) pairs, the last with None; `$${` is part of the literal
     text as `${`, and a whole `$$NAME` is the literal `$NAME`. ReferenceError_ for the first malformed reference."""
-    if _SHELL_LITERAL.match(text):
+    if text.startswith("$$") and _SHELL_LITERAL.match(text):
         return [(text[1:], None)]
     found: list[tuple[str, Reference | None]] = []
     position = 0
