@@ -23,9 +23,9 @@ from reconciler.cli.common import (
 )
 from reconciler.errors import ReconcilerError
 from reconciler.escape import json_document, terminal
-from reconciler.model import Recorded
+from reconciler.model import Desired, Recorded
 from reconciler.planning import make_plan
-from reconciler.secrets import fingerprint_key, masked
+from reconciler.secrets import fingerprint_key, masked, unset_message
 from reconciler.state import Backend, close_schema_note, held_elsewhere, resolve_state_location
 from reconciler.state import events as recording
 from reconciler.state.stored import typed
@@ -191,6 +191,25 @@ def state_migrate(source: str, target: str, force: bool, lock_timeout: float) ->
     )
 
 
+def _check_import_variables(
+    desired: Desired, targets: tuple[str, ...], selectors: tuple[tuple[str, str], ...]
+) -> None:
+    """Exit 1 when a variable that the accounts to import need is unset, before the state is opened. Only theirs:
+    `--target c` needs none of another account's. The plan names the variables of every declared account it
+    chooses, so an empty state will do; a target or selection it cannot choose from the file alone is left to
+    the plan against the recorded state (a recorded account is never imported: it needs no variable)."""
+    declared = tuple(target for target in targets if target in desired.accounts)
+    if targets and not declared:
+        return
+    try:
+        unset = make_plan(desired, Recorded(None, 0, ""), declared, list(selectors)).unset_variables
+    except ReconcilerError:
+        return
+    if unset:
+        them = "them" if len(unset) > 1 else "it"
+        fail(f"{unset_message(unset)}; import needs {them} for the values it records")
+
+
 @click.command("import", short_help="Record declared accounts as applied, without the API.")
 @config_argument
 @state_option
@@ -220,7 +239,9 @@ def import_(
     Use it when the accounts already have these settings (set by hand, or by another tool). Declared resync
     generations are recorded as done too, unless --no-resynced.
     """
-    desired = load_or_exit(config)
+    desired = load_or_exit(config, need_secrets=False)
+    if desired.unset_variables:
+        _check_import_variables(desired, targets, selectors)
 
     def edit(recorded: Recorded) -> dict[str, list[str]] | None:
         the_plan = make_plan(

@@ -121,6 +121,25 @@ def test_apply_without_a_variable_it_needs_sends_nothing_and_names_each_once(
     assert set(api.stats.patches) == {"c"}
 
 
+def test_import_needs_only_the_variables_of_the_accounts_it_records(run, write, monkeypatch) -> None:
+    monkeypatch.delenv("PROXY_PASSWORD")
+    write("a.yaml", CONFIG)
+    refused = run("import", "a.yaml", "--yes")
+    assert refused.code == 1
+    assert refused.err == (
+        "Error: environment variables PROXY_PASSWORD, PROXY_USER are not set or empty; import needs them for the "
+        "values it records\n"
+    )
+    assert not Path(".reconciler/state.json").exists()
+    imported = run("import", "a.yaml", "--yes", "--target", "c")
+    assert imported.code == 0, imported.err
+    listed = run("state", "list").out
+    assert listed.split("\t")[0] == "c" and listed.count("\n") == 1, listed
+    # A target that is not declared is said as without an unset variable (the state's own check).
+    unknown = run("import", "a.yaml", "--yes", "--target", "d")
+    assert (unknown.code, unknown.err) == (1, "Error: --target names no declared or recorded account: 'd'\n")
+
+
 def test_an_empty_variable_counts_as_unset(run, write, api, monkeypatch) -> None:
     """In CI a missing secret arrives as an empty string: an empty password is never sent."""
     monkeypatch.setenv("PROXY_PASSWORD", "")
