@@ -123,6 +123,7 @@ class Engine:
         self.cancelled_by = signal_number
         self.stop.stop(f"cancelled by {_signal_name(signal_number)}")
         self.stop.cancelled = True
+        self.progress.cancelled = True
         if self._sender is not None:
             self._sender.permits.flush()  # requests waiting for the pace learn at once that nothing is sent
         self._cutter = asyncio.get_running_loop().create_task(self._cut_when_idle())

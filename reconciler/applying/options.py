@@ -84,6 +84,7 @@ class Progress(Plain):
         "skipped",
         "in_flight",
         "syncs_polling",
+        "cancelled",
         "pace",
         "failed",
         "failures_by_type",
@@ -97,6 +98,8 @@ class Progress(Plain):
         self.skipped = 0
         self.in_flight = 0
         self.syncs_polling = 0
+        #: A signal cancelled the run: nothing new is sent, so no time is left to show.
+        self.cancelled = False
         #: The run's pace, once the engine runs: what it holds after the API pushed back.
         self.pace: Pace | None = None
         #: Operations (PATCHes and resyncs) that failed so far, as the report counts them.

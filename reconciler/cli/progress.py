@@ -160,7 +160,9 @@ class ProgressView:
         rate = self._rate.sample_at(now, through)
         parts = [
             format_rate(rate),
-            format_time_left(time_left(progress.total - through - progress.skipped, rate)),
+            "cancelling"
+            if progress.cancelled
+            else format_time_left(time_left(progress.total - through - progress.skipped, rate)),
             format_failures(progress),
         ]
         if progress.skipped:

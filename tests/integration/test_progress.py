@@ -142,6 +142,18 @@ def test_accounts_whose_sync_polls_are_through_their_requests() -> None:
     assert "~0s left, 0 failed, 4 syncs polling (not in the time left)" in view.line()
 
 
+def test_a_cancelled_run_shows_no_time_left() -> None:
+    """After Ctrl-C nothing new is sent: the accounts not started are not waited for, so no time left is shown."""
+    clock = Clock()
+    counts = Progress(total=100)
+    view = ProgressView(counts, clock)
+    clock.now += 10
+    counts.done = 10
+    assert "~1m30s left" in view.line()
+    counts.cancelled = True
+    assert view.line() == "apply: 10/100 accounts done, 1.0 accounts/s, cancelling, 0 failed, 0 syncs polling"
+
+
 def test_the_time_left_reads_in_hours_minutes_and_seconds() -> None:
     assert format_time_left(None) == "-- left"
     assert format_time_left(0.2) == "~1s left"
