@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 from tests.helpers import SENTINEL_PASSWORD
 
@@ -104,38 +105,31 @@ def test_a_plan_saved_with_unset_variables_is_refused_naming_them(run, write, ap
     assert api.stats.requests == 0
 
 
-def test_apply_without_a_variable_it_needs_sends_nothing_and_names_each_once(
-    run, write, api, monkeypatch
+@pytest.mark.parametrize("command, use", [("apply", "sends"), ("import", "records")])
+def test_a_command_without_a_variable_it_needs_writes_nothing_and_names_each_once(
+    command, use, run, write, api, monkeypatch
 ) -> None:
     monkeypatch.delenv("PROXY_PASSWORD")
     write("a.yaml", CONFIG)
-    result = run("apply", "a.yaml", "--yes")
+    result = run(command, "a.yaml", "--yes")
     assert result.code == 1
     assert result.err == (
-        "Error: environment variables PROXY_PASSWORD, PROXY_USER are not set or empty; apply needs them for the "
-        "values it sends\n"
+        f"Error: environment variables PROXY_PASSWORD, PROXY_USER are not set or empty; {command} needs them for "
+        f"the values it {use}\n"
     )
     assert api.stats.requests == 0 and not Path(".reconciler/state.json").exists()
-    # An account that needs none of them applies.
-    assert run("apply", "a.yaml", "--yes", "--target", "c").code == 0
-    assert set(api.stats.patches) == {"c"}
+    # An account that needs none of them is applied (imported) and recorded, alone.
+    done = run(command, "a.yaml", "--yes", "--target", "c")
+    assert done.code == 0, done.err
+    assert [line.split("\t")[0] for line in run("state", "list").out.splitlines()] == ["c"]
+    assert set(api.stats.patches) == ({"c"} if command == "apply" else set())
 
 
-def test_import_needs_only_the_variables_of_the_accounts_it_records(run, write, monkeypatch) -> None:
+def test_import_of_an_undeclared_target_is_refused_as_without_an_unset_variable(
+    run, write, monkeypatch
+) -> None:
     monkeypatch.delenv("PROXY_PASSWORD")
     write("a.yaml", CONFIG)
-    refused = run("import", "a.yaml", "--yes")
-    assert refused.code == 1
-    assert refused.err == (
-        "Error: environment variables PROXY_PASSWORD, PROXY_USER are not set or empty; import needs them for the "
-        "values it records\n"
-    )
-    assert not Path(".reconciler/state.json").exists()
-    imported = run("import", "a.yaml", "--yes", "--target", "c")
-    assert imported.code == 0, imported.err
-    listed = run("state", "list").out
-    assert listed.split("\t")[0] == "c" and listed.count("\n") == 1, listed
-    # A target that is not declared is said as without an unset variable (the state's own check).
     unknown = run("import", "a.yaml", "--yes", "--target", "d")
     assert (unknown.code, unknown.err) == (1, "Error: --target names no declared or recorded account: 'd'\n")
 
