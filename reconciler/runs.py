@@ -30,7 +30,7 @@ from reconciler.planning import (
     to_create,
     weigh,
 )
-from reconciler.secrets import unset_message
+from reconciler.secrets import needed_message
 from reconciler.secrets.redaction import Redactor
 from reconciler.state import Backend, Journal, look_elsewhere
 
@@ -246,10 +246,7 @@ def apply_run(
             request.scope.saved.check_state(before, backend.reference(), request.state.named_by)
         plan = _plan(request, before, targeted)
         if plan.unset_variables:
-            them = "them" if len(plan.unset_variables) > 1 else "it"
-            raise UsageError(
-                f"{unset_message(plan.unset_variables)}; apply needs {them} for the values it sends"
-            )
+            raise UsageError(needed_message(plan.unset_variables, "apply", "sends"))
         if request.scope.saved is not None:
             request.scope.saved.check_fresh(plan, request.scope.desired, before, request.fingerprint_key)
         if plan.empty:

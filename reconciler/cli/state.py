@@ -25,7 +25,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.escape import json_document, terminal
 from reconciler.model import Desired, Recorded
 from reconciler.planning import make_plan
-from reconciler.secrets import fingerprint_key, masked, unset_message
+from reconciler.secrets import fingerprint_key, masked, needed_message
 from reconciler.state import Backend, close_schema_note, held_elsewhere, resolve_state_location
 from reconciler.state import events as recording
 from reconciler.state.stored import typed
@@ -206,8 +206,7 @@ def _check_import_variables(
     except ReconcilerError:
         return
     if unset:
-        them = "them" if len(unset) > 1 else "it"
-        fail(f"{unset_message(unset)}; import needs {them} for the values it records")
+        fail(needed_message(unset, "import", "records"))
 
 
 @click.command("import", short_help="Record declared accounts as applied, without the API.")

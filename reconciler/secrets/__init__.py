@@ -14,6 +14,7 @@ from reconciler.secrets.unknown import (
     Unresolved,
     file_source,
     is_file_source,
+    needed_message,
     sources_text,
     text_of,
     unknown_marker,
@@ -55,5 +56,6 @@ __all__ = [
     "text_of",
     "unknown_marker",
     "unresolved_names",
+    "needed_message",
     "unset_message",
 ]

@@ -21,6 +21,13 @@ def unset_message(names: Sequence[str]) -> str:
     return f"environment variable{'s' if many else ''} {', '.join(names)} {'are' if many else 'is'} not set or empty"
 
 
+def needed_message(names: Sequence[str], command: str, use: str) -> str:
+    """`environment variable A is not set or empty; apply needs it for the values it sends`: a command that
+    cannot go on without the values (`use`: what it does with them)."""
+    them = "them" if len(names) > 1 else "it"
+    return f"{unset_message(names)}; {command} needs {them} for the values it {use}"
+
+
 class Unresolved:
     """A configuration value that cannot be known because environment variables it refers to are unset.
 
